@@ -1,0 +1,131 @@
+//! The quantized threshold activation: reference formula and the integer cut-point form used by
+//! the kernels. Both implement `docs/semantics.md`, section "Activation".
+
+/// Interval length of the activation for `bits` bits and step `step`: the step itself for 4 bits,
+/// four steps for 2 bits (the seed's "for 2 bits, this is 1/4 of the length of the intervals").
+pub fn interval_length(step: f32, bits: u8) -> f64 {
+    if bits == 2 {
+        4.0 * f64::from(step)
+    } else {
+        f64::from(step)
+    }
+}
+
+/// Reference activation of one potential: straight from the formula
+/// `min(ceil((p - T) / L), 2^bits - 1)` when `p > T`, else 0.
+pub fn reference_response(potential: i32, threshold: i32, step: f32, bits: u8) -> u8 {
+    if potential <= threshold {
+        return 0;
+    }
+    let max = (1u32 << bits) - 1;
+    if bits == 1 {
+        return 1;
+    }
+    let excess = f64::from(potential) - f64::from(threshold);
+    let level = (excess / interval_length(step, bits)).ceil();
+    if level >= f64::from(max) {
+        max as u8
+    } else {
+        level as u8
+    }
+}
+
+/// Per-neuron integer cut points: the response to `p` is the number of cut points strictly below
+/// `p`. Cut point `j` (0-based) is `T + floor(j * L)`, exact because `j * L` is exact in `f64` and
+/// `T` is an integer.
+#[derive(Debug, Clone)]
+pub struct Thresholds {
+    /// `levels` cut points per neuron, neuron-major.
+    cuts: Vec<i64>,
+    levels: usize,
+}
+
+impl Thresholds {
+    /// Builds the cut points of `threshold.len()` neurons.
+    pub fn new(threshold: &[i32], step: &[f32], bits: u8) -> Self {
+        debug_assert_eq!(threshold.len(), step.len());
+        let levels = (1usize << bits) - 1;
+        let mut cuts = Vec::with_capacity(threshold.len() * levels);
+        for (&t, &s) in threshold.iter().zip(step) {
+            let length = interval_length(s, bits);
+            for j in 0..levels {
+                let offset = (j as f64 * length).floor();
+                // Offsets beyond any reachable potential saturate; i32 potentials differ from an i32
+                // threshold by less than 2^33.
+                let offset = if offset > 1e15 { 1_000_000_000_000_000 } else { offset as i64 };
+                cuts.push(i64::from(t) + offset);
+            }
+        }
+        Thresholds { cuts, levels }
+    }
+
+    /// Number of neurons.
+    pub fn len(&self) -> usize {
+        self.cuts.len() / self.levels
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cuts.is_empty()
+    }
+
+    /// The activation of `potential` for neuron `neuron`.
+    #[inline]
+    pub fn response(&self, neuron: usize, potential: i32) -> u8 {
+        let cuts = &self.cuts[neuron * self.levels..(neuron + 1) * self.levels];
+        let p = i64::from(potential);
+        if p <= cuts[0] {
+            return 0;
+        }
+        let mut level = 1u8;
+        for &c in &cuts[1..] {
+            if p > c {
+                level += 1;
+            } else {
+                break;
+            }
+        }
+        level
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn boundaries() {
+        // T = 10, step 2, 4 bits: (10, 12] -> 1, (12, 14] -> 2 ...
+        assert_eq!(reference_response(10, 10, 2.0, 4), 0);
+        assert_eq!(reference_response(11, 10, 2.0, 4), 1);
+        assert_eq!(reference_response(12, 10, 2.0, 4), 1);
+        assert_eq!(reference_response(13, 10, 2.0, 4), 2);
+        assert_eq!(reference_response(1000, 10, 2.0, 4), 15);
+        // 2 bits: intervals of 4 * step.
+        assert_eq!(reference_response(18, 10, 2.0, 2), 1);
+        assert_eq!(reference_response(19, 10, 2.0, 2), 2);
+        assert_eq!(reference_response(100, 10, 2.0, 2), 3);
+        // 1 bit ignores the step.
+        assert_eq!(reference_response(11, 10, 1000.0, 1), 1);
+        let t = Thresholds::new(&[10], &[2.0], 4);
+        assert_eq!(t.response(0, 12), 1);
+        assert_eq!(t.response(0, 13), 2);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20_000))]
+        #[test]
+        fn cut_points_match_the_formula(
+            p in any::<i32>(),
+            t in prop_oneof![any::<i32>(), -100i32..100],
+            step in prop_oneof![0.01f32..50.0, 1e-7f32..1e-3, 1.0f32..1e6, Just(0.25f32), Just(1.0f32)],
+            bits in prop_oneof![Just(1u8), Just(2u8), Just(4u8)],
+            near in -70i32..70,
+        ) {
+            let th = Thresholds::new(&[t], &[step], bits);
+            prop_assert_eq!(th.response(0, p), reference_response(p, t, step, bits));
+            let q = t.saturating_add(near);
+            prop_assert_eq!(th.response(0, q), reference_response(q, t, step, bits));
+        }
+    }
+}

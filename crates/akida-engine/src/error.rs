@@ -1,0 +1,46 @@
+//! The one error type of the engine. Every fallible public function returns [`Result`].
+
+use std::fmt;
+
+/// What went wrong, by kind. The bindings map each kind to its own Python exception class, so the
+/// variants are about *who must fix what*, not about where in the code the error arose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// A layer or learning parameter is out of its documented range.
+    Parameter(String),
+    /// The model graph breaks a structural rule (first layer, inbound layers, shapes, bounds).
+    Architecture(String),
+    /// Inputs or events do not match the model (shape, values, coordinates).
+    Input(String),
+    /// An array has the wrong element type.
+    DType(String),
+    /// A variable name is unknown, or a value has the wrong shape or range.
+    Variable(String),
+    /// No layer has the requested name or index.
+    LayerNotFound(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Parameter(m)
+            | Error::Architecture(m)
+            | Error::Input(m)
+            | Error::DType(m)
+            | Error::Variable(m)
+            | Error::LayerNotFound(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Result alias used throughout the engine.
+pub type Result<T> = std::result::Result<T, Error>;
+
+macro_rules! bail {
+    ($kind:ident, $($arg:tt)*) => {
+        return Err($crate::error::Error::$kind(format!($($arg)*)))
+    };
+}
+pub(crate) use bail;

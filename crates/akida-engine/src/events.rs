@@ -1,0 +1,215 @@
+//! Sparse event buffers: the non-zero values of a tensor as `(x, y, channel, value)`.
+
+use crate::error::{bail, Result};
+use crate::shape::Shape3;
+
+/// One event: a non-zero value at `(y, x, c)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Event {
+    // Field order gives the canonical (y, x, c) ordering to the derived `Ord`.
+    pub y: u32,
+    pub x: u32,
+    pub c: u32,
+    pub value: i32,
+}
+
+impl Event {
+    #[inline]
+    pub fn index(&self, shape: &Shape3) -> usize {
+        shape.index(self.y as usize, self.x as usize, self.c as usize)
+    }
+}
+
+/// Appends the non-zero values of a dense sample to `out`, in canonical `(y, x, c)` order.
+pub fn events_from_dense<T: Copy + Into<i32>>(shape: &Shape3, dense: &[T], out: &mut Vec<Event>) {
+    debug_assert_eq!(dense.len(), shape.len());
+    let channels = shape.channels;
+    for (pixel, values) in dense.chunks_exact(channels).enumerate() {
+        for (c, &v) in values.iter().enumerate() {
+            let value: i32 = v.into();
+            if value != 0 {
+                out.push(Event {
+                    y: (pixel / shape.width) as u32,
+                    x: (pixel % shape.width) as u32,
+                    c: c as u32,
+                    value,
+                });
+            }
+        }
+    }
+}
+
+/// A batch of samples stored as events, in canonical order (by sample, then y, x, channel), with
+/// no duplicate coordinates and no zero value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventBatch {
+    shape: Shape3,
+    /// `offsets[i]..offsets[i + 1]` are the events of sample `i`.
+    offsets: Vec<usize>,
+    events: Vec<Event>,
+}
+
+impl EventBatch {
+    /// Builds a batch from parallel coordinate arrays. Checks coordinates against `shape`, sample
+    /// indices against `num_samples`, values (1..=255), and rejects duplicate coordinates.
+    pub fn from_coordinates(
+        shape: Shape3,
+        num_samples: usize,
+        sample: &[i64],
+        x: &[i64],
+        y: &[i64],
+        channel: &[i64],
+        value: &[i64],
+    ) -> Result<Self> {
+        let n = sample.len();
+        if [x.len(), y.len(), channel.len(), value.len()].iter().any(|&l| l != n) {
+            bail!(
+                Input,
+                "events need arrays of one length: sample {}, x {}, y {}, channel {}, value {}",
+                n,
+                x.len(),
+                y.len(),
+                channel.len(),
+                value.len()
+            );
+        }
+        let mut tagged = Vec::with_capacity(n);
+        for i in 0..n {
+            let check = |v: i64, limit: usize, what: &str| -> Result<u32> {
+                if v < 0 || v as u64 >= limit as u64 {
+                    bail!(Input, "event {i}: {what} {v} is out of range 0..{limit}");
+                }
+                Ok(v as u32)
+            };
+            let s = check(sample[i], num_samples, "sample")?;
+            let ev = Event {
+                x: check(x[i], shape.width, "x")?,
+                y: check(y[i], shape.height, "y")?,
+                c: check(channel[i], shape.channels, "channel")?,
+                value: match value[i] {
+                    v @ 1..=255 => v as i32,
+                    v => bail!(Input, "event {i}: value {v} is out of range 1..=255"),
+                },
+            };
+            tagged.push((s, ev));
+        }
+        tagged.sort_unstable();
+        for w in tagged.windows(2) {
+            let (a, b) = (&w[0], &w[1]);
+            if a.0 == b.0 && (a.1.y, a.1.x, a.1.c) == (b.1.y, b.1.x, b.1.c) {
+                bail!(
+                    Input,
+                    "duplicate event in sample {} at x={}, y={}, channel={}",
+                    a.0,
+                    a.1.x,
+                    a.1.y,
+                    a.1.c
+                );
+            }
+        }
+        let mut offsets = vec![0usize; num_samples + 1];
+        for (s, _) in &tagged {
+            offsets[*s as usize + 1] += 1;
+        }
+        for i in 0..num_samples {
+            offsets[i + 1] += offsets[i];
+        }
+        Ok(EventBatch { shape, offsets, events: tagged.into_iter().map(|(_, e)| e).collect() })
+    }
+
+    /// The events of a dense uint8 batch of `num_samples` samples of `shape`.
+    pub fn from_dense(shape: Shape3, num_samples: usize, dense: &[u8]) -> Result<Self> {
+        if dense.len() != shape.len() * num_samples {
+            bail!(Input, "dense data of {} values does not hold {num_samples} samples of {shape}", dense.len());
+        }
+        let mut offsets = Vec::with_capacity(num_samples + 1);
+        offsets.push(0);
+        let mut events = Vec::new();
+        if shape.len() > 0 {
+            for sample in dense.chunks_exact(shape.len()) {
+                events_from_dense(&shape, sample, &mut events);
+                offsets.push(events.len());
+            }
+        } else {
+            offsets.resize(num_samples + 1, 0);
+        }
+        Ok(EventBatch { shape, offsets, events })
+    }
+
+    pub fn shape(&self) -> Shape3 {
+        self.shape
+    }
+
+    pub fn num_samples(&self) -> usize {
+        self.offsets.len() - 1
+    }
+
+    /// Total number of events.
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// The events of sample `i`.
+    pub fn sample(&self, i: usize) -> &[Event] {
+        &self.events[self.offsets[i]..self.offsets[i + 1]]
+    }
+
+    /// All events with their sample index, in canonical order.
+    pub fn iter(&self) -> impl Iterator<Item = (usize, &Event)> {
+        (0..self.num_samples()).flat_map(move |s| self.sample(s).iter().map(move |e| (s, e)))
+    }
+
+    /// The samples `range` as a new batch.
+    pub fn slice(&self, start: usize, end: usize) -> EventBatch {
+        let base = self.offsets[start];
+        EventBatch {
+            shape: self.shape,
+            offsets: self.offsets[start..=end].iter().map(|o| o - base).collect(),
+            events: self.events[base..self.offsets[end]].to_vec(),
+        }
+    }
+
+    /// Writes the batch as dense uint8 `(num_samples, H, W, C)` data.
+    pub fn to_dense(&self) -> Vec<u8> {
+        let mut dense = vec![0u8; self.shape.len() * self.num_samples()];
+        for (s, e) in self.iter() {
+            dense[s * self.shape.len() + e.index(&self.shape)] = e.value as u8;
+        }
+        dense
+    }
+
+    /// Largest event value, 0 for an empty batch.
+    pub fn max_value(&self) -> i32 {
+        self.events.iter().map(|e| e.value).max().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_order() {
+        let shape = Shape3::new(2, 3, 2);
+        let b = EventBatch::from_coordinates(shape, 2, &[1, 0, 0], &[2, 1, 0], &[1, 0, 1], &[0, 1, 1], &[5, 6, 7])
+            .unwrap();
+        assert_eq!(b.num_samples(), 2);
+        let s0: Vec<_> = b.sample(0).iter().map(|e| (e.y, e.x, e.c, e.value)).collect();
+        assert_eq!(s0, vec![(0, 1, 1, 6), (1, 0, 1, 7)]);
+        let dense = b.to_dense();
+        assert_eq!(EventBatch::from_dense(shape, 2, &dense).unwrap(), b);
+    }
+
+    #[test]
+    fn rejects_bad_events() {
+        let shape = Shape3::new(2, 2, 1);
+        assert!(EventBatch::from_coordinates(shape, 1, &[0, 0], &[1, 1], &[0, 0], &[0, 0], &[1, 1]).is_err());
+        assert!(EventBatch::from_coordinates(shape, 1, &[0], &[2], &[0], &[0], &[1]).is_err());
+        assert!(EventBatch::from_coordinates(shape, 1, &[0], &[0], &[0], &[0], &[0]).is_err());
+        assert!(EventBatch::from_coordinates(shape, 1, &[1], &[0], &[0], &[0], &[1]).is_err());
+    }
+}

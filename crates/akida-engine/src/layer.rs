@@ -1,0 +1,331 @@
+//! A layer: its parameters, its resolved geometry and its variables.
+
+use crate::error::{bail, Error, Result};
+use crate::params::{weight_range, LayerKind, LayerParams};
+use crate::shape::{AxisGeometry, ConvGeometry, PoolGeometry, Shape3};
+use crate::variables::{Variable, VariableData, VariableValues};
+
+/// What a layer emits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputKind {
+    /// Non-negative activations (or pass-through inputs) no larger than `max`.
+    Activations { max: i32 },
+    /// Signed int32 potentials: the layer has activations disabled.
+    Potentials,
+}
+
+/// Geometry fixed once the input shape of a layer is known.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Resolved {
+    pub input_shape: Shape3,
+    /// Largest value the layer can receive.
+    pub input_max: i32,
+    /// Convolution geometry (convolutional layers only).
+    pub conv: Option<ConvGeometry>,
+    /// Shape of the potentials before pooling.
+    pub potentials_shape: Shape3,
+    pub pool: Option<PoolGeometry>,
+    pub output_shape: Shape3,
+    pub output: OutputKind,
+}
+
+/// One layer of a model. Built detached; its geometry and variables exist once its input shape is
+/// known (at once for input layers, when added to a model for the others).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Layer {
+    pub(crate) name: String,
+    params: LayerParams,
+    resolved: Option<Resolved>,
+    weights: Vec<i8>,
+    weights_pw: Vec<i8>,
+    threshold_fire: Vec<i32>,
+    threshold_fire_step: Vec<f32>,
+}
+
+impl Layer {
+    /// A new layer with validated parameters. Input layers are resolved at once.
+    pub fn new(name: &str, params: LayerParams) -> Result<Self> {
+        let mut layer = Layer {
+            name: name.to_owned(),
+            params,
+            resolved: None,
+            weights: Vec::new(),
+            weights_pw: Vec::new(),
+            threshold_fire: Vec::new(),
+            threshold_fire_step: Vec::new(),
+        };
+        match layer.params {
+            LayerParams::InputData { width, height, channels, input_bits } => {
+                layer.resolve(Shape3::new(height, width, channels), (1 << input_bits) - 1)?;
+            }
+            LayerParams::InputConvolutional { width, height, channels, .. } => {
+                layer.resolve(Shape3::new(height, width, channels), 255)?;
+            }
+            _ => {}
+        }
+        Ok(layer)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn kind(&self) -> LayerKind {
+        self.params.kind()
+    }
+
+    pub fn params(&self) -> &LayerParams {
+        &self.params
+    }
+
+    /// Geometry, once the input shape is known.
+    pub fn resolved(&self) -> Option<&Resolved> {
+        self.resolved.as_ref()
+    }
+
+    pub(crate) fn expect_resolved(&self) -> Result<&Resolved> {
+        self.resolved.as_ref().ok_or_else(|| {
+            Error::Architecture(format!(
+                "layer '{}' ({}) is not in a model yet, so its input shape is unknown",
+                self.name,
+                self.kind().type_name()
+            ))
+        })
+    }
+
+    pub fn weights(&self) -> &[i8] {
+        &self.weights
+    }
+
+    pub fn weights_pw(&self) -> &[i8] {
+        &self.weights_pw
+    }
+
+    pub fn threshold_fire(&self) -> &[i32] {
+        &self.threshold_fire
+    }
+
+    pub fn threshold_fire_step(&self) -> &[f32] {
+        &self.threshold_fire_step
+    }
+
+    /// Fixes the geometry for `input_shape` and allocates the variables (zero weights, thresholds
+    /// and steps from the constructor). Rejects shapes the layer cannot take and potentials that
+    /// could overflow int32.
+    pub(crate) fn resolve(&mut self, input_shape: Shape3, input_max: i32) -> Result<()> {
+        let name = self.name.clone();
+        let kind = self.kind();
+        let mut conv_geometry = None;
+        let (potentials_shape, connections, weight_max) = match &self.params {
+            LayerParams::InputData { .. } => (input_shape, 0u128, 0u128),
+            LayerParams::Concat { .. } => (input_shape, 1, 1),
+            LayerParams::FullyConnected { num_neurons, weights_bits, .. } => (
+                Shape3::new(1, 1, *num_neurons),
+                input_shape.len() as u128,
+                weight_range(*weights_bits).1 as u128,
+            ),
+            LayerParams::InputConvolutional { conv, .. }
+            | LayerParams::Convolutional { conv, .. }
+            | LayerParams::SeparableConvolutional { conv, .. } => {
+                let axis = |n, k, s, which: &str| {
+                    AxisGeometry::new(n, k, s, conv.mode).ok_or_else(|| {
+                        Error::Architecture(format!(
+                            "layer '{name}': kernel_{which} {k} is larger than the input {which} {n} \
+                             in {:?} mode",
+                            conv.mode
+                        ))
+                    })
+                };
+                let g = ConvGeometry {
+                    y: axis(input_shape.height, conv.kernel_height, conv.stride_y, "height")?,
+                    x: axis(input_shape.width, conv.kernel_width, conv.stride_x, "width")?,
+                };
+                conv_geometry = Some(g);
+                let taps = (conv.kernel_height * conv.kernel_width) as u128;
+                let w = weight_range(conv.weights_bits).1 as u128;
+                let connections = if kind == LayerKind::SeparableConvolutional {
+                    // Depthwise then pointwise: C * (taps * w) * w per potential.
+                    taps * input_shape.channels as u128 * w
+                } else {
+                    taps * input_shape.channels as u128
+                };
+                (Shape3::new(g.y.output, g.x.output, conv.num_neurons), connections, w)
+            }
+        };
+        let bound = connections * weight_max * input_max.max(0) as u128;
+        if bound > i32::MAX as u128 {
+            bail!(
+                Architecture,
+                "layer '{name}': its potentials could reach {bound}, beyond the int32 range \
+                 (input {input_shape}, largest input value {input_max}); use fewer connections or bits"
+            );
+        }
+        let pool = match self.params.pooling() {
+            Some(p) => PoolGeometry::new(p, potentials_shape.height, potentials_shape.width, &name)?,
+            None => None,
+        };
+        let output_shape = match &pool {
+            Some(p) => Shape3::new(p.y.output, p.x.output, potentials_shape.channels),
+            None => potentials_shape,
+        };
+        let output = match self.params.activation() {
+            None => OutputKind::Activations { max: input_max },
+            Some(a) if a.enabled => OutputKind::Activations { max: a.max_value() },
+            Some(_) if kind == LayerKind::Concat => OutputKind::Activations { max: input_max },
+            Some(_) => OutputKind::Potentials,
+        };
+        let resolved = Resolved {
+            input_shape,
+            input_max,
+            conv: conv_geometry,
+            potentials_shape,
+            pool,
+            output_shape,
+            output,
+        };
+        if self.resolved.map(|r| r.input_shape) != Some(input_shape) {
+            self.resolved = Some(resolved);
+            self.allocate_variables();
+        } else {
+            self.resolved = Some(resolved);
+        }
+        Ok(())
+    }
+
+    fn allocate_variables(&mut self) {
+        let specs = self.variable_specs();
+        for (name, shape) in specs {
+            let len = shape.iter().product();
+            match name {
+                "weights" => self.weights = vec![0; len],
+                "weights_pw" => self.weights_pw = vec![0; len],
+                "threshold_fire" => {
+                    let t = self.params.activation().map_or(0, |a| a.threshold_fire);
+                    self.threshold_fire = vec![t; len];
+                }
+                "threshold_fire_step" => {
+                    let s = self.params.activation().map_or(1.0, |a| a.threshold_fire_step);
+                    self.threshold_fire_step = vec![s; len];
+                }
+                _ => unreachable!("unknown variable spec {name}"),
+            }
+        }
+    }
+
+    /// Names and shapes of the variables; empty until the layer is resolved.
+    pub fn variable_specs(&self) -> Vec<(&'static str, Vec<usize>)> {
+        let Some(r) = &self.resolved else { return Vec::new() };
+        let c = r.input_shape.channels;
+        let n = r.potentials_shape.channels;
+        let mut specs = Vec::new();
+        match &self.params {
+            LayerParams::InputData { .. } => return specs,
+            LayerParams::Concat { .. } => {}
+            LayerParams::FullyConnected { .. } => {
+                specs.push(("weights", vec![r.input_shape.height, r.input_shape.width, c, n]))
+            }
+            LayerParams::InputConvolutional { conv, .. } | LayerParams::Convolutional { conv, .. } => {
+                specs.push(("weights", vec![conv.kernel_height, conv.kernel_width, c, n]))
+            }
+            LayerParams::SeparableConvolutional { conv, .. } => {
+                specs.push(("weights", vec![conv.kernel_height, conv.kernel_width, c, 1]));
+                specs.push(("weights_pw", vec![1, 1, c, n]));
+            }
+        }
+        specs.push(("threshold_fire", vec![n]));
+        specs.push(("threshold_fire_step", vec![n]));
+        specs
+    }
+
+    /// Names of the variables; empty until the layer is resolved.
+    pub fn variable_names(&self) -> Vec<&'static str> {
+        self.variable_specs().into_iter().map(|(n, _)| n).collect()
+    }
+
+    fn variable_shape(&self, name: &str) -> Result<Vec<usize>> {
+        if self.resolved.is_none() && self.kind() != LayerKind::InputData {
+            self.expect_resolved()?;
+        }
+        match self.variable_specs().into_iter().find(|(n, _)| *n == name) {
+            Some((_, shape)) => Ok(shape),
+            None => bail!(
+                Variable,
+                "layer '{}' ({}) has no variable '{name}'; its variables are {:?}",
+                self.name,
+                self.kind().type_name(),
+                self.variable_names()
+            ),
+        }
+    }
+
+    /// A copy of variable `name`.
+    pub fn get_variable(&self, name: &str) -> Result<Variable> {
+        let shape = self.variable_shape(name)?;
+        let data = match name {
+            "weights" => VariableData::I8(self.weights.clone()),
+            "weights_pw" => VariableData::I8(self.weights_pw.clone()),
+            "threshold_fire" => VariableData::I32(self.threshold_fire.clone()),
+            _ => VariableData::F32(self.threshold_fire_step.clone()),
+        };
+        Ok(Variable { shape, data })
+    }
+
+    /// Replaces variable `name` after checking the shape, the element type and every value.
+    pub fn set_variable(&mut self, name: &str, shape: &[usize], values: VariableValues) -> Result<()> {
+        let expected = self.variable_shape(name)?;
+        let layer = &self.name;
+        if shape != expected.as_slice() {
+            bail!(Variable, "variable '{name}' of layer '{layer}' has shape {expected:?}, got {shape:?}");
+        }
+        debug_assert_eq!(values.len(), expected.iter().product::<usize>());
+        match name {
+            "weights" | "weights_pw" => {
+                let bits = self.params.weights_bits().unwrap_or(1);
+                let (lo, hi) = weight_range(bits);
+                let ints = integers(values, name, layer)?;
+                if let Some((i, v)) = ints.iter().enumerate().find(|(_, v)| !(lo as i64..=hi as i64).contains(v)) {
+                    bail!(
+                        Variable,
+                        "variable '{name}' of layer '{layer}': value {v} at flat index {i} is outside \
+                         the {bits}-bit weight range {lo}..={hi}"
+                    );
+                }
+                let data: Vec<i8> = ints.into_iter().map(|v| v as i8).collect();
+                if name == "weights" {
+                    self.weights = data;
+                } else {
+                    self.weights_pw = data;
+                }
+            }
+            "threshold_fire" => {
+                let ints = integers(values, name, layer)?;
+                if let Some((i, v)) = ints.iter().enumerate().find(|(_, v)| i32::try_from(**v).is_err()) {
+                    bail!(Variable, "variable '{name}' of layer '{layer}': value {v} at index {i} does not fit in int32");
+                }
+                self.threshold_fire = ints.into_iter().map(|v| v as i32).collect();
+            }
+            _ => {
+                let floats: Vec<f64> = match values {
+                    VariableValues::Float(f) => f,
+                    VariableValues::Int(i) => i.into_iter().map(|v| v as f64).collect(),
+                };
+                for (i, &v) in floats.iter().enumerate() {
+                    if crate::params::validate_step(v).is_err() {
+                        bail!(Variable, "variable '{name}' of layer '{layer}': value {v} at index {i} is not a finite number > 0");
+                    }
+                }
+                self.threshold_fire_step = floats.into_iter().map(|v| v as f32).collect();
+            }
+        }
+        Ok(())
+    }
+}
+
+fn integers(values: VariableValues, name: &str, layer: &str) -> Result<Vec<i64>> {
+    match values {
+        VariableValues::Int(v) => Ok(v),
+        VariableValues::Float(_) => {
+            bail!(DType, "variable '{name}' of layer '{layer}' holds integers; got a floating-point array")
+        }
+    }
+}

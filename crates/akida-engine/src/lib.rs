@@ -1,0 +1,27 @@
+//! Pure-Rust core of the akida engine: layer parameters and geometry, sparse event buffers,
+//! optimized kernels with reference twins, the model graph and its parallel forward pass.
+//!
+//! The arithmetic contract is `docs/semantics.md` at the repository root.
+
+pub mod activation;
+pub mod error;
+pub mod events;
+pub mod kernels;
+pub mod layer;
+pub mod model;
+pub mod params;
+pub mod reference;
+pub mod shape;
+pub mod summary;
+pub mod variables;
+
+pub use error::{Error, Result};
+pub use events::{Event, EventBatch};
+pub use layer::{Layer, OutputKind, Resolved};
+pub use model::{Input, LayerStatistics, Model, Output};
+pub use params::{
+    Activation, ConvolutionMode, Convolution, LayerKind, LayerParams, Pooling, PoolingType, INPUT_CONV_WEIGHT_BITS,
+    WEIGHT_BITS,
+};
+pub use shape::Shape3;
+pub use variables::{Variable, VariableData, VariableValues};

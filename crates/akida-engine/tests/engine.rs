@@ -1,0 +1,265 @@
+//! Integration tests of the engine: optimized kernels and the whole forward pass against the plain
+//! reference implementation, on many random models, shapes and sparsities.
+
+use akida_engine::params::{weight_range, Convolution};
+use akida_engine::{
+    reference, Activation, ConvolutionMode, EventBatch, Input, Layer, LayerKind, LayerParams, Model, Output,
+    OutputKind, Pooling, PoolingType, VariableValues,
+};
+use proptest::prelude::*;
+
+/// A small deterministic generator (SplitMix64) so one proptest seed describes a whole case.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn range(&mut self, lo: i64, hi: i64) -> i64 {
+        lo + (self.next() % (hi - lo + 1) as u64) as i64
+    }
+    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.next() as usize % items.len()]
+    }
+    fn chance(&mut self, p: f64) -> bool {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64 > 1.0 - p
+    }
+}
+
+fn random_activation(rng: &mut Rng, allow_disabled: bool) -> Activation {
+    let bits = rng.pick(&[1, 2, 4]);
+    let step = rng.pick(&[0.25, 0.5, 1.0, 1.5, 2.0, 3.3, 7.0]);
+    let enabled = !(allow_disabled && rng.chance(0.3));
+    Activation::new(enabled, rng.range(-4, 6), step, bits).unwrap()
+}
+
+fn random_pooling(rng: &mut Rng) -> Pooling {
+    match rng.range(0, 3) {
+        0 => Pooling::default(),
+        1 => Pooling::new(PoolingType::Max, -1, -1, -1, -1).unwrap(),
+        _ => {
+            let kind = rng.pick(&[PoolingType::Max, PoolingType::Average]);
+            let stride = |rng: &mut Rng| if rng.chance(0.5) { -1 } else { rng.range(1, 3) };
+            let (sx, sy) = (stride(rng), stride(rng));
+            Pooling::new(kind, rng.range(1, 3), rng.range(1, 3), sx, sy).unwrap()
+        }
+    }
+}
+
+fn random_convolution(rng: &mut Rng, bits: &[u8]) -> Convolution {
+    let mode = rng.pick(&[ConvolutionMode::Valid, ConvolutionMode::Same, ConvolutionMode::Full]);
+    Convolution::new(
+        rng.range(1, 4),
+        rng.range(1, 4),
+        rng.pick(&[1, 2, 3, 5, 7, 8, 16, 33]),
+        mode,
+        rng.range(1, 3),
+        rng.range(1, 3),
+        i64::from(rng.pick(bits)),
+        bits,
+    )
+    .unwrap()
+}
+
+/// Fills every variable of layer `index` with random in-range values, `density` of them non-zero.
+fn randomize(model: &mut Model, index: usize, rng: &mut Rng) {
+    let density = rng.pick(&[0.1, 0.5, 1.0]);
+    let layer = model.layer_mut(index).unwrap();
+    let bits = layer.params().weights_bits().unwrap_or(1);
+    let (lo, hi) = weight_range(bits);
+    for (name, shape) in layer.variable_specs() {
+        let len: usize = shape.iter().product();
+        let values = match name {
+            "weights" | "weights_pw" => VariableValues::Int(
+                (0..len).map(|_| if rng.chance(density) { rng.range(lo.into(), hi.into()) } else { 0 }).collect(),
+            ),
+            "threshold_fire" => VariableValues::Int((0..len).map(|_| rng.range(-3, 12)).collect()),
+            _ => VariableValues::Float((0..len).map(|_| rng.pick(&[0.25, 0.5, 1.0, 1.7, 2.0, 4.0])).collect()),
+        };
+        layer.set_variable(name, &shape, values).unwrap();
+    }
+}
+
+/// Tries to append a random data-processing layer; geometry that does not fit is skipped.
+fn try_add(model: &mut Model, rng: &mut Rng, last: bool) -> bool {
+    let params = match rng.range(0, 2) {
+        0 => LayerParams::fully_connected(rng.pick(&[1, 2, 5, 8, 9, 17, 40]), i64::from(rng.pick(&[1, 2, 4])), random_activation(rng, last)).unwrap(),
+        1 => LayerParams::Convolutional {
+            conv: random_convolution(rng, &[1, 2, 4]),
+            pooling: random_pooling(rng),
+            activation: random_activation(rng, last),
+        },
+        _ => LayerParams::SeparableConvolutional {
+            conv: random_convolution(rng, &[1, 2, 4]),
+            pooling: random_pooling(rng),
+            activation: random_activation(rng, last),
+        },
+    };
+    if model.add(Layer::new("", params).unwrap(), None).is_err() {
+        return false;
+    }
+    let i = model.layers().len() - 1;
+    randomize(model, i, rng);
+    true
+}
+
+fn random_model(rng: &mut Rng) -> Model {
+    let mut model = Model::new();
+    let input = if rng.chance(0.5) {
+        LayerParams::input_data(rng.range(1, 9), rng.range(1, 9), rng.range(1, 4), rng.range(1, 4)).unwrap()
+    } else {
+        LayerParams::input_convolutional(
+            rng.range(1, 10),
+            rng.range(1, 10),
+            rng.pick(&[1, 3]),
+            random_convolution(rng, &[1, 2, 4, 8]),
+            random_pooling(rng),
+            Activation::new(true, rng.range(-50, 400), rng.pick(&[1.0, 30.0, 100.0]), rng.pick(&[1, 2, 4])).unwrap(),
+            if rng.chance(0.3) { rng.range(1, 255) } else { 0 },
+        )
+        .and_then(|p| Layer::new("", p).map(|l| {
+            let _ = model.add(l, None);
+        }).map(|_| LayerParams::Concat { activation: Activation::default() }))
+        .unwrap_or(LayerParams::input_data(4, 4, 2, 2).unwrap())
+    };
+    if model.layers().is_empty() {
+        let p = if matches!(input, LayerParams::Concat { .. }) { LayerParams::input_data(4, 4, 2, 2).unwrap() } else { input };
+        model.add(Layer::new("", p).unwrap(), None).unwrap();
+    }
+    randomize(&mut model, 0, rng);
+    let depth = rng.range(0, 3);
+    for d in 0..depth {
+        try_add(&mut model, rng, d + 1 == depth);
+    }
+    // Sometimes branch and join with a Concat.
+    if rng.chance(0.25) && matches!(model.layers().last().unwrap().resolved().unwrap().output, OutputKind::Activations { .. }) {
+        let trunk = model.layers().len() - 1;
+        let conv = |rng: &mut Rng| LayerParams::Convolutional {
+            conv: Convolution::new(rng.range(1, 3), rng.range(1, 3), rng.range(1, 4), ConvolutionMode::Same, 1, 1, 2, &[2]).unwrap(),
+            pooling: Pooling::default(),
+            activation: random_activation(rng, false),
+        };
+        model.add(Layer::new("", conv(rng)).unwrap(), Some(&[trunk])).unwrap();
+        randomize(&mut model, trunk + 1, rng);
+        model.add(Layer::new("", conv(rng)).unwrap(), Some(&[trunk])).unwrap();
+        randomize(&mut model, trunk + 2, rng);
+        let act = random_activation(rng, true);
+        model.add(Layer::new("", LayerParams::Concat { activation: act }).unwrap(), Some(&[trunk + 1, trunk + 2])).unwrap();
+        randomize(&mut model, trunk + 3, rng);
+    }
+    model
+}
+
+fn random_inputs(model: &Model, rng: &mut Rng, samples: usize) -> Vec<u8> {
+    let shape = model.input_shape().unwrap();
+    let max = match model.layers()[0].params() {
+        LayerParams::InputData { input_bits, .. } => (1i64 << input_bits) - 1,
+        _ => 255,
+    };
+    let density = rng.pick(&[0.05, 0.3, 0.8, 1.0]);
+    (0..shape.len() * samples).map(|_| if rng.chance(density) { rng.range(1, max) as u8 } else { 0 }).collect()
+}
+
+/// Runs the optimized engine and returns its output as i32 values.
+fn engine_forward(model: &Model, input: Input<'_>, parallel: bool) -> Vec<i32> {
+    let len = model.output_shape().unwrap().len() * input.num_samples();
+    match model.output_kind().unwrap() {
+        OutputKind::Activations { .. } => {
+            let mut out = vec![0u8; len];
+            model.forward(input, Output::Activations(&mut out), parallel).unwrap();
+            out.into_iter().map(i32::from).collect()
+        }
+        OutputKind::Potentials => {
+            let mut out = vec![0i32; len];
+            model.forward(input, Output::Potentials(&mut out), parallel).unwrap();
+            out
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1500))]
+
+    #[test]
+    fn optimized_forward_matches_reference(seed in any::<u64>()) {
+        let mut rng = Rng(seed);
+        let model = random_model(&mut rng);
+        let samples = rng.range(1, 4) as usize;
+        let inputs = random_inputs(&model, &mut rng, samples);
+        let dense = Input::Dense { data: &inputs, num_samples: samples };
+        let got = engine_forward(&model, dense, true);
+        let sequential = engine_forward(&model, dense, false);
+        prop_assert_eq!(&got, &sequential);
+        let per_sample = got.len() / samples;
+        let in_len = model.input_shape().unwrap().len();
+        for s in 0..samples {
+            let expected = reference::forward_sample(&model, &inputs[s * in_len..(s + 1) * in_len]);
+            prop_assert_eq!(&got[s * per_sample..(s + 1) * per_sample], expected.as_slice(), "sample {}", s);
+        }
+        if model.layers()[0].kind() == LayerKind::InputData {
+            let batch = EventBatch::from_dense(model.input_shape().unwrap(), samples, &inputs).unwrap();
+            prop_assert_eq!(engine_forward(&model, Input::Events(&batch), true), got);
+        }
+    }
+}
+
+#[test]
+fn statistics_count_events_and_operations() {
+    let mut model = Model::new();
+    model.add(Layer::new("in", LayerParams::input_data(3, 2, 1, 1).unwrap()).unwrap(), None).unwrap();
+    let fc = LayerParams::fully_connected(4, 1, Activation::default()).unwrap();
+    model.add(Layer::new("fc", fc).unwrap(), None).unwrap();
+    model
+        .layer_mut(1)
+        .unwrap()
+        .set_variable("weights", &[2, 3, 1, 4], VariableValues::Int(vec![1; 24]))
+        .unwrap();
+    let data = [1u8, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+    let mut out = vec![0u8; 8];
+    let stats = model.forward(Input::Dense { data: &data, num_samples: 2 }, Output::Activations(&mut out), true).unwrap();
+    assert_eq!(out, [1, 1, 1, 1, 0, 0, 0, 0]);
+    assert_eq!(stats[1].synaptic_operations, 3 * 4);
+    assert_eq!(stats[1].samples, 2);
+    assert!((stats[1].input_sparsity() - 0.75).abs() < 1e-12);
+    assert!((stats[1].output_sparsity() - 0.5).abs() < 1e-12);
+}
+
+#[test]
+fn overflowing_layers_are_rejected() {
+    let mut model = Model::new();
+    model.add(Layer::new("in", LayerParams::input_data(4096, 4096, 16, 8).unwrap()).unwrap(), None).unwrap();
+    let fc = LayerParams::fully_connected(2, 4, Activation::default()).unwrap();
+    let err = model.add(Layer::new("fc", fc).unwrap(), None).unwrap_err();
+    assert!(err.to_string().contains("int32"), "{err}");
+    assert_eq!(model.layers().len(), 1);
+}
+
+#[test]
+fn default_names_are_unique() {
+    let mut model = Model::new();
+    model.add(Layer::new("", LayerParams::input_data(2, 2, 1, 1).unwrap()).unwrap(), None).unwrap();
+    for _ in 0..3 {
+        let fc = LayerParams::fully_connected(2, 1, Activation::default()).unwrap();
+        model.add(Layer::new("", fc).unwrap(), None).unwrap();
+    }
+    let names: Vec<&str> = model.layers().iter().map(|l| l.name()).collect();
+    assert_eq!(names, ["input_data", "fully_connected", "fully_connected_1", "fully_connected_2"]);
+}
+
+#[test]
+fn debug_seed() {
+    let Ok(seed) = std::env::var("DEBUG_SEED") else { return };
+    let mut rng = Rng(seed.parse().unwrap());
+    let model = random_model(&mut rng);
+    println!("{}", akida_engine::summary::summary(&model));
+    for l in model.layers() {
+        println!("{:?}\n{:?}\nw={:?}\npw={:?}\nt={:?} s={:?}", l.params(), l.resolved(), l.weights(), l.weights_pw(), l.threshold_fire(), l.threshold_fire_step());
+    }
+    let samples = rng.range(1, 4) as usize;
+    let inputs = random_inputs(&model, &mut rng, samples);
+    println!("inputs {inputs:?}");
+}

@@ -1,0 +1,46 @@
+"""Exceptions raised by the akida engine.
+
+Every error derives from :class:`AkidaError` and from the built-in class a Python user would
+catch for that kind of problem (``ValueError``, ``TypeError``, ``KeyError``/``IndexError``).
+"""
+
+__all__ = [
+    "AkidaError",
+    "ParameterError",
+    "ArchitectureError",
+    "InputError",
+    "DTypeError",
+    "VariableError",
+    "LayerNotFoundError",
+]
+
+
+class AkidaError(Exception):
+    """Base class of all akida errors. Raised directly only for internal errors (engine bugs)."""
+
+
+class ParameterError(AkidaError, ValueError):
+    """A layer, model or learning parameter is outside its documented range."""
+
+
+class ArchitectureError(AkidaError, ValueError):
+    """The model structure breaks a rule (first layer, inbound layers, shapes, potential bounds)."""
+
+
+class InputError(AkidaError, ValueError):
+    """Inputs or events do not match the model: shape, coordinates or value range."""
+
+
+class DTypeError(AkidaError, TypeError):
+    """An array has the wrong element type."""
+
+
+class VariableError(AkidaError, ValueError):
+    """A layer variable is unknown, or a new value has the wrong shape or range."""
+
+
+class LayerNotFoundError(AkidaError, KeyError, IndexError):
+    """No layer has the requested name or index."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""

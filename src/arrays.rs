@@ -1,0 +1,61 @@
+//! Conversions between numpy arrays and engine values, with dtype checks.
+
+use numpy::{PyArray1, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
+use pyo3::prelude::*;
+
+use akida_engine::{Error, Variable, VariableData, VariableValues};
+
+use crate::errors::raise;
+
+/// `obj` as a numpy array (`numpy.asarray`), without copying arrays.
+fn as_array<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyUntypedArray>> {
+    let numpy = obj.py().import("numpy")?;
+    Ok(numpy.call_method1("asarray", (obj,))?.cast_into::<PyUntypedArray>()?)
+}
+
+/// The numpy dtype kind character: 'b', 'i', 'u', 'f', ...
+fn dtype_kind(array: &Bound<'_, PyUntypedArray>) -> PyResult<char> {
+    array.dtype().getattr("kind")?.extract()
+}
+
+fn flat<'py, T: numpy::Element + Clone>(array: &Bound<'py, PyUntypedArray>, dtype: &str) -> PyResult<Vec<T>> {
+    let converted = array.call_method1("astype", (dtype,))?.call_method0("ravel")?;
+    let typed = converted.cast_into::<PyArray1<T>>()?;
+    Ok(typed.readonly().as_slice()?.to_vec())
+}
+
+/// An array of integers (any integer or boolean dtype) as `i64` values with its shape.
+pub fn integer_array(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<(Vec<usize>, Vec<i64>)> {
+    let array = as_array(obj)?;
+    let kind = dtype_kind(&array)?;
+    if !matches!(kind, 'i' | 'u' | 'b') {
+        return raise(Error::DType(format!("{what} must be an integer array, got dtype {}", array.dtype())));
+    }
+    Ok((array.shape().to_vec(), flat::<i64>(&array, "int64")?))
+}
+
+/// Values for `set_variable`: integers stay integers, floats stay floats, anything else is a
+/// dtype error.
+pub fn variable_values(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<(Vec<usize>, VariableValues)> {
+    let array = as_array(obj)?;
+    let shape = array.shape().to_vec();
+    match dtype_kind(&array)? {
+        'i' | 'u' | 'b' => Ok((shape, VariableValues::Int(flat::<i64>(&array, "int64")?))),
+        'f' => Ok((shape, VariableValues::Float(flat::<f64>(&array, "float64")?))),
+        _ => raise(Error::DType(format!(
+            "variable '{name}' needs a numeric array, got dtype {}",
+            array.dtype()
+        ))),
+    }
+}
+
+/// A variable as a new numpy array of its dtype and shape.
+pub fn variable_to_numpy<'py>(py: Python<'py>, variable: Variable) -> PyResult<Bound<'py, PyAny>> {
+    let shape = variable.shape;
+    let array = match variable.data {
+        VariableData::I8(v) => PyArray1::from_vec(py, v).into_any(),
+        VariableData::I32(v) => PyArray1::from_vec(py, v).into_any(),
+        VariableData::F32(v) => PyArray1::from_vec(py, v).into_any(),
+    };
+    array.call_method1("reshape", (shape,))
+}

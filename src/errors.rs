@@ -1,0 +1,41 @@
+//! Mapping of engine errors to the exception classes of `akida.errors`.
+
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyType;
+
+use akida_engine::Error;
+
+static ERRORS_MODULE: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
+
+fn exception(py: Python<'_>, class: &str, message: String) -> PyErr {
+    let module = ERRORS_MODULE.get_or_try_init(py, || py.import("akida.errors").map(Bound::unbind));
+    let class = module.and_then(|m| m.bind(py).getattr(class)).and_then(|c| Ok(c.cast_into::<PyType>()?));
+    match class {
+        Ok(class) => PyErr::from_type(class, message),
+        Err(e) => e,
+    }
+}
+
+/// The Python exception for an engine error: one class per error kind.
+pub fn to_pyerr(error: Error) -> PyErr {
+    let class = match &error {
+        Error::Parameter(_) => "ParameterError",
+        Error::Architecture(_) => "ArchitectureError",
+        Error::Input(_) => "InputError",
+        Error::DType(_) => "DTypeError",
+        Error::Variable(_) => "VariableError",
+        Error::LayerNotFound(_) => "LayerNotFoundError",
+    };
+    Python::attach(|py| exception(py, class, error.to_string()))
+}
+
+/// An `akida.AkidaError` for a bug in the engine (a caught panic).
+pub fn internal_error(message: &str) -> PyErr {
+    Python::attach(|py| exception(py, "AkidaError", format!("internal error in the akida engine: {message}; please report it")))
+}
+
+/// Shorthand for raising an engine error kind from the bindings.
+pub fn raise<T>(error: Error) -> PyResult<T> {
+    Err(to_pyerr(error))
+}

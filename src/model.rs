@@ -1,0 +1,377 @@
+//! `akida.Model` and `akida.LayerStatistics`.
+
+use std::sync::Arc;
+
+use numpy::{PyArray1, PyArray4, PyArrayDescrMethods, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyInt, PyList, PyString};
+
+use akida_engine::model::classify;
+use akida_engine::{Error, EventBatch, Input, LayerStatistics, Output, OutputKind, Shape3};
+
+use crate::errors::{raise, to_pyerr};
+use crate::events::PyEvents;
+use crate::layers::{layer_object, lock, LayerSlot, ModelState, PyLayer, SharedModel};
+use crate::runtime::{compute, parallel_allowed};
+
+static NEXT_LAYER_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// `obj` as a C-contiguous 4-D uint8 numpy array; checks the type, dtype, rank and (when given)
+/// the sample shape.
+pub fn dense_u8_input<'py>(obj: &Bound<'py, PyAny>, expected: Option<Shape3>) -> PyResult<Bound<'py, PyArray4<u8>>> {
+    let Ok(array) = obj.cast::<PyUntypedArray>() else {
+        let type_name = obj.get_type().name()?;
+        return raise(Error::DType(format!("inputs must be a numpy uint8 array or akida.Events, got {type_name}")));
+    };
+    let dtype = array.dtype();
+    if !dtype.is_equiv_to(&numpy::dtype::<u8>(obj.py())) {
+        return raise(Error::DType(format!("inputs must have dtype uint8, got {dtype}")));
+    }
+    let dims = array.shape();
+    if dims.len() != 4 {
+        return raise(Error::Input(format!(
+            "inputs must be 4-D (samples, height, width, channels), got shape {dims:?}"
+        )));
+    }
+    if let Some(s) = expected {
+        if (dims[1], dims[2], dims[3]) != (s.height, s.width, s.channels) {
+            return raise(Error::Input(format!(
+                "inputs of shape {dims:?} do not match the model input shape ({}, {}, {})",
+                s.height, s.width, s.channels
+            )));
+        }
+    }
+    let numpy = obj.py().import("numpy")?;
+    Ok(numpy.call_method1("ascontiguousarray", (array,))?.cast_into::<PyArray4<u8>>()?)
+}
+
+enum Values {
+    Activations(Vec<u8>),
+    Potentials(Vec<i32>),
+}
+
+/// A model of layers: one input layer first, then data-processing layers, each fed by the layer
+/// added before it unless `inbound_layers` says otherwise.
+#[pyclass(name = "Model", module = "akida", frozen)]
+pub struct PyModel {
+    state: SharedModel,
+}
+
+impl PyModel {
+    fn add_layer(&self, layer: &Bound<'_, PyLayer>, inbound_layers: Option<Vec<Bound<'_, PyLayer>>>) -> PyResult<()> {
+        // Read the inbound ids before locking the new layer: the same object may appear in both.
+        let inbound_ids = match inbound_layers {
+            None => None,
+            Some(list) => Some(
+                list.iter()
+                    .map(|l| match &*lock(&l.get().slot) {
+                        LayerSlot::Attached { model, id } if Arc::ptr_eq(model, &self.state) => Ok(*id),
+                        _ => raise(Error::Architecture("an inbound layer is not part of this model".into())),
+                    })
+                    .collect::<PyResult<Vec<u64>>>()?,
+            ),
+        };
+        let mut slot = lock(&layer.get().slot);
+        let LayerSlot::Detached(detached) = &*slot else {
+            return raise(Error::Architecture("this layer already belongs to a model; build a new layer object".into()));
+        };
+        let mut state = lock(&self.state);
+        let inbound: Option<Vec<usize>> = match inbound_ids {
+            None => None,
+            Some(ids) => Some(
+                ids.iter()
+                    .map(|id| state.ids.iter().position(|i| i == id).ok_or_else(|| to_pyerr(Error::Architecture("an inbound layer was removed from this model".into()))))
+                    .collect::<PyResult<_>>()?,
+            ),
+        };
+        state.model.add(detached.clone(), inbound.as_deref()).map_err(to_pyerr)?;
+        let id = NEXT_LAYER_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        state.ids.push(id);
+        state.statistics = None;
+        *slot = LayerSlot::Attached { model: self.state.clone(), id };
+        Ok(())
+    }
+
+    fn layer_handle(&self, py: Python<'_>, index: usize) -> PyResult<Py<PyAny>> {
+        let (kind, id) = {
+            let state = lock(&self.state);
+            let layer = state.model.layer(index).map_err(to_pyerr)?;
+            (layer.kind(), state.ids[index])
+        };
+        layer_object(py, kind, LayerSlot::Attached { model: self.state.clone(), id })
+    }
+
+    /// Runs the model on `inputs` in chunks of `batch_size` samples, with the GIL released.
+    fn run(&self, py: Python<'_>, inputs: &Bound<'_, PyAny>, batch_size: Option<i64>) -> PyResult<(Values, Shape3, usize)> {
+        let (input_shape, output_shape, kind) = {
+            let state = lock(&self.state);
+            let m = &state.model;
+            (m.input_shape().map_err(to_pyerr)?, m.output_shape().map_err(to_pyerr)?, m.output_kind().map_err(to_pyerr)?)
+        };
+        let events: Option<Arc<EventBatch>> = inputs.cast::<PyEvents>().ok().map(|e| e.get().batch.clone());
+        let dense = match events {
+            Some(_) => None,
+            None => Some(dense_u8_input(inputs, Some(input_shape))?),
+        };
+        let readonly = dense.as_ref().map(|d| d.readonly());
+        let data: Option<&[u8]> = match &readonly {
+            Some(r) => Some(r.as_slice()?),
+            None => None,
+        };
+        let samples = match (&events, data) {
+            (Some(b), _) => b.num_samples(),
+            (None, Some(d)) => d.len() / input_shape.len(),
+            (None, None) => unreachable!("inputs are events or dense"),
+        };
+        let batch = match batch_size {
+            None => samples.max(1),
+            Some(b) if b >= 1 => b as usize,
+            Some(b) => return raise(Error::Parameter(format!("batch_size must be >= 1, got {b}"))),
+        };
+        let out_len = output_shape.len();
+        let mut values = match kind {
+            OutputKind::Activations { .. } => Values::Activations(vec![0; samples * out_len]),
+            OutputKind::Potentials => Values::Potentials(vec![0; samples * out_len]),
+        };
+        let mut totals: Option<Vec<LayerStatistics>> = None;
+        let parallel = parallel_allowed();
+        let mut start = 0;
+        while start < samples {
+            let end = (start + batch).min(samples);
+            let chunk_events = events.as_ref().map(|b| b.slice(start, end));
+            let input = match (&chunk_events, data) {
+                (Some(b), _) => Input::Events(b),
+                (None, Some(d)) => Input::Dense { data: &d[start * input_shape.len()..end * input_shape.len()], num_samples: end - start },
+                (None, None) => unreachable!(),
+            };
+            let output = match &mut values {
+                Values::Activations(v) => Output::Activations(&mut v[start * out_len..end * out_len]),
+                Values::Potentials(v) => Output::Potentials(&mut v[start * out_len..end * out_len]),
+            };
+            let state = &self.state;
+            let stats = compute(py, move || lock(state).model.forward(input, output, parallel))?;
+            match &mut totals {
+                None => totals = Some(stats),
+                Some(t) => t.iter_mut().zip(&stats).for_each(|(a, b)| a.merge(b)),
+            }
+            py.check_signals()?;
+            start = end;
+        }
+        if totals.is_none() {
+            // No samples: still validate, and record empty statistics.
+            let empty_in = [0u8; 0];
+            let input = match &events {
+                Some(b) => Input::Events(b),
+                None => Input::Dense { data: &empty_in, num_samples: 0 },
+            };
+            let output = match &mut values {
+                Values::Activations(v) => Output::Activations(v),
+                Values::Potentials(v) => Output::Potentials(v),
+            };
+            let state = &self.state;
+            totals = Some(compute(py, move || lock(state).model.forward(input, output, parallel))?);
+        }
+        lock(&self.state).statistics = totals;
+        Ok((values, output_shape, samples))
+    }
+}
+
+#[pymethods]
+impl PyModel {
+    /// An empty model, or one built from `layers` added in order.
+    #[new]
+    #[pyo3(signature = (layers = None))]
+    fn new(layers: Option<Vec<Bound<'_, PyLayer>>>) -> PyResult<Self> {
+        let model = PyModel { state: Arc::new(std::sync::Mutex::new(ModelState::default())) };
+        for layer in layers.unwrap_or_default() {
+            model.add_layer(&layer, None)?;
+        }
+        Ok(model)
+    }
+
+    /// Appends `layer`, fed by `inbound_layers` (default: the last layer added).
+    #[pyo3(signature = (layer, inbound_layers = None))]
+    fn add(&self, layer: &Bound<'_, PyLayer>, inbound_layers: Option<Vec<Bound<'_, PyLayer>>>) -> PyResult<()> {
+        self.add_layer(layer, inbound_layers)
+    }
+
+    /// Removes the last layer.
+    fn pop_layer(&self) -> PyResult<()> {
+        let mut state = lock(&self.state);
+        state.model.pop_layer().map_err(to_pyerr)?;
+        state.ids.pop();
+        state.statistics = None;
+        Ok(())
+    }
+
+    /// The layer called `key` (str) or at index `key` (int, negative counts from the end).
+    fn get_layer(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let index = if let Ok(name) = key.cast::<PyString>() {
+            let name = name.to_str()?;
+            lock(&self.state).model.index_of(name).map_err(to_pyerr)?
+        } else if key.is_instance_of::<PyInt>() {
+            let i: i64 = key.extract()?;
+            let count = lock(&self.state).model.layers().len() as i64;
+            let resolved = if i < 0 { i + count } else { i };
+            if !(0..count).contains(&resolved) {
+                return raise(Error::LayerNotFound(format!("no layer at index {i}: the model has {count} layers")));
+            }
+            resolved as usize
+        } else {
+            return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                "get_layer takes a layer name (str) or index (int), got {}",
+                key.get_type().name()?
+            )));
+        };
+        self.layer_handle(py, index)
+    }
+
+    /// The layers, in order.
+    #[getter]
+    fn layers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let count = self.get_layer_count();
+        let handles = (0..count).map(|i| self.layer_handle(py, i)).collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, handles)
+    }
+
+    fn get_layer_count(&self) -> usize {
+        lock(&self.state).model.layers().len()
+    }
+
+    /// `(height, width, channels)` of one input sample.
+    #[getter]
+    fn input_shape(&self) -> PyResult<(usize, usize, usize)> {
+        let s = lock(&self.state).model.input_shape().map_err(to_pyerr)?;
+        Ok((s.height, s.width, s.channels))
+    }
+
+    /// `(height, width, channels)` of one output sample.
+    #[getter]
+    fn output_shape(&self) -> PyResult<(usize, usize, usize)> {
+        let s = lock(&self.state).model.output_shape().map_err(to_pyerr)?;
+        Ok((s.height, s.width, s.channels))
+    }
+
+    /// Prints one row per layer: name and type, shapes, kernel shape and main parameters.
+    fn summary(&self, py: Python<'_>) -> PyResult<()> {
+        let text = {
+            let state = lock(&self.state);
+            if state.model.layers().is_empty() {
+                "The model has no layers.\n".to_owned()
+            } else {
+                akida_engine::summary::summary(&state.model)
+            }
+        };
+        py.import("builtins")?.getattr("print")?.call1((text.trim_end(),))?;
+        Ok(())
+    }
+
+    /// Output of the last layer for `inputs` (uint8 `(N, H, W, C)` array or `akida.Events`):
+    /// uint8 activations, or int32 potentials when the last layer has activations disabled.
+    #[pyo3(signature = (inputs, batch_size = None))]
+    fn forward<'py>(&self, py: Python<'py>, inputs: &Bound<'py, PyAny>, batch_size: Option<i64>) -> PyResult<Bound<'py, PyAny>> {
+        let (values, shape, samples) = self.run(py, inputs, batch_size)?;
+        let dims = (samples, shape.height, shape.width, shape.channels);
+        match values {
+            Values::Activations(v) => PyArray1::from_vec(py, v).call_method1("reshape", (dims,)),
+            Values::Potentials(v) => PyArray1::from_vec(py, v).call_method1("reshape", (dims,)),
+        }
+    }
+
+    /// The class of each sample (int32), -1 when no neuron responds. Neurons form `num_classes`
+    /// equal contiguous groups (default: one class per neuron).
+    #[pyo3(signature = (inputs, num_classes = None, batch_size = None))]
+    fn predict<'py>(
+        &self,
+        py: Python<'py>,
+        inputs: &Bound<'py, PyAny>,
+        num_classes: Option<i64>,
+        batch_size: Option<i64>,
+    ) -> PyResult<Bound<'py, PyArray1<i32>>> {
+        let channels = lock(&self.state).model.output_shape().map_err(to_pyerr)?.channels;
+        let num_classes = match num_classes {
+            None => channels,
+            Some(n) if n >= 1 => n as usize,
+            Some(n) => return raise(Error::Parameter(format!("num_classes must be >= 1, got {n}"))),
+        };
+        if channels % num_classes != 0 || num_classes > channels {
+            return raise(Error::Parameter(format!(
+                "num_classes must divide the {channels} output neurons into equal groups, got {num_classes}"
+            )));
+        }
+        let (values, _, samples) = self.run(py, inputs, batch_size)?;
+        let classes = match &values {
+            Values::Activations(v) => classify(v, channels, samples, num_classes),
+            Values::Potentials(v) => classify(v, channels, samples, num_classes),
+        }
+        .map_err(to_pyerr)?;
+        Ok(PyArray1::from_vec(py, classes))
+    }
+
+    /// Statistics of the last `forward` or `predict` call: layer name -> `LayerStatistics`.
+    fn get_statistics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let dict = PyDict::new(py);
+        let state = lock(&self.state);
+        if let Some(stats) = &state.statistics {
+            for (layer, s) in state.model.layers().iter().zip(stats) {
+                dict.set_item(layer.name(), PyLayerStatistics { stats: *s, name: layer.name().to_owned() })?;
+            }
+        }
+        Ok(dict)
+    }
+
+    fn __len__(&self) -> usize {
+        self.get_layer_count()
+    }
+
+    fn __repr__(&self) -> String {
+        let state = lock(&self.state);
+        let names: Vec<&str> = state.model.layers().iter().map(|l| l.name()).collect();
+        format!("<akida.Model: {}>", if names.is_empty() { "no layers".to_owned() } else { names.join(" -> ") })
+    }
+}
+
+/// Counters of one layer over the last `forward` or `predict` call.
+#[pyclass(name = "LayerStatistics", module = "akida", frozen)]
+pub struct PyLayerStatistics {
+    stats: LayerStatistics,
+    name: String,
+}
+
+#[pymethods]
+impl PyLayerStatistics {
+    /// Number of samples counted.
+    #[getter]
+    fn samples(&self) -> u64 {
+        self.stats.samples
+    }
+
+    /// Fraction of zero input values.
+    #[getter]
+    fn input_sparsity(&self) -> f64 {
+        self.stats.input_sparsity()
+    }
+
+    /// Fraction of zero output values.
+    #[getter]
+    fn output_sparsity(&self) -> f64 {
+        self.stats.output_sparsity()
+    }
+
+    /// Multiply-accumulates of non-zero inputs with the weights they feed.
+    #[getter]
+    fn synaptic_operations(&self) -> u64 {
+        self.stats.synaptic_operations
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<LayerStatistics '{}': samples={}, input_sparsity={:.4}, output_sparsity={:.4}, synaptic_operations={}>",
+            self.name,
+            self.stats.samples,
+            self.stats.input_sparsity(),
+            self.stats.output_sparsity(),
+            self.stats.synaptic_operations
+        )
+    }
+}
