@@ -10,6 +10,17 @@ mod runtime;
 
 use pyo3::prelude::*;
 
+/// How the engine runs here: worker threads, SIMD level, and whether samples run in parallel
+/// (not in a process forked after the engine was loaded).
+#[pyfunction]
+fn engine_info(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::PyDict>> {
+    let info = pyo3::types::PyDict::new(py);
+    info.set_item("worker_threads", akida_engine::worker_threads())?;
+    info.set_item("simd", akida_engine::simd_level())?;
+    info.set_item("parallel", runtime::parallel_allowed())?;
+    Ok(info)
+}
+
 #[pymodule]
 fn _akida(m: &Bound<'_, PyModule>) -> PyResult<()> {
     runtime::install_fork_handler();
@@ -27,5 +38,6 @@ fn _akida(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<model::PyModel>()?;
     m.add_class::<model::PyLayerStatistics>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_function(wrap_pyfunction!(engine_info, m)?)?;
     Ok(())
 }

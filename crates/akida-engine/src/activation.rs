@@ -38,6 +38,8 @@ pub struct Thresholds {
     /// `levels` cut points per neuron, neuron-major.
     cuts: Vec<i64>,
     levels: usize,
+    /// For 1-bit activations: the thresholds themselves (a spike when `p > T`).
+    binary: Option<Vec<i32>>,
 }
 
 impl Thresholds {
@@ -56,7 +58,13 @@ impl Thresholds {
                 cuts.push(i64::from(t) + offset);
             }
         }
-        Thresholds { cuts, levels }
+        let binary = (bits == 1).then(|| threshold.to_vec());
+        Thresholds { cuts, levels, binary }
+    }
+
+    /// The per-neuron thresholds when the activation is 1-bit (response 1 iff `p > T`).
+    pub fn binary_thresholds(&self) -> Option<&[i32]> {
+        self.binary.as_deref()
     }
 
     /// Number of neurons.

@@ -10,58 +10,140 @@ use crate::events::Event;
 use crate::params::PoolingType;
 use crate::shape::{ConvGeometry, PoolGeometry, Shape3};
 
+/// An integer accumulator for potentials. The engine uses `i16` when a layer's potential bound
+/// allows it (twice the SIMD lanes) and `i32` otherwise; both give identical results within the
+/// bound.
+pub trait Accumulator: Copy + Default + Send + Sync + 'static {
+    /// `acc[i] += value * row[i]` for every `i`; the caller guarantees no overflow.
+    fn mac(acc: &mut [Self], row: &[i8], value: i32);
+    fn widen(self) -> i32;
+}
+
+macro_rules! lanes_mac {
+    ($acc:ident, $row:ident, $value:ident, $t:ty, $lanes:literal) => {{
+        let (acc_chunks, acc_rest) = $acc.as_chunks_mut::<$lanes>();
+        let (row_chunks, row_rest) = $row.as_chunks::<$lanes>();
+        if $value == 1 {
+            for (a, r) in acc_chunks.iter_mut().zip(row_chunks) {
+                for i in 0..$lanes {
+                    a[i] += <$t>::from(r[i]);
+                }
+            }
+        } else {
+            let v = $value as $t;
+            for (a, r) in acc_chunks.iter_mut().zip(row_chunks) {
+                for i in 0..$lanes {
+                    a[i] += v * <$t>::from(r[i]);
+                }
+            }
+        }
+        let v = $value as $t;
+        for (a, &w) in acc_rest.iter_mut().zip(row_rest) {
+            *a += v * <$t>::from(w);
+        }
+    }};
+}
+
+impl Accumulator for i32 {
+    #[inline(always)]
+    fn mac(acc: &mut [i32], row: &[i8], value: i32) {
+        debug_assert_eq!(acc.len(), row.len());
+        lanes_mac!(acc, row, value, i32, 8)
+    }
+    #[inline(always)]
+    fn widen(self) -> i32 {
+        self
+    }
+}
+
+impl Accumulator for i16 {
+    #[inline(always)]
+    fn mac(acc: &mut [i16], row: &[i8], value: i32) {
+        debug_assert_eq!(acc.len(), row.len());
+        lanes_mac!(acc, row, value, i16, 16)
+    }
+    #[inline(always)]
+    fn widen(self) -> i32 {
+        i32::from(self)
+    }
+}
+
+/// Defines a public kernel that runs an AVX2 build of `$imp` when the processor has AVX2 and the
+/// portable build otherwise; both compute the same integers.
+macro_rules! with_avx2 {
+    ($(#[$doc:meta])* pub fn $name:ident<A>($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty = $imp:ident;) => {
+        $(#[$doc])*
+        #[allow(clippy::too_many_arguments)]
+        pub fn $name<A: Accumulator>($($arg: $ty),*) -> $ret {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn avx2<A: Accumulator>($($arg: $ty),*) -> $ret {
+                    $imp::<A>($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the processor supports AVX2, checked just above.
+                    return unsafe { avx2::<A>($($arg),*) };
+                }
+            }
+            $imp::<A>($($arg),*)
+        }
+    };
+}
+
+with_avx2! {
+    /// Cross-correlation of a dense `u8` image with `weights` `(kh, kw, C, N)`, padded cells holding
+    /// `padding`. Adds into `out` (`(OH, OW, N)`, zeroed by the caller); returns the synaptic
+    /// operations.
+    pub fn input_convolution<A>(
+        image: &[u8],
+        shape: &Shape3,
+        g: &ConvGeometry,
+        weights: &[i8],
+        neurons: usize,
+        padding: u8,
+        out: &mut [A],
+    ) -> u64 = input_convolution_impl;
+}
+
 #[inline(always)]
-fn axpy_portable(acc: &mut [i32], row: &[i8], value: i32) {
-    if value == 1 {
-        for (a, &w) in acc.iter_mut().zip(row) {
-            *a += i32::from(w);
-        }
-    } else {
-        for (a, &w) in acc.iter_mut().zip(row) {
-            *a += value * i32::from(w);
-        }
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn axpy_avx2(acc: &mut [i32], row: &[i8], value: i32) {
-    axpy_portable(acc, row, value)
-}
-
-/// `acc[i] += value * row[i]` for every `i` (the slices have equal length). Uses AVX2 when the
-/// processor has it; the result is the same either way.
-#[inline]
-pub fn axpy(acc: &mut [i32], row: &[i8], value: i32) {
-    debug_assert_eq!(acc.len(), row.len());
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the processor supports AVX2, checked just above.
-            unsafe { axpy_avx2(acc, row, value) };
-            return;
-        }
-    }
-    axpy_portable(acc, row, value)
-}
-
-/// Cross-correlation of a dense `u8` image with `weights` `(kh, kw, C, N)`, padded cells holding
-/// `padding`. Adds into `out` (`(OH, OW, N)`, zeroed by the caller); returns the synaptic operations.
-pub fn input_convolution(
+fn input_convolution_impl<A: Accumulator>(
     image: &[u8],
     shape: &Shape3,
     g: &ConvGeometry,
     weights: &[i8],
     neurons: usize,
     padding: u8,
-    out: &mut [i32],
+    out: &mut [A],
 ) -> u64 {
     let (kh, kw, channels) = (g.y.kernel, g.x.kernel, shape.channels);
+    let patch_row = kw * channels;
     let mut ops = 0u64;
     for oy in 0..g.y.output {
+        let rows_inside = (0..kh).all(|ty| g.y.input_cell(oy, ty).is_some());
         for ox in 0..g.x.output {
             let o = (oy * g.x.output + ox) * neurons;
             let acc = &mut out[o..o + neurons];
+            let inside = rows_inside && g.x.input_cell(ox, 0).is_some() && g.x.input_cell(ox, kw - 1).is_some();
+            if inside {
+                // The whole window is in the image: each kernel row reads `kw * C` consecutive
+                // pixels, which feed consecutive weight rows.
+                let x0 = ox * g.x.stride - g.x.pad_before;
+                for ty in 0..kh {
+                    let y = oy * g.y.stride + ty - g.y.pad_before;
+                    let start = shape.index(y, x0, 0);
+                    let pixels = &image[start..start + patch_row];
+                    let taps = &weights[ty * patch_row * neurons..(ty + 1) * patch_row * neurons];
+                    for (j, &value) in pixels.iter().enumerate() {
+                        if value != 0 {
+                            A::mac(acc, &taps[j * neurons..(j + 1) * neurons], i32::from(value));
+                            ops += neurons as u64;
+                        }
+                    }
+                }
+                continue;
+            }
             for ty in 0..kh {
                 let iy = g.y.input_cell(oy, ty);
                 for tx in 0..kw {
@@ -74,7 +156,7 @@ pub fn input_convolution(
                         };
                         if value != 0 {
                             let row = (tap + c) * neurons;
-                            axpy(acc, &weights[row..row + neurons], i32::from(value));
+                            A::mac(acc, &weights[row..row + neurons], i32::from(value));
                             ops += neurons as u64;
                         }
                     }
@@ -85,16 +167,28 @@ pub fn input_convolution(
     ops
 }
 
-/// True convolution driven by input events: every event adds its value times the flipped kernel
-/// rows to the outputs it reaches. `weights` `(kh, kw, C, N)`, `out` `(OH, OW, N)` zeroed by the
-/// caller. Returns the synaptic operations.
-pub fn convolve_events(
+with_avx2! {
+    /// True convolution driven by input events: every event adds its value times the flipped kernel
+    /// rows to the outputs it reaches. `weights` `(kh, kw, C, N)`, `out` `(OH, OW, N)` zeroed by the
+    /// caller. Returns the synaptic operations.
+    pub fn convolve_events<A>(
+        events: &[Event],
+        shape: &Shape3,
+        g: &ConvGeometry,
+        weights: &[i8],
+        neurons: usize,
+        out: &mut [A],
+    ) -> u64 = convolve_events_impl;
+}
+
+#[inline(always)]
+fn convolve_events_impl<A: Accumulator>(
     events: &[Event],
     shape: &Shape3,
     g: &ConvGeometry,
     weights: &[i8],
     neurons: usize,
-    out: &mut [i32],
+    out: &mut [A],
 ) -> u64 {
     let (kh, kw, channels) = (g.y.kernel, g.x.kernel, shape.channels);
     let mut ops = 0u64;
@@ -109,7 +203,7 @@ pub fn convolve_events(
                 let flipped_x = kw - 1 - (x + g.x.pad_before - ox * g.x.stride);
                 let row = ((flipped_y * kw + flipped_x) * channels + e.c as usize) * neurons;
                 let o = (oy * g.x.output + ox) * neurons;
-                axpy(&mut out[o..o + neurons], &weights[row..row + neurons], e.value);
+                A::mac(&mut out[o..o + neurons], &weights[row..row + neurons], e.value);
             }
         }
     }
@@ -138,14 +232,19 @@ pub fn depthwise_events(events: &[Event], shape: &Shape3, g: &ConvGeometry, weig
     ops
 }
 
-/// Pointwise step of a separable convolution: `out[p, n] += sum_c depthwise[p, c] * weights[c, n]`,
-/// skipping zero intermediate values. `out` is zeroed by the caller. Returns the operations.
-pub fn pointwise(depthwise: &[i32], channels: usize, weights: &[i8], neurons: usize, out: &mut [i32]) -> u64 {
+with_avx2! {
+    /// Pointwise step of a separable convolution: `out[p, n] += sum_c depthwise[p, c] * weights[c, n]`,
+    /// skipping zero intermediate values. `out` is zeroed by the caller. Returns the operations.
+    pub fn pointwise<A>(depthwise: &[i32], channels: usize, weights: &[i8], neurons: usize, out: &mut [A]) -> u64 = pointwise_impl;
+}
+
+#[inline(always)]
+fn pointwise_impl<A: Accumulator>(depthwise: &[i32], channels: usize, weights: &[i8], neurons: usize, out: &mut [A]) -> u64 {
     let mut ops = 0u64;
     for (d, acc) in depthwise.chunks_exact(channels).zip(out.chunks_exact_mut(neurons)) {
         for (c, &value) in d.iter().enumerate() {
             if value != 0 {
-                axpy(acc, &weights[c * neurons..(c + 1) * neurons], value);
+                A::mac(acc, &weights[c * neurons..(c + 1) * neurons], value);
                 ops += neurons as u64;
             }
         }
@@ -153,12 +252,17 @@ pub fn pointwise(depthwise: &[i32], channels: usize, weights: &[i8], neurons: us
     ops
 }
 
-/// Fully connected layer driven by events: `weights` `(H, W, C, N)`, `out` `(N)` zeroed by the
-/// caller. Returns the synaptic operations.
-pub fn fully_connected_events(events: &[Event], shape: &Shape3, weights: &[i8], neurons: usize, out: &mut [i32]) -> u64 {
+with_avx2! {
+    /// Fully connected layer driven by events: `weights` `(H, W, C, N)`, `out` `(N)` zeroed by the
+    /// caller. Returns the synaptic operations.
+    pub fn fully_connected_events<A>(events: &[Event], shape: &Shape3, weights: &[i8], neurons: usize, out: &mut [A]) -> u64 = fully_connected_impl;
+}
+
+#[inline(always)]
+fn fully_connected_impl<A: Accumulator>(events: &[Event], shape: &Shape3, weights: &[i8], neurons: usize, out: &mut [A]) -> u64 {
     for e in events {
         let row = e.index(shape) * neurons;
-        axpy(out, &weights[row..row + neurons], e.value);
+        A::mac(out, &weights[row..row + neurons], e.value);
     }
     (events.len() * neurons) as u64
 }
@@ -209,16 +313,29 @@ pub fn pool(input: &[i32], shape: &Shape3, g: &PoolGeometry, out: &mut [i32], su
 /// order.
 pub fn activate(potentials: &[i32], shape: &Shape3, thresholds: &Thresholds, out: &mut Vec<Event>) {
     let n = shape.channels;
+    let push = |out: &mut Vec<Event>, pixel: usize, c: usize, level: u8| {
+        out.push(Event {
+            y: (pixel / shape.width) as u32,
+            x: (pixel % shape.width) as u32,
+            c: c as u32,
+            value: i32::from(level),
+        })
+    };
+    if let Some(fire) = thresholds.binary_thresholds() {
+        for (pixel, values) in potentials.chunks_exact(n).enumerate() {
+            for (c, (&p, &t)) in values.iter().zip(fire).enumerate() {
+                if p > t {
+                    push(out, pixel, c, 1);
+                }
+            }
+        }
+        return;
+    }
     for (pixel, values) in potentials.chunks_exact(n).enumerate() {
         for (c, &p) in values.iter().enumerate() {
             let level = thresholds.response(c, p);
             if level != 0 {
-                out.push(Event {
-                    y: (pixel / shape.width) as u32,
-                    x: (pixel % shape.width) as u32,
-                    c: c as u32,
-                    value: i32::from(level),
-                });
+                push(out, pixel, c, level);
             }
         }
     }

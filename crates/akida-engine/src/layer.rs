@@ -27,6 +27,8 @@ pub struct Resolved {
     pub pool: Option<PoolGeometry>,
     pub output_shape: Shape3,
     pub output: OutputKind,
+    /// Largest magnitude a potential (or separable intermediate sum) of this layer can reach.
+    pub potential_bound: u64,
 }
 
 /// One layer of a model. Built detached; its geometry and variables exist once its input shape is
@@ -182,6 +184,7 @@ impl Layer {
             pool,
             output_shape,
             output,
+            potential_bound: bound as u64,
         };
         if self.resolved.map(|r| r.input_shape) != Some(input_shape) {
             self.resolved = Some(resolved);

@@ -25,3 +25,20 @@ pub use params::{
 };
 pub use shape::Shape3;
 pub use variables::{Variable, VariableData, VariableValues};
+
+/// Number of worker threads the parallel forward pass uses (rayon's global pool; set
+/// `RAYON_NUM_THREADS` to change it).
+pub fn worker_threads() -> usize {
+    rayon::current_num_threads()
+}
+
+/// The SIMD instruction set the kernels run with on this processor.
+pub fn simd_level() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            return "avx2";
+        }
+    }
+    "portable"
+}

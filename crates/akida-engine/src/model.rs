@@ -6,7 +6,7 @@ use rayon::prelude::*;
 use crate::activation::Thresholds;
 use crate::error::{bail, Error, Result};
 use crate::events::{events_from_dense, Event, EventBatch};
-use crate::kernels;
+use crate::kernels::{self, Accumulator};
 use crate::layer::{Layer, OutputKind};
 use crate::params::{LayerKind, LayerParams};
 use crate::shape::Shape3;
@@ -86,11 +86,18 @@ pub struct Model {
     layers: Vec<Layer>,
     /// Indices of the inbound layers of each layer (all smaller than the layer's own index).
     inbound: Vec<Vec<usize>>,
+    /// Accumulate every layer in `i32` (tests compare both accumulator widths).
+    force_wide: bool,
 }
 
 impl Model {
     pub fn new() -> Self {
         Model::default()
+    }
+
+    /// Makes every layer accumulate in `i32`, disabling the `i16` fast path; results are the same.
+    pub fn set_force_wide_accumulators(&mut self, force: bool) {
+        self.force_wide = force;
     }
 
     pub fn layers(&self) -> &[Layer] {
@@ -371,6 +378,55 @@ impl Model {
             .collect()
     }
 
+    /// Adds the weighted inputs of data-processing layer `i` into `acc` (its potentials before
+    /// pooling, zeroed); returns the synaptic operations.
+    #[allow(clippy::too_many_arguments)]
+    fn accumulate<A: Accumulator>(
+        &self,
+        i: usize,
+        input: &Input<'_>,
+        sample: usize,
+        before: &[LayerBuffers],
+        depthwise: &mut Vec<i32>,
+        st: &mut LayerStatistics,
+        acc: &mut [A],
+    ) -> u64 {
+        let layer = &self.layers[i];
+        let r = layer.resolved().expect("layers in a model are resolved");
+        let neurons = r.potentials_shape.channels;
+        let events = || &before[self.inbound[i][0]].events;
+        match layer.params() {
+            LayerParams::InputConvolutional { padding_value, .. } => {
+                let Input::Dense { data, .. } = input else { unreachable!("checked by check_input") };
+                let n = r.input_shape.len();
+                let image = &data[sample * n..(sample + 1) * n];
+                st.input_nonzero += image.iter().filter(|&&v| v != 0).count() as u64;
+                let g = r.conv.as_ref().expect("convolutional layers have a geometry");
+                kernels::input_convolution(image, &r.input_shape, g, layer.weights(), neurons, *padding_value, acc)
+            }
+            LayerParams::FullyConnected { .. } => {
+                st.input_nonzero += events().len() as u64;
+                kernels::fully_connected_events(events(), &r.input_shape, layer.weights(), neurons, acc)
+            }
+            LayerParams::Convolutional { .. } => {
+                st.input_nonzero += events().len() as u64;
+                let g = r.conv.as_ref().expect("convolutional layers have a geometry");
+                kernels::convolve_events(events(), &r.input_shape, g, layer.weights(), neurons, acc)
+            }
+            LayerParams::SeparableConvolutional { .. } => {
+                st.input_nonzero += events().len() as u64;
+                let g = r.conv.as_ref().expect("convolutional layers have a geometry");
+                depthwise.clear();
+                depthwise.resize(g.y.output * g.x.output * r.input_shape.channels, 0);
+                let ops = kernels::depthwise_events(events(), &r.input_shape, g, layer.weights(), depthwise);
+                ops + kernels::pointwise(depthwise, r.input_shape.channels, layer.weights_pw(), neurons, acc)
+            }
+            LayerParams::InputData { .. } | LayerParams::Concat { .. } => {
+                unreachable!("layers without weights do not accumulate")
+            }
+        }
+    }
+
     fn run_sample(
         &self,
         plan: &Plan,
@@ -388,10 +444,8 @@ impl Model {
             out.events.clear();
             let st = &mut stats[i];
             st.samples += 1;
-            let neurons = r.potentials_shape.channels;
             let potentials = &mut scratch.potentials;
             potentials.clear();
-            potentials.resize(r.potentials_shape.len(), 0);
             match layer.params() {
                 LayerParams::InputData { .. } => {
                     match input {
@@ -405,24 +459,10 @@ impl Model {
                     st.output_nonzero += out.events.len() as u64;
                     continue;
                 }
-                LayerParams::InputConvolutional { padding_value, .. } => {
-                    let Input::Dense { data, .. } = input else { unreachable!("checked by check_input") };
-                    let n = r.input_shape.len();
-                    let image = &data[sample * n..(sample + 1) * n];
-                    st.input_nonzero += image.iter().filter(|&&v| v != 0).count() as u64;
-                    st.synaptic_operations += kernels::input_convolution(
-                        image,
-                        &r.input_shape,
-                        r.conv.as_ref().unwrap(),
-                        layer.weights(),
-                        neurons,
-                        *padding_value,
-                        potentials,
-                    );
-                }
                 LayerParams::Concat { activation } => {
                     // With an activation the joined values are thresholded densely (a negative
                     // threshold makes zero inputs fire); without one, events pass through.
+                    potentials.resize(r.potentials_shape.len(), 0);
                     let mut offset = 0u32;
                     for &j in &self.inbound[i] {
                         let source = &before[j].events;
@@ -435,41 +475,25 @@ impl Model {
                                 out.events.push(Event { c, ..*e });
                             }
                         }
-                        offset += self.layers[j].resolved().unwrap().output_shape.channels as u32;
+                        offset += self.layers[j].resolved().expect("layers in a model are resolved").output_shape.channels as u32;
                     }
                     if !activation.enabled {
                         st.output_nonzero += out.events.len() as u64;
                         continue;
                     }
                 }
-                LayerParams::FullyConnected { .. } => {
-                    let events = &before[self.inbound[i][0]].events;
-                    st.input_nonzero += events.len() as u64;
+                _ if plan.narrow[i] => {
+                    let narrow = &mut scratch.narrow;
+                    narrow.clear();
+                    narrow.resize(r.potentials_shape.len(), 0);
                     st.synaptic_operations +=
-                        kernels::fully_connected_events(events, &r.input_shape, layer.weights(), neurons, potentials);
+                        self.accumulate::<i16>(i, input, sample, before, &mut scratch.depthwise, st, narrow);
+                    potentials.extend(narrow.iter().map(|v| v.widen()));
                 }
-                LayerParams::Convolutional { .. } => {
-                    let events = &before[self.inbound[i][0]].events;
-                    st.input_nonzero += events.len() as u64;
-                    st.synaptic_operations += kernels::convolve_events(
-                        events,
-                        &r.input_shape,
-                        r.conv.as_ref().unwrap(),
-                        layer.weights(),
-                        neurons,
-                        potentials,
-                    );
-                }
-                LayerParams::SeparableConvolutional { .. } => {
-                    let events = &before[self.inbound[i][0]].events;
-                    st.input_nonzero += events.len() as u64;
-                    let g = r.conv.as_ref().unwrap();
-                    let depthwise = &mut scratch.depthwise;
-                    depthwise.clear();
-                    depthwise.resize(g.y.output * g.x.output * r.input_shape.channels, 0);
-                    st.synaptic_operations += kernels::depthwise_events(events, &r.input_shape, g, layer.weights(), depthwise);
+                _ => {
+                    potentials.resize(r.potentials_shape.len(), 0);
                     st.synaptic_operations +=
-                        kernels::pointwise(depthwise, r.input_shape.channels, layer.weights_pw(), neurons, potentials);
+                        self.accumulate::<i32>(i, input, sample, before, &mut scratch.depthwise, st, potentials);
                 }
             }
             let values: &[i32] = match &r.pool {
@@ -494,7 +518,7 @@ impl Model {
             }
         }
         let last = self.layers.len() - 1;
-        let shape = self.layers[last].resolved().unwrap().output_shape;
+        let shape = self.layers[last].resolved().expect("layers in a model are resolved").output_shape;
         let result = &scratch.outputs[last];
         match sink {
             Sink::Activations(chunk) => {
@@ -517,6 +541,8 @@ enum Sink<'a> {
 struct Plan {
     order: Vec<usize>,
     thresholds: Vec<Option<Thresholds>>,
+    /// Layers whose potentials always fit in `i16`: they accumulate in `i16`.
+    narrow: Vec<bool>,
 }
 
 impl Plan {
@@ -529,7 +555,12 @@ impl Plan {
                 _ => None,
             })
             .collect();
-        Plan { order: model.needed_layers(), thresholds }
+        let narrow = model
+            .layers
+            .iter()
+            .map(|l| l.resolved().is_some_and(|r| r.potential_bound <= i16::MAX as u64) && !model.force_wide)
+            .collect();
+        Plan { order: model.needed_layers(), thresholds, narrow }
     }
 }
 
@@ -540,6 +571,7 @@ struct Scratch {
     pooled: Vec<i32>,
     depthwise: Vec<i32>,
     sums: Vec<i64>,
+    narrow: Vec<i16>,
 }
 
 #[derive(Default)]
@@ -556,6 +588,7 @@ impl Scratch {
             pooled: Vec::new(),
             depthwise: Vec::new(),
             sums: Vec::new(),
+            narrow: Vec::new(),
         }
     }
 }

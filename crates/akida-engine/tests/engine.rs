@@ -194,6 +194,9 @@ proptest! {
         let got = engine_forward(&model, dense, true);
         let sequential = engine_forward(&model, dense, false);
         prop_assert_eq!(&got, &sequential);
+        let mut wide = model.clone();
+        wide.set_force_wide_accumulators(true);
+        prop_assert_eq!(&engine_forward(&wide, dense, true), &got);
         let per_sample = got.len() / samples;
         let in_len = model.input_shape().unwrap().len();
         for s in 0..samples {
