@@ -1,1 +1,162 @@
-fn main() {}
+//! Criterion benches of the engine kernels and of a whole forward pass.
+//!
+//! `cargo bench -p akida-engine --bench kernels` (or `make bench-rust`).
+
+use std::hint::black_box;
+
+use akida_engine::activation::Thresholds;
+use akida_engine::kernels;
+use akida_engine::params::Convolution;
+use akida_engine::shape::{AxisGeometry, ConvGeometry};
+use akida_engine::{
+    Activation, ConvolutionMode, Event, Input, Layer, LayerParams, Model, Output, Pooling, Shape3, VariableValues,
+};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+
+/// Deterministic pseudo-random values (SplitMix64).
+fn values(n: usize, seed: u64) -> impl Iterator<Item = u64> {
+    let mut state = seed;
+    (0..n).map(move |_| {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    })
+}
+
+fn binary_events(shape: &Shape3, density_percent: u64, seed: u64) -> Vec<Event> {
+    let mut events = Vec::new();
+    for (i, r) in values(shape.len(), seed).enumerate() {
+        if r % 100 < density_percent {
+            let (pixel, c) = (i / shape.channels, i % shape.channels);
+            events.push(Event { y: (pixel / shape.width) as u32, x: (pixel % shape.width) as u32, c: c as u32, value: 1 });
+        }
+    }
+    events
+}
+
+fn fully_connected(c: &mut Criterion) {
+    // The MNIST-shaped workload's second layer: 24x24x8 binary inputs, 1000 neurons, 1-bit weights.
+    let shape = Shape3::new(24, 24, 8);
+    let neurons = 1000;
+    let weights: Vec<i8> = values(shape.len() * neurons, 1).map(|r| (r % 9 < 1) as i8).collect();
+    let events = binary_events(&shape, 20, 2);
+    let mut group = c.benchmark_group("fully_connected_events");
+    group.throughput(Throughput::Elements((events.len() * neurons) as u64));
+    group.bench_function("i16", |b| {
+        let mut out = vec![0i16; neurons];
+        b.iter(|| {
+            out.fill(0);
+            kernels::fully_connected_events(black_box(&events), &shape, &weights, neurons, &mut out)
+        })
+    });
+    group.bench_function("i32", |b| {
+        let mut out = vec![0i32; neurons];
+        b.iter(|| {
+            out.fill(0);
+            kernels::fully_connected_events(black_box(&events), &shape, &weights, neurons, &mut out)
+        })
+    });
+    group.finish();
+}
+
+fn convolutions(c: &mut Criterion) {
+    // The CIFAR-shaped workload's second layer: 16x16x32 events, 3x3 kernel, 64 neurons.
+    let shape = Shape3::new(16, 16, 32);
+    let g = ConvGeometry {
+        y: AxisGeometry::new(16, 3, 1, ConvolutionMode::Same).unwrap(),
+        x: AxisGeometry::new(16, 3, 1, ConvolutionMode::Same).unwrap(),
+    };
+    let neurons = 64;
+    let weights: Vec<i8> = values(9 * 32 * neurons, 3).map(|r| (r % 3) as i8 - 1).collect();
+    let events = binary_events(&shape, 15, 4);
+    let mut group = c.benchmark_group("convolution");
+    group.throughput(Throughput::Elements(events.len() as u64));
+    group.bench_function("convolve_events_i16", |b| {
+        let mut out = vec![0i16; 16 * 16 * neurons];
+        b.iter(|| {
+            out.fill(0);
+            kernels::convolve_events(black_box(&events), &shape, &g, &weights, neurons, &mut out)
+        })
+    });
+    // The CIFAR-shaped first layer: a 32x32 RGB image, 3x3 kernel, 32 neurons, 8-bit weights.
+    let image_shape = Shape3::new(32, 32, 3);
+    let image: Vec<u8> = values(image_shape.len(), 5).map(|r| r as u8).collect();
+    let g32 = ConvGeometry {
+        y: AxisGeometry::new(32, 3, 1, ConvolutionMode::Same).unwrap(),
+        x: AxisGeometry::new(32, 3, 1, ConvolutionMode::Same).unwrap(),
+    };
+    let image_weights: Vec<i8> = values(27 * 32, 6).map(|r| (r % 255) as i8).map(|w| w.max(-127)).collect();
+    group.bench_function("input_convolution_i32", |b| {
+        let mut out = vec![0i32; 32 * 32 * 32];
+        b.iter(|| {
+            out.fill(0);
+            kernels::input_convolution(black_box(&image), &image_shape, &g32, &image_weights, 32, 0, &mut out)
+        })
+    });
+    group.finish();
+}
+
+fn activation(c: &mut Criterion) {
+    let shape = Shape3::new(32, 32, 32);
+    let potentials: Vec<i32> = values(shape.len(), 7).map(|r| (r % 2000) as i32 - 1000).collect();
+    let mut group = c.benchmark_group("activate");
+    group.throughput(Throughput::Elements(shape.len() as u64));
+    for bits in [1u8, 4] {
+        let thresholds = Thresholds::new(&vec![600; 32], &vec![50.0; 32], bits);
+        group.bench_function(format!("{bits}-bit"), |b| {
+            let mut out = Vec::with_capacity(shape.len());
+            b.iter(|| {
+                out.clear();
+                kernels::activate(black_box(&potentials), &shape, &thresholds, &mut out);
+                out.len()
+            })
+        });
+    }
+    group.finish();
+}
+
+fn forward(c: &mut Criterion) {
+    // The MNIST-shaped workload end to end, 256 images per iteration.
+    let mut model = Model::new();
+    let conv = Convolution::new(5, 5, 8, ConvolutionMode::Valid, 1, 1, 4, &[4]).unwrap();
+    let act = Activation::new(true, 1500, 1.0, 1).unwrap();
+    let input = LayerParams::input_convolutional(28, 28, 1, conv, Pooling::default(), act, 0).unwrap();
+    model.add(Layer::new("", input).unwrap(), None).unwrap();
+    let w: Vec<i64> = values(200, 8).map(|r| (r % 15) as i64 - 7).collect();
+    model.layer_mut(0).unwrap().set_variable("weights", &[5, 5, 1, 8], VariableValues::Int(w)).unwrap();
+    let fc = LayerParams::fully_connected(1000, 1, Activation::new(false, 0, 1.0, 1).unwrap()).unwrap();
+    model.add(Layer::new("", fc).unwrap(), None).unwrap();
+    let w: Vec<i64> = values(4608 * 1000, 9).map(|r| (r % 9 < 1) as i64).collect();
+    model.layer_mut(1).unwrap().set_variable("weights", &[24, 24, 8, 1000], VariableValues::Int(w)).unwrap();
+    let samples = 256;
+    // Blob-like images: bright discs on a dark background.
+    let mut images = vec![0u8; samples * 784];
+    for (s, r) in values(samples, 10).enumerate() {
+        let (cy, cx, radius) = (8 + (r % 12) as i64, 8 + ((r >> 8) % 12) as i64, 4 + ((r >> 16) % 5) as i64);
+        for y in 0..28i64 {
+            for x in 0..28i64 {
+                if (y - cy).pow(2) + (x - cx).pow(2) <= radius * radius {
+                    images[s * 784 + (y * 28 + x) as usize] = 255;
+                }
+            }
+        }
+    }
+    let mut out = vec![0i32; samples * 1000];
+    let mut group = c.benchmark_group("forward");
+    group.throughput(Throughput::Elements(samples as u64));
+    for parallel in [false, true] {
+        group.bench_function(if parallel { "mnist_shaped_parallel" } else { "mnist_shaped_1_thread" }, |b| {
+            b.iter(|| {
+                model
+                    .forward(Input::Dense { data: black_box(&images), num_samples: samples }, Output::Potentials(&mut out), parallel)
+                    .unwrap()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, fully_connected, convolutions, activation, forward);
+criterion_main!(benches);

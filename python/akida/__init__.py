@@ -22,6 +22,7 @@ from ._akida import (
     PoolingType,
     SeparableConvolutional,
     __version__,
+    engine_info,
 )
 from .errors import (
     AkidaError,
@@ -55,4 +56,5 @@ __all__ = [
     "SeparableConvolutional",
     "VariableError",
     "__version__",
+    "engine_info",
 ]

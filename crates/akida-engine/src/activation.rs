@@ -84,15 +84,8 @@ impl Thresholds {
         if p <= cuts[0] {
             return 0;
         }
-        let mut level = 1u8;
-        for &c in &cuts[1..] {
-            if p > c {
-                level += 1;
-            } else {
-                break;
-            }
-        }
-        level
+        // Cut points rise with j, so the response is the number of them below `p`.
+        cuts.iter().map(|&c| u8::from(p > c)).sum()
     }
 }
 

@@ -313,30 +313,31 @@ pub fn pool(input: &[i32], shape: &Shape3, g: &PoolGeometry, out: &mut [i32], su
 /// order.
 pub fn activate(potentials: &[i32], shape: &Shape3, thresholds: &Thresholds, out: &mut Vec<Event>) {
     let n = shape.channels;
-    let push = |out: &mut Vec<Event>, pixel: usize, c: usize, level: u8| {
-        out.push(Event {
-            y: (pixel / shape.width) as u32,
-            x: (pixel % shape.width) as u32,
-            c: c as u32,
-            value: i32::from(level),
-        })
-    };
-    if let Some(fire) = thresholds.binary_thresholds() {
-        for (pixel, values) in potentials.chunks_exact(n).enumerate() {
-            for (c, (&p, &t)) in values.iter().zip(fire).enumerate() {
-                if p > t {
-                    push(out, pixel, c, 1);
+    for (pixel, values) in potentials.chunks_exact(n).enumerate() {
+        let (y, x) = ((pixel / shape.width) as u32, (pixel % shape.width) as u32);
+        // Branch-free compaction: every candidate event is written to the spare capacity and the
+        // length advances only past those that fire.
+        out.reserve(n);
+        let start = out.len();
+        let spare = &mut out.spare_capacity_mut()[..n];
+        let mut fired = 0;
+        match thresholds.binary_thresholds() {
+            Some(fire) => {
+                for (c, (&p, &t)) in values.iter().zip(fire).enumerate() {
+                    spare[fired].write(Event { y, x, c: c as u32, value: 1 });
+                    fired += usize::from(p > t);
+                }
+            }
+            None => {
+                for (c, &p) in values.iter().enumerate() {
+                    let level = thresholds.response(c, p);
+                    spare[fired].write(Event { y, x, c: c as u32, value: i32::from(level) });
+                    fired += usize::from(level != 0);
                 }
             }
         }
-        return;
-    }
-    for (pixel, values) in potentials.chunks_exact(n).enumerate() {
-        for (c, &p) in values.iter().enumerate() {
-            let level = thresholds.response(c, p);
-            if level != 0 {
-                push(out, pixel, c, level);
-            }
-        }
+        // SAFETY: the `fired` slots after `start` were initialized by `write` above, and
+        // `reserve(n)` made room for at least `n >= fired` of them.
+        unsafe { out.set_len(start + fired) };
     }
 }

@@ -1,0 +1,54 @@
+# Developer entry points. `make help` lists them.
+# Everything installs into .venv, created on first use; nothing is needed beyond Python 3.11+ and
+# a Rust toolchain.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.deps-installed
+export VIRTUAL_ENV := $(abspath $(VENV))
+
+.PHONY: help demo test test-rust test-python stubtest build bench bench-rust fmt lint clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet "maturin>=1.7,<2" "numpy>=1.24" "pytest>=8" "hypothesis>=6" "scikit-learn>=1.3" "mypy>=1.18" "typing_extensions>=4.15"
+	touch $(STAMP)
+
+build: $(STAMP) ## Build the extension (release) into .venv
+	$(VENV)/bin/maturin develop --release --quiet
+
+demo: build ## Set up, build and run the demo on scikit-learn's digits
+	$(PY) examples/demo_digits.py
+
+test-rust: ## Run the Rust tests (core property tests and unit tests)
+	cargo test --workspace --exclude akida-py
+
+stubtest: build ## Check the type stubs against the compiled module
+	$(PY) -m mypy.stubtest akida._akida --allowlist .ci/stubtest-allowlist.txt
+
+test-python: build ## Run the Python test suite
+	$(PY) -m pytest
+
+test: test-rust build stubtest test-python ## Set up and run every test (cargo test, stubtest, pytest)
+
+bench: build ## Python forward benchmark (engine vs numpy)
+	$(PY) benches/bench_forward.py
+
+bench-rust: ## Criterion benches of the kernels
+	cargo bench -p akida-engine --bench kernels
+
+fmt: ## Format the Rust code
+	cargo fmt --all
+
+lint: ## Clippy on the whole workspace
+	cargo clippy --workspace --all-targets -- -D warnings
+
+clean: ## Remove build products and the virtual environment
+	cargo clean
+	rm -rf $(VENV) .pytest_cache

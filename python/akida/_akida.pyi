@@ -1,0 +1,233 @@
+"""Type stubs of the compiled engine module (checked with mypy.stubtest)."""
+
+from typing import Any, final
+
+from typing_extensions import disjoint_base
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "Concat",
+    "ConvolutionMode",
+    "Convolutional",
+    "Events",
+    "FullyConnected",
+    "InputConvolutional",
+    "InputData",
+    "Layer",
+    "LayerParameters",
+    "LayerStatistics",
+    "Model",
+    "PoolingType",
+    "SeparableConvolutional",
+    "__version__",
+    "engine_info",
+]
+
+__version__: str
+
+def engine_info() -> dict[str, Any]: ...
+
+@final
+class ConvolutionMode:
+    Valid: ConvolutionMode
+    Same: ConvolutionMode
+    Full: ConvolutionMode
+    def __int__(self) -> int: ...
+
+@final
+class PoolingType:
+    NoPooling: PoolingType
+    Max: PoolingType
+    Average: PoolingType
+    def __int__(self) -> int: ...
+
+@final
+class LayerParameters:
+    def __getattr__(self, name: str) -> Any: ...
+    def to_dict(self) -> dict[str, Any]: ...
+
+@disjoint_base
+class Layer:
+    @property
+    def name(self) -> str: ...
+    @property
+    def layer_type(self) -> str: ...
+    @property
+    def parameters(self) -> LayerParameters: ...
+    @property
+    def input_shape(self) -> tuple[int, int, int]: ...
+    @property
+    def output_shape(self) -> tuple[int, int, int]: ...
+    @property
+    def inbound_layers(self) -> list[Layer]: ...
+    def get_variable_names(self) -> list[str]: ...
+    def get_variable(self, name: str) -> npt.NDArray[Any]: ...
+    def set_variable(self, name: str, value: npt.ArrayLike) -> None: ...
+
+@final
+class InputData(Layer):
+    def __new__(
+        cls, input_width: int, input_height: int, input_channels: int, input_bits: int = 4, name: str = ""
+    ) -> InputData: ...
+
+@final
+class InputConvolutional(Layer):
+    def __new__(
+        cls,
+        input_width: int,
+        input_height: int,
+        input_channels: int,
+        kernel_width: int,
+        kernel_height: int,
+        num_neurons: int,
+        name: str = "",
+        convolution_mode: ConvolutionMode = ...,
+        stride_x: int = 1,
+        stride_y: int = 1,
+        weights_bits: int = 1,
+        pooling_width: int = ...,  # -1
+        pooling_height: int = ...,  # -1
+        pooling_type: PoolingType = ...,
+        pooling_stride_x: int = ...,  # -1
+        pooling_stride_y: int = ...,  # -1
+        activations_enabled: bool = True,
+        threshold_fire: int = 0,
+        threshold_fire_step: float = 1.0,
+        threshold_fire_bits: int = 1,
+        padding_value: int = 0,
+    ) -> InputConvolutional: ...
+
+@final
+class FullyConnected(Layer):
+    def __new__(
+        cls,
+        num_neurons: int,
+        name: str = "",
+        weights_bits: int = 1,
+        activations_enabled: bool = True,
+        threshold_fire: int = 0,
+        threshold_fire_step: float = 1.0,
+        threshold_fire_bits: int = 1,
+    ) -> FullyConnected: ...
+
+@final
+class Convolutional(Layer):
+    def __new__(
+        cls,
+        kernel_width: int,
+        kernel_height: int,
+        num_neurons: int,
+        name: str = "",
+        convolution_mode: ConvolutionMode = ...,
+        stride_x: int = 1,
+        stride_y: int = 1,
+        weights_bits: int = 1,
+        pooling_width: int = ...,  # -1
+        pooling_height: int = ...,  # -1
+        pooling_type: PoolingType = ...,
+        pooling_stride_x: int = ...,  # -1
+        pooling_stride_y: int = ...,  # -1
+        activations_enabled: bool = True,
+        threshold_fire: int = 0,
+        threshold_fire_step: float = 1.0,
+        threshold_fire_bits: int = 1,
+    ) -> Convolutional: ...
+
+@final
+class SeparableConvolutional(Layer):
+    def __new__(
+        cls,
+        kernel_width: int,
+        kernel_height: int,
+        num_neurons: int,
+        name: str = "",
+        convolution_mode: ConvolutionMode = ...,
+        stride_x: int = 1,
+        stride_y: int = 1,
+        weights_bits: int = 2,
+        pooling_width: int = ...,  # -1
+        pooling_height: int = ...,  # -1
+        pooling_type: PoolingType = ...,
+        pooling_stride_x: int = ...,  # -1
+        pooling_stride_y: int = ...,  # -1
+        activations_enabled: bool = True,
+        threshold_fire: int = 0,
+        threshold_fire_step: float = 1.0,
+        threshold_fire_bits: int = 1,
+    ) -> SeparableConvolutional: ...
+
+@final
+class Concat(Layer):
+    def __new__(
+        cls,
+        name: str = "",
+        activations_enabled: bool = True,
+        threshold_fire: int = 0,
+        threshold_fire_step: float = 1.0,
+        threshold_fire_bits: int = 1,
+    ) -> Concat: ...
+
+@final
+class Events:
+    def __new__(
+        cls,
+        shape: tuple[int, int, int],
+        sample: npt.ArrayLike,
+        x: npt.ArrayLike,
+        y: npt.ArrayLike,
+        channel: npt.ArrayLike,
+        value: npt.ArrayLike,
+        num_samples: int | None = None,
+    ) -> Events: ...
+    @staticmethod
+    def from_dense(array: npt.NDArray[np.uint8]) -> Events: ...
+    def to_dense(self) -> npt.NDArray[np.uint8]: ...
+    @property
+    def shape(self) -> tuple[int, int, int]: ...
+    @property
+    def num_samples(self) -> int: ...
+    def __len__(self) -> int: ...
+    @property
+    def sample(self) -> npt.NDArray[np.int64]: ...
+    @property
+    def x(self) -> npt.NDArray[np.int64]: ...
+    @property
+    def y(self) -> npt.NDArray[np.int64]: ...
+    @property
+    def channel(self) -> npt.NDArray[np.int64]: ...
+    @property
+    def value(self) -> npt.NDArray[np.uint8]: ...
+
+@final
+class LayerStatistics:
+    @property
+    def samples(self) -> int: ...
+    @property
+    def input_sparsity(self) -> float: ...
+    @property
+    def output_sparsity(self) -> float: ...
+    @property
+    def synaptic_operations(self) -> int: ...
+
+@final
+class Model:
+    def __new__(cls, layers: list[Layer] | None = None) -> Model: ...
+    def add(self, layer: Layer, inbound_layers: list[Layer] | None = None) -> None: ...
+    def pop_layer(self) -> None: ...
+    def get_layer(self, key: str | int) -> Layer: ...
+    @property
+    def layers(self) -> list[Layer]: ...
+    def get_layer_count(self) -> int: ...
+    @property
+    def input_shape(self) -> tuple[int, int, int]: ...
+    @property
+    def output_shape(self) -> tuple[int, int, int]: ...
+    def summary(self) -> None: ...
+    def forward(self, inputs: npt.NDArray[np.uint8] | Events, batch_size: int | None = None) -> npt.NDArray[Any]: ...
+    def predict(
+        self, inputs: npt.NDArray[np.uint8] | Events, num_classes: int | None = None, batch_size: int | None = None
+    ) -> npt.NDArray[np.int32]: ...
+    def get_statistics(self) -> dict[str, LayerStatistics]: ...
+    def __len__(self) -> int: ...
