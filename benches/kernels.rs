@@ -30,7 +30,12 @@ fn binary_events(shape: &Shape3, density_percent: u64, seed: u64) -> Vec<Event> 
     for (i, r) in values(shape.len(), seed).enumerate() {
         if r % 100 < density_percent {
             let (pixel, c) = (i / shape.channels, i % shape.channels);
-            events.push(Event { y: (pixel / shape.width) as u32, x: (pixel % shape.width) as u32, c: c as u32, value: 1 });
+            events.push(Event {
+                y: (pixel / shape.width) as u32,
+                x: (pixel % shape.width) as u32,
+                c: c as u32,
+                value: 1,
+            });
         }
     }
     events
@@ -104,7 +109,7 @@ fn activation(c: &mut Criterion) {
     let mut group = c.benchmark_group("activate");
     group.throughput(Throughput::Elements(shape.len() as u64));
     for bits in [1u8, 4] {
-        let thresholds = Thresholds::new(&vec![600; 32], &vec![50.0; 32], bits);
+        let thresholds = Thresholds::new(&[600; 32], &[50.0; 32], bits);
         group.bench_function(format!("{bits}-bit"), |b| {
             let mut out = Vec::with_capacity(shape.len());
             b.iter(|| {
@@ -150,7 +155,11 @@ fn forward(c: &mut Criterion) {
         group.bench_function(if parallel { "mnist_shaped_parallel" } else { "mnist_shaped_1_thread" }, |b| {
             b.iter(|| {
                 model
-                    .forward(Input::Dense { data: black_box(&images), num_samples: samples }, Output::Potentials(&mut out), parallel)
+                    .forward(
+                        Input::Dense { data: black_box(&images), num_samples: samples },
+                        Output::Potentials(&mut out),
+                        parallel,
+                    )
                     .unwrap()
             })
         });

@@ -42,10 +42,7 @@ pub fn variable_values(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<(Vec<usiz
     match dtype_kind(&array)? {
         'i' | 'u' | 'b' => Ok((shape, VariableValues::Int(flat::<i64>(&array, "int64")?))),
         'f' => Ok((shape, VariableValues::Float(flat::<f64>(&array, "float64")?))),
-        _ => raise(Error::DType(format!(
-            "variable '{name}' needs a numeric array, got dtype {}",
-            array.dtype()
-        ))),
+        _ => raise(Error::DType(format!("variable '{name}' needs a numeric array, got dtype {}", array.dtype()))),
     }
 }
 

@@ -32,7 +32,9 @@ pub fn to_pyerr(error: Error) -> PyErr {
 
 /// An `akida.AkidaError` for a bug in the engine (a caught panic).
 pub fn internal_error(message: &str) -> PyErr {
-    Python::attach(|py| exception(py, "AkidaError", format!("internal error in the akida engine: {message}; please report it")))
+    Python::attach(|py| {
+        exception(py, "AkidaError", format!("internal error in the akida engine: {message}; please report it"))
+    })
 }
 
 /// Shorthand for raising an engine error kind from the bindings.

@@ -54,8 +54,16 @@ impl PyEvents {
             Some(n) => n as usize,
             None => columns[0].iter().max().map_or(0, |&m| (m.max(-1) + 1) as usize),
         };
-        let batch = EventBatch::from_coordinates(shape, num_samples, &columns[0], &columns[1], &columns[2], &columns[3], &columns[4])
-            .map_err(to_pyerr)?;
+        let batch = EventBatch::from_coordinates(
+            shape,
+            num_samples,
+            &columns[0],
+            &columns[1],
+            &columns[2],
+            &columns[3],
+            &columns[4],
+        )
+        .map_err(to_pyerr)?;
         Ok(PyEvents { batch: Arc::new(batch) })
     }
 
@@ -73,7 +81,8 @@ impl PyEvents {
     /// The events as a dense uint8 array `(num_samples, H, W, C)`.
     fn to_dense<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let s = self.batch.shape();
-        PyArray1::from_vec(py, self.batch.to_dense()).call_method1("reshape", ((self.batch.num_samples(), s.height, s.width, s.channels),))
+        PyArray1::from_vec(py, self.batch.to_dense())
+            .call_method1("reshape", ((self.batch.num_samples(), s.height, s.width, s.channels),))
     }
 
     /// `(height, width, channels)` of one sample.

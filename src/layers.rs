@@ -89,7 +89,7 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// A layer is either standalone or a handle on a layer inside a model.
 pub enum LayerSlot {
-    Detached(Layer),
+    Detached(Box<Layer>),
     Attached { model: SharedModel, id: u64 },
 }
 
@@ -101,7 +101,7 @@ pub struct PyLayer {
 
 impl PyLayer {
     pub fn detached(layer: Layer) -> Self {
-        PyLayer { slot: Mutex::new(LayerSlot::Detached(layer)) }
+        PyLayer { slot: Mutex::new(LayerSlot::Detached(Box::new(layer))) }
     }
 
     /// Runs `f` on the layer (and its model and index when attached).
@@ -190,7 +190,10 @@ impl PyLayer {
             state.model.inbound(index).iter().map(|&j| (state.model.layers()[j].kind(), state.ids[j])).collect()
         };
         drop(slot);
-        handles.into_iter().map(|(kind, id)| layer_object(py, kind, LayerSlot::Attached { model: model.clone(), id })).collect()
+        handles
+            .into_iter()
+            .map(|(kind, id)| layer_object(py, kind, LayerSlot::Attached { model: model.clone(), id }))
+            .collect()
     }
 
     /// Names of the layer variables (empty until the input shape is known).
@@ -330,8 +333,16 @@ impl LayerParameters {
     }
 }
 
-fn new_layer(name: &str, params: akida_engine::Result<LayerParams>) -> PyResult<PyLayer> {
-    let params = params.map_err(to_pyerr)?;
+/// A detached layer; parameter errors are prefixed with the layer type and name.
+fn new_layer(kind: LayerKind, name: &str, params: akida_engine::Result<LayerParams>) -> PyResult<PyLayer> {
+    let params = params.map_err(|e| match e {
+        Error::Parameter(message) => {
+            let who =
+                if name.is_empty() { kind.type_name().to_owned() } else { format!("{} '{name}'", kind.type_name()) };
+            to_pyerr(Error::Parameter(format!("{who}: {message}")))
+        }
+        other => to_pyerr(other),
+    })?;
     Ok(PyLayer::detached(Layer::new(name, params).map_err(to_pyerr)?))
 }
 
@@ -347,9 +358,15 @@ pub struct PyInputData;
 impl PyInputData {
     #[new]
     #[pyo3(signature = (input_width, input_height, input_channels, input_bits = 4, name = ""))]
-    fn new(input_width: i64, input_height: i64, input_channels: i64, input_bits: i64, name: &str) -> PyResult<PyClassInitializer<Self>> {
+    fn new(
+        input_width: i64,
+        input_height: i64,
+        input_channels: i64,
+        input_bits: i64,
+        name: &str,
+    ) -> PyResult<PyClassInitializer<Self>> {
         let params = LayerParams::input_data(input_width, input_height, input_channels, input_bits);
-        Ok(PyClassInitializer::from(new_layer(name, params)?).add_subclass(PyInputData))
+        Ok(PyClassInitializer::from(new_layer(LayerKind::InputData, name, params)?).add_subclass(PyInputData))
     }
 }
 
@@ -400,11 +417,21 @@ impl PyInputConvolutional {
                 weights_bits,
                 INPUT_CONV_WEIGHT_BITS,
             )?;
-            let pooling = Pooling::new(pooling_type.into(), pooling_width, pooling_height, pooling_stride_x, pooling_stride_y)?;
+            let pooling =
+                Pooling::new(pooling_type.into(), pooling_width, pooling_height, pooling_stride_x, pooling_stride_y)?;
             let act = activation(activations_enabled, threshold_fire, threshold_fire_step, threshold_fire_bits)?;
-            LayerParams::input_convolutional(input_width, input_height, input_channels, conv, pooling, act, padding_value)
+            LayerParams::input_convolutional(
+                input_width,
+                input_height,
+                input_channels,
+                conv,
+                pooling,
+                act,
+                padding_value,
+            )
         })();
-        Ok(PyClassInitializer::from(new_layer(name, params)?).add_subclass(PyInputConvolutional))
+        Ok(PyClassInitializer::from(new_layer(LayerKind::InputConvolutional, name, params)?)
+            .add_subclass(PyInputConvolutional))
     }
 }
 
@@ -428,7 +455,7 @@ impl PyFullyConnected {
     ) -> PyResult<PyClassInitializer<Self>> {
         let params = activation(activations_enabled, threshold_fire, threshold_fire_step, threshold_fire_bits)
             .and_then(|a| LayerParams::fully_connected(num_neurons, weights_bits, a));
-        Ok(PyClassInitializer::from(new_layer(name, params)?).add_subclass(PyFullyConnected))
+        Ok(PyClassInitializer::from(new_layer(LayerKind::FullyConnected, name, params)?).add_subclass(PyFullyConnected))
     }
 }
 
@@ -504,11 +531,25 @@ impl PyConvolutional {
         threshold_fire_bits: i64,
     ) -> PyResult<PyClassInitializer<Self>> {
         let params = convolutional_params(
-            false, kernel_width, kernel_height, num_neurons, convolution_mode, stride_x, stride_y, weights_bits,
-            pooling_width, pooling_height, pooling_type, pooling_stride_x, pooling_stride_y, activations_enabled,
-            threshold_fire, threshold_fire_step, threshold_fire_bits,
+            false,
+            kernel_width,
+            kernel_height,
+            num_neurons,
+            convolution_mode,
+            stride_x,
+            stride_y,
+            weights_bits,
+            pooling_width,
+            pooling_height,
+            pooling_type,
+            pooling_stride_x,
+            pooling_stride_y,
+            activations_enabled,
+            threshold_fire,
+            threshold_fire_step,
+            threshold_fire_bits,
         );
-        Ok(PyClassInitializer::from(new_layer(name, params)?).add_subclass(PyConvolutional))
+        Ok(PyClassInitializer::from(new_layer(LayerKind::Convolutional, name, params)?).add_subclass(PyConvolutional))
     }
 }
 
@@ -545,11 +586,26 @@ impl PySeparableConvolutional {
         threshold_fire_bits: i64,
     ) -> PyResult<PyClassInitializer<Self>> {
         let params = convolutional_params(
-            true, kernel_width, kernel_height, num_neurons, convolution_mode, stride_x, stride_y, weights_bits,
-            pooling_width, pooling_height, pooling_type, pooling_stride_x, pooling_stride_y, activations_enabled,
-            threshold_fire, threshold_fire_step, threshold_fire_bits,
+            true,
+            kernel_width,
+            kernel_height,
+            num_neurons,
+            convolution_mode,
+            stride_x,
+            stride_y,
+            weights_bits,
+            pooling_width,
+            pooling_height,
+            pooling_type,
+            pooling_stride_x,
+            pooling_stride_y,
+            activations_enabled,
+            threshold_fire,
+            threshold_fire_step,
+            threshold_fire_bits,
         );
-        Ok(PyClassInitializer::from(new_layer(name, params)?).add_subclass(PySeparableConvolutional))
+        Ok(PyClassInitializer::from(new_layer(LayerKind::SeparableConvolutional, name, params)?)
+            .add_subclass(PySeparableConvolutional))
     }
 }
 
@@ -571,6 +627,6 @@ impl PyConcat {
     ) -> PyResult<PyClassInitializer<Self>> {
         let params = activation(activations_enabled, threshold_fire, threshold_fire_step, threshold_fire_bits)
             .map(|activation| LayerParams::Concat { activation });
-        Ok(PyClassInitializer::from(new_layer(name, params)?).add_subclass(PyConcat))
+        Ok(PyClassInitializer::from(new_layer(LayerKind::Concat, name, params)?).add_subclass(PyConcat))
     }
 }

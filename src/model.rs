@@ -73,18 +73,24 @@ impl PyModel {
         };
         let mut slot = lock(&layer.get().slot);
         let LayerSlot::Detached(detached) = &*slot else {
-            return raise(Error::Architecture("this layer already belongs to a model; build a new layer object".into()));
+            return raise(Error::Architecture(
+                "this layer already belongs to a model; build a new layer object".into(),
+            ));
         };
         let mut state = lock(&self.state);
         let inbound: Option<Vec<usize>> = match inbound_ids {
             None => None,
             Some(ids) => Some(
                 ids.iter()
-                    .map(|id| state.ids.iter().position(|i| i == id).ok_or_else(|| to_pyerr(Error::Architecture("an inbound layer was removed from this model".into()))))
+                    .map(|id| {
+                        state.ids.iter().position(|i| i == id).ok_or_else(|| {
+                            to_pyerr(Error::Architecture("an inbound layer was removed from this model".into()))
+                        })
+                    })
                     .collect::<PyResult<_>>()?,
             ),
         };
-        state.model.add(detached.clone(), inbound.as_deref()).map_err(to_pyerr)?;
+        state.model.add((**detached).clone(), inbound.as_deref()).map_err(to_pyerr)?;
         let id = NEXT_LAYER_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         state.ids.push(id);
         state.statistics = None;
@@ -102,11 +108,20 @@ impl PyModel {
     }
 
     /// Runs the model on `inputs` in chunks of `batch_size` samples, with the GIL released.
-    fn run(&self, py: Python<'_>, inputs: &Bound<'_, PyAny>, batch_size: Option<i64>) -> PyResult<(Values, Shape3, usize)> {
+    fn run(
+        &self,
+        py: Python<'_>,
+        inputs: &Bound<'_, PyAny>,
+        batch_size: Option<i64>,
+    ) -> PyResult<(Values, Shape3, usize)> {
         let (input_shape, output_shape, kind) = {
             let state = lock(&self.state);
             let m = &state.model;
-            (m.input_shape().map_err(to_pyerr)?, m.output_shape().map_err(to_pyerr)?, m.output_kind().map_err(to_pyerr)?)
+            (
+                m.input_shape().map_err(to_pyerr)?,
+                m.output_shape().map_err(to_pyerr)?,
+                m.output_kind().map_err(to_pyerr)?,
+            )
         };
         let events: Option<Arc<EventBatch>> = inputs.cast::<PyEvents>().ok().map(|e| e.get().batch.clone());
         let dense = match events {
@@ -141,7 +156,10 @@ impl PyModel {
             let chunk_events = events.as_ref().map(|b| b.slice(start, end));
             let input = match (&chunk_events, data) {
                 (Some(b), _) => Input::Events(b),
-                (None, Some(d)) => Input::Dense { data: &d[start * input_shape.len()..end * input_shape.len()], num_samples: end - start },
+                (None, Some(d)) => Input::Dense {
+                    data: &d[start * input_shape.len()..end * input_shape.len()],
+                    num_samples: end - start,
+                },
                 (None, None) => unreachable!(),
             };
             let output = match &mut values {
@@ -269,7 +287,12 @@ impl PyModel {
     /// Output of the last layer for `inputs` (uint8 `(N, H, W, C)` array or `akida.Events`):
     /// uint8 activations, or int32 potentials when the last layer has activations disabled.
     #[pyo3(signature = (inputs, batch_size = None))]
-    fn forward<'py>(&self, py: Python<'py>, inputs: &Bound<'py, PyAny>, batch_size: Option<i64>) -> PyResult<Bound<'py, PyAny>> {
+    fn forward<'py>(
+        &self,
+        py: Python<'py>,
+        inputs: &Bound<'py, PyAny>,
+        batch_size: Option<i64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let (values, shape, samples) = self.run(py, inputs, batch_size)?;
         let dims = (samples, shape.height, shape.width, shape.channels);
         match values {

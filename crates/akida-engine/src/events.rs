@@ -97,14 +97,7 @@ impl EventBatch {
         for w in tagged.windows(2) {
             let (a, b) = (&w[0], &w[1]);
             if a.0 == b.0 && (a.1.y, a.1.x, a.1.c) == (b.1.y, b.1.x, b.1.c) {
-                bail!(
-                    Input,
-                    "duplicate event in sample {} at x={}, y={}, channel={}",
-                    a.0,
-                    a.1.x,
-                    a.1.y,
-                    a.1.c
-                );
+                bail!(Input, "duplicate event in sample {} at x={}, y={}, channel={}", a.0, a.1.x, a.1.y, a.1.c);
             }
         }
         let mut offsets = vec![0usize; num_samples + 1];
@@ -125,7 +118,7 @@ impl EventBatch {
         let mut offsets = Vec::with_capacity(num_samples + 1);
         offsets.push(0);
         let mut events = Vec::new();
-        if shape.len() > 0 {
+        if !shape.is_empty() {
             for sample in dense.chunks_exact(shape.len()) {
                 events_from_dense(&shape, sample, &mut events);
                 offsets.push(events.len());
@@ -195,8 +188,8 @@ mod tests {
     #[test]
     fn round_trip_and_order() {
         let shape = Shape3::new(2, 3, 2);
-        let b = EventBatch::from_coordinates(shape, 2, &[1, 0, 0], &[2, 1, 0], &[1, 0, 1], &[0, 1, 1], &[5, 6, 7])
-            .unwrap();
+        let b =
+            EventBatch::from_coordinates(shape, 2, &[1, 0, 0], &[2, 1, 0], &[1, 0, 1], &[0, 1, 1], &[5, 6, 7]).unwrap();
         assert_eq!(b.num_samples(), 2);
         let s0: Vec<_> = b.sample(0).iter().map(|e| (e.y, e.x, e.c, e.value)).collect();
         assert_eq!(s0, vec![(0, 1, 1, 6), (1, 0, 1, 7)]);

@@ -239,7 +239,13 @@ with_avx2! {
 }
 
 #[inline(always)]
-fn pointwise_impl<A: Accumulator>(depthwise: &[i32], channels: usize, weights: &[i8], neurons: usize, out: &mut [A]) -> u64 {
+fn pointwise_impl<A: Accumulator>(
+    depthwise: &[i32],
+    channels: usize,
+    weights: &[i8],
+    neurons: usize,
+    out: &mut [A],
+) -> u64 {
     let mut ops = 0u64;
     for (d, acc) in depthwise.chunks_exact(channels).zip(out.chunks_exact_mut(neurons)) {
         for (c, &value) in d.iter().enumerate() {
@@ -259,7 +265,13 @@ with_avx2! {
 }
 
 #[inline(always)]
-fn fully_connected_impl<A: Accumulator>(events: &[Event], shape: &Shape3, weights: &[i8], neurons: usize, out: &mut [A]) -> u64 {
+fn fully_connected_impl<A: Accumulator>(
+    events: &[Event],
+    shape: &Shape3,
+    weights: &[i8],
+    neurons: usize,
+    out: &mut [A],
+) -> u64 {
     for e in events {
         let row = e.index(shape) * neurons;
         A::mac(out, &weights[row..row + neurons], e.value);

@@ -121,11 +121,9 @@ impl Layer {
         let (potentials_shape, connections, weight_max) = match &self.params {
             LayerParams::InputData { .. } => (input_shape, 0u128, 0u128),
             LayerParams::Concat { .. } => (input_shape, 1, 1),
-            LayerParams::FullyConnected { num_neurons, weights_bits, .. } => (
-                Shape3::new(1, 1, *num_neurons),
-                input_shape.len() as u128,
-                weight_range(*weights_bits).1 as u128,
-            ),
+            LayerParams::FullyConnected { num_neurons, weights_bits, .. } => {
+                (Shape3::new(1, 1, *num_neurons), input_shape.len() as u128, weight_range(*weights_bits).1 as u128)
+            }
             LayerParams::InputConvolutional { conv, .. }
             | LayerParams::Convolutional { conv, .. }
             | LayerParams::SeparableConvolutional { conv, .. } => {
@@ -303,7 +301,10 @@ impl Layer {
             "threshold_fire" => {
                 let ints = integers(values, name, layer)?;
                 if let Some((i, v)) = ints.iter().enumerate().find(|(_, v)| i32::try_from(**v).is_err()) {
-                    bail!(Variable, "variable '{name}' of layer '{layer}': value {v} at index {i} does not fit in int32");
+                    bail!(
+                        Variable,
+                        "variable '{name}' of layer '{layer}': value {v} at index {i} does not fit in int32"
+                    );
                 }
                 self.threshold_fire = ints.into_iter().map(|v| v as i32).collect();
             }
@@ -314,7 +315,10 @@ impl Layer {
                 };
                 for (i, &v) in floats.iter().enumerate() {
                     if crate::params::validate_step(v).is_err() {
-                        bail!(Variable, "variable '{name}' of layer '{layer}': value {v} at index {i} is not a finite number > 0");
+                        bail!(
+                            Variable,
+                            "variable '{name}' of layer '{layer}': value {v} at index {i} is not a finite number > 0"
+                        );
                     }
                 }
                 self.threshold_fire_step = floats.into_iter().map(|v| v as f32).collect();

@@ -20,7 +20,7 @@ pub use events::{Event, EventBatch};
 pub use layer::{Layer, OutputKind, Resolved};
 pub use model::{Input, LayerStatistics, Model, Output};
 pub use params::{
-    Activation, ConvolutionMode, Convolution, LayerKind, LayerParams, Pooling, PoolingType, INPUT_CONV_WEIGHT_BITS,
+    Activation, Convolution, ConvolutionMode, LayerKind, LayerParams, Pooling, PoolingType, INPUT_CONV_WEIGHT_BITS,
     WEIGHT_BITS,
 };
 pub use shape::Shape3;

@@ -310,7 +310,11 @@ impl Model {
                 }
                 let max = batch.max_value();
                 if max >= 1 << input_bits {
-                    bail!(Input, "event value {max} is out of range: input_bits={input_bits} allows values below {}", 1 << input_bits);
+                    bail!(
+                        Input,
+                        "event value {max} is out of range: input_bits={input_bits} allows values below {}",
+                        1 << input_bits
+                    );
                 }
             }
         }
@@ -354,7 +358,10 @@ impl Model {
                 .reduce(zero, merge),
             Output::Activations(o) => {
                 let mut sc = new_scratch();
-                o.chunks_mut(out_len).enumerate().map(|(s, c)| run(&mut sc, s, Sink::Activations(c))).fold(zero(), merge)
+                o.chunks_mut(out_len)
+                    .enumerate()
+                    .map(|(s, c)| run(&mut sc, s, Sink::Activations(c)))
+                    .fold(zero(), merge)
             }
             Output::Potentials(o) => {
                 let mut sc = new_scratch();
@@ -475,7 +482,9 @@ impl Model {
                                 out.events.push(Event { c, ..*e });
                             }
                         }
-                        offset += self.layers[j].resolved().expect("layers in a model are resolved").output_shape.channels as u32;
+                        offset +=
+                            self.layers[j].resolved().expect("layers in a model are resolved").output_shape.channels
+                                as u32;
                     }
                     if !activation.enabled {
                         st.output_nonzero += out.events.len() as u64;
@@ -551,7 +560,9 @@ impl Plan {
             .layers
             .iter()
             .map(|l| match l.params().activation() {
-                Some(a) if a.enabled => Some(Thresholds::new(l.threshold_fire(), l.threshold_fire_step(), a.threshold_fire_bits)),
+                Some(a) if a.enabled => {
+                    Some(Thresholds::new(l.threshold_fire(), l.threshold_fire_step(), a.threshold_fire_bits))
+                }
                 _ => None,
             })
             .collect();
@@ -597,15 +608,17 @@ impl Scratch {
 /// of a neuron is its largest value over positions, neurons form `num_classes` equal contiguous
 /// groups, and a sample gets the group of its best neuron (lowest index on ties), or -1 when no
 /// score is above 0.
-pub fn classify<T: Copy + Into<i32>>(output: &[T], channels: usize, samples: usize, num_classes: usize) -> Result<Vec<i32>> {
-    if num_classes == 0 || num_classes > channels || channels % num_classes != 0 {
-        bail!(
-            Parameter,
-            "num_classes must divide the {channels} output neurons into equal groups, got {num_classes}"
-        );
+pub fn classify<T: Copy + Into<i32>>(
+    output: &[T],
+    channels: usize,
+    samples: usize,
+    num_classes: usize,
+) -> Result<Vec<i32>> {
+    if num_classes == 0 || num_classes > channels || !channels.is_multiple_of(num_classes) {
+        bail!(Parameter, "num_classes must divide the {channels} output neurons into equal groups, got {num_classes}");
     }
     let per_class = channels / num_classes;
-    let sample_len = if samples == 0 { 0 } else { output.len() / samples };
+    let sample_len = output.len().checked_div(samples).unwrap_or(0);
     let mut classes = Vec::with_capacity(samples);
     let mut scores = vec![i32::MIN; channels];
     for s in 0..samples {

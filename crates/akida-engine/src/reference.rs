@@ -47,7 +47,14 @@ pub fn convolution(
 }
 
 /// Separable convolution: depthwise true convolution per channel, then pointwise.
-pub fn separable(input: &[i32], shape: &Shape3, g: &ConvGeometry, depthwise: &[i8], pointwise: &[i8], neurons: usize) -> Vec<i32> {
+pub fn separable(
+    input: &[i32],
+    shape: &Shape3,
+    g: &ConvGeometry,
+    depthwise: &[i8],
+    pointwise: &[i8],
+    neurons: usize,
+) -> Vec<i32> {
     let channels = shape.channels;
     let positions = g.y.output * g.x.output;
     let mut intermediate = vec![0i32; positions * channels];
@@ -76,7 +83,10 @@ pub fn separable(input: &[i32], shape: &Shape3, g: &ConvGeometry, depthwise: &[i
 /// Fully connected potentials over a dense `(H, W, C)` input.
 pub fn fully_connected(input: &[i32], weights: &[i8], neurons: usize) -> Vec<i32> {
     (0..neurons)
-        .map(|n| input.iter().enumerate().map(|(i, &v)| i64::from(v) * i64::from(weights[i * neurons + n])).sum::<i64>() as i32)
+        .map(|n| {
+            input.iter().enumerate().map(|(i, &v)| i64::from(v) * i64::from(weights[i * neurons + n])).sum::<i64>()
+                as i32
+        })
         .collect()
 }
 
@@ -121,9 +131,15 @@ pub fn layer_output(layer: &Layer, inbound: &[Vec<i32>]) -> Vec<i32> {
             }
             out
         }
-        LayerParams::InputConvolutional { conv, padding_value, .. } => {
-            convolution(input, &r.input_shape, &r.conv.unwrap(), layer.weights(), conv.num_neurons, false, i32::from(*padding_value))
-        }
+        LayerParams::InputConvolutional { conv, padding_value, .. } => convolution(
+            input,
+            &r.input_shape,
+            &r.conv.unwrap(),
+            layer.weights(),
+            conv.num_neurons,
+            false,
+            i32::from(*padding_value),
+        ),
         LayerParams::Convolutional { conv, .. } => {
             convolution(input, &r.input_shape, &r.conv.unwrap(), layer.weights(), conv.num_neurons, true, 0)
         }
@@ -146,7 +162,12 @@ pub fn layer_output(layer: &Layer, inbound: &[Vec<i32>]) -> Vec<i32> {
         .enumerate()
         .map(|(i, &p)| {
             let c = i % n;
-            i32::from(reference_response(p, layer.threshold_fire()[c], layer.threshold_fire_step()[c], activation.threshold_fire_bits))
+            i32::from(reference_response(
+                p,
+                layer.threshold_fire()[c],
+                layer.threshold_fire_step()[c],
+                activation.threshold_fire_bits,
+            ))
         })
         .collect()
 }

@@ -84,13 +84,9 @@ impl AxisGeometry {
     #[inline]
     pub fn reached_outputs(&self, i: usize) -> (usize, usize) {
         let shifted = i + self.pad_before; // = o * stride + t
-        // o <= shifted / stride and o * stride >= shifted - (kernel - 1)
+                                           // o <= shifted / stride and o * stride >= shifted - (kernel - 1)
         let hi = (shifted / self.stride + 1).min(self.output);
-        let lo = if shifted + 1 > self.kernel {
-            (shifted + 1 - self.kernel).div_ceil(self.stride)
-        } else {
-            0
-        };
+        let lo = if shifted + 1 > self.kernel { (shifted + 1 - self.kernel).div_ceil(self.stride) } else { 0 };
         (lo, hi.max(lo))
     }
 }
@@ -128,10 +124,7 @@ impl PoolGeometry {
             let window = if size < 0 { n } else { size as usize };
             let stride = if stride < 0 { window } else { stride as usize };
             if window > n {
-                bail!(
-                    Architecture,
-                    "layer '{layer}': pooling_{which} {window} is larger than the map ({n})"
-                );
+                bail!(Architecture, "layer '{layer}': pooling_{which} {window} is larger than the map ({n})");
             }
             Ok(PoolAxis { window, stride, output: (n - window) / stride + 1 })
         };

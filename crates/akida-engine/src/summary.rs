@@ -52,7 +52,10 @@ pub fn summary(model: &Model) -> String {
             p => {
                 let c = p.convolution().expect("convolutional layers have a convolution");
                 kernel = if matches!(p, LayerParams::SeparableConvolutional { .. }) {
-                    format!("({}, {}, {}, 1) + (1, 1, {}, {})", c.kernel_height, c.kernel_width, r.input_shape.channels, r.input_shape.channels, c.num_neurons)
+                    format!(
+                        "({}, {}, {}, 1) + (1, 1, {}, {})",
+                        c.kernel_height, c.kernel_width, r.input_shape.channels, r.input_shape.channels, c.num_neurons
+                    )
                 } else {
                     format!("({}, {}, {}, {})", c.kernel_height, c.kernel_width, r.input_shape.channels, c.num_neurons)
                 };
@@ -72,7 +75,10 @@ pub fn summary(model: &Model) -> String {
             }
         }
         if let LayerParams::FullyConnected { .. } = layer.params() {
-            kernel = format!("({}, {}, {}, {})", r.input_shape.height, r.input_shape.width, r.input_shape.channels, r.output_shape.channels);
+            kernel = format!(
+                "({}, {}, {}, {})",
+                r.input_shape.height, r.input_shape.width, r.input_shape.channels, r.output_shape.channels
+            );
         }
         if let Some(a) = layer.params().activation() {
             if a.enabled {

@@ -87,7 +87,12 @@ fn randomize(model: &mut Model, index: usize, rng: &mut Rng) {
 /// Tries to append a random data-processing layer; geometry that does not fit is skipped.
 fn try_add(model: &mut Model, rng: &mut Rng, last: bool) -> bool {
     let params = match rng.range(0, 2) {
-        0 => LayerParams::fully_connected(rng.pick(&[1, 2, 5, 8, 9, 17, 40]), i64::from(rng.pick(&[1, 2, 4])), random_activation(rng, last)).unwrap(),
+        0 => LayerParams::fully_connected(
+            rng.pick(&[1, 2, 5, 8, 9, 17, 40]),
+            i64::from(rng.pick(&[1, 2, 4])),
+            random_activation(rng, last),
+        )
+        .unwrap(),
         1 => LayerParams::Convolutional {
             conv: random_convolution(rng, &[1, 2, 4]),
             pooling: random_pooling(rng),
@@ -121,13 +126,21 @@ fn random_model(rng: &mut Rng) -> Model {
             Activation::new(true, rng.range(-50, 400), rng.pick(&[1.0, 30.0, 100.0]), rng.pick(&[1, 2, 4])).unwrap(),
             if rng.chance(0.3) { rng.range(1, 255) } else { 0 },
         )
-        .and_then(|p| Layer::new("", p).map(|l| {
-            let _ = model.add(l, None);
-        }).map(|_| LayerParams::Concat { activation: Activation::default() }))
+        .and_then(|p| {
+            Layer::new("", p)
+                .map(|l| {
+                    let _ = model.add(l, None);
+                })
+                .map(|_| LayerParams::Concat { activation: Activation::default() })
+        })
         .unwrap_or(LayerParams::input_data(4, 4, 2, 2).unwrap())
     };
     if model.layers().is_empty() {
-        let p = if matches!(input, LayerParams::Concat { .. }) { LayerParams::input_data(4, 4, 2, 2).unwrap() } else { input };
+        let p = if matches!(input, LayerParams::Concat { .. }) {
+            LayerParams::input_data(4, 4, 2, 2).unwrap()
+        } else {
+            input
+        };
         model.add(Layer::new("", p).unwrap(), None).unwrap();
     }
     randomize(&mut model, 0, rng);
@@ -136,10 +149,22 @@ fn random_model(rng: &mut Rng) -> Model {
         try_add(&mut model, rng, d + 1 == depth);
     }
     // Sometimes branch and join with a Concat.
-    if rng.chance(0.25) && matches!(model.layers().last().unwrap().resolved().unwrap().output, OutputKind::Activations { .. }) {
+    if rng.chance(0.25)
+        && matches!(model.layers().last().unwrap().resolved().unwrap().output, OutputKind::Activations { .. })
+    {
         let trunk = model.layers().len() - 1;
         let conv = |rng: &mut Rng| LayerParams::Convolutional {
-            conv: Convolution::new(rng.range(1, 3), rng.range(1, 3), rng.range(1, 4), ConvolutionMode::Same, 1, 1, 2, &[2]).unwrap(),
+            conv: Convolution::new(
+                rng.range(1, 3),
+                rng.range(1, 3),
+                rng.range(1, 4),
+                ConvolutionMode::Same,
+                1,
+                1,
+                2,
+                &[2],
+            )
+            .unwrap(),
             pooling: Pooling::default(),
             activation: random_activation(rng, false),
         };
@@ -148,7 +173,9 @@ fn random_model(rng: &mut Rng) -> Model {
         model.add(Layer::new("", conv(rng)).unwrap(), Some(&[trunk])).unwrap();
         randomize(&mut model, trunk + 2, rng);
         let act = random_activation(rng, true);
-        model.add(Layer::new("", LayerParams::Concat { activation: act }).unwrap(), Some(&[trunk + 1, trunk + 2])).unwrap();
+        model
+            .add(Layer::new("", LayerParams::Concat { activation: act }).unwrap(), Some(&[trunk + 1, trunk + 2]))
+            .unwrap();
         randomize(&mut model, trunk + 3, rng);
     }
     model
@@ -216,14 +243,11 @@ fn statistics_count_events_and_operations() {
     model.add(Layer::new("in", LayerParams::input_data(3, 2, 1, 1).unwrap()).unwrap(), None).unwrap();
     let fc = LayerParams::fully_connected(4, 1, Activation::default()).unwrap();
     model.add(Layer::new("fc", fc).unwrap(), None).unwrap();
-    model
-        .layer_mut(1)
-        .unwrap()
-        .set_variable("weights", &[2, 3, 1, 4], VariableValues::Int(vec![1; 24]))
-        .unwrap();
+    model.layer_mut(1).unwrap().set_variable("weights", &[2, 3, 1, 4], VariableValues::Int(vec![1; 24])).unwrap();
     let data = [1u8, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
     let mut out = vec![0u8; 8];
-    let stats = model.forward(Input::Dense { data: &data, num_samples: 2 }, Output::Activations(&mut out), true).unwrap();
+    let stats =
+        model.forward(Input::Dense { data: &data, num_samples: 2 }, Output::Activations(&mut out), true).unwrap();
     assert_eq!(out, [1, 1, 1, 1, 0, 0, 0, 0]);
     assert_eq!(stats[1].synaptic_operations, 3 * 4);
     assert_eq!(stats[1].samples, 2);
@@ -260,7 +284,15 @@ fn debug_seed() {
     let model = random_model(&mut rng);
     println!("{}", akida_engine::summary::summary(&model));
     for l in model.layers() {
-        println!("{:?}\n{:?}\nw={:?}\npw={:?}\nt={:?} s={:?}", l.params(), l.resolved(), l.weights(), l.weights_pw(), l.threshold_fire(), l.threshold_fire_step());
+        println!(
+            "{:?}\n{:?}\nw={:?}\npw={:?}\nt={:?} s={:?}",
+            l.params(),
+            l.resolved(),
+            l.weights(),
+            l.weights_pw(),
+            l.threshold_fire(),
+            l.threshold_fire_step()
+        );
     }
     let samples = rng.range(1, 4) as usize;
     let inputs = random_inputs(&model, &mut rng, samples);

@@ -1,0 +1,18 @@
+"""The benchmark script runs once, small, as a test: it must finish and its exactness checks pass.
+Timings are printed by the script, never asserted here."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent.parent / "benches" / "bench_forward.py"
+
+
+def test_bench_forward_quick_runs_and_matches_numpy():
+    result = subprocess.run(
+        [sys.executable, str(BENCH), "--quick", "--runs", "1"], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "mnist: engine output == numpy output exactly" in result.stdout
+    assert "cifar: engine output == numpy output exactly" in result.stdout
+    assert "peak RSS" in result.stdout
