@@ -1,6 +1,6 @@
 //! Conversions between numpy arrays and engine values, with dtype checks.
 
-use numpy::{PyArray1, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
+use numpy::{PyArray1, PyArrayDescrMethods, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
 use akida_engine::{Error, Variable, VariableData, VariableValues};
@@ -19,7 +19,9 @@ fn dtype_kind(array: &Bound<'_, PyUntypedArray>) -> PyResult<char> {
 }
 
 fn flat<'py, T: numpy::Element + Clone>(array: &Bound<'py, PyUntypedArray>, dtype: &str) -> PyResult<Vec<T>> {
-    let converted = array.call_method1("astype", (dtype,))?.call_method0("ravel")?;
+    let kwargs = pyo3::types::PyDict::new(array.py());
+    kwargs.set_item("copy", false)?;
+    let converted = array.call_method("astype", (dtype,), Some(&kwargs))?.call_method0("ravel")?;
     let typed = converted.cast_into::<PyArray1<T>>()?;
     Ok(typed.readonly().as_slice()?.to_vec())
 }
@@ -39,6 +41,18 @@ pub fn integer_array(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<(Vec<usize>
 pub fn variable_values(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<(Vec<usize>, VariableValues)> {
     let array = as_array(obj)?;
     let shape = array.shape().to_vec();
+    // Arrays already in a variable's element type are taken as they are (no int64 copy).
+    let py = obj.py();
+    let dtype = array.dtype();
+    if dtype.is_equiv_to(&numpy::dtype::<i8>(py)) && name.starts_with("weights") {
+        return Ok((shape, VariableValues::Exact(VariableData::I8(flat::<i8>(&array, "int8")?))));
+    }
+    if dtype.is_equiv_to(&numpy::dtype::<i32>(py)) && name == "threshold_fire" {
+        return Ok((shape, VariableValues::Exact(VariableData::I32(flat::<i32>(&array, "int32")?))));
+    }
+    if dtype.is_equiv_to(&numpy::dtype::<f32>(py)) && name == "threshold_fire_step" {
+        return Ok((shape, VariableValues::Exact(VariableData::F32(flat::<f32>(&array, "float32")?))));
+    }
     match dtype_kind(&array)? {
         'i' | 'u' | 'b' => Ok((shape, VariableValues::Int(flat::<i64>(&array, "int64")?))),
         'f' => Ok((shape, VariableValues::Float(flat::<f64>(&array, "float64")?))),

@@ -19,6 +19,15 @@ fn exception(py: Python<'_>, class: &str, message: String) -> PyErr {
 
 /// The Python exception for an engine error: one class per error kind.
 pub fn to_pyerr(error: Error) -> PyErr {
+    use pyo3::exceptions::{PyFileNotFoundError, PyIsADirectoryError, PyOSError, PyPermissionError};
+    if let Error::Io(kind, message) = &error {
+        return match kind {
+            std::io::ErrorKind::NotFound => PyFileNotFoundError::new_err(message.clone()),
+            std::io::ErrorKind::PermissionDenied => PyPermissionError::new_err(message.clone()),
+            std::io::ErrorKind::IsADirectory => PyIsADirectoryError::new_err(message.clone()),
+            _ => PyOSError::new_err(message.clone()),
+        };
+    }
     let class = match &error {
         Error::Parameter(_) => "ParameterError",
         Error::Architecture(_) => "ArchitectureError",
@@ -26,6 +35,8 @@ pub fn to_pyerr(error: Error) -> PyErr {
         Error::DType(_) => "DTypeError",
         Error::Variable(_) => "VariableError",
         Error::LayerNotFound(_) => "LayerNotFoundError",
+        Error::Format(_) => "ModelFormatError",
+        Error::Io(..) => unreachable!("handled above"),
     };
     Python::attach(|py| exception(py, class, error.to_string()))
 }

@@ -196,15 +196,87 @@ impl PyModel {
 
 #[pymethods]
 impl PyModel {
-    /// An empty model, or one built from `layers` added in order.
+    /// A model loaded from `filename` (str or path; `.fb` or `.fbz`), or from the bytes of a
+    /// saved model (`serialized_buffer`), or built from `layers` added in order, or empty.
+    /// A list as the first argument is taken as `layers`.
     #[new]
-    #[pyo3(signature = (layers = None))]
-    fn new(layers: Option<Vec<Bound<'_, PyLayer>>>) -> PyResult<Self> {
+    #[pyo3(signature = (filename = None, serialized_buffer = None, layers = None))]
+    fn new(
+        py: Python<'_>,
+        filename: Option<&Bound<'_, PyAny>>,
+        serialized_buffer: Option<&Bound<'_, PyAny>>,
+        layers: Option<Vec<Bound<'_, PyLayer>>>,
+    ) -> PyResult<Self> {
+        let mut layers = layers;
+        let mut filename = filename;
+        if let Some(first) = filename {
+            if first.is_instance_of::<PyList>() || first.is_instance_of::<pyo3::types::PyTuple>() {
+                if layers.is_some() {
+                    return raise(Error::Parameter("give the layers once, as `layers`".into()));
+                }
+                layers = Some(first.extract()?);
+                filename = None;
+            }
+        }
+        let sources = [filename.is_some(), serialized_buffer.is_some(), layers.is_some()];
+        if sources.iter().filter(|&&s| s).count() > 1 {
+            return raise(Error::Parameter("give at most one of filename, serialized_buffer and layers".into()));
+        }
+        let loaded = if let Some(f) = filename {
+            let path: std::path::PathBuf = py.import("os")?.call_method1("fspath", (f,))?.extract()?;
+            Some(compute(py, move || akida_format::load(&path, &akida_format::Limits::default()))?)
+        } else if let Some(b) = serialized_buffer {
+            let bytes = b.cast::<pyo3::types::PyBytes>().map_err(|_| {
+                to_pyerr(Error::DType(format!(
+                    "serialized_buffer must be bytes, got {}",
+                    b.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+                )))
+            })?;
+            let data = bytes.as_bytes();
+            Some(compute(py, move || akida_format::deserialize(data, &akida_format::Limits::default()))?)
+        } else {
+            None
+        };
         let model = PyModel { state: Arc::new(std::sync::Mutex::new(ModelState::default())) };
+        if let Some(m) = loaded {
+            let mut state = lock(&model.state);
+            state.ids = (0..m.layers().len())
+                .map(|_| NEXT_LAYER_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                .collect();
+            state.model = m;
+        }
         for layer in layers.unwrap_or_default() {
             model.add_layer(&layer, None)?;
         }
         Ok(model)
+    }
+
+    /// Saves the model to `path` (str or path): `.fb` for a FlatBuffer, `.fbz` for a compressed
+    /// one. The file is replaced atomically.
+    fn save(&self, py: Python<'_>, path: &Bound<'_, PyAny>) -> PyResult<()> {
+        let path: std::path::PathBuf = py.import("os")?.call_method1("fspath", (path,))?.extract()?;
+        let state = &self.state;
+        compute(py, move || {
+            let guard = lock(state);
+            if guard.model.layers().is_empty() {
+                return Err(Error::Architecture("cannot save a model with no layers".into()));
+            }
+            akida_format::save(&guard.model, &path)
+        })
+    }
+
+    /// The model as bytes (the content of a `.fb` file), loadable with
+    /// `Model(serialized_buffer=...)`.
+    fn to_buffer<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
+        let state = &self.state;
+        let bytes = compute(py, move || {
+            let guard = lock(state);
+            if guard.model.layers().is_empty() {
+                return Err(Error::Architecture("cannot serialize a model with no layers".into()));
+            }
+            Ok(akida_format::serialize(&guard.model))
+        })?;
+        Ok(pyo3::types::PyBytes::new(py, &bytes))
     }
 
     /// Appends `layer`, fed by `inbound_layers` (default: the last layer added).

@@ -30,6 +30,7 @@ from .errors import (
     DTypeError,
     InputError,
     LayerNotFoundError,
+    ModelFormatError,
     ParameterError,
     VariableError,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "LayerParameters",
     "LayerStatistics",
     "Model",
+    "ModelFormatError",
     "ParameterError",
     "PoolingType",
     "SeparableConvolutional",

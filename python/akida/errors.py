@@ -12,6 +12,7 @@ __all__ = [
     "DTypeError",
     "VariableError",
     "LayerNotFoundError",
+    "ModelFormatError",
 ]
 
 
@@ -44,3 +45,7 @@ class LayerNotFoundError(AkidaError, KeyError, IndexError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class ModelFormatError(AkidaError, ValueError):
+    """A model file or buffer is corrupt, truncated, not an akida model, or of a newer format."""

@@ -18,6 +18,10 @@ pub enum Error {
     Variable(String),
     /// No layer has the requested name or index.
     LayerNotFound(String),
+    /// A model file or buffer is corrupt, truncated, of another type or of a newer format.
+    Format(String),
+    /// Reading or writing a file failed.
+    Io(std::io::ErrorKind, String),
 }
 
 impl fmt::Display for Error {
@@ -28,7 +32,9 @@ impl fmt::Display for Error {
             | Error::Input(m)
             | Error::DType(m)
             | Error::Variable(m)
-            | Error::LayerNotFound(m) => f.write_str(m),
+            | Error::LayerNotFound(m)
+            | Error::Format(m)
+            | Error::Io(_, m) => f.write_str(m),
         }
     }
 }

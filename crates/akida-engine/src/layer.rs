@@ -5,6 +5,9 @@ use crate::params::{weight_range, LayerKind, LayerParams};
 use crate::shape::{AxisGeometry, ConvGeometry, PoolGeometry, Shape3};
 use crate::variables::{Variable, VariableData, VariableValues};
 
+/// Largest number of weights of one layer (2 GiB of int8).
+pub const MAX_WEIGHTS: u128 = 1 << 31;
+
 /// What a layer emits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputKind {
@@ -160,6 +163,18 @@ impl Layer {
                  (input {input_shape}, largest input value {input_max}); use fewer connections or bits"
             );
         }
+        let elements = match &self.params {
+            LayerParams::FullyConnected { .. } => connections * potentials_shape.channels as u128,
+            p => p.convolution().map_or(0, |c| {
+                (c.kernel_height * c.kernel_width) as u128 * input_shape.channels as u128 * c.num_neurons as u128
+            }),
+        };
+        if elements > MAX_WEIGHTS {
+            bail!(
+                Architecture,
+                "layer '{name}' would have {elements} weights; the engine allows at most {MAX_WEIGHTS}"
+            );
+        }
         let pool = match self.params.pooling() {
             Some(p) => PoolGeometry::new(p, potentials_shape.height, potentials_shape.width, &name)?,
             None => None,
@@ -278,50 +293,108 @@ impl Layer {
         if shape != expected.as_slice() {
             bail!(Variable, "variable '{name}' of layer '{layer}' has shape {expected:?}, got {shape:?}");
         }
-        debug_assert_eq!(values.len(), expected.iter().product::<usize>());
-        match name {
-            "weights" | "weights_pw" => {
+        if values.len() != expected.iter().product::<usize>() {
+            bail!(
+                Variable,
+                "variable '{name}' of layer '{layer}' needs {} values, got {}",
+                expected.iter().product::<usize>(),
+                values.len()
+            );
+        }
+        let data = match (name, values) {
+            (_, VariableValues::Exact(data)) => data,
+            ("threshold_fire_step", VariableValues::Float(f)) => VariableData::F32(
+                f.into_iter()
+                    .enumerate()
+                    .map(|(i, v)| match crate::params::validate_step(v) {
+                        Ok(()) => Ok(v as f32),
+                        Err(_) => Err(Error::Variable(format!(
+                            "variable '{name}' of layer '{layer}': value {v} at index {i} is not a finite number > 0"
+                        ))),
+                    })
+                    .collect::<Result<_>>()?,
+            ),
+            ("threshold_fire_step", VariableValues::Int(ints)) => {
+                VariableData::F32(ints.into_iter().map(|v| v as f32).collect())
+            }
+            (_, values) => {
+                let ints = integers(values, name, layer)?;
+                let narrow = |v: i64, i: usize, limit: (i64, i64)| {
+                    if (limit.0..=limit.1).contains(&v) {
+                        Ok(v)
+                    } else {
+                        Err(Error::Variable(format!(
+                            "variable '{name}' of layer '{layer}': value {v} at flat index {i} does not fit its type"
+                        )))
+                    }
+                };
+                if name == "threshold_fire" {
+                    let limit = (i64::from(i32::MIN), i64::from(i32::MAX));
+                    VariableData::I32(
+                        ints.into_iter()
+                            .enumerate()
+                            .map(|(i, v)| narrow(v, i, limit).map(|v| v as i32))
+                            .collect::<Result<_>>()?,
+                    )
+                } else {
+                    // Out-of-range weights are reported with their range by the check below.
+                    let limit = (-128, 127);
+                    let mut out = Vec::with_capacity(ints.len());
+                    for (i, v) in ints.into_iter().enumerate() {
+                        if !(limit.0..=limit.1).contains(&v) {
+                            let (lo, hi) = weight_range(self.params.weights_bits().unwrap_or(1));
+                            bail!(
+                                Variable,
+                                "variable '{name}' of layer '{layer}': value {v} at flat index {i} is outside the weight range {lo}..={hi}"
+                            );
+                        }
+                        out.push(v as i8);
+                    }
+                    VariableData::I8(out)
+                }
+            }
+        };
+        self.set_variable_data(name, data)
+    }
+
+    /// Replaces variable `name` with `data`, which must have the variable's element type and
+    /// length; every value is range-checked.
+    fn set_variable_data(&mut self, name: &str, data: VariableData) -> Result<()> {
+        let layer = &self.name;
+        match (name, data) {
+            ("weights" | "weights_pw", VariableData::I8(values)) => {
                 let bits = self.params.weights_bits().unwrap_or(1);
                 let (lo, hi) = weight_range(bits);
-                let ints = integers(values, name, layer)?;
-                if let Some((i, v)) = ints.iter().enumerate().find(|(_, v)| !(lo as i64..=hi as i64).contains(v)) {
+                if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| !(lo..=hi).contains(&i32::from(**v))) {
                     bail!(
                         Variable,
                         "variable '{name}' of layer '{layer}': value {v} at flat index {i} is outside \
                          the {bits}-bit weight range {lo}..={hi}"
                     );
                 }
-                let data: Vec<i8> = ints.into_iter().map(|v| v as i8).collect();
                 if name == "weights" {
-                    self.weights = data;
+                    self.weights = values;
                 } else {
-                    self.weights_pw = data;
+                    self.weights_pw = values;
                 }
             }
-            "threshold_fire" => {
-                let ints = integers(values, name, layer)?;
-                if let Some((i, v)) = ints.iter().enumerate().find(|(_, v)| i32::try_from(**v).is_err()) {
+            ("threshold_fire", VariableData::I32(values)) => self.threshold_fire = values,
+            ("threshold_fire_step", VariableData::F32(values)) => {
+                if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| !(v.is_finite() && **v > 0.0)) {
                     bail!(
                         Variable,
-                        "variable '{name}' of layer '{layer}': value {v} at index {i} does not fit in int32"
+                        "variable '{name}' of layer '{layer}': value {v} at index {i} is not a finite number > 0"
                     );
                 }
-                self.threshold_fire = ints.into_iter().map(|v| v as i32).collect();
+                self.threshold_fire_step = values;
             }
-            _ => {
-                let floats: Vec<f64> = match values {
-                    VariableValues::Float(f) => f,
-                    VariableValues::Int(i) => i.into_iter().map(|v| v as f64).collect(),
+            (_, data) => {
+                let kind = match data {
+                    VariableData::I8(_) => "int8",
+                    VariableData::I32(_) => "int32",
+                    VariableData::F32(_) => "float32",
                 };
-                for (i, &v) in floats.iter().enumerate() {
-                    if crate::params::validate_step(v).is_err() {
-                        bail!(
-                            Variable,
-                            "variable '{name}' of layer '{layer}': value {v} at index {i} is not a finite number > 0"
-                        );
-                    }
-                }
-                self.threshold_fire_step = floats.into_iter().map(|v| v as f32).collect();
+                bail!(DType, "variable '{name}' of layer '{layer}' does not hold {kind} values")
             }
         }
         Ok(())
@@ -331,7 +404,7 @@ impl Layer {
 fn integers(values: VariableValues, name: &str, layer: &str) -> Result<Vec<i64>> {
     match values {
         VariableValues::Int(v) => Ok(v),
-        VariableValues::Float(_) => {
+        VariableValues::Exact(_) | VariableValues::Float(_) => {
             bail!(DType, "variable '{name}' of layer '{layer}' holds integers; got a floating-point array")
         }
     }

@@ -13,6 +13,7 @@ pub mod params;
 pub mod reference;
 pub mod shape;
 pub mod summary;
+pub mod testing;
 pub mod variables;
 
 pub use error::{Error, Result};

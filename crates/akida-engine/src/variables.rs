@@ -22,6 +22,22 @@ pub enum VariableValues {
     Int(Vec<i64>),
     /// From a floating-point array.
     Float(Vec<f64>),
+    /// Already in the variable's element type (still checked for range).
+    Exact(VariableData),
+}
+
+impl VariableData {
+    pub fn len(&self) -> usize {
+        match self {
+            VariableData::I8(v) => v.len(),
+            VariableData::I32(v) => v.len(),
+            VariableData::F32(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 impl VariableValues {
@@ -29,6 +45,7 @@ impl VariableValues {
         match self {
             VariableValues::Int(v) => v.len(),
             VariableValues::Float(v) => v.len(),
+            VariableValues::Exact(d) => d.len(),
         }
     }
 

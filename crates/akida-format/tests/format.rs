@@ -1,0 +1,128 @@
+//! Round trips of random models through both encodings, and robustness of the reader against
+//! truncated, flipped and spliced bytes.
+
+use akida_engine::testing::{engine_forward, random_inputs, random_model, Rng};
+use akida_engine::{Error, Input, Model};
+use akida_format::{compress, deserialize, serialize, serialize_with_version, Limits, FORMAT_VERSION};
+use proptest::prelude::*;
+
+fn same_outputs(a: &Model, b: &Model, rng: &mut Rng) -> bool {
+    let inputs = random_inputs(a, rng, 2);
+    let input = Input::Dense { data: &inputs, num_samples: 2 };
+    engine_forward(a, input, false) == engine_forward(b, input, false)
+}
+
+/// Loading arbitrary bytes returns a model or an error; a model that loads can run.
+fn load_never_panics(bytes: &[u8], rng: &mut Rng) {
+    if let Ok(model) = deserialize(bytes, &Limits::default()) {
+        let inputs = random_inputs(&model, rng, 1);
+        let _ = engine_forward(&model, Input::Dense { data: &inputs, num_samples: 1 }, false);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    #[test]
+    fn round_trip_preserves_everything(seed in any::<u64>()) {
+        let mut rng = Rng(seed);
+        let model = random_model(&mut rng);
+        let raw = serialize(&model);
+        let loaded = deserialize(&raw, &Limits::default()).unwrap();
+        prop_assert_eq!(&loaded, &model);
+        let unpacked = deserialize(&compress(&raw), &Limits::default()).unwrap();
+        prop_assert_eq!(&unpacked, &model);
+        prop_assert!(same_outputs(&model, &loaded, &mut rng));
+        prop_assert_eq!(serialize(&loaded), raw);
+    }
+}
+
+/// Cases of the damaged-buffer test: 3000 in CI; set `AKIDA_FUZZ_CASES` for longer runs, e.g.
+/// `AKIDA_FUZZ_CASES=1000000 cargo test --release -p akida-format damaged`.
+fn fuzz_cases() -> u32 {
+    std::env::var("AKIDA_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(3000)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(fuzz_cases()))]
+
+    #[test]
+    fn damaged_buffers_never_panic(seed in any::<u64>(), compressed in any::<bool>(), kind in 0u8..4) {
+        let mut rng = Rng(seed);
+        let model = random_model(&mut rng);
+        let raw = serialize(&model);
+        let mut bytes = if compressed { compress(&raw) } else { raw };
+        let len = bytes.len();
+        match kind {
+            0 => bytes.truncate(rng.range(0, len as i64 - 1) as usize),
+            1 => {
+                for _ in 0..rng.range(1, 8) {
+                    let i = rng.range(0, len as i64 - 1) as usize;
+                    bytes[i] ^= 1 << rng.range(0, 7);
+                }
+            }
+            2 => {
+                let (a, b) = (rng.range(0, len as i64 - 1) as usize, rng.range(0, len as i64 - 1) as usize);
+                let n = rng.range(1, 16).min((len - a.max(b)) as i64) as usize;
+                bytes.copy_within(a..a + n, b);
+            }
+            _ => {
+                let other = serialize(&random_model(&mut rng));
+                let cut = rng.range(0, len.min(other.len()) as i64 - 1) as usize;
+                bytes[cut..].copy_from_slice(&other[cut..len.min(other.len())].iter().chain(std::iter::repeat(&0u8)).take(len - cut).copied().collect::<Vec<_>>());
+            }
+        }
+        load_never_panics(&bytes, &mut rng);
+    }
+}
+
+#[test]
+fn newer_versions_are_refused_with_both_numbers() {
+    let model = random_model(&mut Rng(7));
+    let bytes = serialize_with_version(&model, FORMAT_VERSION + 1);
+    let Err(Error::Format(message)) = deserialize(&bytes, &Limits::default()) else { panic!("a newer file loaded") };
+    assert!(message.contains(&format!("version {}", FORMAT_VERSION + 1)), "{message}");
+    assert!(message.contains(&format!("version {FORMAT_VERSION}")), "{message}");
+}
+
+#[test]
+fn implausible_compressed_sizes_are_refused_before_allocating() {
+    let raw = serialize(&random_model(&mut Rng(3)));
+    let mut bytes = compress(&raw);
+    bytes[4..12].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    assert!(matches!(deserialize(&bytes, &Limits::default()), Err(Error::Format(_))));
+    let small = Limits { max_bytes: raw.len() - 1, ..Limits::default() };
+    assert!(matches!(deserialize(&compress(&raw), &small), Err(Error::Format(_))));
+    assert!(matches!(deserialize(&raw, &small), Err(Error::Format(_))));
+}
+
+#[test]
+fn other_buffers_are_not_models() {
+    for bytes in [&b""[..], b"AKZ1", b"hello world, this is not a model", &[0u8; 64]] {
+        assert!(matches!(deserialize(bytes, &Limits::default()), Err(Error::Format(_))), "{bytes:?}");
+    }
+}
+
+#[test]
+fn saving_is_atomic_and_extensions_are_checked() {
+    let dir = std::env::temp_dir().join(format!("akida-format-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = random_model(&mut Rng(11));
+    for name in ["m.fb", "m.fbz"] {
+        let path = dir.join(name);
+        akida_format::save(&model, &path).unwrap();
+        assert_eq!(akida_format::load(&path, &Limits::default()).unwrap(), model);
+    }
+    assert!(matches!(akida_format::save(&model, &dir.join("m.txt")), Err(Error::Parameter(_))));
+    assert!(matches!(
+        akida_format::load(&dir.join("absent.fb"), &Limits::default()),
+        Err(Error::Io(std::io::ErrorKind::NotFound, _))
+    ));
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
