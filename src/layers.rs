@@ -196,6 +196,45 @@ impl PyLayer {
             .collect()
     }
 
+    /// The learning parameters of a compiled layer (`LayerParameters`), or None.
+    #[getter]
+    fn learning(&self, py: Python<'_>) -> PyResult<Option<LayerParameters>> {
+        let Some(learning) = self.with(|l, _| Ok(l.learning().cloned()))? else { return Ok(None) };
+        let c = learning.config;
+        let d = PyDict::new(py);
+        d.set_item("num_weights", c.num_weights)?;
+        d.set_item("num_classes", c.num_classes)?;
+        d.set_item("initial_plasticity", c.initial_plasticity)?;
+        d.set_item("min_plasticity", c.min_plasticity)?;
+        d.set_item("plasticity_decay", c.plasticity_decay)?;
+        d.set_item("learning_competition", c.learning_competition)?;
+        d.set_item("seed", c.seed)?;
+        Ok(Some(LayerParameters { values: d.unbind() }))
+    }
+
+    /// Per-neuron plasticity of a compiled layer (float32), or None.
+    fn get_plasticity<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, numpy::PyArray1<f32>>>> {
+        let plasticity = self.with(|l, _| Ok(l.learning().map(|l| l.state.plasticity.clone())))?;
+        Ok(plasticity.map(|p| numpy::PyArray1::from_vec(py, p)))
+    }
+
+    /// Counts of neurons by `floor(100 * threshold_learning / num_weights)` (101 buckets, 0..100)
+    /// of a compiled layer. Bucket 0 holds the neurons that have not learned.
+    fn get_learning_histogram<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, numpy::PyArray1<i64>>> {
+        let counts = self.with(|l, _| {
+            let Some(learning) = l.learning() else {
+                return raise(Error::Architecture(format!("layer '{}' is not compiled for learning", l.name())));
+            };
+            let mut counts = vec![0i64; 101];
+            let w = learning.config.num_weights as i64;
+            for &t in &learning.state.threshold_learning {
+                counts[((100 * i64::from(t)) / w).clamp(0, 100) as usize] += 1;
+            }
+            Ok(counts)
+        })?;
+        Ok(numpy::PyArray1::from_vec(py, counts))
+    }
+
     /// Names of the layer variables (empty until the input shape is known).
     fn get_variable_names(&self) -> PyResult<Vec<&'static str>> {
         self.with(|l, _| Ok(l.variable_names()))

@@ -114,6 +114,18 @@ impl PyModel {
         inputs: &Bound<'_, PyAny>,
         batch_size: Option<i64>,
     ) -> PyResult<(Values, Shape3, usize)> {
+        self.run_with(py, inputs, batch_size, None)
+    }
+
+    /// [`run`](Self::run), learning from every chunk when `labels` is `Some` (`Some(None)`:
+    /// unlabeled learning).
+    fn run_with(
+        &self,
+        py: Python<'_>,
+        inputs: &Bound<'_, PyAny>,
+        batch_size: Option<i64>,
+        labels: Option<Option<Vec<i64>>>,
+    ) -> PyResult<(Values, Shape3, usize)> {
         let (input_shape, output_shape, kind) = {
             let state = lock(&self.state);
             let m = &state.model;
@@ -167,7 +179,21 @@ impl PyModel {
                 Values::Potentials(v) => Output::Potentials(&mut v[start * out_len..end * out_len]),
             };
             let state = &self.state;
-            let stats = compute(py, move || lock(state).model.forward(input, output, parallel))?;
+            let chunk_labels: Option<Option<&[i64]>> = labels
+                .as_ref()
+                .map(|l| l.as_deref().map(|l| if l.len() == 1 { l } else { &l[start.min(l.len())..end.min(l.len())] }));
+            if let Some(Some(l)) = &labels {
+                if l.len() != 1 && l.len() != samples {
+                    return raise(Error::Input(format!(
+                        "expected one label per sample ({samples}) or one for all, got {}",
+                        l.len()
+                    )));
+                }
+            }
+            let stats = compute(py, move || match chunk_labels {
+                None => lock(state).model.forward(input, output, parallel),
+                Some(l) => lock(state).model.fit(input, l, output, parallel),
+            })?;
             match &mut totals {
                 None => totals = Some(stats),
                 Some(t) => t.iter_mut().zip(&stats).for_each(|(a, b)| a.merge(b)),
@@ -187,7 +213,15 @@ impl PyModel {
                 Values::Potentials(v) => Output::Potentials(v),
             };
             let state = &self.state;
-            totals = Some(compute(py, move || lock(state).model.forward(input, output, parallel))?);
+            let learn = labels.is_some();
+            totals = Some(compute(py, move || {
+                let mut guard = lock(state);
+                if learn {
+                    guard.model.fit(input, None, output, parallel)
+                } else {
+                    guard.model.forward(input, output, parallel)
+                }
+            })?);
         }
         lock(&self.state).statistics = totals;
         Ok((values, output_shape, samples))
@@ -383,9 +417,14 @@ impl PyModel {
         num_classes: Option<i64>,
         batch_size: Option<i64>,
     ) -> PyResult<Bound<'py, PyArray1<i32>>> {
-        let channels = lock(&self.state).model.output_shape().map_err(to_pyerr)?.channels;
+        let (channels, learned_classes) = {
+            let state = lock(&self.state);
+            let channels = state.model.output_shape().map_err(to_pyerr)?.channels;
+            let learned = state.model.layers().last().and_then(|l| l.learning()).map(|l| l.config.num_classes);
+            (channels, learned)
+        };
         let num_classes = match num_classes {
-            None => channels,
+            None => learned_classes.unwrap_or(channels),
             Some(n) if n >= 1 => n as usize,
             Some(n) => return raise(Error::Parameter(format!("num_classes must be >= 1, got {n}"))),
         };
@@ -401,6 +440,68 @@ impl PyModel {
         }
         .map_err(to_pyerr)?;
         Ok(PyArray1::from_vec(py, classes))
+    }
+
+    /// Prepares the last layer for Akida unsupervised learning (see docs/learning.md).
+    #[pyo3(signature = (num_weights, num_classes = 1, initial_plasticity = 1.0, min_plasticity = 0.1,
+        plasticity_decay = 0.25, learning_competition = 0.0, seed = 0))]
+    #[allow(clippy::too_many_arguments)]
+    fn compile(
+        &self,
+        num_weights: i64,
+        num_classes: i64,
+        initial_plasticity: f64,
+        min_plasticity: f64,
+        plasticity_decay: f64,
+        learning_competition: f64,
+        seed: u64,
+    ) -> PyResult<()> {
+        let config = akida_engine::learning::LearningConfig::new(
+            num_weights,
+            num_classes,
+            initial_plasticity,
+            min_plasticity,
+            plasticity_decay,
+            learning_competition,
+            seed,
+        )
+        .map_err(to_pyerr)?;
+        let mut state = lock(&self.state);
+        state.statistics = None;
+        state.model.compile(config).map_err(to_pyerr)
+    }
+
+    /// Learns from `inputs` sample by sample and returns the last layer's outputs as `forward`
+    /// would. `input_labels`: None, one int for all samples, or one per sample; a label
+    /// `>= num_classes` means the sample is not learned.
+    #[pyo3(signature = (inputs, input_labels = None, batch_size = None))]
+    fn fit<'py>(
+        &self,
+        py: Python<'py>,
+        inputs: &Bound<'py, PyAny>,
+        input_labels: Option<&Bound<'py, PyAny>>,
+        batch_size: Option<i64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let labels = match input_labels {
+            None => None,
+            Some(l) => Some(crate::arrays::integer_array(l, "input_labels")?.1),
+        };
+        let (values, shape, samples) = self.run_with(py, inputs, batch_size, Some(labels))?;
+        let dims = (samples, shape.height, shape.width, shape.channels);
+        match values {
+            Values::Activations(v) => PyArray1::from_vec(py, v).call_method1("reshape", (dims,)),
+            Values::Potentials(v) => PyArray1::from_vec(py, v).call_method1("reshape", (dims,)),
+        }
+    }
+
+    /// Adds `num_classes` classes (groups of new neurons) to the compiled last layer.
+    fn add_classes(&self, num_classes: i64) -> PyResult<()> {
+        if num_classes < 1 {
+            return raise(Error::Parameter(format!("num_classes must be >= 1, got {num_classes}")));
+        }
+        let mut state = lock(&self.state);
+        state.statistics = None;
+        state.model.add_classes(num_classes as usize).map_err(to_pyerr)
     }
 
     /// Statistics of the last `forward` or `predict` call: layer name -> `LayerStatistics`.

@@ -1,6 +1,7 @@
 //! A layer: its parameters, its resolved geometry and its variables.
 
 use crate::error::{bail, Error, Result};
+use crate::learning::Learning;
 use crate::params::{weight_range, LayerKind, LayerParams};
 use crate::shape::{AxisGeometry, ConvGeometry, PoolGeometry, Shape3};
 use crate::variables::{Variable, VariableData, VariableValues};
@@ -45,6 +46,7 @@ pub struct Layer {
     weights_pw: Vec<i8>,
     threshold_fire: Vec<i32>,
     threshold_fire_step: Vec<f32>,
+    pub(crate) learning: Option<Learning>,
 }
 
 impl Layer {
@@ -58,6 +60,7 @@ impl Layer {
             weights_pw: Vec::new(),
             threshold_fire: Vec::new(),
             threshold_fire_step: Vec::new(),
+            learning: None,
         };
         match layer.params {
             LayerParams::InputData { width, height, channels, input_bits } => {
@@ -112,6 +115,63 @@ impl Layer {
 
     pub fn threshold_fire_step(&self) -> &[f32] {
         &self.threshold_fire_step
+    }
+
+    /// The learning configuration and state, once the layer is compiled.
+    pub fn learning(&self) -> Option<&Learning> {
+        self.learning.as_ref()
+    }
+
+    pub(crate) fn weights_mut(&mut self) -> &mut Vec<i8> {
+        &mut self.weights
+    }
+
+    /// Number of inputs each neuron connects to (FullyConnected: the input size; convolutions:
+    /// kernel taps times input channels).
+    pub fn connections(&self) -> usize {
+        match (&self.params, &self.resolved) {
+            (LayerParams::FullyConnected { .. }, Some(r)) => r.input_shape.len(),
+            (p, Some(r)) => p.convolution().map_or(0, |c| c.kernel_height * c.kernel_width * r.input_shape.channels),
+            (_, None) => 0,
+        }
+    }
+
+    /// Adds `extra` neurons at the end: the weight matrix grows by columns (filled by `init`),
+    /// thresholds and steps take the constructor values.
+    pub(crate) fn grow_neurons(&mut self, extra: usize, mut init: impl FnMut(&mut [i8], usize, usize)) -> Result<()> {
+        let r = *self.expect_resolved()?;
+        let old = r.potentials_shape.channels;
+        let new = old + extra;
+        match &mut self.params {
+            LayerParams::FullyConnected { num_neurons, .. } => *num_neurons = new,
+            LayerParams::Convolutional { conv, .. } => conv.num_neurons = new,
+            _ => bail!(Architecture, "layer '{}' cannot grow neurons", self.name),
+        }
+        let connections = self.weights.len() / old;
+        let mut weights = vec![0i8; connections * new];
+        for (dst, src) in weights.chunks_exact_mut(new).zip(self.weights.chunks_exact(old)) {
+            dst[..old].copy_from_slice(src);
+        }
+        for n in old..new {
+            init(&mut weights, new, n);
+        }
+        let activation = *self.params.activation().expect("weighted layers have an activation");
+        self.resolve_again(r.input_shape, r.input_max)?;
+        self.weights = weights;
+        self.threshold_fire.resize(new, activation.threshold_fire);
+        self.threshold_fire_step.resize(new, activation.threshold_fire_step);
+        Ok(())
+    }
+
+    fn resolve_again(&mut self, input_shape: Shape3, input_max: i32) -> Result<()> {
+        let saved = (
+            std::mem::take(&mut self.weights),
+            std::mem::take(&mut self.threshold_fire),
+            std::mem::take(&mut self.threshold_fire_step),
+        );
+        let result = self.resolve(input_shape, input_max);
+        (self.weights, self.threshold_fire, self.threshold_fire_step) = saved;
+        result
     }
 
     /// Fixes the geometry for `input_shape` and allocates the variables (zero weights, thresholds
@@ -250,6 +310,9 @@ impl Layer {
         }
         specs.push(("threshold_fire", vec![n]));
         specs.push(("threshold_fire_step", vec![n]));
+        if self.learning.is_some() {
+            specs.push(("threshold_learning", vec![n]));
+        }
         specs
     }
 
@@ -281,6 +344,9 @@ impl Layer {
             "weights" => VariableData::I8(self.weights.clone()),
             "weights_pw" => VariableData::I8(self.weights_pw.clone()),
             "threshold_fire" => VariableData::I32(self.threshold_fire.clone()),
+            "threshold_learning" => VariableData::I32(
+                self.learning.as_ref().map(|l| l.state.threshold_learning.clone()).unwrap_or_default(),
+            ),
             _ => VariableData::F32(self.threshold_fire_step.clone()),
         };
         Ok(Variable { shape, data })
@@ -328,7 +394,7 @@ impl Layer {
                         )))
                     }
                 };
-                if name == "threshold_fire" {
+                if name == "threshold_fire" || name == "threshold_learning" {
                     let limit = (i64::from(i32::MIN), i64::from(i32::MAX));
                     VariableData::I32(
                         ints.into_iter()
@@ -379,6 +445,14 @@ impl Layer {
                 }
             }
             ("threshold_fire", VariableData::I32(values)) => self.threshold_fire = values,
+            ("threshold_learning", VariableData::I32(values)) => {
+                if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| **v < 0) {
+                    bail!(Variable, "variable '{name}' of layer '{layer}': value {v} at index {i} is negative");
+                }
+                if let Some(learning) = self.learning.as_mut() {
+                    learning.state.threshold_learning = values;
+                }
+            }
             ("threshold_fire_step", VariableData::F32(values)) => {
                 if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| !(v.is_finite() && **v > 0.0)) {
                     bail!(

@@ -8,6 +8,7 @@ pub mod error;
 pub mod events;
 pub mod kernels;
 pub mod layer;
+pub mod learning;
 pub mod model;
 pub mod params;
 pub mod reference;

@@ -83,9 +83,9 @@ fn sparsity(nonzero: u64, total: u64) -> f64 {
 /// A sequential (or branching, through Concat) network with exactly one input layer, first.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Model {
-    layers: Vec<Layer>,
+    pub(crate) layers: Vec<Layer>,
     /// Indices of the inbound layers of each layer (all smaller than the layer's own index).
-    inbound: Vec<Vec<usize>>,
+    pub(crate) inbound: Vec<Vec<usize>>,
     /// Accumulate every layer in `i32` (tests compare both accumulator widths).
     force_wide: bool,
 }
@@ -256,13 +256,11 @@ impl Model {
         self.layers.pop().ok_or_else(|| Error::Architecture("cannot pop a layer: the model has no layers".into()))
     }
 
-    /// Indices of the layers the output depends on, in order.
-    fn needed_layers(&self) -> Vec<usize> {
+    /// Indices of the layers the output of layer `target` depends on, in order.
+    fn needed_layers(&self, target: usize) -> Vec<usize> {
         let mut needed = vec![false; self.layers.len()];
-        if let Some(last) = needed.last_mut() {
-            *last = true;
-        }
-        for i in (0..self.layers.len()).rev() {
+        needed[target] = true;
+        for i in (0..=target).rev() {
             if needed[i] {
                 for &j in &self.inbound[i] {
                     needed[j] = true;
@@ -333,7 +331,7 @@ impl Model {
             (Output::Potentials(o), OutputKind::Potentials) if o.len() == samples * out_len => {}
             _ => bail!(Input, "the output buffer does not match the model output"),
         }
-        let plan = Plan::new(self);
+        let plan = Plan::new(self, self.layers.len() - 1);
         let zero = || self.empty_statistics();
         let run = |scratch: &mut Scratch, s: usize, sink: Sink<'_>| {
             let mut stats = zero();
@@ -371,7 +369,7 @@ impl Model {
         Ok(stats)
     }
 
-    fn empty_statistics(&self) -> Vec<LayerStatistics> {
+    pub(crate) fn empty_statistics(&self) -> Vec<LayerStatistics> {
         self.layers
             .iter()
             .map(|l| {
@@ -434,7 +432,7 @@ impl Model {
         }
     }
 
-    fn run_sample(
+    pub(crate) fn run_sample(
         &self,
         plan: &Plan,
         input: &Input<'_>,
@@ -526,10 +524,11 @@ impl Model {
                 }
             }
         }
-        let last = self.layers.len() - 1;
+        let last = plan.target;
         let shape = self.layers[last].resolved().expect("layers in a model are resolved").output_shape;
         let result = &scratch.outputs[last];
         match sink {
+            Sink::Discard => {}
             Sink::Activations(chunk) => {
                 chunk.fill(0);
                 for e in &result.events {
@@ -541,21 +540,25 @@ impl Model {
     }
 }
 
-enum Sink<'a> {
+pub(crate) enum Sink<'a> {
     Activations(&'a mut [u8]),
     Potentials(&'a mut [i32]),
+    /// Keep the result in the scratch buffers only.
+    Discard,
 }
 
 /// Per-call preparation: which layers to run and their threshold cut points.
-struct Plan {
+pub(crate) struct Plan {
     order: Vec<usize>,
+    target: usize,
     thresholds: Vec<Option<Thresholds>>,
     /// Layers whose potentials always fit in `i16`: they accumulate in `i16`.
     narrow: Vec<bool>,
 }
 
 impl Plan {
-    fn new(model: &Model) -> Self {
+    /// The plan computing the output of layer `target`.
+    pub(crate) fn new(model: &Model, target: usize) -> Self {
         let thresholds = model
             .layers
             .iter()
@@ -571,13 +574,13 @@ impl Plan {
             .iter()
             .map(|l| l.resolved().is_some_and(|r| r.potential_bound <= i16::MAX as u64) && !model.force_wide)
             .collect();
-        Plan { order: model.needed_layers(), thresholds, narrow }
+        Plan { order: model.needed_layers(target), target, thresholds, narrow }
     }
 }
 
 /// Buffers one worker reuses from sample to sample.
-struct Scratch {
-    outputs: Vec<LayerBuffers>,
+pub(crate) struct Scratch {
+    pub(crate) outputs: Vec<LayerBuffers>,
     potentials: Vec<i32>,
     pooled: Vec<i32>,
     depthwise: Vec<i32>,
@@ -586,13 +589,13 @@ struct Scratch {
 }
 
 #[derive(Default)]
-struct LayerBuffers {
-    events: Vec<Event>,
+pub(crate) struct LayerBuffers {
+    pub(crate) events: Vec<Event>,
     potentials: Vec<i32>,
 }
 
 impl Scratch {
-    fn new(layers: usize) -> Self {
+    pub(crate) fn new(layers: usize) -> Self {
         Scratch {
             outputs: (0..layers).map(|_| LayerBuffers::default()).collect(),
             potentials: Vec::new(),

@@ -80,6 +80,16 @@ pub fn summary(model: &Model) -> String {
                 r.input_shape.height, r.input_shape.width, r.input_shape.channels, r.output_shape.channels
             );
         }
+        if let Some(l) = layer.learning() {
+            let threshold = layer.params().activation().map_or(0, |a| a.threshold_fire);
+            details.push(format!(
+                "learning #InConn/#Weights/ThFire {}/{}/{}, {} classes",
+                layer.connections(),
+                l.config.num_weights,
+                threshold,
+                l.config.num_classes
+            ));
+        }
         if let Some(a) = layer.params().activation() {
             if a.enabled {
                 details.push(format!("act {}-bit", a.threshold_fire_bits));

@@ -75,3 +75,47 @@ fn default_names_are_unique() {
     let names: Vec<&str> = model.layers().iter().map(|l| l.name()).collect();
     assert_eq!(names, ["input_data", "fully_connected", "fully_connected_1", "fully_connected_2"]);
 }
+
+fn compiled_fc(seed: u64) -> Model {
+    let mut model = Model::new();
+    model.add(Layer::new("", LayerParams::input_data(7, 5, 2, 1).unwrap()).unwrap(), None).unwrap();
+    let fc = LayerParams::fully_connected(12, 1, Activation::new(false, 0, 1.0, 1).unwrap()).unwrap();
+    model.add(Layer::new("", fc).unwrap(), None).unwrap();
+    let config = akida_engine::learning::LearningConfig::new(9, 4, 1.0, 0.1, 0.25, 0.1, seed).unwrap();
+    model.compile(config).unwrap();
+    model
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Learning is sequential and deterministic: one call on a batch equals one call per sample,
+    /// in parallel or not, and every neuron keeps exactly num_weights ones.
+    #[test]
+    fn fit_is_deterministic_and_keeps_the_weight_count(seed in any::<u64>()) {
+        let mut rng = Rng(seed);
+        let mut batch = compiled_fc(seed);
+        let samples = 12;
+        let inputs = random_inputs(&batch, &mut rng, samples);
+        let labels: Vec<i64> = (0..samples).map(|_| rng.range(0, 5)).collect();
+        let mut out = vec![0i32; samples * 12];
+        batch.fit(Input::Dense { data: &inputs, num_samples: samples }, Some(&labels), Output::Potentials(&mut out), true).unwrap();
+        let mut single = compiled_fc(seed);
+        let per = inputs.len() / samples;
+        let mut single_out = vec![0i32; samples * 12];
+        for s in 0..samples {
+            single.fit(
+                Input::Dense { data: &inputs[s * per..(s + 1) * per], num_samples: 1 },
+                Some(&labels[s..s + 1]),
+                Output::Potentials(&mut single_out[s * 12..(s + 1) * 12]),
+                false,
+            ).unwrap();
+        }
+        prop_assert_eq!(&batch, &single);
+        prop_assert_eq!(&out, &single_out);
+        let weights = batch.layers()[1].weights();
+        for n in 0..12 {
+            prop_assert_eq!(weights.chunks_exact(12).filter(|row| row[n] == 1).count(), 9);
+        }
+    }
+}

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use flatbuffers::{FlatBufferBuilder, VerifierOptions, WIPOffset};
 
+use akida_engine::learning::{Learning, LearningConfig, LearningState};
 use akida_engine::params::Convolution;
 use akida_engine::{
     Activation, ConvolutionMode, Error, Layer, LayerParams, Model, Pooling, PoolingType, Result, VariableData,
@@ -161,6 +162,9 @@ fn layer_params<'a>(
 fn variables<'a>(fbb: &mut FlatBufferBuilder<'a>, layer: &Layer) -> Vec<WIPOffset<fb::Variable<'a>>> {
     let mut out = Vec::new();
     for (name, shape) in layer.variable_specs() {
+        if name == "threshold_learning" {
+            continue; // saved in the Learning table with the rest of the learning state
+        }
         let shape32: Vec<u32> = shape.iter().map(|&d| d as u32).collect();
         let (dtype, mut args) = (fb::DType::Int8, fb::VariableArgs::default());
         let dtype = match name {
@@ -186,6 +190,47 @@ fn variables<'a>(fbb: &mut FlatBufferBuilder<'a>, layer: &Layer) -> Vec<WIPOffse
     out
 }
 
+fn learning_table<'a>(fbb: &mut FlatBufferBuilder<'a>, learning: &Learning) -> WIPOffset<fb::Learning<'a>> {
+    let c = &learning.config;
+    let plasticity = Some(fbb.create_vector(&learning.state.plasticity));
+    let threshold_learning = Some(fbb.create_vector(&learning.state.threshold_learning));
+    fb::Learning::create(
+        fbb,
+        &fb::LearningArgs {
+            num_weights: c.num_weights as u32,
+            num_classes: c.num_classes as u32,
+            initial_plasticity: c.initial_plasticity,
+            min_plasticity: c.min_plasticity,
+            plasticity_decay: c.plasticity_decay,
+            learning_competition: c.learning_competition,
+            seed: c.seed,
+            plasticity,
+            threshold_learning,
+            rng_state: learning.state.rng,
+        },
+    )
+}
+
+fn learning_of(l: fb::Learning<'_>) -> Result<Learning> {
+    let config = LearningConfig::new(
+        l.num_weights().into(),
+        l.num_classes().into(),
+        l.initial_plasticity().into(),
+        l.min_plasticity().into(),
+        l.plasticity_decay().into(),
+        l.learning_competition().into(),
+        l.seed(),
+    )?;
+    Ok(Learning {
+        config,
+        state: LearningState {
+            plasticity: l.plasticity().iter().collect(),
+            threshold_learning: l.threshold_learning().iter().collect(),
+            rng: l.rng_state(),
+        },
+    })
+}
+
 /// The model as a raw FlatBuffer (the content of a `.fb` file).
 pub fn serialize(model: &Model) -> Vec<u8> {
     serialize_with_version(model, FORMAT_VERSION)
@@ -203,9 +248,10 @@ pub fn serialize_with_version(model: &Model, format_version: u32) -> Vec<u8> {
         let inbound = Some(fbb.create_vector(&inbound));
         let name = Some(fbb.create_string(layer.name()));
         let (params_type, params) = layer_params(&mut fbb, layer.params());
+        let learning = layer.learning().map(|l| learning_table(&mut fbb, l));
         layers.push(fb::Layer::create(
             &mut fbb,
-            &fb::LayerArgs { name, params_type, params: Some(params), inbound, variables },
+            &fb::LayerArgs { name, params_type, params: Some(params), inbound, variables, learning },
         ));
     }
     let layers = Some(fbb.create_vector(&layers));
@@ -427,7 +473,7 @@ fn variable_data(v: &fb::Variable<'_>) -> Result<VariableData> {
     })
 }
 
-fn load_layer(model: &mut Model, layer: &fb::Layer<'_>) -> Result<()> {
+fn load_layer(model: &mut Model, layer: &fb::Layer<'_>, total_layers: usize) -> Result<()> {
     let params = params_of(layer)?;
     let inbound: Vec<usize> = layer.inbound().map(|v| v.iter().map(|i| i as usize).collect()).unwrap_or_default();
     model.add(Layer::new(layer.name(), params)?, Some(&inbound))?;
@@ -444,6 +490,12 @@ fn load_layer(model: &mut Model, layer: &fb::Layer<'_>) -> Result<()> {
     }
     if let Some(name) = expected.first() {
         return Err(format_error(format!("variable '{name}' is missing")));
+    }
+    if let Some(l) = layer.learning() {
+        if index + 1 != total_layers {
+            return Err(format_error("only the last layer can carry a learning state"));
+        }
+        model.restore_learning(learning_of(l)?)?;
     }
     Ok(())
 }
@@ -474,7 +526,7 @@ pub fn deserialize(bytes: &[u8], limits: &Limits) -> Result<Model> {
     }
     let mut model = Model::new();
     for (i, layer) in root.layers().iter().enumerate() {
-        load_layer(&mut model, &layer).map_err(|e| {
+        load_layer(&mut model, &layer, root.layers().len()).map_err(|e| {
             let detail = match e {
                 Error::Format(m) => m,
                 other => other.to_string(),

@@ -1,8 +1,10 @@
 //! Round trips of random models through both encodings, and robustness of the reader against
 //! truncated, flipped and spliced bytes.
 
+use akida_engine::learning::LearningConfig;
+use akida_engine::params::{Convolution, Pooling};
 use akida_engine::testing::{engine_forward, random_inputs, random_model, Rng};
-use akida_engine::{Error, Input, Model};
+use akida_engine::{Activation, ConvolutionMode, Error, Input, Layer, LayerParams, Model, Output};
 use akida_format::{compress, deserialize, serialize, serialize_with_version, Limits, FORMAT_VERSION};
 use proptest::prelude::*;
 
@@ -125,4 +127,52 @@ fn saving_is_atomic_and_extensions_are_checked() {
         .collect();
     assert!(leftovers.is_empty());
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A compiled model: binary InputData then a FullyConnected or Convolutional learning layer.
+fn learning_model(convolutional: bool, seed: u64) -> Model {
+    let mut model = Model::new();
+    model.add(Layer::new("", LayerParams::input_data(6, 5, 2, 1).unwrap()).unwrap(), None).unwrap();
+    let act = Activation::new(false, 0, 1.0, 1).unwrap();
+    let params = if convolutional {
+        let conv = Convolution::new(3, 3, 6, ConvolutionMode::Same, 1, 1, 1, &[1]).unwrap();
+        LayerParams::Convolutional { conv, pooling: Pooling::default(), activation: act }
+    } else {
+        LayerParams::fully_connected(12, 1, act).unwrap()
+    };
+    model.add(Layer::new("", params).unwrap(), None).unwrap();
+    let classes = if convolutional { 2 } else { 3 };
+    model.compile(LearningConfig::new(5, classes, 1.0, 0.1, 0.25, 0.2, seed).unwrap()).unwrap();
+    model
+}
+
+fn fit(model: &mut Model, rng: &mut Rng, samples: usize) {
+    let inputs = random_inputs(model, rng, samples);
+    let labels: Vec<i64> = (0..samples).map(|_| rng.range(0, 3)).collect();
+    let len = model.output_shape().unwrap().len() * samples;
+    let mut out = vec![0i32; len];
+    model
+        .fit(Input::Dense { data: &inputs, num_samples: samples }, Some(&labels), Output::Potentials(&mut out), true)
+        .unwrap();
+}
+
+#[test]
+fn learning_resumes_after_a_reload() {
+    for convolutional in [false, true] {
+        for seed in 0..20 {
+            let mut straight = learning_model(convolutional, seed);
+            let mut reloaded = straight.clone();
+            fit(&mut straight, &mut Rng(seed), 8);
+            fit(&mut straight, &mut Rng(seed + 1000), 8);
+            fit(&mut reloaded, &mut Rng(seed), 8);
+            for compressed in [false, true] {
+                let raw = serialize(&reloaded);
+                let bytes = if compressed { compress(&raw) } else { raw };
+                let mut copy = deserialize(&bytes, &Limits::default()).unwrap();
+                assert_eq!(copy, reloaded);
+                fit(&mut copy, &mut Rng(seed + 1000), 8);
+                assert_eq!(copy, straight, "seed {seed}, convolutional {convolutional}");
+            }
+        }
+    }
 }

@@ -2031,6 +2031,286 @@ pub mod akida {
                 ds.finish()
             }
         }
+        pub enum LearningOffset {}
+        #[derive(Copy, Clone, PartialEq)]
+
+        pub struct Learning<'a> {
+            pub _tab: ::flatbuffers::Table<'a>,
+        }
+
+        impl<'a> ::flatbuffers::Follow<'a> for Learning<'a> {
+            type Inner = Learning<'a>;
+            #[inline]
+            unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+                Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+            }
+        }
+
+        impl<'a> Learning<'a> {
+            pub const VT_NUM_WEIGHTS: ::flatbuffers::VOffsetT = 4;
+            pub const VT_NUM_CLASSES: ::flatbuffers::VOffsetT = 6;
+            pub const VT_INITIAL_PLASTICITY: ::flatbuffers::VOffsetT = 8;
+            pub const VT_MIN_PLASTICITY: ::flatbuffers::VOffsetT = 10;
+            pub const VT_PLASTICITY_DECAY: ::flatbuffers::VOffsetT = 12;
+            pub const VT_LEARNING_COMPETITION: ::flatbuffers::VOffsetT = 14;
+            pub const VT_SEED: ::flatbuffers::VOffsetT = 16;
+            pub const VT_PLASTICITY: ::flatbuffers::VOffsetT = 18;
+            pub const VT_THRESHOLD_LEARNING: ::flatbuffers::VOffsetT = 20;
+            pub const VT_RNG_STATE: ::flatbuffers::VOffsetT = 22;
+
+            #[inline]
+            pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+                Learning { _tab: table }
+            }
+            #[allow(unused_mut)]
+            pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+                _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+                args: &'args LearningArgs<'args>,
+            ) -> ::flatbuffers::WIPOffset<Learning<'bldr>> {
+                let mut builder = LearningBuilder::new(_fbb);
+                builder.add_rng_state(args.rng_state);
+                builder.add_seed(args.seed);
+                if let Some(x) = args.threshold_learning {
+                    builder.add_threshold_learning(x);
+                }
+                if let Some(x) = args.plasticity {
+                    builder.add_plasticity(x);
+                }
+                builder.add_learning_competition(args.learning_competition);
+                builder.add_plasticity_decay(args.plasticity_decay);
+                builder.add_min_plasticity(args.min_plasticity);
+                builder.add_initial_plasticity(args.initial_plasticity);
+                builder.add_num_classes(args.num_classes);
+                builder.add_num_weights(args.num_weights);
+                builder.finish()
+            }
+
+            #[inline]
+            pub fn num_weights(&self) -> u32 {
+                // Safety:
+                // Created from valid Table for this object
+                // which contains a valid value in this slot
+                unsafe { self._tab.get::<u32>(Learning::VT_NUM_WEIGHTS, Some(0)).unwrap() }
+            }
+            #[inline]
+            pub fn num_classes(&self) -> u32 {
+                // Safety:
+                // Created from valid Table for this object
+                // which contains a valid value in this slot
+                unsafe { self._tab.get::<u32>(Learning::VT_NUM_CLASSES, Some(1)).unwrap() }
+            }
+            #[inline]
+            pub fn initial_plasticity(&self) -> f32 {
+                // Safety:
+                // Created from valid Table for this object
+                // which contains a valid value in this slot
+                unsafe { self._tab.get::<f32>(Learning::VT_INITIAL_PLASTICITY, Some(1.0)).unwrap() }
+            }
+            #[inline]
+            pub fn min_plasticity(&self) -> f32 {
+                // Safety:
+                // Created from valid Table for this object
+                // which contains a valid value in this slot
+                unsafe { self._tab.get::<f32>(Learning::VT_MIN_PLASTICITY, Some(0.1)).unwrap() }
+            }
+            #[inline]
+            pub fn plasticity_decay(&self) -> f32 {
+                // Safety:
+                // Created from valid Table for this object
+                // which contains a valid value in this slot
+                unsafe { self._tab.get::<f32>(Learning::VT_PLASTICITY_DECAY, Some(0.25)).unwrap() }
+            }
+            #[inline]
+            pub fn learning_competition(&self) -> f32 {
+                // Safety:
+                // Created from valid Table for this object
+                // which contains a valid value in this slot
+                unsafe { self._tab.get::<f32>(Learning::VT_LEARNING_COMPETITION, Some(0.0)).unwrap() }
+            }
+            #[inline]
+            pub fn seed(&self) -> u64 {
+                // Safety:
+                // Created from valid Table for this object
+                // which contains a valid value in this slot
+                unsafe { self._tab.get::<u64>(Learning::VT_SEED, Some(0)).unwrap() }
+            }
+            #[inline]
+            pub fn plasticity(&self) -> ::flatbuffers::Vector<'a, f32> {
+                // Safety:
+                // Created from valid Table for this object
+                // which contains a valid value in this slot
+                unsafe {
+                    self._tab
+                        .get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, f32>>>(
+                            Learning::VT_PLASTICITY,
+                            None,
+                        )
+                        .unwrap()
+                }
+            }
+            #[inline]
+            pub fn threshold_learning(&self) -> ::flatbuffers::Vector<'a, i32> {
+                // Safety:
+                // Created from valid Table for this object
+                // which contains a valid value in this slot
+                unsafe {
+                    self._tab
+                        .get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, i32>>>(
+                            Learning::VT_THRESHOLD_LEARNING,
+                            None,
+                        )
+                        .unwrap()
+                }
+            }
+            #[inline]
+            pub fn rng_state(&self) -> u64 {
+                // Safety:
+                // Created from valid Table for this object
+                // which contains a valid value in this slot
+                unsafe { self._tab.get::<u64>(Learning::VT_RNG_STATE, Some(0)).unwrap() }
+            }
+        }
+
+        impl ::flatbuffers::Verifiable for Learning<'_> {
+            #[inline]
+            fn run_verifier(
+                v: &mut ::flatbuffers::Verifier,
+                pos: usize,
+            ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+                v.visit_table(pos)?
+                    .visit_field::<u32>("num_weights", Self::VT_NUM_WEIGHTS, false)?
+                    .visit_field::<u32>("num_classes", Self::VT_NUM_CLASSES, false)?
+                    .visit_field::<f32>("initial_plasticity", Self::VT_INITIAL_PLASTICITY, false)?
+                    .visit_field::<f32>("min_plasticity", Self::VT_MIN_PLASTICITY, false)?
+                    .visit_field::<f32>("plasticity_decay", Self::VT_PLASTICITY_DECAY, false)?
+                    .visit_field::<f32>("learning_competition", Self::VT_LEARNING_COMPETITION, false)?
+                    .visit_field::<u64>("seed", Self::VT_SEED, false)?
+                    .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, f32>>>(
+                        "plasticity",
+                        Self::VT_PLASTICITY,
+                        true,
+                    )?
+                    .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, i32>>>(
+                        "threshold_learning",
+                        Self::VT_THRESHOLD_LEARNING,
+                        true,
+                    )?
+                    .visit_field::<u64>("rng_state", Self::VT_RNG_STATE, false)?
+                    .finish();
+                Ok(())
+            }
+        }
+        pub struct LearningArgs<'a> {
+            pub num_weights: u32,
+            pub num_classes: u32,
+            pub initial_plasticity: f32,
+            pub min_plasticity: f32,
+            pub plasticity_decay: f32,
+            pub learning_competition: f32,
+            pub seed: u64,
+            pub plasticity: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, f32>>>,
+            pub threshold_learning: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, i32>>>,
+            pub rng_state: u64,
+        }
+        impl<'a> Default for LearningArgs<'a> {
+            #[inline]
+            fn default() -> Self {
+                LearningArgs {
+                    num_weights: 0,
+                    num_classes: 1,
+                    initial_plasticity: 1.0,
+                    min_plasticity: 0.1,
+                    plasticity_decay: 0.25,
+                    learning_competition: 0.0,
+                    seed: 0,
+                    plasticity: None,         // required field
+                    threshold_learning: None, // required field
+                    rng_state: 0,
+                }
+            }
+        }
+
+        pub struct LearningBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+            fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+            start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+        }
+        impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> LearningBuilder<'a, 'b, A> {
+            #[inline]
+            pub fn add_num_weights(&mut self, num_weights: u32) {
+                self.fbb_.push_slot::<u32>(Learning::VT_NUM_WEIGHTS, num_weights, 0);
+            }
+            #[inline]
+            pub fn add_num_classes(&mut self, num_classes: u32) {
+                self.fbb_.push_slot::<u32>(Learning::VT_NUM_CLASSES, num_classes, 1);
+            }
+            #[inline]
+            pub fn add_initial_plasticity(&mut self, initial_plasticity: f32) {
+                self.fbb_.push_slot::<f32>(Learning::VT_INITIAL_PLASTICITY, initial_plasticity, 1.0);
+            }
+            #[inline]
+            pub fn add_min_plasticity(&mut self, min_plasticity: f32) {
+                self.fbb_.push_slot::<f32>(Learning::VT_MIN_PLASTICITY, min_plasticity, 0.1);
+            }
+            #[inline]
+            pub fn add_plasticity_decay(&mut self, plasticity_decay: f32) {
+                self.fbb_.push_slot::<f32>(Learning::VT_PLASTICITY_DECAY, plasticity_decay, 0.25);
+            }
+            #[inline]
+            pub fn add_learning_competition(&mut self, learning_competition: f32) {
+                self.fbb_.push_slot::<f32>(Learning::VT_LEARNING_COMPETITION, learning_competition, 0.0);
+            }
+            #[inline]
+            pub fn add_seed(&mut self, seed: u64) {
+                self.fbb_.push_slot::<u64>(Learning::VT_SEED, seed, 0);
+            }
+            #[inline]
+            pub fn add_plasticity(&mut self, plasticity: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b, f32>>) {
+                self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Learning::VT_PLASTICITY, plasticity);
+            }
+            #[inline]
+            pub fn add_threshold_learning(
+                &mut self,
+                threshold_learning: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b, i32>>,
+            ) {
+                self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(
+                    Learning::VT_THRESHOLD_LEARNING,
+                    threshold_learning,
+                );
+            }
+            #[inline]
+            pub fn add_rng_state(&mut self, rng_state: u64) {
+                self.fbb_.push_slot::<u64>(Learning::VT_RNG_STATE, rng_state, 0);
+            }
+            #[inline]
+            pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> LearningBuilder<'a, 'b, A> {
+                let start = _fbb.start_table();
+                LearningBuilder { fbb_: _fbb, start_: start }
+            }
+            #[inline]
+            pub fn finish(self) -> ::flatbuffers::WIPOffset<Learning<'a>> {
+                let o = self.fbb_.end_table(self.start_);
+                self.fbb_.required(o, Learning::VT_PLASTICITY, "plasticity");
+                self.fbb_.required(o, Learning::VT_THRESHOLD_LEARNING, "threshold_learning");
+                ::flatbuffers::WIPOffset::new(o.value())
+            }
+        }
+
+        impl ::core::fmt::Debug for Learning<'_> {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                let mut ds = f.debug_struct("Learning");
+                ds.field("num_weights", &self.num_weights());
+                ds.field("num_classes", &self.num_classes());
+                ds.field("initial_plasticity", &self.initial_plasticity());
+                ds.field("min_plasticity", &self.min_plasticity());
+                ds.field("plasticity_decay", &self.plasticity_decay());
+                ds.field("learning_competition", &self.learning_competition());
+                ds.field("seed", &self.seed());
+                ds.field("plasticity", &self.plasticity());
+                ds.field("threshold_learning", &self.threshold_learning());
+                ds.field("rng_state", &self.rng_state());
+                ds.finish()
+            }
+        }
         pub enum LayerOffset {}
         #[derive(Copy, Clone, PartialEq)]
 
@@ -2052,6 +2332,7 @@ pub mod akida {
             pub const VT_PARAMS: ::flatbuffers::VOffsetT = 8;
             pub const VT_INBOUND: ::flatbuffers::VOffsetT = 10;
             pub const VT_VARIABLES: ::flatbuffers::VOffsetT = 12;
+            pub const VT_LEARNING: ::flatbuffers::VOffsetT = 14;
 
             #[inline]
             pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -2063,6 +2344,9 @@ pub mod akida {
                 args: &'args LayerArgs<'args>,
             ) -> ::flatbuffers::WIPOffset<Layer<'bldr>> {
                 let mut builder = LayerBuilder::new(_fbb);
+                if let Some(x) = args.learning {
+                    builder.add_learning(x);
+                }
                 if let Some(x) = args.variables {
                     builder.add_variables(x);
                 }
@@ -2124,6 +2408,13 @@ pub mod akida {
                         ::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Variable>>,
                     >>(Layer::VT_VARIABLES, None)
                 }
+            }
+            #[inline]
+            pub fn learning(&self) -> Option<Learning<'a>> {
+                // Safety:
+                // Created from valid Table for this object
+                // which contains a valid value in this slot
+                unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<Learning>>(Layer::VT_LEARNING, None) }
             }
             #[inline]
             #[allow(non_snake_case)]
@@ -2231,6 +2522,7 @@ pub mod akida {
      })?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u32>>>("inbound", Self::VT_INBOUND, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<Variable>>>>("variables", Self::VT_VARIABLES, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<Learning>>("learning", Self::VT_LEARNING, false)?
      .finish();
                 Ok(())
             }
@@ -2243,6 +2535,7 @@ pub mod akida {
             pub variables: Option<
                 ::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Variable<'a>>>>,
             >,
+            pub learning: Option<::flatbuffers::WIPOffset<Learning<'a>>>,
         }
         impl<'a> Default for LayerArgs<'a> {
             #[inline]
@@ -2253,6 +2546,7 @@ pub mod akida {
                     params: None, // required field
                     inbound: None,
                     variables: None,
+                    learning: None,
                 }
             }
         }
@@ -2286,6 +2580,10 @@ pub mod akida {
                 >,
             ) {
                 self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Layer::VT_VARIABLES, variables);
+            }
+            #[inline]
+            pub fn add_learning(&mut self, learning: ::flatbuffers::WIPOffset<Learning<'b>>) {
+                self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<Learning>>(Layer::VT_LEARNING, learning);
             }
             #[inline]
             pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> LayerBuilder<'a, 'b, A> {
@@ -2356,6 +2654,7 @@ pub mod akida {
                 };
                 ds.field("inbound", &self.inbound());
                 ds.field("variables", &self.variables());
+                ds.field("learning", &self.learning());
                 ds.finish()
             }
         }

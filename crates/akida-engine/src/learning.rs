@@ -1,0 +1,559 @@
+//! Akida unsupervised ("edge") learning of the last layer. The rule, every tie and rounding, is
+//! documented in `docs/learning.md`; the code below follows it step by step.
+
+use crate::activation::Thresholds;
+use crate::error::Error;
+use crate::error::{bail, Result};
+use crate::events::Event;
+use crate::kernels;
+use crate::layer::OutputKind;
+use crate::model::{Input, LayerStatistics, Model, Output, Plan, Scratch, Sink};
+use crate::params::{LayerKind, LayerParams};
+use rayon::prelude::*;
+
+/// Parameters given to `Model::compile`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LearningConfig {
+    /// Number of weights equal to 1 of every neuron, constant over time.
+    pub num_weights: usize,
+    /// Neurons form this many equal contiguous groups, one per class.
+    pub num_classes: usize,
+    pub initial_plasticity: f32,
+    pub min_plasticity: f32,
+    pub plasticity_decay: f32,
+    pub learning_competition: f32,
+    /// Seed of the random initial weights and of the choice of moved weights.
+    pub seed: u64,
+}
+
+impl LearningConfig {
+    /// Validates the ranges: `num_weights >= 1`, `num_classes >= 1`, the four floats in [0, 1].
+    pub fn new(
+        num_weights: i64,
+        num_classes: i64,
+        initial_plasticity: f64,
+        min_plasticity: f64,
+        plasticity_decay: f64,
+        learning_competition: f64,
+        seed: u64,
+    ) -> Result<Self> {
+        if num_weights < 1 {
+            bail!(Parameter, "num_weights must be at least 1, got {num_weights}");
+        }
+        if num_classes < 1 {
+            bail!(Parameter, "num_classes must be at least 1, got {num_classes}");
+        }
+        for (name, value) in [
+            ("initial_plasticity", initial_plasticity),
+            ("min_plasticity", min_plasticity),
+            ("plasticity_decay", plasticity_decay),
+            ("learning_competition", learning_competition),
+        ] {
+            if !(0.0..=1.0).contains(&value) {
+                bail!(Parameter, "{name} must be in [0, 1], got {value}");
+            }
+        }
+        Ok(LearningConfig {
+            num_weights: num_weights as usize,
+            num_classes: num_classes as usize,
+            initial_plasticity: initial_plasticity as f32,
+            min_plasticity: min_plasticity as f32,
+            plasticity_decay: plasticity_decay as f32,
+            learning_competition: learning_competition as f32,
+            seed,
+        })
+    }
+}
+
+/// Everything `fit` depends on besides the weights; saved with the model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LearningState {
+    /// Per neuron, in [min_plasticity, initial_plasticity].
+    pub plasticity: Vec<f32>,
+    /// Per neuron: 0 until it learns, then its potential right after its last learning step.
+    pub threshold_learning: Vec<i32>,
+    /// State of the SplitMix64 generator.
+    pub rng: u64,
+}
+
+/// The learning configuration and state of a compiled layer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Learning {
+    pub config: LearningConfig,
+    pub state: LearningState,
+}
+
+/// SplitMix64 step: the generator of initial weights and of learning choices.
+pub(crate) fn next_random(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Moves the first `k` entries of `items` to a uniformly random `k`-subset (partial
+/// Fisher-Yates), consuming `k` random numbers.
+pub(crate) fn choose(items: &mut [usize], k: usize, rng: &mut u64) {
+    let n = items.len();
+    for i in 0..k.min(n) {
+        let j = i + (next_random(rng) % (n - i) as u64) as usize;
+        items.swap(i, j);
+    }
+}
+
+/// Sets exactly `num_weights` random weights of neuron `neuron` to 1 (others 0) in a
+/// `(connections, neurons)` weight matrix.
+pub(crate) fn random_neuron(weights: &mut [i8], neurons: usize, neuron: usize, num_weights: usize, rng: &mut u64) {
+    let connections = weights.len() / neurons;
+    let mut indices: Vec<usize> = (0..connections).collect();
+    choose(&mut indices, num_weights, rng);
+    for j in 0..connections {
+        weights[j * neurons + neuron] = 0;
+    }
+    for &j in &indices[..num_weights] {
+        weights[j * neurons + neuron] = 1;
+    }
+}
+
+/// A candidate winner: potential, then position and neuron.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Candidate {
+    pub potential: i32,
+    pub position: usize,
+    pub neuron: usize,
+}
+
+/// The neuron that learns from a sample, given the potentials `(positions, neurons)` and the
+/// neurons allowed to learn. See `docs/learning.md`, "Choosing the winner".
+pub(crate) fn select_winner(
+    potentials: &[i32],
+    neurons: usize,
+    allowed: std::ops::Range<usize>,
+    threshold_learning: &[i32],
+    competition: f32,
+) -> Option<Candidate> {
+    let mut best_trained: Option<Candidate> = None;
+    let mut best_untrained: Option<Candidate> = None;
+    for (position, values) in potentials.chunks_exact(neurons).enumerate() {
+        for neuron in allowed.clone() {
+            let candidate = Candidate { potential: values[neuron], position, neuron };
+            let slot = if threshold_learning[neuron] > 0 { &mut best_trained } else { &mut best_untrained };
+            if slot.is_none_or(|b| candidate.potential > b.potential) {
+                *slot = Some(candidate);
+            }
+        }
+    }
+    if let Some(t) = best_trained {
+        let claim = (1.0 - competition) * threshold_learning[t.neuron] as f32;
+        if competition > 0.0 && t.potential as f32 >= claim {
+            return Some(t);
+        }
+    }
+    best_untrained.or(best_trained)
+}
+
+/// One learning step of `neuron`: with `active[j]` telling which of its connections saw a spike,
+/// moves `round(plasticity * silent)` of its 1-weights from silent connections to active ones
+/// (fewer if not enough active connections are free), chosen at random. Returns the neuron's
+/// potential after the step, or `None` when nothing moved.
+pub(crate) fn learn_step(
+    weights: &mut [i8],
+    neurons: usize,
+    neuron: usize,
+    active: &[bool],
+    plasticity: f32,
+    rng: &mut u64,
+) -> Option<i32> {
+    let mut silent = Vec::new();
+    let mut free = Vec::new();
+    let mut matched = 0i32;
+    for (j, &is_active) in active.iter().enumerate() {
+        let w = weights[j * neurons + neuron];
+        match (w == 1, is_active) {
+            (true, true) => matched += 1,
+            (true, false) => silent.push(j),
+            (false, true) => free.push(j),
+            (false, false) => {}
+        }
+    }
+    let share = (plasticity * silent.len() as f32 + 0.5).floor() as usize;
+    let k = share.min(free.len());
+    if k == 0 {
+        return None;
+    }
+    choose(&mut silent, k, rng);
+    choose(&mut free, k, rng);
+    for i in 0..k {
+        weights[silent[i] * neurons + neuron] = 0;
+        weights[free[i] * neurons + neuron] = 1;
+    }
+    Some(matched + k as i32)
+}
+
+/// Plasticity after a learning step: `plasticity_decay * initial_plasticity` less, never below
+/// `min_plasticity`.
+pub(crate) fn decayed(plasticity: f32, config: &LearningConfig) -> f32 {
+    (plasticity - config.plasticity_decay * config.initial_plasticity).max(config.min_plasticity)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Model-level API
+// ---------------------------------------------------------------------------------------------
+
+impl Model {
+    /// Prepares the last layer for Akida learning: checks the learning constraints, gives every
+    /// neuron `num_weights` random weights equal to 1 and resets the learning state.
+    pub fn compile(&mut self, config: LearningConfig) -> Result<()> {
+        let last = self.check_learnable(&config)?;
+        let neurons = self.layers[last].expect_resolved()?.potentials_shape.channels;
+        let mut rng = config.seed;
+        let layer = &mut self.layers[last];
+        let weights = layer.weights_mut();
+        for n in 0..neurons {
+            random_neuron(weights, neurons, n, config.num_weights, &mut rng);
+        }
+        layer.learning = Some(Learning {
+            config,
+            state: LearningState {
+                plasticity: vec![config.initial_plasticity; neurons],
+                threshold_learning: vec![0; neurons],
+                rng,
+            },
+        });
+        Ok(())
+    }
+
+    /// Checks the learning constraints for the last layer; returns its index.
+    fn check_learnable(&self, config: &LearningConfig) -> Result<usize> {
+        let Some(last) = self.layers.len().checked_sub(1) else {
+            bail!(Architecture, "cannot compile a model with no layers")
+        };
+        let layer = &self.layers[last];
+        let name = layer.name().to_owned();
+        let r = *layer.expect_resolved()?;
+        if !matches!(layer.kind(), LayerKind::FullyConnected | LayerKind::Convolutional) {
+            bail!(
+                Architecture,
+                "only a FullyConnected or Convolutional last layer can learn; '{name}' is {}",
+                layer.kind().type_name()
+            );
+        }
+        if layer.params().weights_bits() != Some(1) {
+            bail!(
+                Architecture,
+                "the learning layer '{name}' needs weights_bits=1, it has {:?}",
+                layer.params().weights_bits()
+            );
+        }
+        if r.input_max != 1 {
+            bail!(
+                Architecture,
+                "the learning layer '{name}' needs binary input spikes (a previous layer with 1-bit activations, \
+                 or InputData with input_bits=1); its inputs reach {}",
+                r.input_max
+            );
+        }
+        let neurons = r.potentials_shape.channels;
+        if !neurons.is_multiple_of(config.num_classes) {
+            bail!(
+                Parameter,
+                "num_classes={} does not divide the {neurons} neurons of '{name}' into equal groups",
+                config.num_classes
+            );
+        }
+        let connections = layer.connections();
+        if config.num_weights > connections {
+            bail!(
+                Parameter,
+                "num_weights={} exceeds the {connections} connections of each neuron of '{name}'",
+                config.num_weights
+            );
+        }
+        Ok(last)
+    }
+
+    /// Restores the learning configuration and state of the last layer (from a saved model), after
+    /// checking the learning constraints, the state's lengths and ranges, and that every neuron
+    /// has exactly `num_weights` weights equal to 1.
+    pub fn restore_learning(&mut self, learning: Learning) -> Result<()> {
+        let last = self.check_learnable(&learning.config)?;
+        let layer = &self.layers[last];
+        let neurons = layer.expect_resolved()?.potentials_shape.channels;
+        let state = &learning.state;
+        if state.plasticity.len() != neurons || state.threshold_learning.len() != neurons {
+            bail!(
+                Variable,
+                "the learning state must have one plasticity and one threshold_learning per neuron ({neurons})"
+            );
+        }
+        if state.plasticity.iter().any(|p| !(0.0..=1.0).contains(p)) {
+            bail!(Variable, "plasticity values must be in [0, 1]");
+        }
+        let w = learning.config.num_weights as i32;
+        if state.threshold_learning.iter().any(|&t| !(0..=w).contains(&t)) {
+            bail!(Variable, "threshold_learning values must be in 0..={w}");
+        }
+        let ones = layer.weights().chunks_exact(neurons).fold(vec![0usize; neurons], |mut acc, row| {
+            acc.iter_mut().zip(row).for_each(|(a, &v)| *a += usize::from(v == 1));
+            acc
+        });
+        if let Some(n) = ones.iter().position(|&c| c != learning.config.num_weights) {
+            bail!(
+                Variable,
+                "neuron {n} has {} weights equal to 1, not num_weights={}",
+                ones[n],
+                learning.config.num_weights
+            );
+        }
+        self.layers[last].learning = Some(learning);
+        Ok(())
+    }
+
+    /// Adds `classes` classes to the compiled last layer: `classes` groups of new neurons with
+    /// random initial weights, keeping everything learned so far.
+    pub fn add_classes(&mut self, classes: usize) -> Result<()> {
+        let last = self.compiled_layer()?;
+        let layer = &mut self.layers[last];
+        let mut learning = layer.learning.take().expect("checked by compiled_layer");
+        let neurons = learning.state.plasticity.len();
+        let per_class = neurons / learning.config.num_classes;
+        let extra = per_class * classes;
+        let num_weights = learning.config.num_weights;
+        let rng = &mut learning.state.rng;
+        let result = layer.grow_neurons(extra, |w, total, n| random_neuron(w, total, n, num_weights, rng));
+        if result.is_ok() {
+            learning.config.num_classes += classes;
+            learning.state.plasticity.resize(neurons + extra, learning.config.initial_plasticity);
+            learning.state.threshold_learning.resize(neurons + extra, 0);
+        }
+        layer.learning = Some(learning);
+        result
+    }
+
+    fn compiled_layer(&self) -> Result<usize> {
+        match self.layers.last() {
+            Some(l) if l.learning.is_some() => Ok(self.layers.len() - 1),
+            _ => bail!(Architecture, "the model is not compiled for learning; call compile() first"),
+        }
+    }
+
+    /// Learns from `input` sample by sample, in order, and writes the last layer's outputs as
+    /// `forward` would (computed before each sample's learning step). `labels` holds one label per
+    /// sample, or one for all; a label `>= num_classes` means "do not learn this sample".
+    pub fn fit(
+        &mut self,
+        input: Input<'_>,
+        labels: Option<&[i64]>,
+        output: Output<'_>,
+        parallel: bool,
+    ) -> Result<Vec<LayerStatistics>> {
+        let last = self.compiled_layer()?;
+        self.check_input(&input)?;
+        let samples = input.num_samples();
+        if let Some(l) = labels {
+            if l.len() != samples && l.len() != 1 {
+                bail!(Input, "expected one label per sample ({samples}) or one for all, got {}", l.len());
+            }
+            if let Some(v) = l.iter().find(|&&v| v < 0) {
+                bail!(Input, "labels must be >= 0, got {v}");
+            }
+        }
+        let r = *self.layers[last].expect_resolved()?;
+        let out_len = r.output_shape.len();
+        let size_ok = match (&output, r.output) {
+            (Output::Activations(o), OutputKind::Activations { .. }) => o.len() == samples * out_len,
+            (Output::Potentials(o), OutputKind::Potentials) => o.len() == samples * out_len,
+            _ => false,
+        };
+        if !size_ok {
+            bail!(Input, "the output buffer does not match the model output");
+        }
+        // 1. The inputs of the learning layer, for all samples (in parallel: nothing learns yet).
+        let source = self.inbound[last][0];
+        let plan = Plan::new(self, source);
+        let prefix = |scratch: &mut Scratch, s: usize| {
+            let mut stats = self.empty_statistics();
+            self.run_sample(&plan, &input, s, scratch, Sink::Discard, &mut stats);
+            (std::mem::take(&mut scratch.outputs[source].events), stats)
+        };
+        let new_scratch = || Scratch::new(self.layers.len());
+        let per_sample: Vec<(Vec<Event>, Vec<LayerStatistics>)> = if parallel {
+            (0..samples).into_par_iter().map_init(new_scratch, prefix).collect()
+        } else {
+            let mut scratch = new_scratch();
+            (0..samples).map(|s| prefix(&mut scratch, s)).collect()
+        };
+        let mut stats = self.empty_statistics();
+        let mut inbound_events = Vec::with_capacity(samples);
+        for (events, s) in per_sample {
+            stats.iter_mut().zip(&s).for_each(|(a, b)| a.merge(b));
+            inbound_events.push(events);
+        }
+        // 2. Learning, one sample after the other.
+        let activation = *self.layers[last].params().activation().expect("learning layers have an activation");
+        let mut output = output;
+        let mut potentials = vec![0i32; r.potentials_shape.len()];
+        let mut pooled = vec![0i32; r.output_shape.len()];
+        let mut sums = Vec::new();
+        let mut spikes = Vec::new();
+        let mut active = vec![false; self.layers[last].connections()];
+        let mut dense_input = vec![false; r.input_shape.len()];
+        let st = &mut stats[last];
+        for (s, events) in inbound_events.iter().enumerate() {
+            let layer = &self.layers[last];
+            let neurons = r.potentials_shape.channels;
+            potentials.fill(0);
+            st.samples += 1;
+            st.input_nonzero += events.len() as u64;
+            st.synaptic_operations += match layer.params() {
+                LayerParams::FullyConnected { .. } => {
+                    kernels::fully_connected_events(events, &r.input_shape, layer.weights(), neurons, &mut potentials)
+                }
+                _ => kernels::convolve_events(
+                    events,
+                    &r.input_shape,
+                    r.conv.as_ref().expect("convolutions have a geometry"),
+                    layer.weights(),
+                    neurons,
+                    &mut potentials,
+                ),
+            };
+            // The output, as forward computes it, before this sample's learning step.
+            let values: &[i32] = match &r.pool {
+                Some(g) => {
+                    kernels::pool(&potentials, &r.potentials_shape, g, &mut pooled, &mut sums);
+                    &pooled
+                }
+                None => &potentials,
+            };
+            let chunk = s * out_len..(s + 1) * out_len;
+            match &mut output {
+                Output::Activations(o) => {
+                    let thresholds = Thresholds::new(
+                        layer.threshold_fire(),
+                        layer.threshold_fire_step(),
+                        activation.threshold_fire_bits,
+                    );
+                    spikes.clear();
+                    kernels::activate(values, &r.output_shape, &thresholds, &mut spikes);
+                    let dst = &mut o[chunk];
+                    dst.fill(0);
+                    for e in &spikes {
+                        dst[e.index(&r.output_shape)] = e.value as u8;
+                    }
+                    st.output_nonzero += spikes.len() as u64;
+                }
+                Output::Potentials(o) => {
+                    o[chunk].copy_from_slice(values);
+                    st.output_nonzero += values.iter().filter(|&&v| v != 0).count() as u64;
+                }
+            }
+            // The learning step.
+            let learning = layer.learning.as_ref().expect("checked by compiled_layer");
+            let config = learning.config;
+            let per_class = neurons / config.num_classes;
+            let allowed = match labels.map(|l| l[if l.len() == 1 { 0 } else { s }]) {
+                None => 0..neurons,
+                Some(label) if (label as u64) < config.num_classes as u64 => {
+                    label as usize * per_class..(label as usize + 1) * per_class
+                }
+                Some(_) => continue,
+            };
+            if events.is_empty() || config.initial_plasticity == 0.0 {
+                continue;
+            }
+            let Some(winner) = select_winner(
+                &potentials,
+                neurons,
+                allowed,
+                &learning.state.threshold_learning,
+                config.learning_competition,
+            ) else {
+                continue;
+            };
+            active.fill(false);
+            match (layer.params(), &r.conv) {
+                (LayerParams::FullyConnected { .. }, _) => {
+                    for e in events {
+                        active[e.index(&r.input_shape)] = true;
+                    }
+                }
+                (_, Some(g)) => {
+                    dense_input.fill(false);
+                    for e in events {
+                        dense_input[e.index(&r.input_shape)] = true;
+                    }
+                    let (oy, ox) = (winner.position / g.x.output, winner.position % g.x.output);
+                    let channels = r.input_shape.channels;
+                    for wy in 0..g.y.kernel {
+                        let Some(iy) = g.y.input_cell(oy, g.y.kernel - 1 - wy) else { continue };
+                        for wx in 0..g.x.kernel {
+                            let Some(ix) = g.x.input_cell(ox, g.x.kernel - 1 - wx) else { continue };
+                            for c in 0..channels {
+                                active[(wy * g.x.kernel + wx) * channels + c] =
+                                    dense_input[r.input_shape.index(iy, ix, c)];
+                            }
+                        }
+                    }
+                }
+                _ => return Err(Error::Architecture("a learning convolution has no geometry".into())),
+            }
+            let layer = &mut self.layers[last];
+            let mut learning = layer.learning.take().expect("checked by compiled_layer");
+            let n = winner.neuron;
+            let step = learn_step(
+                layer.weights_mut(),
+                neurons,
+                n,
+                &active,
+                learning.state.plasticity[n],
+                &mut learning.state.rng,
+            );
+            if let Some(potential) = step {
+                learning.state.threshold_learning[n] = potential;
+                learning.state.plasticity[n] = decayed(learning.state.plasticity[n], &learning.config);
+            }
+            layer.learning = Some(learning);
+        }
+        Ok(stats)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_ranges() {
+        assert!(LearningConfig::new(0, 1, 1.0, 0.1, 0.25, 0.0, 0).is_err());
+        assert!(LearningConfig::new(10, 0, 1.0, 0.1, 0.25, 0.0, 0).is_err());
+        assert!(LearningConfig::new(10, 1, 1.5, 0.1, 0.25, 0.0, 0).is_err());
+        assert!(LearningConfig::new(10, 1, 1.0, 0.1, 0.25, -0.1, 0).is_err());
+        assert!(LearningConfig::new(10, 1, 1.0, 0.1, 0.25, 0.3, 0).is_ok());
+    }
+
+    #[test]
+    fn a_step_keeps_the_weight_count_and_moves_toward_the_input() {
+        let mut rng = 5;
+        let neurons = 3;
+        let mut w = vec![0i8; 20 * neurons];
+        random_neuron(&mut w, neurons, 1, 8, &mut rng);
+        let active: Vec<bool> = (0..20).map(|j| j % 2 == 0).collect();
+        let before: i32 = (0..20).filter(|&j| active[j] && w[j * neurons + 1] == 1).count() as i32;
+        let after = learn_step(&mut w, neurons, 1, &active, 0.5, &mut rng).unwrap();
+        assert_eq!((0..20).filter(|&j| w[j * neurons + 1] == 1).count(), 8);
+        assert!(after > before);
+        assert_eq!(after, (0..20).filter(|&j| active[j] && w[j * neurons + 1] == 1).count() as i32);
+        assert!(w.iter().enumerate().all(|(i, &v)| i % neurons == 1 || v == 0));
+    }
+
+    #[test]
+    fn winner_prefers_untrained_without_competition() {
+        let p = [5, 9, 7, 2];
+        let trained = [0, 8, 0, 0];
+        assert_eq!(select_winner(&p, 4, 0..4, &trained, 0.0).unwrap().neuron, 2);
+        assert_eq!(select_winner(&p, 4, 0..4, &trained, 0.5).unwrap().neuron, 1);
+        assert_eq!(select_winner(&p, 4, 0..2, &[3, 8, 0, 0], 0.0).unwrap().neuron, 1);
+    }
+}
