@@ -17,7 +17,7 @@ help: ## List the targets
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet "maturin>=1.7,<2" "numpy>=1.24" "pytest>=8" "hypothesis>=6" "scikit-learn>=1.3" "mypy>=1.18" "typing_extensions>=4.15" "mlxtend>=0.23"
+	$(PIP) install --quiet "maturin>=1.7,<2" "numpy>=1.24" "pytest>=8" "scikit-learn>=1.3" "mypy>=1.18" "typing_extensions>=4.15" "mlxtend>=0.23"
 	touch $(STAMP)
 
 build: $(STAMP) ## Build the extension (release) into .venv
