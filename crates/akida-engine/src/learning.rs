@@ -154,8 +154,8 @@ pub(crate) fn select_winner(
 }
 
 /// One learning step of `neuron`: with `active[j]` telling which of its connections saw a spike,
-/// moves `round(plasticity * silent)` of its 1-weights from silent connections to active ones
-/// (fewer if not enough active connections are free), chosen at random. Returns the neuron's
+/// moves `min(round(plasticity * silent), round(plasticity * free))` of its 1-weights from silent
+/// connections (weight 1, no spike) to free ones (weight 0, spike), chosen at random. Returns the neuron's
 /// potential after the step, or `None` when nothing moved.
 pub(crate) fn learn_step(
     weights: &mut [i8],
@@ -177,8 +177,8 @@ pub(crate) fn learn_step(
             (false, false) => {}
         }
     }
-    let share = (plasticity * silent.len() as f32 + 0.5).floor() as usize;
-    let k = share.min(free.len());
+    let share = |n: usize| (plasticity * n as f32 + 0.5).floor() as usize;
+    let k = share(silent.len()).min(share(free.len()));
     if k == 0 {
         return None;
     }
