@@ -2,6 +2,7 @@
 //! conversion, error mapping and GIL release live here, all computation in the core.
 
 mod arrays;
+mod converters;
 mod errors;
 mod events;
 mod layers;
@@ -39,5 +40,6 @@ fn _akida(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<model::PyLayerStatistics>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(engine_info, m)?)?;
+    m.add_function(wrap_pyfunction!(converters::packetize, m)?)?;
     Ok(())
 }

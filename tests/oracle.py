@@ -205,6 +205,22 @@ def activation_scalar(p: int, threshold: int, step, bits: int) -> int:
     return min(math.ceil(Fraction(p - threshold) / length), 2**bits - 1)
 
 
+def winner_take_all(potentials, groups):
+    """docs/semantics.md: at each position only the strongest neuron of a group of consecutive
+    neurons sharing an id may fire (the lowest index on ties); the others cannot fire."""
+    out = np.array(potentials, dtype=np.int64)
+    never = -(2**40)  # below every int32 threshold, and far from int64 overflow
+    groups = np.asarray(groups)
+    for g in np.unique(groups):
+        members = np.flatnonzero(groups == g)
+        block = out[..., members]
+        winner = block.argmax(axis=-1)  # argmax returns the first maximum
+        keep = np.zeros(block.shape, dtype=bool)
+        np.put_along_axis(keep, winner[..., None], True, axis=-1)
+        out[..., members] = np.where(keep, block, never)
+    return out
+
+
 def activate(p, thresholds, steps, bits: int):
     """Vectorized version of :func:`activation_scalar` over the last axis (neurons), exact:
     ceil(d / (num/den)) = ceil(d * den / num) computed on Python integers."""
@@ -331,6 +347,8 @@ class OracleModel:
         if t != "InputData":
             shapes["threshold_fire"] = (n,)
             shapes["threshold_fire_step"] = (n,)
+        if t == "InputConvolutional":
+            shapes["wta_groups"] = (n,)
         return shapes
 
     def _variables(self, name, given):
@@ -344,6 +362,8 @@ class OracleModel:
                 arr = np.full(shape, p["threshold_fire"])
             elif var == "threshold_fire_step":
                 arr = np.full(shape, p["threshold_fire_step"])
+            elif var == "wta_groups":
+                arr = np.arange(shape[0])  # every neuron its own group
             else:
                 arr = np.zeros(shape)
             if var == "threshold_fire_step":
@@ -398,7 +418,10 @@ class OracleModel:
         if t in ("InputConvolutional", "Convolutional", "SeparableConvolutional"):
             pot = pool(pot, p)
         if p["activations_enabled"]:
-            out = activate(pot, v["threshold_fire"], v["threshold_fire_step"], p["threshold_fire_bits"])
+            candidates = pot
+            if "wta_groups" in v:
+                candidates = winner_take_all(pot, v["wta_groups"])
+            out = activate(candidates, v["threshold_fire"], v["threshold_fire_step"], p["threshold_fire_bits"])
         else:
             out = pot
         return pot, out, ops

@@ -294,7 +294,7 @@ def test_variable_names_per_layer_type():
     model.add(akida.Concat(), inbound_layers=[model.get_layer(1), model.get_layer(2)])
     model.add(akida.FullyConnected(num_neurons=2))
     act = {"threshold_fire", "threshold_fire_step"}
-    assert set(model.get_layer("input_conv").get_variable_names()) == {"weights"} | act
+    assert set(model.get_layer("input_conv").get_variable_names()) == {"weights", "wta_groups"} | act
     assert set(model.get_layer("conv").get_variable_names()) == {"weights"} | act
     assert set(model.get_layer("sep_conv").get_variable_names()) == {"weights", "weights_pw"} | act
     assert set(model.get_layer("concat").get_variable_names()) == act

@@ -321,6 +321,26 @@ pub fn pool(input: &[i32], shape: &Shape3, g: &PoolGeometry, out: &mut [i32], su
     }
 }
 
+/// Winner-take-all: within each group of consecutive neurons, at each position, only the largest
+/// potential (the lowest neuron on ties) is kept; the others become `i32::MIN` and cannot fire.
+pub fn winner_take_all(values: &mut [i32], neurons: usize, groups: &[std::ops::Range<usize>]) {
+    for pixel in values.chunks_exact_mut(neurons) {
+        for g in groups.iter().filter(|g| g.len() > 1) {
+            let mut best = g.start;
+            for n in g.clone() {
+                if pixel[n] > pixel[best] {
+                    best = n;
+                }
+            }
+            for n in g.clone() {
+                if n != best {
+                    pixel[n] = i32::MIN;
+                }
+            }
+        }
+    }
+}
+
 /// Thresholds `potentials` (`(H, W, N)`) and appends the resulting spikes to `out`, in canonical
 /// order.
 pub fn activate(potentials: &[i32], shape: &Shape3, thresholds: &Thresholds, out: &mut Vec<Event>) {

@@ -46,6 +46,8 @@ pub struct Layer {
     weights_pw: Vec<i8>,
     threshold_fire: Vec<i32>,
     threshold_fire_step: Vec<f32>,
+    /// InputConvolutional only: winner-take-all group id per neuron.
+    wta_groups: Vec<i32>,
     pub(crate) learning: Option<Learning>,
 }
 
@@ -60,6 +62,7 @@ impl Layer {
             weights_pw: Vec::new(),
             threshold_fire: Vec::new(),
             threshold_fire_step: Vec::new(),
+            wta_groups: Vec::new(),
             learning: None,
         };
         match layer.params {
@@ -115,6 +118,26 @@ impl Layer {
 
     pub fn threshold_fire_step(&self) -> &[f32] {
         &self.threshold_fire_step
+    }
+
+    /// Winner-take-all group id per neuron (InputConvolutional only; empty otherwise).
+    pub fn wta_groups(&self) -> &[i32] {
+        &self.wta_groups
+    }
+
+    /// The winner-take-all groups as ranges of consecutive neurons, or `None` when no group has
+    /// more than one neuron (InputConvolutional only).
+    pub fn wta_ranges(&self) -> Option<Vec<std::ops::Range<usize>>> {
+        let g = &self.wta_groups;
+        let mut ranges = Vec::new();
+        let mut start = 0;
+        for i in 1..=g.len() {
+            if i == g.len() || g[i] != g[i - 1] {
+                ranges.push(start..i);
+                start = i;
+            }
+        }
+        ranges.iter().any(|r| r.len() > 1).then_some(ranges)
     }
 
     /// The learning configuration and state, once the layer is compiled.
@@ -283,6 +306,7 @@ impl Layer {
                     let s = self.params.activation().map_or(1.0, |a| a.threshold_fire_step);
                     self.threshold_fire_step = vec![s; len];
                 }
+                "wta_groups" => self.wta_groups = (0..len as i32).collect(),
                 _ => unreachable!("unknown variable spec {name}"),
             }
         }
@@ -310,6 +334,9 @@ impl Layer {
         }
         specs.push(("threshold_fire", vec![n]));
         specs.push(("threshold_fire_step", vec![n]));
+        if self.kind() == LayerKind::InputConvolutional {
+            specs.push(("wta_groups", vec![n]));
+        }
         if self.learning.is_some() {
             specs.push(("threshold_learning", vec![n]));
         }
@@ -344,6 +371,7 @@ impl Layer {
             "weights" => VariableData::I8(self.weights.clone()),
             "weights_pw" => VariableData::I8(self.weights_pw.clone()),
             "threshold_fire" => VariableData::I32(self.threshold_fire.clone()),
+            "wta_groups" => VariableData::I32(self.wta_groups.clone()),
             "threshold_learning" => VariableData::I32(
                 self.learning.as_ref().map(|l| l.state.threshold_learning.clone()).unwrap_or_default(),
             ),
@@ -394,7 +422,7 @@ impl Layer {
                         )))
                     }
                 };
-                if name == "threshold_fire" || name == "threshold_learning" {
+                if name == "threshold_fire" || name == "threshold_learning" || name == "wta_groups" {
                     let limit = (i64::from(i32::MIN), i64::from(i32::MAX));
                     VariableData::I32(
                         ints.into_iter()
@@ -445,6 +473,19 @@ impl Layer {
                 }
             }
             ("threshold_fire", VariableData::I32(values)) => self.threshold_fire = values,
+            ("wta_groups", VariableData::I32(values)) => {
+                for i in 1..values.len() {
+                    if values[i] != values[i - 1] && values[..i - 1].contains(&values[i]) {
+                        bail!(
+                            Variable,
+                            "variable '{name}' of layer '{layer}': group {} is split (neuron {i}); a group must be \
+                             consecutive neurons",
+                            values[i]
+                        );
+                    }
+                }
+                self.wta_groups = values;
+            }
             ("threshold_learning", VariableData::I32(values)) => {
                 if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| **v < 0) {
                     bail!(Variable, "variable '{name}' of layer '{layer}': value {v} at index {i} is negative");

@@ -10,6 +10,7 @@ pub mod kernels;
 pub mod layer;
 pub mod learning;
 pub mod model;
+pub mod packetize;
 pub mod params;
 pub mod reference;
 pub mod shape;

@@ -503,15 +503,18 @@ impl Model {
                         self.accumulate::<i32>(i, input, sample, before, &mut scratch.depthwise, st, potentials);
                 }
             }
-            let values: &[i32] = match &r.pool {
+            let values: &mut [i32] = match &r.pool {
                 Some(g) => {
                     scratch.pooled.clear();
                     scratch.pooled.resize(r.output_shape.len(), 0);
                     kernels::pool(potentials, &r.potentials_shape, g, &mut scratch.pooled, &mut scratch.sums);
-                    &scratch.pooled
+                    &mut scratch.pooled
                 }
                 None => potentials,
             };
+            if let (Some(groups), Some(_)) = (&plan.wta[i], &plan.thresholds[i]) {
+                kernels::winner_take_all(values, r.output_shape.channels, groups);
+            }
             match &plan.thresholds[i] {
                 Some(t) => {
                     kernels::activate(values, &r.output_shape, t, &mut out.events);
@@ -554,6 +557,8 @@ pub(crate) struct Plan {
     thresholds: Vec<Option<Thresholds>>,
     /// Layers whose potentials always fit in `i16`: they accumulate in `i16`.
     narrow: Vec<bool>,
+    /// Winner-take-all groups of InputConvolutional layers that have some.
+    wta: Vec<Option<Vec<std::ops::Range<usize>>>>,
 }
 
 impl Plan {
@@ -574,7 +579,8 @@ impl Plan {
             .iter()
             .map(|l| l.resolved().is_some_and(|r| r.potential_bound <= i16::MAX as u64) && !model.force_wide)
             .collect();
-        Plan { order: model.needed_layers(target), target, thresholds, narrow }
+        let wta = model.layers.iter().map(|l| l.wta_ranges()).collect();
+        Plan { order: model.needed_layers(target), target, thresholds, narrow, wta }
     }
 }
 

@@ -157,6 +157,22 @@ pub fn layer_output(layer: &Layer, inbound: &[Vec<i32>]) -> Vec<i32> {
         return pooled;
     }
     let n = r.output_shape.channels;
+    let mut pooled = pooled;
+    if let Some(groups) = layer.wta_ranges() {
+        // Only the strongest neuron of each group (the lowest on ties) may fire at a position.
+        for position in 0..pooled.len() / n {
+            for g in &groups {
+                let values: Vec<i32> = g.clone().map(|c| pooled[position * n + c]).collect();
+                let max = *values.iter().max().unwrap();
+                let winner = g.start + values.iter().position(|&v| v == max).unwrap();
+                for c in g.clone() {
+                    if c != winner {
+                        pooled[position * n + c] = i32::MIN;
+                    }
+                }
+            }
+        }
+    }
     pooled
         .iter()
         .enumerate()

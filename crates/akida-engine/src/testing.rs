@@ -77,6 +77,20 @@ fn randomize(model: &mut Model, index: usize, rng: &mut Rng) {
                 (0..len).map(|_| if rng.chance(density) { rng.range(lo.into(), hi.into()) } else { 0 }).collect(),
             ),
             "threshold_fire" => VariableValues::Int((0..len).map(|_| rng.range(-3, 12)).collect()),
+            "wta_groups" => {
+                // Random runs of consecutive neurons.
+                let mut group = 0;
+                VariableValues::Int(
+                    (0..len)
+                        .map(|_| {
+                            if rng.chance(0.4) {
+                                group += 1;
+                            }
+                            group
+                        })
+                        .collect(),
+                )
+            }
             _ => VariableValues::Float((0..len).map(|_| rng.pick(&[0.25, 0.5, 1.0, 1.7, 2.0, 4.0])).collect()),
         };
         layer.set_variable(name, &shape, values).unwrap();

@@ -173,8 +173,9 @@ fn variables<'a>(fbb: &mut FlatBufferBuilder<'a>, layer: &Layer) -> Vec<WIPOffse
                 args.int8_data = Some(fbb.create_vector(data));
                 dtype
             }
-            "threshold_fire" => {
-                args.int32_data = Some(fbb.create_vector(layer.threshold_fire()));
+            "threshold_fire" | "wta_groups" => {
+                let data = if name == "threshold_fire" { layer.threshold_fire() } else { layer.wta_groups() };
+                args.int32_data = Some(fbb.create_vector(data));
                 fb::DType::Int32
             }
             _ => {
@@ -488,6 +489,8 @@ fn load_layer(model: &mut Model, layer: &fb::Layer<'_>, total_layers: usize) -> 
         let shape: Vec<usize> = v.shape().iter().map(|d| d as usize).collect();
         target.set_variable(v.name(), &shape, VariableValues::Exact(variable_data(&v)?))?;
     }
+    // Files may omit wta_groups: every neuron is then its own group.
+    expected.retain(|&name| name != "wta_groups");
     if let Some(name) = expected.first() {
         return Err(format_error(format!("variable '{name}' is missing")));
     }

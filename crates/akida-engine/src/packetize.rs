@@ -1,0 +1,229 @@
+//! Event-camera streams to model inputs: events `(x, y, t, p)` accumulated into packets of dense
+//! uint8 counts, by event count or by time window. The contract is `docs/converters.md`.
+
+use rayon::prelude::*;
+
+use crate::error::{bail, Result};
+
+/// How a stream is cut into packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PacketSplit {
+    /// Consecutive runs of this many events (the last may be shorter).
+    Count(usize),
+    /// Windows of this duration from the first event's time; `t` must not decrease.
+    Time(i64),
+}
+
+/// The packet layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PacketSpec {
+    pub width: usize,
+    pub height: usize,
+    /// 1 (polarities merged) or 2 (OFF in channel 0, ON in channel 1).
+    pub channels: usize,
+    pub downsample: usize,
+    /// Counts saturate at `2^input_bits - 1`.
+    pub input_bits: u8,
+    pub split: PacketSplit,
+}
+
+/// Largest output accepted, in bytes (4 GiB).
+pub const MAX_PACKET_BYTES: u128 = 1 << 32;
+
+impl PacketSpec {
+    /// Validates the layout.
+    pub fn new(
+        width: i64,
+        height: i64,
+        channels: i64,
+        downsample: i64,
+        input_bits: i64,
+        split: PacketSplit,
+    ) -> Result<Self> {
+        let limit = 1i64 << 20;
+        if !(1..=limit).contains(&width) || !(1..=limit).contains(&height) {
+            bail!(Parameter, "the sensor size must be in 1..={limit}, got {width}x{height}");
+        }
+        if channels != 1 && channels != 2 {
+            bail!(Parameter, "polarity channels must be 1 (merged) or 2 (split), got {channels}");
+        }
+        if !(1..=limit).contains(&downsample) {
+            bail!(Parameter, "downsample must be >= 1, got {downsample}");
+        }
+        if !(1..=8).contains(&input_bits) {
+            bail!(Parameter, "input_bits must be in 1..=8, got {input_bits}");
+        }
+        match split {
+            PacketSplit::Count(0) => bail!(Parameter, "packet_size must be >= 1"),
+            PacketSplit::Time(w) if w < 1 => bail!(Parameter, "time_window must be >= 1, got {w}"),
+            _ => {}
+        }
+        Ok(PacketSpec {
+            width: width as usize,
+            height: height as usize,
+            channels: channels as usize,
+            downsample: downsample as usize,
+            input_bits: input_bits as u8,
+            split,
+        })
+    }
+
+    /// `(height, width, channels)` of one packet.
+    pub fn packet_shape(&self) -> (usize, usize, usize) {
+        (self.height.div_ceil(self.downsample), self.width.div_ceil(self.downsample), self.channels)
+    }
+
+    fn packet_len(&self) -> usize {
+        let (h, w, c) = self.packet_shape();
+        h * w * c
+    }
+
+    #[inline]
+    fn cell(&self, x: i32, y: i32, p: i32) -> usize {
+        let (_, w, c) = self.packet_shape();
+        let channel = if c == 2 && p > 0 { 1 } else { 0 };
+        ((y as usize / self.downsample) * w + x as usize / self.downsample) * c + channel
+    }
+}
+
+/// Checks lengths, coordinates and (for time windows) the order; returns the number of packets.
+fn check(x: &[i32], y: &[i32], t: &[i64], p: &[i32], spec: &PacketSpec) -> Result<usize> {
+    let n = x.len();
+    if y.len() != n || t.len() != n || p.len() != n {
+        bail!(Input, "x, y, t and p need one length, got {}, {}, {} and {}", n, y.len(), t.len(), p.len());
+    }
+    let (w, h) = (spec.width as i64, spec.height as i64);
+    if let Some(i) = (0..n).find(|&i| !(0..w).contains(&i64::from(x[i])) || !(0..h).contains(&i64::from(y[i]))) {
+        bail!(Input, "event {i} at x={}, y={} is outside the {}x{} sensor", x[i], y[i], spec.width, spec.height);
+    }
+    if n == 0 {
+        return Ok(0);
+    }
+    let packets = match spec.split {
+        PacketSplit::Count(size) => n.div_ceil(size),
+        PacketSplit::Time(window) => {
+            if let Some(i) = (1..n).find(|&i| t[i] < t[i - 1]) {
+                bail!(
+                    Input,
+                    "timestamps must not decrease for time windows: event {i} has t={} after t={}",
+                    t[i],
+                    t[i - 1]
+                );
+            }
+            let span = (i128::from(t[n - 1]) - i128::from(t[0])) / i128::from(window);
+            if span as u128 * spec.packet_len() as u128 > MAX_PACKET_BYTES {
+                bail!(
+                    Input,
+                    "time windows of {window} over a stream of {} time units would need {} packets",
+                    t[n - 1] - t[0],
+                    span + 1
+                );
+            }
+            span as usize + 1
+        }
+    };
+    if packets as u128 * spec.packet_len() as u128 > MAX_PACKET_BYTES {
+        bail!(Input, "{packets} packets of {} values exceed the {MAX_PACKET_BYTES}-byte limit", spec.packet_len());
+    }
+    Ok(packets)
+}
+
+/// The event range of packet `k`.
+fn packet_range(t: &[i64], spec: &PacketSpec, k: usize) -> std::ops::Range<usize> {
+    match spec.split {
+        PacketSplit::Count(size) => k * size..((k + 1) * size).min(t.len()),
+        PacketSplit::Time(window) => {
+            let t0 = t[0];
+            let start = t0 + k as i64 * window;
+            let lo = t.partition_point(|&v| v < start);
+            let hi = t.partition_point(|&v| v < start.saturating_add(window));
+            lo..hi
+        }
+    }
+}
+
+/// Packets as a dense `(packets, H', W', C)` uint8 array; returns the packet count and the data.
+/// Packets are filled in parallel when `parallel` is set; the result is the same.
+pub fn packetize(
+    x: &[i32],
+    y: &[i32],
+    t: &[i64],
+    p: &[i32],
+    spec: &PacketSpec,
+    parallel: bool,
+) -> Result<(usize, Vec<u8>)> {
+    let packets = check(x, y, t, p, spec)?;
+    let len = spec.packet_len();
+    let mut out = vec![0u8; packets * len];
+    let max = ((1u32 << spec.input_bits) - 1) as u8;
+    let fill = |(k, packet): (usize, &mut [u8])| {
+        for i in packet_range(t, spec, k) {
+            let cell = &mut packet[spec.cell(x[i], y[i], p[i])];
+            *cell = cell.saturating_add(1).min(max);
+        }
+    };
+    if len > 0 {
+        if parallel {
+            out.par_chunks_mut(len).enumerate().for_each(fill);
+        } else {
+            out.chunks_mut(len).enumerate().for_each(fill);
+        }
+    }
+    Ok((packets, out))
+}
+
+/// Plain reference of [`packetize`]: one event at a time, packet index computed per event.
+pub fn reference_packetize(x: &[i32], y: &[i32], t: &[i64], p: &[i32], spec: &PacketSpec) -> Result<(usize, Vec<u8>)> {
+    let packets = check(x, y, t, p, spec)?;
+    let (ph, pw, c) = spec.packet_shape();
+    let mut out = vec![0u32; packets * ph * pw * c];
+    for i in 0..x.len() {
+        let k = match spec.split {
+            PacketSplit::Count(size) => i / size,
+            PacketSplit::Time(window) => ((t[i] - t[0]) / window) as usize,
+        };
+        let channel = if c == 2 && p[i] > 0 { 1 } else { 0 };
+        let (cy, cx) = (y[i] as usize / spec.downsample, x[i] as usize / spec.downsample);
+        out[((k * ph + cy) * pw + cx) * c + channel] += 1;
+    }
+    let max = (1u32 << spec.input_bits) - 1;
+    Ok((packets, out.into_iter().map(|v| v.min(max) as u8).collect()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::Rng;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+        #[test]
+        fn packetize_matches_reference(seed in any::<u64>()) {
+            let mut rng = Rng(seed);
+            let (w, h) = (rng.range(1, 40), rng.range(1, 40));
+            let n = rng.range(0, 3000) as usize;
+            let x: Vec<i32> = (0..n).map(|_| rng.range(0, w - 1) as i32).collect();
+            let y: Vec<i32> = (0..n).map(|_| rng.range(0, h - 1) as i32).collect();
+            let p: Vec<i32> = (0..n).map(|_| rng.range(-1, 1) as i32).collect();
+            let mut t: Vec<i64> = (0..n).map(|_| rng.range(0, 10_000)).collect();
+            t.sort_unstable();
+            let split = if rng.chance(0.5) { PacketSplit::Count(rng.range(1, 500) as usize) } else { PacketSplit::Time(rng.range(1, 3000)) };
+            let spec = PacketSpec::new(w, h, rng.range(1, 2), rng.range(1, 3), rng.pick(&[1, 2, 4, 8]), split).unwrap();
+            let expected = reference_packetize(&x, &y, &t, &p, &spec).unwrap();
+            prop_assert_eq!(&packetize(&x, &y, &t, &p, &spec, true).unwrap(), &expected);
+            prop_assert_eq!(&packetize(&x, &y, &t, &p, &spec, false).unwrap(), &expected);
+        }
+    }
+
+    #[test]
+    fn rejects_bad_streams() {
+        let spec = PacketSpec::new(4, 4, 2, 1, 1, PacketSplit::Time(10)).unwrap();
+        assert!(packetize(&[4], &[0], &[0], &[1], &spec, true).is_err());
+        assert!(packetize(&[0, 0], &[0, 0], &[5, 4], &[1, 1], &spec, true).is_err());
+        assert!(packetize(&[0], &[0, 1], &[5], &[1], &spec, true).is_err());
+        let huge = PacketSpec::new(128, 128, 2, 1, 1, PacketSplit::Time(1)).unwrap();
+        assert!(packetize(&[0, 0], &[0, 0], &[0, i64::MAX / 2], &[1, 1], &huge, true).is_err());
+        assert_eq!(packetize(&[], &[], &[], &[], &spec, true).unwrap(), (0, vec![]));
+    }
+}
