@@ -24,6 +24,7 @@ use akida_engine::{
 #[allow(clippy::all, clippy::pedantic, unused_imports, dead_code, deprecated, non_camel_case_types)]
 #[allow(unsafe_op_in_unsafe_fn, mismatched_lifetime_syntaxes)]
 #[path = "generated/akida_generated.rs"]
+#[rustfmt::skip]
 mod generated;
 
 use generated::akida::format as fb;
@@ -164,6 +165,9 @@ fn variables<'a>(fbb: &mut FlatBufferBuilder<'a>, layer: &Layer) -> Vec<WIPOffse
     for (name, shape) in layer.variable_specs() {
         if name == "threshold_learning" {
             continue; // saved in the Learning table with the rest of the learning state
+        }
+        if name == "wta_groups" && layer.wta_groups().iter().enumerate().all(|(i, &g)| g == i as i32) {
+            continue; // the default (no competition) is what a missing variable means
         }
         let shape32: Vec<u32> = shape.iter().map(|&d| d as u32).collect();
         let (dtype, mut args) = (fb::DType::Int8, fb::VariableArgs::default());

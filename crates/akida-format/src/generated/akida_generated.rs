@@ -4,2510 +4,2346 @@
 // @generated
 extern crate alloc;
 
+
 #[allow(unused_imports, dead_code)]
 pub mod akida {
 
-    #[allow(unused_imports, dead_code)]
-    pub mod format {
-
-        #[deprecated(
-            since = "2.0.0",
-            note = "Use associated constants instead. This will no longer be generated in 2021."
-        )]
-        pub const ENUM_MIN_CONVOLUTION_MODE: i8 = 0;
-        #[deprecated(
-            since = "2.0.0",
-            note = "Use associated constants instead. This will no longer be generated in 2021."
-        )]
-        pub const ENUM_MAX_CONVOLUTION_MODE: i8 = 2;
-        #[deprecated(
-            since = "2.0.0",
-            note = "Use associated constants instead. This will no longer be generated in 2021."
-        )]
-        #[allow(non_camel_case_types)]
-        pub const ENUM_VALUES_CONVOLUTION_MODE: [ConvolutionMode; 3] =
-            [ConvolutionMode::Valid, ConvolutionMode::Same, ConvolutionMode::Full];
-
-        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-        #[repr(transparent)]
-        pub struct ConvolutionMode(pub i8);
-        #[allow(non_upper_case_globals)]
-        impl ConvolutionMode {
-            pub const Valid: Self = Self(0);
-            pub const Same: Self = Self(1);
-            pub const Full: Self = Self(2);
-
-            pub const ENUM_MIN: i8 = 0;
-            pub const ENUM_MAX: i8 = 2;
-            pub const ENUM_VALUES: &'static [Self] = &[Self::Valid, Self::Same, Self::Full];
-            /// Returns the variant's name or "" if unknown.
-            pub fn variant_name(self) -> Option<&'static str> {
-                match self {
-                    Self::Valid => Some("Valid"),
-                    Self::Same => Some("Same"),
-                    Self::Full => Some("Full"),
-                    _ => None,
-                }
-            }
-        }
-        impl ::core::fmt::Debug for ConvolutionMode {
-            fn fmt(&self, f: &mut ::core::fmt::Formatter) -> ::core::fmt::Result {
-                if let Some(name) = self.variant_name() {
-                    f.write_str(name)
-                } else {
-                    f.write_fmt(format_args!("<UNKNOWN {:?}>", self.0))
-                }
-            }
-        }
-        impl<'a> ::flatbuffers::Follow<'a> for ConvolutionMode {
-            type Inner = Self;
-            #[inline]
-            unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
-                let b = unsafe { ::flatbuffers::read_scalar_at::<i8>(buf, loc) };
-                Self(b)
-            }
-        }
-
-        impl ::flatbuffers::Push for ConvolutionMode {
-            type Output = ConvolutionMode;
-            #[inline]
-            unsafe fn push(&self, dst: &mut [u8], _written_len: usize) {
-                unsafe { ::flatbuffers::emplace_scalar::<i8>(dst, self.0) };
-            }
-        }
-
-        impl ::flatbuffers::EndianScalar for ConvolutionMode {
-            type Scalar = i8;
-            #[inline]
-            fn to_little_endian(self) -> i8 {
-                self.0.to_le()
-            }
-            #[inline]
-            #[allow(clippy::wrong_self_convention)]
-            fn from_little_endian(v: i8) -> Self {
-                let b = i8::from_le(v);
-                Self(b)
-            }
-        }
-
-        impl<'a> ::flatbuffers::Verifiable for ConvolutionMode {
-            #[inline]
-            fn run_verifier(
-                v: &mut ::flatbuffers::Verifier,
-                pos: usize,
-            ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
-                i8::run_verifier(v, pos)
-            }
-        }
-
-        impl ::flatbuffers::SimpleToVerifyInSlice for ConvolutionMode {}
-        #[deprecated(
-            since = "2.0.0",
-            note = "Use associated constants instead. This will no longer be generated in 2021."
-        )]
-        pub const ENUM_MIN_POOLING_TYPE: i8 = 0;
-        #[deprecated(
-            since = "2.0.0",
-            note = "Use associated constants instead. This will no longer be generated in 2021."
-        )]
-        pub const ENUM_MAX_POOLING_TYPE: i8 = 2;
-        #[deprecated(
-            since = "2.0.0",
-            note = "Use associated constants instead. This will no longer be generated in 2021."
-        )]
-        #[allow(non_camel_case_types)]
-        pub const ENUM_VALUES_POOLING_TYPE: [PoolingType; 3] =
-            [PoolingType::NoPooling, PoolingType::Max, PoolingType::Average];
-
-        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-        #[repr(transparent)]
-        pub struct PoolingType(pub i8);
-        #[allow(non_upper_case_globals)]
-        impl PoolingType {
-            pub const NoPooling: Self = Self(0);
-            pub const Max: Self = Self(1);
-            pub const Average: Self = Self(2);
-
-            pub const ENUM_MIN: i8 = 0;
-            pub const ENUM_MAX: i8 = 2;
-            pub const ENUM_VALUES: &'static [Self] = &[Self::NoPooling, Self::Max, Self::Average];
-            /// Returns the variant's name or "" if unknown.
-            pub fn variant_name(self) -> Option<&'static str> {
-                match self {
-                    Self::NoPooling => Some("NoPooling"),
-                    Self::Max => Some("Max"),
-                    Self::Average => Some("Average"),
-                    _ => None,
-                }
-            }
-        }
-        impl ::core::fmt::Debug for PoolingType {
-            fn fmt(&self, f: &mut ::core::fmt::Formatter) -> ::core::fmt::Result {
-                if let Some(name) = self.variant_name() {
-                    f.write_str(name)
-                } else {
-                    f.write_fmt(format_args!("<UNKNOWN {:?}>", self.0))
-                }
-            }
-        }
-        impl<'a> ::flatbuffers::Follow<'a> for PoolingType {
-            type Inner = Self;
-            #[inline]
-            unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
-                let b = unsafe { ::flatbuffers::read_scalar_at::<i8>(buf, loc) };
-                Self(b)
-            }
-        }
-
-        impl ::flatbuffers::Push for PoolingType {
-            type Output = PoolingType;
-            #[inline]
-            unsafe fn push(&self, dst: &mut [u8], _written_len: usize) {
-                unsafe { ::flatbuffers::emplace_scalar::<i8>(dst, self.0) };
-            }
-        }
-
-        impl ::flatbuffers::EndianScalar for PoolingType {
-            type Scalar = i8;
-            #[inline]
-            fn to_little_endian(self) -> i8 {
-                self.0.to_le()
-            }
-            #[inline]
-            #[allow(clippy::wrong_self_convention)]
-            fn from_little_endian(v: i8) -> Self {
-                let b = i8::from_le(v);
-                Self(b)
-            }
-        }
-
-        impl<'a> ::flatbuffers::Verifiable for PoolingType {
-            #[inline]
-            fn run_verifier(
-                v: &mut ::flatbuffers::Verifier,
-                pos: usize,
-            ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
-                i8::run_verifier(v, pos)
-            }
-        }
-
-        impl ::flatbuffers::SimpleToVerifyInSlice for PoolingType {}
-        #[deprecated(
-            since = "2.0.0",
-            note = "Use associated constants instead. This will no longer be generated in 2021."
-        )]
-        pub const ENUM_MIN_DTYPE: i8 = 0;
-        #[deprecated(
-            since = "2.0.0",
-            note = "Use associated constants instead. This will no longer be generated in 2021."
-        )]
-        pub const ENUM_MAX_DTYPE: i8 = 2;
-        #[deprecated(
-            since = "2.0.0",
-            note = "Use associated constants instead. This will no longer be generated in 2021."
-        )]
-        #[allow(non_camel_case_types)]
-        pub const ENUM_VALUES_DTYPE: [DType; 3] = [DType::Int8, DType::Int32, DType::Float32];
-
-        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-        #[repr(transparent)]
-        pub struct DType(pub i8);
-        #[allow(non_upper_case_globals)]
-        impl DType {
-            pub const Int8: Self = Self(0);
-            pub const Int32: Self = Self(1);
-            pub const Float32: Self = Self(2);
-
-            pub const ENUM_MIN: i8 = 0;
-            pub const ENUM_MAX: i8 = 2;
-            pub const ENUM_VALUES: &'static [Self] = &[Self::Int8, Self::Int32, Self::Float32];
-            /// Returns the variant's name or "" if unknown.
-            pub fn variant_name(self) -> Option<&'static str> {
-                match self {
-                    Self::Int8 => Some("Int8"),
-                    Self::Int32 => Some("Int32"),
-                    Self::Float32 => Some("Float32"),
-                    _ => None,
-                }
-            }
-        }
-        impl ::core::fmt::Debug for DType {
-            fn fmt(&self, f: &mut ::core::fmt::Formatter) -> ::core::fmt::Result {
-                if let Some(name) = self.variant_name() {
-                    f.write_str(name)
-                } else {
-                    f.write_fmt(format_args!("<UNKNOWN {:?}>", self.0))
-                }
-            }
-        }
-        impl<'a> ::flatbuffers::Follow<'a> for DType {
-            type Inner = Self;
-            #[inline]
-            unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
-                let b = unsafe { ::flatbuffers::read_scalar_at::<i8>(buf, loc) };
-                Self(b)
-            }
-        }
-
-        impl ::flatbuffers::Push for DType {
-            type Output = DType;
-            #[inline]
-            unsafe fn push(&self, dst: &mut [u8], _written_len: usize) {
-                unsafe { ::flatbuffers::emplace_scalar::<i8>(dst, self.0) };
-            }
-        }
-
-        impl ::flatbuffers::EndianScalar for DType {
-            type Scalar = i8;
-            #[inline]
-            fn to_little_endian(self) -> i8 {
-                self.0.to_le()
-            }
-            #[inline]
-            #[allow(clippy::wrong_self_convention)]
-            fn from_little_endian(v: i8) -> Self {
-                let b = i8::from_le(v);
-                Self(b)
-            }
-        }
-
-        impl<'a> ::flatbuffers::Verifiable for DType {
-            #[inline]
-            fn run_verifier(
-                v: &mut ::flatbuffers::Verifier,
-                pos: usize,
-            ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
-                i8::run_verifier(v, pos)
-            }
-        }
-
-        impl ::flatbuffers::SimpleToVerifyInSlice for DType {}
-        #[deprecated(
-            since = "2.0.0",
-            note = "Use associated constants instead. This will no longer be generated in 2021."
-        )]
-        pub const ENUM_MIN_LAYER_PARAMS: u8 = 0;
-        #[deprecated(
-            since = "2.0.0",
-            note = "Use associated constants instead. This will no longer be generated in 2021."
-        )]
-        pub const ENUM_MAX_LAYER_PARAMS: u8 = 6;
-        #[deprecated(
-            since = "2.0.0",
-            note = "Use associated constants instead. This will no longer be generated in 2021."
-        )]
-        #[allow(non_camel_case_types)]
-        pub const ENUM_VALUES_LAYER_PARAMS: [LayerParams; 7] = [
-            LayerParams::NONE,
-            LayerParams::InputData,
-            LayerParams::InputConvolutional,
-            LayerParams::FullyConnected,
-            LayerParams::Convolutional,
-            LayerParams::SeparableConvolutional,
-            LayerParams::Concat,
-        ];
-
-        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-        #[repr(transparent)]
-        pub struct LayerParams(pub u8);
-        #[allow(non_upper_case_globals)]
-        impl LayerParams {
-            pub const NONE: Self = Self(0);
-            pub const InputData: Self = Self(1);
-            pub const InputConvolutional: Self = Self(2);
-            pub const FullyConnected: Self = Self(3);
-            pub const Convolutional: Self = Self(4);
-            pub const SeparableConvolutional: Self = Self(5);
-            pub const Concat: Self = Self(6);
-
-            pub const ENUM_MIN: u8 = 0;
-            pub const ENUM_MAX: u8 = 6;
-            pub const ENUM_VALUES: &'static [Self] = &[
-                Self::NONE,
-                Self::InputData,
-                Self::InputConvolutional,
-                Self::FullyConnected,
-                Self::Convolutional,
-                Self::SeparableConvolutional,
-                Self::Concat,
-            ];
-            /// Returns the variant's name or "" if unknown.
-            pub fn variant_name(self) -> Option<&'static str> {
-                match self {
-                    Self::NONE => Some("NONE"),
-                    Self::InputData => Some("InputData"),
-                    Self::InputConvolutional => Some("InputConvolutional"),
-                    Self::FullyConnected => Some("FullyConnected"),
-                    Self::Convolutional => Some("Convolutional"),
-                    Self::SeparableConvolutional => Some("SeparableConvolutional"),
-                    Self::Concat => Some("Concat"),
-                    _ => None,
-                }
-            }
-        }
-        impl ::core::fmt::Debug for LayerParams {
-            fn fmt(&self, f: &mut ::core::fmt::Formatter) -> ::core::fmt::Result {
-                if let Some(name) = self.variant_name() {
-                    f.write_str(name)
-                } else {
-                    f.write_fmt(format_args!("<UNKNOWN {:?}>", self.0))
-                }
-            }
-        }
-        impl<'a> ::flatbuffers::Follow<'a> for LayerParams {
-            type Inner = Self;
-            #[inline]
-            unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
-                let b = unsafe { ::flatbuffers::read_scalar_at::<u8>(buf, loc) };
-                Self(b)
-            }
-        }
-
-        impl ::flatbuffers::Push for LayerParams {
-            type Output = LayerParams;
-            #[inline]
-            unsafe fn push(&self, dst: &mut [u8], _written_len: usize) {
-                unsafe { ::flatbuffers::emplace_scalar::<u8>(dst, self.0) };
-            }
-        }
-
-        impl ::flatbuffers::EndianScalar for LayerParams {
-            type Scalar = u8;
-            #[inline]
-            fn to_little_endian(self) -> u8 {
-                self.0.to_le()
-            }
-            #[inline]
-            #[allow(clippy::wrong_self_convention)]
-            fn from_little_endian(v: u8) -> Self {
-                let b = u8::from_le(v);
-                Self(b)
-            }
-        }
-
-        impl<'a> ::flatbuffers::Verifiable for LayerParams {
-            #[inline]
-            fn run_verifier(
-                v: &mut ::flatbuffers::Verifier,
-                pos: usize,
-            ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
-                u8::run_verifier(v, pos)
-            }
-        }
-
-        impl ::flatbuffers::SimpleToVerifyInSlice for LayerParams {}
-        pub struct LayerParamsUnionTableOffset {}
-
-        pub enum ActivationOffset {}
-        #[derive(Copy, Clone, PartialEq)]
-
-        pub struct Activation<'a> {
-            pub _tab: ::flatbuffers::Table<'a>,
-        }
-
-        impl<'a> ::flatbuffers::Follow<'a> for Activation<'a> {
-            type Inner = Activation<'a>;
-            #[inline]
-            unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
-                Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
-            }
-        }
-
-        impl<'a> Activation<'a> {
-            pub const VT_ENABLED: ::flatbuffers::VOffsetT = 4;
-            pub const VT_THRESHOLD_FIRE: ::flatbuffers::VOffsetT = 6;
-            pub const VT_THRESHOLD_FIRE_STEP: ::flatbuffers::VOffsetT = 8;
-            pub const VT_THRESHOLD_FIRE_BITS: ::flatbuffers::VOffsetT = 10;
-
-            #[inline]
-            pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
-                Activation { _tab: table }
-            }
-            #[allow(unused_mut)]
-            pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
-                _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
-                args: &'args ActivationArgs,
-            ) -> ::flatbuffers::WIPOffset<Activation<'bldr>> {
-                let mut builder = ActivationBuilder::new(_fbb);
-                builder.add_threshold_fire_step(args.threshold_fire_step);
-                builder.add_threshold_fire(args.threshold_fire);
-                builder.add_threshold_fire_bits(args.threshold_fire_bits);
-                builder.add_enabled(args.enabled);
-                builder.finish()
-            }
-
-            #[inline]
-            pub fn enabled(&self) -> bool {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe { self._tab.get::<bool>(Activation::VT_ENABLED, Some(true)).unwrap() }
-            }
-            #[inline]
-            pub fn threshold_fire(&self) -> i32 {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe { self._tab.get::<i32>(Activation::VT_THRESHOLD_FIRE, Some(0)).unwrap() }
-            }
-            #[inline]
-            pub fn threshold_fire_step(&self) -> f32 {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe { self._tab.get::<f32>(Activation::VT_THRESHOLD_FIRE_STEP, Some(1.0)).unwrap() }
-            }
-            #[inline]
-            pub fn threshold_fire_bits(&self) -> u8 {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe { self._tab.get::<u8>(Activation::VT_THRESHOLD_FIRE_BITS, Some(1)).unwrap() }
-            }
-        }
-
-        impl ::flatbuffers::Verifiable for Activation<'_> {
-            #[inline]
-            fn run_verifier(
-                v: &mut ::flatbuffers::Verifier,
-                pos: usize,
-            ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
-                v.visit_table(pos)?
-                    .visit_field::<bool>("enabled", Self::VT_ENABLED, false)?
-                    .visit_field::<i32>("threshold_fire", Self::VT_THRESHOLD_FIRE, false)?
-                    .visit_field::<f32>("threshold_fire_step", Self::VT_THRESHOLD_FIRE_STEP, false)?
-                    .visit_field::<u8>("threshold_fire_bits", Self::VT_THRESHOLD_FIRE_BITS, false)?
-                    .finish();
-                Ok(())
-            }
-        }
-        pub struct ActivationArgs {
-            pub enabled: bool,
-            pub threshold_fire: i32,
-            pub threshold_fire_step: f32,
-            pub threshold_fire_bits: u8,
-        }
-        impl<'a> Default for ActivationArgs {
-            #[inline]
-            fn default() -> Self {
-                ActivationArgs { enabled: true, threshold_fire: 0, threshold_fire_step: 1.0, threshold_fire_bits: 1 }
-            }
-        }
-
-        pub struct ActivationBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
-            fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
-            start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
-        }
-        impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ActivationBuilder<'a, 'b, A> {
-            #[inline]
-            pub fn add_enabled(&mut self, enabled: bool) {
-                self.fbb_.push_slot::<bool>(Activation::VT_ENABLED, enabled, true);
-            }
-            #[inline]
-            pub fn add_threshold_fire(&mut self, threshold_fire: i32) {
-                self.fbb_.push_slot::<i32>(Activation::VT_THRESHOLD_FIRE, threshold_fire, 0);
-            }
-            #[inline]
-            pub fn add_threshold_fire_step(&mut self, threshold_fire_step: f32) {
-                self.fbb_.push_slot::<f32>(Activation::VT_THRESHOLD_FIRE_STEP, threshold_fire_step, 1.0);
-            }
-            #[inline]
-            pub fn add_threshold_fire_bits(&mut self, threshold_fire_bits: u8) {
-                self.fbb_.push_slot::<u8>(Activation::VT_THRESHOLD_FIRE_BITS, threshold_fire_bits, 1);
-            }
-            #[inline]
-            pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ActivationBuilder<'a, 'b, A> {
-                let start = _fbb.start_table();
-                ActivationBuilder { fbb_: _fbb, start_: start }
-            }
-            #[inline]
-            pub fn finish(self) -> ::flatbuffers::WIPOffset<Activation<'a>> {
-                let o = self.fbb_.end_table(self.start_);
-                ::flatbuffers::WIPOffset::new(o.value())
-            }
-        }
-
-        impl ::core::fmt::Debug for Activation<'_> {
-            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-                let mut ds = f.debug_struct("Activation");
-                ds.field("enabled", &self.enabled());
-                ds.field("threshold_fire", &self.threshold_fire());
-                ds.field("threshold_fire_step", &self.threshold_fire_step());
-                ds.field("threshold_fire_bits", &self.threshold_fire_bits());
-                ds.finish()
-            }
-        }
-        pub enum PoolingOffset {}
-        #[derive(Copy, Clone, PartialEq)]
-
-        pub struct Pooling<'a> {
-            pub _tab: ::flatbuffers::Table<'a>,
-        }
-
-        impl<'a> ::flatbuffers::Follow<'a> for Pooling<'a> {
-            type Inner = Pooling<'a>;
-            #[inline]
-            unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
-                Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
-            }
-        }
-
-        impl<'a> Pooling<'a> {
-            pub const VT_POOLING_TYPE: ::flatbuffers::VOffsetT = 4;
-            pub const VT_WIDTH: ::flatbuffers::VOffsetT = 6;
-            pub const VT_HEIGHT: ::flatbuffers::VOffsetT = 8;
-            pub const VT_STRIDE_X: ::flatbuffers::VOffsetT = 10;
-            pub const VT_STRIDE_Y: ::flatbuffers::VOffsetT = 12;
-
-            #[inline]
-            pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
-                Pooling { _tab: table }
-            }
-            #[allow(unused_mut)]
-            pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
-                _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
-                args: &'args PoolingArgs,
-            ) -> ::flatbuffers::WIPOffset<Pooling<'bldr>> {
-                let mut builder = PoolingBuilder::new(_fbb);
-                builder.add_stride_y(args.stride_y);
-                builder.add_stride_x(args.stride_x);
-                builder.add_height(args.height);
-                builder.add_width(args.width);
-                builder.add_pooling_type(args.pooling_type);
-                builder.finish()
-            }
-
-            #[inline]
-            pub fn pooling_type(&self) -> PoolingType {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe { self._tab.get::<PoolingType>(Pooling::VT_POOLING_TYPE, Some(PoolingType::NoPooling)).unwrap() }
-            }
-            #[inline]
-            pub fn width(&self) -> i32 {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe { self._tab.get::<i32>(Pooling::VT_WIDTH, Some(-1)).unwrap() }
-            }
-            #[inline]
-            pub fn height(&self) -> i32 {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe { self._tab.get::<i32>(Pooling::VT_HEIGHT, Some(-1)).unwrap() }
-            }
-            #[inline]
-            pub fn stride_x(&self) -> i32 {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe { self._tab.get::<i32>(Pooling::VT_STRIDE_X, Some(-1)).unwrap() }
-            }
-            #[inline]
-            pub fn stride_y(&self) -> i32 {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe { self._tab.get::<i32>(Pooling::VT_STRIDE_Y, Some(-1)).unwrap() }
-            }
-        }
-
-        impl ::flatbuffers::Verifiable for Pooling<'_> {
-            #[inline]
-            fn run_verifier(
-                v: &mut ::flatbuffers::Verifier,
-                pos: usize,
-            ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
-                v.visit_table(pos)?
-                    .visit_field::<PoolingType>("pooling_type", Self::VT_POOLING_TYPE, false)?
-                    .visit_field::<i32>("width", Self::VT_WIDTH, false)?
-                    .visit_field::<i32>("height", Self::VT_HEIGHT, false)?
-                    .visit_field::<i32>("stride_x", Self::VT_STRIDE_X, false)?
-                    .visit_field::<i32>("stride_y", Self::VT_STRIDE_Y, false)?
-                    .finish();
-                Ok(())
-            }
-        }
-        pub struct PoolingArgs {
-            pub pooling_type: PoolingType,
-            pub width: i32,
-            pub height: i32,
-            pub stride_x: i32,
-            pub stride_y: i32,
-        }
-        impl<'a> Default for PoolingArgs {
-            #[inline]
-            fn default() -> Self {
-                PoolingArgs { pooling_type: PoolingType::NoPooling, width: -1, height: -1, stride_x: -1, stride_y: -1 }
-            }
-        }
-
-        pub struct PoolingBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
-            fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
-            start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
-        }
-        impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PoolingBuilder<'a, 'b, A> {
-            #[inline]
-            pub fn add_pooling_type(&mut self, pooling_type: PoolingType) {
-                self.fbb_.push_slot::<PoolingType>(Pooling::VT_POOLING_TYPE, pooling_type, PoolingType::NoPooling);
-            }
-            #[inline]
-            pub fn add_width(&mut self, width: i32) {
-                self.fbb_.push_slot::<i32>(Pooling::VT_WIDTH, width, -1);
-            }
-            #[inline]
-            pub fn add_height(&mut self, height: i32) {
-                self.fbb_.push_slot::<i32>(Pooling::VT_HEIGHT, height, -1);
-            }
-            #[inline]
-            pub fn add_stride_x(&mut self, stride_x: i32) {
-                self.fbb_.push_slot::<i32>(Pooling::VT_STRIDE_X, stride_x, -1);
-            }
-            #[inline]
-            pub fn add_stride_y(&mut self, stride_y: i32) {
-                self.fbb_.push_slot::<i32>(Pooling::VT_STRIDE_Y, stride_y, -1);
-            }
-            #[inline]
-            pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PoolingBuilder<'a, 'b, A> {
-                let start = _fbb.start_table();
-                PoolingBuilder { fbb_: _fbb, start_: start }
-            }
-            #[inline]
-            pub fn finish(self) -> ::flatbuffers::WIPOffset<Pooling<'a>> {
-                let o = self.fbb_.end_table(self.start_);
-                ::flatbuffers::WIPOffset::new(o.value())
-            }
-        }
-
-        impl ::core::fmt::Debug for Pooling<'_> {
-            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-                let mut ds = f.debug_struct("Pooling");
-                ds.field("pooling_type", &self.pooling_type());
-                ds.field("width", &self.width());
-                ds.field("height", &self.height());
-                ds.field("stride_x", &self.stride_x());
-                ds.field("stride_y", &self.stride_y());
-                ds.finish()
-            }
-        }
-        pub enum ConvolutionOffset {}
-        #[derive(Copy, Clone, PartialEq)]
-
-        pub struct Convolution<'a> {
-            pub _tab: ::flatbuffers::Table<'a>,
-        }
-
-        impl<'a> ::flatbuffers::Follow<'a> for Convolution<'a> {
-            type Inner = Convolution<'a>;
-            #[inline]
-            unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
-                Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
-            }
-        }
-
-        impl<'a> Convolution<'a> {
-            pub const VT_KERNEL_WIDTH: ::flatbuffers::VOffsetT = 4;
-            pub const VT_KERNEL_HEIGHT: ::flatbuffers::VOffsetT = 6;
-            pub const VT_NUM_NEURONS: ::flatbuffers::VOffsetT = 8;
-            pub const VT_MODE: ::flatbuffers::VOffsetT = 10;
-            pub const VT_STRIDE_X: ::flatbuffers::VOffsetT = 12;
-            pub const VT_STRIDE_Y: ::flatbuffers::VOffsetT = 14;
-            pub const VT_WEIGHTS_BITS: ::flatbuffers::VOffsetT = 16;
-
-            #[inline]
-            pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
-                Convolution { _tab: table }
-            }
-            #[allow(unused_mut)]
-            pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
-                _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
-                args: &'args ConvolutionArgs,
-            ) -> ::flatbuffers::WIPOffset<Convolution<'bldr>> {
-                let mut builder = ConvolutionBuilder::new(_fbb);
-                builder.add_stride_y(args.stride_y);
-                builder.add_stride_x(args.stride_x);
-                builder.add_num_neurons(args.num_neurons);
-                builder.add_kernel_height(args.kernel_height);
-                builder.add_kernel_width(args.kernel_width);
-                builder.add_weights_bits(args.weights_bits);
-                builder.add_mode(args.mode);
-                builder.finish()
-            }
-
-            #[inline]
-            pub fn kernel_width(&self) -> u32 {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe { self._tab.get::<u32>(Convolution::VT_KERNEL_WIDTH, Some(0)).unwrap() }
-            }
-            #[inline]
-            pub fn kernel_height(&self) -> u32 {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe { self._tab.get::<u32>(Convolution::VT_KERNEL_HEIGHT, Some(0)).unwrap() }
-            }
-            #[inline]
-            pub fn num_neurons(&self) -> u32 {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe { self._tab.get::<u32>(Convolution::VT_NUM_NEURONS, Some(0)).unwrap() }
-            }
-            #[inline]
-            pub fn mode(&self) -> ConvolutionMode {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe { self._tab.get::<ConvolutionMode>(Convolution::VT_MODE, Some(ConvolutionMode::Same)).unwrap() }
-            }
-            #[inline]
-            pub fn stride_x(&self) -> u32 {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe { self._tab.get::<u32>(Convolution::VT_STRIDE_X, Some(1)).unwrap() }
-            }
-            #[inline]
-            pub fn stride_y(&self) -> u32 {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe { self._tab.get::<u32>(Convolution::VT_STRIDE_Y, Some(1)).unwrap() }
-            }
-            #[inline]
-            pub fn weights_bits(&self) -> u8 {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe { self._tab.get::<u8>(Convolution::VT_WEIGHTS_BITS, Some(1)).unwrap() }
-            }
-        }
-
-        impl ::flatbuffers::Verifiable for Convolution<'_> {
-            #[inline]
-            fn run_verifier(
-                v: &mut ::flatbuffers::Verifier,
-                pos: usize,
-            ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
-                v.visit_table(pos)?
-                    .visit_field::<u32>("kernel_width", Self::VT_KERNEL_WIDTH, false)?
-                    .visit_field::<u32>("kernel_height", Self::VT_KERNEL_HEIGHT, false)?
-                    .visit_field::<u32>("num_neurons", Self::VT_NUM_NEURONS, false)?
-                    .visit_field::<ConvolutionMode>("mode", Self::VT_MODE, false)?
-                    .visit_field::<u32>("stride_x", Self::VT_STRIDE_X, false)?
-                    .visit_field::<u32>("stride_y", Self::VT_STRIDE_Y, false)?
-                    .visit_field::<u8>("weights_bits", Self::VT_WEIGHTS_BITS, false)?
-                    .finish();
-                Ok(())
-            }
-        }
-        pub struct ConvolutionArgs {
-            pub kernel_width: u32,
-            pub kernel_height: u32,
-            pub num_neurons: u32,
-            pub mode: ConvolutionMode,
-            pub stride_x: u32,
-            pub stride_y: u32,
-            pub weights_bits: u8,
-        }
-        impl<'a> Default for ConvolutionArgs {
-            #[inline]
-            fn default() -> Self {
-                ConvolutionArgs {
-                    kernel_width: 0,
-                    kernel_height: 0,
-                    num_neurons: 0,
-                    mode: ConvolutionMode::Same,
-                    stride_x: 1,
-                    stride_y: 1,
-                    weights_bits: 1,
-                }
-            }
-        }
-
-        pub struct ConvolutionBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
-            fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
-            start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
-        }
-        impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ConvolutionBuilder<'a, 'b, A> {
-            #[inline]
-            pub fn add_kernel_width(&mut self, kernel_width: u32) {
-                self.fbb_.push_slot::<u32>(Convolution::VT_KERNEL_WIDTH, kernel_width, 0);
-            }
-            #[inline]
-            pub fn add_kernel_height(&mut self, kernel_height: u32) {
-                self.fbb_.push_slot::<u32>(Convolution::VT_KERNEL_HEIGHT, kernel_height, 0);
-            }
-            #[inline]
-            pub fn add_num_neurons(&mut self, num_neurons: u32) {
-                self.fbb_.push_slot::<u32>(Convolution::VT_NUM_NEURONS, num_neurons, 0);
-            }
-            #[inline]
-            pub fn add_mode(&mut self, mode: ConvolutionMode) {
-                self.fbb_.push_slot::<ConvolutionMode>(Convolution::VT_MODE, mode, ConvolutionMode::Same);
-            }
-            #[inline]
-            pub fn add_stride_x(&mut self, stride_x: u32) {
-                self.fbb_.push_slot::<u32>(Convolution::VT_STRIDE_X, stride_x, 1);
-            }
-            #[inline]
-            pub fn add_stride_y(&mut self, stride_y: u32) {
-                self.fbb_.push_slot::<u32>(Convolution::VT_STRIDE_Y, stride_y, 1);
-            }
-            #[inline]
-            pub fn add_weights_bits(&mut self, weights_bits: u8) {
-                self.fbb_.push_slot::<u8>(Convolution::VT_WEIGHTS_BITS, weights_bits, 1);
-            }
-            #[inline]
-            pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ConvolutionBuilder<'a, 'b, A> {
-                let start = _fbb.start_table();
-                ConvolutionBuilder { fbb_: _fbb, start_: start }
-            }
-            #[inline]
-            pub fn finish(self) -> ::flatbuffers::WIPOffset<Convolution<'a>> {
-                let o = self.fbb_.end_table(self.start_);
-                ::flatbuffers::WIPOffset::new(o.value())
-            }
-        }
-
-        impl ::core::fmt::Debug for Convolution<'_> {
-            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-                let mut ds = f.debug_struct("Convolution");
-                ds.field("kernel_width", &self.kernel_width());
-                ds.field("kernel_height", &self.kernel_height());
-                ds.field("num_neurons", &self.num_neurons());
-                ds.field("mode", &self.mode());
-                ds.field("stride_x", &self.stride_x());
-                ds.field("stride_y", &self.stride_y());
-                ds.field("weights_bits", &self.weights_bits());
-                ds.finish()
-            }
-        }
-        pub enum InputDataOffset {}
-        #[derive(Copy, Clone, PartialEq)]
-
-        pub struct InputData<'a> {
-            pub _tab: ::flatbuffers::Table<'a>,
-        }
-
-        impl<'a> ::flatbuffers::Follow<'a> for InputData<'a> {
-            type Inner = InputData<'a>;
-            #[inline]
-            unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
-                Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
-            }
-        }
-
-        impl<'a> InputData<'a> {
-            pub const VT_INPUT_WIDTH: ::flatbuffers::VOffsetT = 4;
-            pub const VT_INPUT_HEIGHT: ::flatbuffers::VOffsetT = 6;
-            pub const VT_INPUT_CHANNELS: ::flatbuffers::VOffsetT = 8;
-            pub const VT_INPUT_BITS: ::flatbuffers::VOffsetT = 10;
-
-            #[inline]
-            pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
-                InputData { _tab: table }
-            }
-            #[allow(unused_mut)]
-            pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
-                _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
-                args: &'args InputDataArgs,
-            ) -> ::flatbuffers::WIPOffset<InputData<'bldr>> {
-                let mut builder = InputDataBuilder::new(_fbb);
-                builder.add_input_channels(args.input_channels);
-                builder.add_input_height(args.input_height);
-                builder.add_input_width(args.input_width);
-                builder.add_input_bits(args.input_bits);
-                builder.finish()
-            }
-
-            #[inline]
-            pub fn input_width(&self) -> u32 {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe { self._tab.get::<u32>(InputData::VT_INPUT_WIDTH, Some(0)).unwrap() }
-            }
-            #[inline]
-            pub fn input_height(&self) -> u32 {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe { self._tab.get::<u32>(InputData::VT_INPUT_HEIGHT, Some(0)).unwrap() }
-            }
-            #[inline]
-            pub fn input_channels(&self) -> u32 {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe { self._tab.get::<u32>(InputData::VT_INPUT_CHANNELS, Some(0)).unwrap() }
-            }
-            #[inline]
-            pub fn input_bits(&self) -> u8 {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe { self._tab.get::<u8>(InputData::VT_INPUT_BITS, Some(4)).unwrap() }
-            }
-        }
-
-        impl ::flatbuffers::Verifiable for InputData<'_> {
-            #[inline]
-            fn run_verifier(
-                v: &mut ::flatbuffers::Verifier,
-                pos: usize,
-            ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
-                v.visit_table(pos)?
-                    .visit_field::<u32>("input_width", Self::VT_INPUT_WIDTH, false)?
-                    .visit_field::<u32>("input_height", Self::VT_INPUT_HEIGHT, false)?
-                    .visit_field::<u32>("input_channels", Self::VT_INPUT_CHANNELS, false)?
-                    .visit_field::<u8>("input_bits", Self::VT_INPUT_BITS, false)?
-                    .finish();
-                Ok(())
-            }
-        }
-        pub struct InputDataArgs {
-            pub input_width: u32,
-            pub input_height: u32,
-            pub input_channels: u32,
-            pub input_bits: u8,
-        }
-        impl<'a> Default for InputDataArgs {
-            #[inline]
-            fn default() -> Self {
-                InputDataArgs { input_width: 0, input_height: 0, input_channels: 0, input_bits: 4 }
-            }
-        }
-
-        pub struct InputDataBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
-            fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
-            start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
-        }
-        impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> InputDataBuilder<'a, 'b, A> {
-            #[inline]
-            pub fn add_input_width(&mut self, input_width: u32) {
-                self.fbb_.push_slot::<u32>(InputData::VT_INPUT_WIDTH, input_width, 0);
-            }
-            #[inline]
-            pub fn add_input_height(&mut self, input_height: u32) {
-                self.fbb_.push_slot::<u32>(InputData::VT_INPUT_HEIGHT, input_height, 0);
-            }
-            #[inline]
-            pub fn add_input_channels(&mut self, input_channels: u32) {
-                self.fbb_.push_slot::<u32>(InputData::VT_INPUT_CHANNELS, input_channels, 0);
-            }
-            #[inline]
-            pub fn add_input_bits(&mut self, input_bits: u8) {
-                self.fbb_.push_slot::<u8>(InputData::VT_INPUT_BITS, input_bits, 4);
-            }
-            #[inline]
-            pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> InputDataBuilder<'a, 'b, A> {
-                let start = _fbb.start_table();
-                InputDataBuilder { fbb_: _fbb, start_: start }
-            }
-            #[inline]
-            pub fn finish(self) -> ::flatbuffers::WIPOffset<InputData<'a>> {
-                let o = self.fbb_.end_table(self.start_);
-                ::flatbuffers::WIPOffset::new(o.value())
-            }
-        }
-
-        impl ::core::fmt::Debug for InputData<'_> {
-            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-                let mut ds = f.debug_struct("InputData");
-                ds.field("input_width", &self.input_width());
-                ds.field("input_height", &self.input_height());
-                ds.field("input_channels", &self.input_channels());
-                ds.field("input_bits", &self.input_bits());
-                ds.finish()
-            }
-        }
-        pub enum InputConvolutionalOffset {}
-        #[derive(Copy, Clone, PartialEq)]
-
-        pub struct InputConvolutional<'a> {
-            pub _tab: ::flatbuffers::Table<'a>,
-        }
-
-        impl<'a> ::flatbuffers::Follow<'a> for InputConvolutional<'a> {
-            type Inner = InputConvolutional<'a>;
-            #[inline]
-            unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
-                Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
-            }
-        }
-
-        impl<'a> InputConvolutional<'a> {
-            pub const VT_INPUT_WIDTH: ::flatbuffers::VOffsetT = 4;
-            pub const VT_INPUT_HEIGHT: ::flatbuffers::VOffsetT = 6;
-            pub const VT_INPUT_CHANNELS: ::flatbuffers::VOffsetT = 8;
-            pub const VT_CONVOLUTION: ::flatbuffers::VOffsetT = 10;
-            pub const VT_POOLING: ::flatbuffers::VOffsetT = 12;
-            pub const VT_ACTIVATION: ::flatbuffers::VOffsetT = 14;
-            pub const VT_PADDING_VALUE: ::flatbuffers::VOffsetT = 16;
-
-            #[inline]
-            pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
-                InputConvolutional { _tab: table }
-            }
-            #[allow(unused_mut)]
-            pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
-                _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
-                args: &'args InputConvolutionalArgs<'args>,
-            ) -> ::flatbuffers::WIPOffset<InputConvolutional<'bldr>> {
-                let mut builder = InputConvolutionalBuilder::new(_fbb);
-                if let Some(x) = args.activation {
-                    builder.add_activation(x);
-                }
-                if let Some(x) = args.pooling {
-                    builder.add_pooling(x);
-                }
-                if let Some(x) = args.convolution {
-                    builder.add_convolution(x);
-                }
-                builder.add_input_channels(args.input_channels);
-                builder.add_input_height(args.input_height);
-                builder.add_input_width(args.input_width);
-                builder.add_padding_value(args.padding_value);
-                builder.finish()
-            }
-
-            #[inline]
-            pub fn input_width(&self) -> u32 {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe { self._tab.get::<u32>(InputConvolutional::VT_INPUT_WIDTH, Some(0)).unwrap() }
-            }
-            #[inline]
-            pub fn input_height(&self) -> u32 {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe { self._tab.get::<u32>(InputConvolutional::VT_INPUT_HEIGHT, Some(0)).unwrap() }
-            }
-            #[inline]
-            pub fn input_channels(&self) -> u32 {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe { self._tab.get::<u32>(InputConvolutional::VT_INPUT_CHANNELS, Some(0)).unwrap() }
-            }
-            #[inline]
-            pub fn convolution(&self) -> Convolution<'a> {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe {
-                    self._tab
-                        .get::<::flatbuffers::ForwardsUOffset<Convolution>>(InputConvolutional::VT_CONVOLUTION, None)
-                        .unwrap()
-                }
-            }
-            #[inline]
-            pub fn pooling(&self) -> Pooling<'a> {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe {
-                    self._tab
-                        .get::<::flatbuffers::ForwardsUOffset<Pooling>>(InputConvolutional::VT_POOLING, None)
-                        .unwrap()
-                }
-            }
-            #[inline]
-            pub fn activation(&self) -> Activation<'a> {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe {
-                    self._tab
-                        .get::<::flatbuffers::ForwardsUOffset<Activation>>(InputConvolutional::VT_ACTIVATION, None)
-                        .unwrap()
-                }
-            }
-            #[inline]
-            pub fn padding_value(&self) -> u8 {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe { self._tab.get::<u8>(InputConvolutional::VT_PADDING_VALUE, Some(0)).unwrap() }
-            }
-        }
-
-        impl ::flatbuffers::Verifiable for InputConvolutional<'_> {
-            #[inline]
-            fn run_verifier(
-                v: &mut ::flatbuffers::Verifier,
-                pos: usize,
-            ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
-                v.visit_table(pos)?
-                    .visit_field::<u32>("input_width", Self::VT_INPUT_WIDTH, false)?
-                    .visit_field::<u32>("input_height", Self::VT_INPUT_HEIGHT, false)?
-                    .visit_field::<u32>("input_channels", Self::VT_INPUT_CHANNELS, false)?
-                    .visit_field::<::flatbuffers::ForwardsUOffset<Convolution>>(
-                        "convolution",
-                        Self::VT_CONVOLUTION,
-                        true,
-                    )?
-                    .visit_field::<::flatbuffers::ForwardsUOffset<Pooling>>("pooling", Self::VT_POOLING, true)?
-                    .visit_field::<::flatbuffers::ForwardsUOffset<Activation>>("activation", Self::VT_ACTIVATION, true)?
-                    .visit_field::<u8>("padding_value", Self::VT_PADDING_VALUE, false)?
-                    .finish();
-                Ok(())
-            }
-        }
-        pub struct InputConvolutionalArgs<'a> {
-            pub input_width: u32,
-            pub input_height: u32,
-            pub input_channels: u32,
-            pub convolution: Option<::flatbuffers::WIPOffset<Convolution<'a>>>,
-            pub pooling: Option<::flatbuffers::WIPOffset<Pooling<'a>>>,
-            pub activation: Option<::flatbuffers::WIPOffset<Activation<'a>>>,
-            pub padding_value: u8,
-        }
-        impl<'a> Default for InputConvolutionalArgs<'a> {
-            #[inline]
-            fn default() -> Self {
-                InputConvolutionalArgs {
-                    input_width: 0,
-                    input_height: 0,
-                    input_channels: 0,
-                    convolution: None, // required field
-                    pooling: None,     // required field
-                    activation: None,  // required field
-                    padding_value: 0,
-                }
-            }
-        }
-
-        pub struct InputConvolutionalBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
-            fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
-            start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
-        }
-        impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> InputConvolutionalBuilder<'a, 'b, A> {
-            #[inline]
-            pub fn add_input_width(&mut self, input_width: u32) {
-                self.fbb_.push_slot::<u32>(InputConvolutional::VT_INPUT_WIDTH, input_width, 0);
-            }
-            #[inline]
-            pub fn add_input_height(&mut self, input_height: u32) {
-                self.fbb_.push_slot::<u32>(InputConvolutional::VT_INPUT_HEIGHT, input_height, 0);
-            }
-            #[inline]
-            pub fn add_input_channels(&mut self, input_channels: u32) {
-                self.fbb_.push_slot::<u32>(InputConvolutional::VT_INPUT_CHANNELS, input_channels, 0);
-            }
-            #[inline]
-            pub fn add_convolution(&mut self, convolution: ::flatbuffers::WIPOffset<Convolution<'b>>) {
-                self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<Convolution>>(
-                    InputConvolutional::VT_CONVOLUTION,
-                    convolution,
-                );
-            }
-            #[inline]
-            pub fn add_pooling(&mut self, pooling: ::flatbuffers::WIPOffset<Pooling<'b>>) {
-                self.fbb_
-                    .push_slot_always::<::flatbuffers::WIPOffset<Pooling>>(InputConvolutional::VT_POOLING, pooling);
-            }
-            #[inline]
-            pub fn add_activation(&mut self, activation: ::flatbuffers::WIPOffset<Activation<'b>>) {
-                self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<Activation>>(
-                    InputConvolutional::VT_ACTIVATION,
-                    activation,
-                );
-            }
-            #[inline]
-            pub fn add_padding_value(&mut self, padding_value: u8) {
-                self.fbb_.push_slot::<u8>(InputConvolutional::VT_PADDING_VALUE, padding_value, 0);
-            }
-            #[inline]
-            pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> InputConvolutionalBuilder<'a, 'b, A> {
-                let start = _fbb.start_table();
-                InputConvolutionalBuilder { fbb_: _fbb, start_: start }
-            }
-            #[inline]
-            pub fn finish(self) -> ::flatbuffers::WIPOffset<InputConvolutional<'a>> {
-                let o = self.fbb_.end_table(self.start_);
-                self.fbb_.required(o, InputConvolutional::VT_CONVOLUTION, "convolution");
-                self.fbb_.required(o, InputConvolutional::VT_POOLING, "pooling");
-                self.fbb_.required(o, InputConvolutional::VT_ACTIVATION, "activation");
-                ::flatbuffers::WIPOffset::new(o.value())
-            }
-        }
-
-        impl ::core::fmt::Debug for InputConvolutional<'_> {
-            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-                let mut ds = f.debug_struct("InputConvolutional");
-                ds.field("input_width", &self.input_width());
-                ds.field("input_height", &self.input_height());
-                ds.field("input_channels", &self.input_channels());
-                ds.field("convolution", &self.convolution());
-                ds.field("pooling", &self.pooling());
-                ds.field("activation", &self.activation());
-                ds.field("padding_value", &self.padding_value());
-                ds.finish()
-            }
-        }
-        pub enum FullyConnectedOffset {}
-        #[derive(Copy, Clone, PartialEq)]
-
-        pub struct FullyConnected<'a> {
-            pub _tab: ::flatbuffers::Table<'a>,
-        }
-
-        impl<'a> ::flatbuffers::Follow<'a> for FullyConnected<'a> {
-            type Inner = FullyConnected<'a>;
-            #[inline]
-            unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
-                Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
-            }
-        }
-
-        impl<'a> FullyConnected<'a> {
-            pub const VT_NUM_NEURONS: ::flatbuffers::VOffsetT = 4;
-            pub const VT_WEIGHTS_BITS: ::flatbuffers::VOffsetT = 6;
-            pub const VT_ACTIVATION: ::flatbuffers::VOffsetT = 8;
-
-            #[inline]
-            pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
-                FullyConnected { _tab: table }
-            }
-            #[allow(unused_mut)]
-            pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
-                _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
-                args: &'args FullyConnectedArgs<'args>,
-            ) -> ::flatbuffers::WIPOffset<FullyConnected<'bldr>> {
-                let mut builder = FullyConnectedBuilder::new(_fbb);
-                if let Some(x) = args.activation {
-                    builder.add_activation(x);
-                }
-                builder.add_num_neurons(args.num_neurons);
-                builder.add_weights_bits(args.weights_bits);
-                builder.finish()
-            }
-
-            #[inline]
-            pub fn num_neurons(&self) -> u32 {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe { self._tab.get::<u32>(FullyConnected::VT_NUM_NEURONS, Some(0)).unwrap() }
-            }
-            #[inline]
-            pub fn weights_bits(&self) -> u8 {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe { self._tab.get::<u8>(FullyConnected::VT_WEIGHTS_BITS, Some(1)).unwrap() }
-            }
-            #[inline]
-            pub fn activation(&self) -> Activation<'a> {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe {
-                    self._tab
-                        .get::<::flatbuffers::ForwardsUOffset<Activation>>(FullyConnected::VT_ACTIVATION, None)
-                        .unwrap()
-                }
-            }
-        }
-
-        impl ::flatbuffers::Verifiable for FullyConnected<'_> {
-            #[inline]
-            fn run_verifier(
-                v: &mut ::flatbuffers::Verifier,
-                pos: usize,
-            ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
-                v.visit_table(pos)?
-                    .visit_field::<u32>("num_neurons", Self::VT_NUM_NEURONS, false)?
-                    .visit_field::<u8>("weights_bits", Self::VT_WEIGHTS_BITS, false)?
-                    .visit_field::<::flatbuffers::ForwardsUOffset<Activation>>("activation", Self::VT_ACTIVATION, true)?
-                    .finish();
-                Ok(())
-            }
-        }
-        pub struct FullyConnectedArgs<'a> {
-            pub num_neurons: u32,
-            pub weights_bits: u8,
-            pub activation: Option<::flatbuffers::WIPOffset<Activation<'a>>>,
-        }
-        impl<'a> Default for FullyConnectedArgs<'a> {
-            #[inline]
-            fn default() -> Self {
-                FullyConnectedArgs {
-                    num_neurons: 0,
-                    weights_bits: 1,
-                    activation: None, // required field
-                }
-            }
-        }
-
-        pub struct FullyConnectedBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
-            fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
-            start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
-        }
-        impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> FullyConnectedBuilder<'a, 'b, A> {
-            #[inline]
-            pub fn add_num_neurons(&mut self, num_neurons: u32) {
-                self.fbb_.push_slot::<u32>(FullyConnected::VT_NUM_NEURONS, num_neurons, 0);
-            }
-            #[inline]
-            pub fn add_weights_bits(&mut self, weights_bits: u8) {
-                self.fbb_.push_slot::<u8>(FullyConnected::VT_WEIGHTS_BITS, weights_bits, 1);
-            }
-            #[inline]
-            pub fn add_activation(&mut self, activation: ::flatbuffers::WIPOffset<Activation<'b>>) {
-                self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<Activation>>(
-                    FullyConnected::VT_ACTIVATION,
-                    activation,
-                );
-            }
-            #[inline]
-            pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> FullyConnectedBuilder<'a, 'b, A> {
-                let start = _fbb.start_table();
-                FullyConnectedBuilder { fbb_: _fbb, start_: start }
-            }
-            #[inline]
-            pub fn finish(self) -> ::flatbuffers::WIPOffset<FullyConnected<'a>> {
-                let o = self.fbb_.end_table(self.start_);
-                self.fbb_.required(o, FullyConnected::VT_ACTIVATION, "activation");
-                ::flatbuffers::WIPOffset::new(o.value())
-            }
-        }
-
-        impl ::core::fmt::Debug for FullyConnected<'_> {
-            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-                let mut ds = f.debug_struct("FullyConnected");
-                ds.field("num_neurons", &self.num_neurons());
-                ds.field("weights_bits", &self.weights_bits());
-                ds.field("activation", &self.activation());
-                ds.finish()
-            }
-        }
-        pub enum ConvolutionalOffset {}
-        #[derive(Copy, Clone, PartialEq)]
-
-        pub struct Convolutional<'a> {
-            pub _tab: ::flatbuffers::Table<'a>,
-        }
-
-        impl<'a> ::flatbuffers::Follow<'a> for Convolutional<'a> {
-            type Inner = Convolutional<'a>;
-            #[inline]
-            unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
-                Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
-            }
-        }
-
-        impl<'a> Convolutional<'a> {
-            pub const VT_CONVOLUTION: ::flatbuffers::VOffsetT = 4;
-            pub const VT_POOLING: ::flatbuffers::VOffsetT = 6;
-            pub const VT_ACTIVATION: ::flatbuffers::VOffsetT = 8;
-
-            #[inline]
-            pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
-                Convolutional { _tab: table }
-            }
-            #[allow(unused_mut)]
-            pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
-                _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
-                args: &'args ConvolutionalArgs<'args>,
-            ) -> ::flatbuffers::WIPOffset<Convolutional<'bldr>> {
-                let mut builder = ConvolutionalBuilder::new(_fbb);
-                if let Some(x) = args.activation {
-                    builder.add_activation(x);
-                }
-                if let Some(x) = args.pooling {
-                    builder.add_pooling(x);
-                }
-                if let Some(x) = args.convolution {
-                    builder.add_convolution(x);
-                }
-                builder.finish()
-            }
-
-            #[inline]
-            pub fn convolution(&self) -> Convolution<'a> {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe {
-                    self._tab
-                        .get::<::flatbuffers::ForwardsUOffset<Convolution>>(Convolutional::VT_CONVOLUTION, None)
-                        .unwrap()
-                }
-            }
-            #[inline]
-            pub fn pooling(&self) -> Pooling<'a> {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe {
-                    self._tab.get::<::flatbuffers::ForwardsUOffset<Pooling>>(Convolutional::VT_POOLING, None).unwrap()
-                }
-            }
-            #[inline]
-            pub fn activation(&self) -> Activation<'a> {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe {
-                    self._tab
-                        .get::<::flatbuffers::ForwardsUOffset<Activation>>(Convolutional::VT_ACTIVATION, None)
-                        .unwrap()
-                }
-            }
-        }
-
-        impl ::flatbuffers::Verifiable for Convolutional<'_> {
-            #[inline]
-            fn run_verifier(
-                v: &mut ::flatbuffers::Verifier,
-                pos: usize,
-            ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
-                v.visit_table(pos)?
-                    .visit_field::<::flatbuffers::ForwardsUOffset<Convolution>>(
-                        "convolution",
-                        Self::VT_CONVOLUTION,
-                        true,
-                    )?
-                    .visit_field::<::flatbuffers::ForwardsUOffset<Pooling>>("pooling", Self::VT_POOLING, true)?
-                    .visit_field::<::flatbuffers::ForwardsUOffset<Activation>>("activation", Self::VT_ACTIVATION, true)?
-                    .finish();
-                Ok(())
-            }
-        }
-        pub struct ConvolutionalArgs<'a> {
-            pub convolution: Option<::flatbuffers::WIPOffset<Convolution<'a>>>,
-            pub pooling: Option<::flatbuffers::WIPOffset<Pooling<'a>>>,
-            pub activation: Option<::flatbuffers::WIPOffset<Activation<'a>>>,
-        }
-        impl<'a> Default for ConvolutionalArgs<'a> {
-            #[inline]
-            fn default() -> Self {
-                ConvolutionalArgs {
-                    convolution: None, // required field
-                    pooling: None,     // required field
-                    activation: None,  // required field
-                }
-            }
-        }
-
-        pub struct ConvolutionalBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
-            fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
-            start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
-        }
-        impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ConvolutionalBuilder<'a, 'b, A> {
-            #[inline]
-            pub fn add_convolution(&mut self, convolution: ::flatbuffers::WIPOffset<Convolution<'b>>) {
-                self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<Convolution>>(
-                    Convolutional::VT_CONVOLUTION,
-                    convolution,
-                );
-            }
-            #[inline]
-            pub fn add_pooling(&mut self, pooling: ::flatbuffers::WIPOffset<Pooling<'b>>) {
-                self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<Pooling>>(Convolutional::VT_POOLING, pooling);
-            }
-            #[inline]
-            pub fn add_activation(&mut self, activation: ::flatbuffers::WIPOffset<Activation<'b>>) {
-                self.fbb_
-                    .push_slot_always::<::flatbuffers::WIPOffset<Activation>>(Convolutional::VT_ACTIVATION, activation);
-            }
-            #[inline]
-            pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ConvolutionalBuilder<'a, 'b, A> {
-                let start = _fbb.start_table();
-                ConvolutionalBuilder { fbb_: _fbb, start_: start }
-            }
-            #[inline]
-            pub fn finish(self) -> ::flatbuffers::WIPOffset<Convolutional<'a>> {
-                let o = self.fbb_.end_table(self.start_);
-                self.fbb_.required(o, Convolutional::VT_CONVOLUTION, "convolution");
-                self.fbb_.required(o, Convolutional::VT_POOLING, "pooling");
-                self.fbb_.required(o, Convolutional::VT_ACTIVATION, "activation");
-                ::flatbuffers::WIPOffset::new(o.value())
-            }
-        }
-
-        impl ::core::fmt::Debug for Convolutional<'_> {
-            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-                let mut ds = f.debug_struct("Convolutional");
-                ds.field("convolution", &self.convolution());
-                ds.field("pooling", &self.pooling());
-                ds.field("activation", &self.activation());
-                ds.finish()
-            }
-        }
-        pub enum SeparableConvolutionalOffset {}
-        #[derive(Copy, Clone, PartialEq)]
-
-        pub struct SeparableConvolutional<'a> {
-            pub _tab: ::flatbuffers::Table<'a>,
-        }
-
-        impl<'a> ::flatbuffers::Follow<'a> for SeparableConvolutional<'a> {
-            type Inner = SeparableConvolutional<'a>;
-            #[inline]
-            unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
-                Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
-            }
-        }
-
-        impl<'a> SeparableConvolutional<'a> {
-            pub const VT_CONVOLUTION: ::flatbuffers::VOffsetT = 4;
-            pub const VT_POOLING: ::flatbuffers::VOffsetT = 6;
-            pub const VT_ACTIVATION: ::flatbuffers::VOffsetT = 8;
-
-            #[inline]
-            pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
-                SeparableConvolutional { _tab: table }
-            }
-            #[allow(unused_mut)]
-            pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
-                _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
-                args: &'args SeparableConvolutionalArgs<'args>,
-            ) -> ::flatbuffers::WIPOffset<SeparableConvolutional<'bldr>> {
-                let mut builder = SeparableConvolutionalBuilder::new(_fbb);
-                if let Some(x) = args.activation {
-                    builder.add_activation(x);
-                }
-                if let Some(x) = args.pooling {
-                    builder.add_pooling(x);
-                }
-                if let Some(x) = args.convolution {
-                    builder.add_convolution(x);
-                }
-                builder.finish()
-            }
-
-            #[inline]
-            pub fn convolution(&self) -> Convolution<'a> {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe {
-                    self._tab
-                        .get::<::flatbuffers::ForwardsUOffset<Convolution>>(
-                            SeparableConvolutional::VT_CONVOLUTION,
-                            None,
-                        )
-                        .unwrap()
-                }
-            }
-            #[inline]
-            pub fn pooling(&self) -> Pooling<'a> {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe {
-                    self._tab
-                        .get::<::flatbuffers::ForwardsUOffset<Pooling>>(SeparableConvolutional::VT_POOLING, None)
-                        .unwrap()
-                }
-            }
-            #[inline]
-            pub fn activation(&self) -> Activation<'a> {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe {
-                    self._tab
-                        .get::<::flatbuffers::ForwardsUOffset<Activation>>(SeparableConvolutional::VT_ACTIVATION, None)
-                        .unwrap()
-                }
-            }
-        }
-
-        impl ::flatbuffers::Verifiable for SeparableConvolutional<'_> {
-            #[inline]
-            fn run_verifier(
-                v: &mut ::flatbuffers::Verifier,
-                pos: usize,
-            ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
-                v.visit_table(pos)?
-                    .visit_field::<::flatbuffers::ForwardsUOffset<Convolution>>(
-                        "convolution",
-                        Self::VT_CONVOLUTION,
-                        true,
-                    )?
-                    .visit_field::<::flatbuffers::ForwardsUOffset<Pooling>>("pooling", Self::VT_POOLING, true)?
-                    .visit_field::<::flatbuffers::ForwardsUOffset<Activation>>("activation", Self::VT_ACTIVATION, true)?
-                    .finish();
-                Ok(())
-            }
-        }
-        pub struct SeparableConvolutionalArgs<'a> {
-            pub convolution: Option<::flatbuffers::WIPOffset<Convolution<'a>>>,
-            pub pooling: Option<::flatbuffers::WIPOffset<Pooling<'a>>>,
-            pub activation: Option<::flatbuffers::WIPOffset<Activation<'a>>>,
-        }
-        impl<'a> Default for SeparableConvolutionalArgs<'a> {
-            #[inline]
-            fn default() -> Self {
-                SeparableConvolutionalArgs {
-                    convolution: None, // required field
-                    pooling: None,     // required field
-                    activation: None,  // required field
-                }
-            }
-        }
-
-        pub struct SeparableConvolutionalBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
-            fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
-            start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
-        }
-        impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> SeparableConvolutionalBuilder<'a, 'b, A> {
-            #[inline]
-            pub fn add_convolution(&mut self, convolution: ::flatbuffers::WIPOffset<Convolution<'b>>) {
-                self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<Convolution>>(
-                    SeparableConvolutional::VT_CONVOLUTION,
-                    convolution,
-                );
-            }
-            #[inline]
-            pub fn add_pooling(&mut self, pooling: ::flatbuffers::WIPOffset<Pooling<'b>>) {
-                self.fbb_
-                    .push_slot_always::<::flatbuffers::WIPOffset<Pooling>>(SeparableConvolutional::VT_POOLING, pooling);
-            }
-            #[inline]
-            pub fn add_activation(&mut self, activation: ::flatbuffers::WIPOffset<Activation<'b>>) {
-                self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<Activation>>(
-                    SeparableConvolutional::VT_ACTIVATION,
-                    activation,
-                );
-            }
-            #[inline]
-            pub fn new(
-                _fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
-            ) -> SeparableConvolutionalBuilder<'a, 'b, A> {
-                let start = _fbb.start_table();
-                SeparableConvolutionalBuilder { fbb_: _fbb, start_: start }
-            }
-            #[inline]
-            pub fn finish(self) -> ::flatbuffers::WIPOffset<SeparableConvolutional<'a>> {
-                let o = self.fbb_.end_table(self.start_);
-                self.fbb_.required(o, SeparableConvolutional::VT_CONVOLUTION, "convolution");
-                self.fbb_.required(o, SeparableConvolutional::VT_POOLING, "pooling");
-                self.fbb_.required(o, SeparableConvolutional::VT_ACTIVATION, "activation");
-                ::flatbuffers::WIPOffset::new(o.value())
-            }
-        }
-
-        impl ::core::fmt::Debug for SeparableConvolutional<'_> {
-            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-                let mut ds = f.debug_struct("SeparableConvolutional");
-                ds.field("convolution", &self.convolution());
-                ds.field("pooling", &self.pooling());
-                ds.field("activation", &self.activation());
-                ds.finish()
-            }
-        }
-        pub enum ConcatOffset {}
-        #[derive(Copy, Clone, PartialEq)]
-
-        pub struct Concat<'a> {
-            pub _tab: ::flatbuffers::Table<'a>,
-        }
-
-        impl<'a> ::flatbuffers::Follow<'a> for Concat<'a> {
-            type Inner = Concat<'a>;
-            #[inline]
-            unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
-                Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
-            }
-        }
-
-        impl<'a> Concat<'a> {
-            pub const VT_ACTIVATION: ::flatbuffers::VOffsetT = 4;
-
-            #[inline]
-            pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
-                Concat { _tab: table }
-            }
-            #[allow(unused_mut)]
-            pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
-                _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
-                args: &'args ConcatArgs<'args>,
-            ) -> ::flatbuffers::WIPOffset<Concat<'bldr>> {
-                let mut builder = ConcatBuilder::new(_fbb);
-                if let Some(x) = args.activation {
-                    builder.add_activation(x);
-                }
-                builder.finish()
-            }
-
-            #[inline]
-            pub fn activation(&self) -> Activation<'a> {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe {
-                    self._tab.get::<::flatbuffers::ForwardsUOffset<Activation>>(Concat::VT_ACTIVATION, None).unwrap()
-                }
-            }
-        }
-
-        impl ::flatbuffers::Verifiable for Concat<'_> {
-            #[inline]
-            fn run_verifier(
-                v: &mut ::flatbuffers::Verifier,
-                pos: usize,
-            ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
-                v.visit_table(pos)?
-                    .visit_field::<::flatbuffers::ForwardsUOffset<Activation>>("activation", Self::VT_ACTIVATION, true)?
-                    .finish();
-                Ok(())
-            }
-        }
-        pub struct ConcatArgs<'a> {
-            pub activation: Option<::flatbuffers::WIPOffset<Activation<'a>>>,
-        }
-        impl<'a> Default for ConcatArgs<'a> {
-            #[inline]
-            fn default() -> Self {
-                ConcatArgs {
+#[allow(unused_imports, dead_code)]
+pub mod format {
+
+
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MIN_CONVOLUTION_MODE: i8 = 0;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MAX_CONVOLUTION_MODE: i8 = 2;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+#[allow(non_camel_case_types)]
+pub const ENUM_VALUES_CONVOLUTION_MODE: [ConvolutionMode; 3] = [
+  ConvolutionMode::Valid,
+  ConvolutionMode::Same,
+  ConvolutionMode::Full,
+];
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[repr(transparent)]
+pub struct ConvolutionMode(pub i8);
+#[allow(non_upper_case_globals)]
+impl ConvolutionMode {
+  pub const Valid: Self = Self(0);
+  pub const Same: Self = Self(1);
+  pub const Full: Self = Self(2);
+
+  pub const ENUM_MIN: i8 = 0;
+  pub const ENUM_MAX: i8 = 2;
+  pub const ENUM_VALUES: &'static [Self] = &[
+    Self::Valid,
+    Self::Same,
+    Self::Full,
+  ];
+  /// Returns the variant's name or "" if unknown.
+  pub fn variant_name(self) -> Option<&'static str> {
+    match self {
+      Self::Valid => Some("Valid"),
+      Self::Same => Some("Same"),
+      Self::Full => Some("Full"),
+      _ => None,
+    }
+  }
+}
+impl ::core::fmt::Debug for ConvolutionMode {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter) -> ::core::fmt::Result {
+    if let Some(name) = self.variant_name() {
+      f.write_str(name)
+    } else {
+      f.write_fmt(format_args!("<UNKNOWN {:?}>", self.0))
+    }
+  }
+}
+impl<'a> ::flatbuffers::Follow<'a> for ConvolutionMode {
+  type Inner = Self;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    let b = unsafe { ::flatbuffers::read_scalar_at::<i8>(buf, loc) };
+    Self(b)
+  }
+}
+
+impl ::flatbuffers::Push for ConvolutionMode {
+    type Output = ConvolutionMode;
+    #[inline]
+    unsafe fn push(&self, dst: &mut [u8], _written_len: usize) {
+        unsafe { ::flatbuffers::emplace_scalar::<i8>(dst, self.0) };
+    }
+}
+
+impl ::flatbuffers::EndianScalar for ConvolutionMode {
+  type Scalar = i8;
+  #[inline]
+  fn to_little_endian(self) -> i8 {
+    self.0.to_le()
+  }
+  #[inline]
+  #[allow(clippy::wrong_self_convention)]
+  fn from_little_endian(v: i8) -> Self {
+    let b = i8::from_le(v);
+    Self(b)
+  }
+}
+
+impl<'a> ::flatbuffers::Verifiable for ConvolutionMode {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    i8::run_verifier(v, pos)
+  }
+}
+
+impl ::flatbuffers::SimpleToVerifyInSlice for ConvolutionMode {}
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MIN_POOLING_TYPE: i8 = 0;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MAX_POOLING_TYPE: i8 = 2;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+#[allow(non_camel_case_types)]
+pub const ENUM_VALUES_POOLING_TYPE: [PoolingType; 3] = [
+  PoolingType::NoPooling,
+  PoolingType::Max,
+  PoolingType::Average,
+];
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[repr(transparent)]
+pub struct PoolingType(pub i8);
+#[allow(non_upper_case_globals)]
+impl PoolingType {
+  pub const NoPooling: Self = Self(0);
+  pub const Max: Self = Self(1);
+  pub const Average: Self = Self(2);
+
+  pub const ENUM_MIN: i8 = 0;
+  pub const ENUM_MAX: i8 = 2;
+  pub const ENUM_VALUES: &'static [Self] = &[
+    Self::NoPooling,
+    Self::Max,
+    Self::Average,
+  ];
+  /// Returns the variant's name or "" if unknown.
+  pub fn variant_name(self) -> Option<&'static str> {
+    match self {
+      Self::NoPooling => Some("NoPooling"),
+      Self::Max => Some("Max"),
+      Self::Average => Some("Average"),
+      _ => None,
+    }
+  }
+}
+impl ::core::fmt::Debug for PoolingType {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter) -> ::core::fmt::Result {
+    if let Some(name) = self.variant_name() {
+      f.write_str(name)
+    } else {
+      f.write_fmt(format_args!("<UNKNOWN {:?}>", self.0))
+    }
+  }
+}
+impl<'a> ::flatbuffers::Follow<'a> for PoolingType {
+  type Inner = Self;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    let b = unsafe { ::flatbuffers::read_scalar_at::<i8>(buf, loc) };
+    Self(b)
+  }
+}
+
+impl ::flatbuffers::Push for PoolingType {
+    type Output = PoolingType;
+    #[inline]
+    unsafe fn push(&self, dst: &mut [u8], _written_len: usize) {
+        unsafe { ::flatbuffers::emplace_scalar::<i8>(dst, self.0) };
+    }
+}
+
+impl ::flatbuffers::EndianScalar for PoolingType {
+  type Scalar = i8;
+  #[inline]
+  fn to_little_endian(self) -> i8 {
+    self.0.to_le()
+  }
+  #[inline]
+  #[allow(clippy::wrong_self_convention)]
+  fn from_little_endian(v: i8) -> Self {
+    let b = i8::from_le(v);
+    Self(b)
+  }
+}
+
+impl<'a> ::flatbuffers::Verifiable for PoolingType {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    i8::run_verifier(v, pos)
+  }
+}
+
+impl ::flatbuffers::SimpleToVerifyInSlice for PoolingType {}
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MIN_DTYPE: i8 = 0;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MAX_DTYPE: i8 = 2;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+#[allow(non_camel_case_types)]
+pub const ENUM_VALUES_DTYPE: [DType; 3] = [
+  DType::Int8,
+  DType::Int32,
+  DType::Float32,
+];
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[repr(transparent)]
+pub struct DType(pub i8);
+#[allow(non_upper_case_globals)]
+impl DType {
+  pub const Int8: Self = Self(0);
+  pub const Int32: Self = Self(1);
+  pub const Float32: Self = Self(2);
+
+  pub const ENUM_MIN: i8 = 0;
+  pub const ENUM_MAX: i8 = 2;
+  pub const ENUM_VALUES: &'static [Self] = &[
+    Self::Int8,
+    Self::Int32,
+    Self::Float32,
+  ];
+  /// Returns the variant's name or "" if unknown.
+  pub fn variant_name(self) -> Option<&'static str> {
+    match self {
+      Self::Int8 => Some("Int8"),
+      Self::Int32 => Some("Int32"),
+      Self::Float32 => Some("Float32"),
+      _ => None,
+    }
+  }
+}
+impl ::core::fmt::Debug for DType {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter) -> ::core::fmt::Result {
+    if let Some(name) = self.variant_name() {
+      f.write_str(name)
+    } else {
+      f.write_fmt(format_args!("<UNKNOWN {:?}>", self.0))
+    }
+  }
+}
+impl<'a> ::flatbuffers::Follow<'a> for DType {
+  type Inner = Self;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    let b = unsafe { ::flatbuffers::read_scalar_at::<i8>(buf, loc) };
+    Self(b)
+  }
+}
+
+impl ::flatbuffers::Push for DType {
+    type Output = DType;
+    #[inline]
+    unsafe fn push(&self, dst: &mut [u8], _written_len: usize) {
+        unsafe { ::flatbuffers::emplace_scalar::<i8>(dst, self.0) };
+    }
+}
+
+impl ::flatbuffers::EndianScalar for DType {
+  type Scalar = i8;
+  #[inline]
+  fn to_little_endian(self) -> i8 {
+    self.0.to_le()
+  }
+  #[inline]
+  #[allow(clippy::wrong_self_convention)]
+  fn from_little_endian(v: i8) -> Self {
+    let b = i8::from_le(v);
+    Self(b)
+  }
+}
+
+impl<'a> ::flatbuffers::Verifiable for DType {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    i8::run_verifier(v, pos)
+  }
+}
+
+impl ::flatbuffers::SimpleToVerifyInSlice for DType {}
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MIN_LAYER_PARAMS: u8 = 0;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MAX_LAYER_PARAMS: u8 = 6;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+#[allow(non_camel_case_types)]
+pub const ENUM_VALUES_LAYER_PARAMS: [LayerParams; 7] = [
+  LayerParams::NONE,
+  LayerParams::InputData,
+  LayerParams::InputConvolutional,
+  LayerParams::FullyConnected,
+  LayerParams::Convolutional,
+  LayerParams::SeparableConvolutional,
+  LayerParams::Concat,
+];
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[repr(transparent)]
+pub struct LayerParams(pub u8);
+#[allow(non_upper_case_globals)]
+impl LayerParams {
+  pub const NONE: Self = Self(0);
+  pub const InputData: Self = Self(1);
+  pub const InputConvolutional: Self = Self(2);
+  pub const FullyConnected: Self = Self(3);
+  pub const Convolutional: Self = Self(4);
+  pub const SeparableConvolutional: Self = Self(5);
+  pub const Concat: Self = Self(6);
+
+  pub const ENUM_MIN: u8 = 0;
+  pub const ENUM_MAX: u8 = 6;
+  pub const ENUM_VALUES: &'static [Self] = &[
+    Self::NONE,
+    Self::InputData,
+    Self::InputConvolutional,
+    Self::FullyConnected,
+    Self::Convolutional,
+    Self::SeparableConvolutional,
+    Self::Concat,
+  ];
+  /// Returns the variant's name or "" if unknown.
+  pub fn variant_name(self) -> Option<&'static str> {
+    match self {
+      Self::NONE => Some("NONE"),
+      Self::InputData => Some("InputData"),
+      Self::InputConvolutional => Some("InputConvolutional"),
+      Self::FullyConnected => Some("FullyConnected"),
+      Self::Convolutional => Some("Convolutional"),
+      Self::SeparableConvolutional => Some("SeparableConvolutional"),
+      Self::Concat => Some("Concat"),
+      _ => None,
+    }
+  }
+}
+impl ::core::fmt::Debug for LayerParams {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter) -> ::core::fmt::Result {
+    if let Some(name) = self.variant_name() {
+      f.write_str(name)
+    } else {
+      f.write_fmt(format_args!("<UNKNOWN {:?}>", self.0))
+    }
+  }
+}
+impl<'a> ::flatbuffers::Follow<'a> for LayerParams {
+  type Inner = Self;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    let b = unsafe { ::flatbuffers::read_scalar_at::<u8>(buf, loc) };
+    Self(b)
+  }
+}
+
+impl ::flatbuffers::Push for LayerParams {
+    type Output = LayerParams;
+    #[inline]
+    unsafe fn push(&self, dst: &mut [u8], _written_len: usize) {
+        unsafe { ::flatbuffers::emplace_scalar::<u8>(dst, self.0) };
+    }
+}
+
+impl ::flatbuffers::EndianScalar for LayerParams {
+  type Scalar = u8;
+  #[inline]
+  fn to_little_endian(self) -> u8 {
+    self.0.to_le()
+  }
+  #[inline]
+  #[allow(clippy::wrong_self_convention)]
+  fn from_little_endian(v: u8) -> Self {
+    let b = u8::from_le(v);
+    Self(b)
+  }
+}
+
+impl<'a> ::flatbuffers::Verifiable for LayerParams {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    u8::run_verifier(v, pos)
+  }
+}
+
+impl ::flatbuffers::SimpleToVerifyInSlice for LayerParams {}
+pub struct LayerParamsUnionTableOffset {}
+
+pub enum ActivationOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct Activation<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for Activation<'a> {
+  type Inner = Activation<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> Activation<'a> {
+  pub const VT_ENABLED: ::flatbuffers::VOffsetT = 4;
+  pub const VT_THRESHOLD_FIRE: ::flatbuffers::VOffsetT = 6;
+  pub const VT_THRESHOLD_FIRE_STEP: ::flatbuffers::VOffsetT = 8;
+  pub const VT_THRESHOLD_FIRE_BITS: ::flatbuffers::VOffsetT = 10;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    Activation { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args ActivationArgs
+  ) -> ::flatbuffers::WIPOffset<Activation<'bldr>> {
+    let mut builder = ActivationBuilder::new(_fbb);
+    builder.add_threshold_fire_step(args.threshold_fire_step);
+    builder.add_threshold_fire(args.threshold_fire);
+    builder.add_threshold_fire_bits(args.threshold_fire_bits);
+    builder.add_enabled(args.enabled);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn enabled(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(Activation::VT_ENABLED, Some(true)).unwrap()}
+  }
+  #[inline]
+  pub fn threshold_fire(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(Activation::VT_THRESHOLD_FIRE, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn threshold_fire_step(&self) -> f32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<f32>(Activation::VT_THRESHOLD_FIRE_STEP, Some(1.0)).unwrap()}
+  }
+  #[inline]
+  pub fn threshold_fire_bits(&self) -> u8 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u8>(Activation::VT_THRESHOLD_FIRE_BITS, Some(1)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for Activation<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<bool>("enabled", Self::VT_ENABLED, false)?
+     .visit_field::<i32>("threshold_fire", Self::VT_THRESHOLD_FIRE, false)?
+     .visit_field::<f32>("threshold_fire_step", Self::VT_THRESHOLD_FIRE_STEP, false)?
+     .visit_field::<u8>("threshold_fire_bits", Self::VT_THRESHOLD_FIRE_BITS, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct ActivationArgs {
+    pub enabled: bool,
+    pub threshold_fire: i32,
+    pub threshold_fire_step: f32,
+    pub threshold_fire_bits: u8,
+}
+impl<'a> Default for ActivationArgs {
+  #[inline]
+  fn default() -> Self {
+    ActivationArgs {
+      enabled: true,
+      threshold_fire: 0,
+      threshold_fire_step: 1.0,
+      threshold_fire_bits: 1,
+    }
+  }
+}
+
+pub struct ActivationBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ActivationBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_enabled(&mut self, enabled: bool) {
+    self.fbb_.push_slot::<bool>(Activation::VT_ENABLED, enabled, true);
+  }
+  #[inline]
+  pub fn add_threshold_fire(&mut self, threshold_fire: i32) {
+    self.fbb_.push_slot::<i32>(Activation::VT_THRESHOLD_FIRE, threshold_fire, 0);
+  }
+  #[inline]
+  pub fn add_threshold_fire_step(&mut self, threshold_fire_step: f32) {
+    self.fbb_.push_slot::<f32>(Activation::VT_THRESHOLD_FIRE_STEP, threshold_fire_step, 1.0);
+  }
+  #[inline]
+  pub fn add_threshold_fire_bits(&mut self, threshold_fire_bits: u8) {
+    self.fbb_.push_slot::<u8>(Activation::VT_THRESHOLD_FIRE_BITS, threshold_fire_bits, 1);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ActivationBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    ActivationBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<Activation<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for Activation<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("Activation");
+      ds.field("enabled", &self.enabled());
+      ds.field("threshold_fire", &self.threshold_fire());
+      ds.field("threshold_fire_step", &self.threshold_fire_step());
+      ds.field("threshold_fire_bits", &self.threshold_fire_bits());
+      ds.finish()
+  }
+}
+pub enum PoolingOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct Pooling<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for Pooling<'a> {
+  type Inner = Pooling<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> Pooling<'a> {
+  pub const VT_POOLING_TYPE: ::flatbuffers::VOffsetT = 4;
+  pub const VT_WIDTH: ::flatbuffers::VOffsetT = 6;
+  pub const VT_HEIGHT: ::flatbuffers::VOffsetT = 8;
+  pub const VT_STRIDE_X: ::flatbuffers::VOffsetT = 10;
+  pub const VT_STRIDE_Y: ::flatbuffers::VOffsetT = 12;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    Pooling { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PoolingArgs
+  ) -> ::flatbuffers::WIPOffset<Pooling<'bldr>> {
+    let mut builder = PoolingBuilder::new(_fbb);
+    builder.add_stride_y(args.stride_y);
+    builder.add_stride_x(args.stride_x);
+    builder.add_height(args.height);
+    builder.add_width(args.width);
+    builder.add_pooling_type(args.pooling_type);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn pooling_type(&self) -> PoolingType {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<PoolingType>(Pooling::VT_POOLING_TYPE, Some(PoolingType::NoPooling)).unwrap()}
+  }
+  #[inline]
+  pub fn width(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(Pooling::VT_WIDTH, Some(-1)).unwrap()}
+  }
+  #[inline]
+  pub fn height(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(Pooling::VT_HEIGHT, Some(-1)).unwrap()}
+  }
+  #[inline]
+  pub fn stride_x(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(Pooling::VT_STRIDE_X, Some(-1)).unwrap()}
+  }
+  #[inline]
+  pub fn stride_y(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(Pooling::VT_STRIDE_Y, Some(-1)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for Pooling<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<PoolingType>("pooling_type", Self::VT_POOLING_TYPE, false)?
+     .visit_field::<i32>("width", Self::VT_WIDTH, false)?
+     .visit_field::<i32>("height", Self::VT_HEIGHT, false)?
+     .visit_field::<i32>("stride_x", Self::VT_STRIDE_X, false)?
+     .visit_field::<i32>("stride_y", Self::VT_STRIDE_Y, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PoolingArgs {
+    pub pooling_type: PoolingType,
+    pub width: i32,
+    pub height: i32,
+    pub stride_x: i32,
+    pub stride_y: i32,
+}
+impl<'a> Default for PoolingArgs {
+  #[inline]
+  fn default() -> Self {
+    PoolingArgs {
+      pooling_type: PoolingType::NoPooling,
+      width: -1,
+      height: -1,
+      stride_x: -1,
+      stride_y: -1,
+    }
+  }
+}
+
+pub struct PoolingBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PoolingBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_pooling_type(&mut self, pooling_type: PoolingType) {
+    self.fbb_.push_slot::<PoolingType>(Pooling::VT_POOLING_TYPE, pooling_type, PoolingType::NoPooling);
+  }
+  #[inline]
+  pub fn add_width(&mut self, width: i32) {
+    self.fbb_.push_slot::<i32>(Pooling::VT_WIDTH, width, -1);
+  }
+  #[inline]
+  pub fn add_height(&mut self, height: i32) {
+    self.fbb_.push_slot::<i32>(Pooling::VT_HEIGHT, height, -1);
+  }
+  #[inline]
+  pub fn add_stride_x(&mut self, stride_x: i32) {
+    self.fbb_.push_slot::<i32>(Pooling::VT_STRIDE_X, stride_x, -1);
+  }
+  #[inline]
+  pub fn add_stride_y(&mut self, stride_y: i32) {
+    self.fbb_.push_slot::<i32>(Pooling::VT_STRIDE_Y, stride_y, -1);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PoolingBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PoolingBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<Pooling<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for Pooling<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("Pooling");
+      ds.field("pooling_type", &self.pooling_type());
+      ds.field("width", &self.width());
+      ds.field("height", &self.height());
+      ds.field("stride_x", &self.stride_x());
+      ds.field("stride_y", &self.stride_y());
+      ds.finish()
+  }
+}
+pub enum ConvolutionOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct Convolution<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for Convolution<'a> {
+  type Inner = Convolution<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> Convolution<'a> {
+  pub const VT_KERNEL_WIDTH: ::flatbuffers::VOffsetT = 4;
+  pub const VT_KERNEL_HEIGHT: ::flatbuffers::VOffsetT = 6;
+  pub const VT_NUM_NEURONS: ::flatbuffers::VOffsetT = 8;
+  pub const VT_MODE: ::flatbuffers::VOffsetT = 10;
+  pub const VT_STRIDE_X: ::flatbuffers::VOffsetT = 12;
+  pub const VT_STRIDE_Y: ::flatbuffers::VOffsetT = 14;
+  pub const VT_WEIGHTS_BITS: ::flatbuffers::VOffsetT = 16;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    Convolution { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args ConvolutionArgs
+  ) -> ::flatbuffers::WIPOffset<Convolution<'bldr>> {
+    let mut builder = ConvolutionBuilder::new(_fbb);
+    builder.add_stride_y(args.stride_y);
+    builder.add_stride_x(args.stride_x);
+    builder.add_num_neurons(args.num_neurons);
+    builder.add_kernel_height(args.kernel_height);
+    builder.add_kernel_width(args.kernel_width);
+    builder.add_weights_bits(args.weights_bits);
+    builder.add_mode(args.mode);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn kernel_width(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(Convolution::VT_KERNEL_WIDTH, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn kernel_height(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(Convolution::VT_KERNEL_HEIGHT, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn num_neurons(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(Convolution::VT_NUM_NEURONS, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn mode(&self) -> ConvolutionMode {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<ConvolutionMode>(Convolution::VT_MODE, Some(ConvolutionMode::Same)).unwrap()}
+  }
+  #[inline]
+  pub fn stride_x(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(Convolution::VT_STRIDE_X, Some(1)).unwrap()}
+  }
+  #[inline]
+  pub fn stride_y(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(Convolution::VT_STRIDE_Y, Some(1)).unwrap()}
+  }
+  #[inline]
+  pub fn weights_bits(&self) -> u8 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u8>(Convolution::VT_WEIGHTS_BITS, Some(1)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for Convolution<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<u32>("kernel_width", Self::VT_KERNEL_WIDTH, false)?
+     .visit_field::<u32>("kernel_height", Self::VT_KERNEL_HEIGHT, false)?
+     .visit_field::<u32>("num_neurons", Self::VT_NUM_NEURONS, false)?
+     .visit_field::<ConvolutionMode>("mode", Self::VT_MODE, false)?
+     .visit_field::<u32>("stride_x", Self::VT_STRIDE_X, false)?
+     .visit_field::<u32>("stride_y", Self::VT_STRIDE_Y, false)?
+     .visit_field::<u8>("weights_bits", Self::VT_WEIGHTS_BITS, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct ConvolutionArgs {
+    pub kernel_width: u32,
+    pub kernel_height: u32,
+    pub num_neurons: u32,
+    pub mode: ConvolutionMode,
+    pub stride_x: u32,
+    pub stride_y: u32,
+    pub weights_bits: u8,
+}
+impl<'a> Default for ConvolutionArgs {
+  #[inline]
+  fn default() -> Self {
+    ConvolutionArgs {
+      kernel_width: 0,
+      kernel_height: 0,
+      num_neurons: 0,
+      mode: ConvolutionMode::Same,
+      stride_x: 1,
+      stride_y: 1,
+      weights_bits: 1,
+    }
+  }
+}
+
+pub struct ConvolutionBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ConvolutionBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_kernel_width(&mut self, kernel_width: u32) {
+    self.fbb_.push_slot::<u32>(Convolution::VT_KERNEL_WIDTH, kernel_width, 0);
+  }
+  #[inline]
+  pub fn add_kernel_height(&mut self, kernel_height: u32) {
+    self.fbb_.push_slot::<u32>(Convolution::VT_KERNEL_HEIGHT, kernel_height, 0);
+  }
+  #[inline]
+  pub fn add_num_neurons(&mut self, num_neurons: u32) {
+    self.fbb_.push_slot::<u32>(Convolution::VT_NUM_NEURONS, num_neurons, 0);
+  }
+  #[inline]
+  pub fn add_mode(&mut self, mode: ConvolutionMode) {
+    self.fbb_.push_slot::<ConvolutionMode>(Convolution::VT_MODE, mode, ConvolutionMode::Same);
+  }
+  #[inline]
+  pub fn add_stride_x(&mut self, stride_x: u32) {
+    self.fbb_.push_slot::<u32>(Convolution::VT_STRIDE_X, stride_x, 1);
+  }
+  #[inline]
+  pub fn add_stride_y(&mut self, stride_y: u32) {
+    self.fbb_.push_slot::<u32>(Convolution::VT_STRIDE_Y, stride_y, 1);
+  }
+  #[inline]
+  pub fn add_weights_bits(&mut self, weights_bits: u8) {
+    self.fbb_.push_slot::<u8>(Convolution::VT_WEIGHTS_BITS, weights_bits, 1);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ConvolutionBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    ConvolutionBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<Convolution<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for Convolution<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("Convolution");
+      ds.field("kernel_width", &self.kernel_width());
+      ds.field("kernel_height", &self.kernel_height());
+      ds.field("num_neurons", &self.num_neurons());
+      ds.field("mode", &self.mode());
+      ds.field("stride_x", &self.stride_x());
+      ds.field("stride_y", &self.stride_y());
+      ds.field("weights_bits", &self.weights_bits());
+      ds.finish()
+  }
+}
+pub enum InputDataOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct InputData<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for InputData<'a> {
+  type Inner = InputData<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> InputData<'a> {
+  pub const VT_INPUT_WIDTH: ::flatbuffers::VOffsetT = 4;
+  pub const VT_INPUT_HEIGHT: ::flatbuffers::VOffsetT = 6;
+  pub const VT_INPUT_CHANNELS: ::flatbuffers::VOffsetT = 8;
+  pub const VT_INPUT_BITS: ::flatbuffers::VOffsetT = 10;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    InputData { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args InputDataArgs
+  ) -> ::flatbuffers::WIPOffset<InputData<'bldr>> {
+    let mut builder = InputDataBuilder::new(_fbb);
+    builder.add_input_channels(args.input_channels);
+    builder.add_input_height(args.input_height);
+    builder.add_input_width(args.input_width);
+    builder.add_input_bits(args.input_bits);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn input_width(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(InputData::VT_INPUT_WIDTH, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn input_height(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(InputData::VT_INPUT_HEIGHT, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn input_channels(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(InputData::VT_INPUT_CHANNELS, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn input_bits(&self) -> u8 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u8>(InputData::VT_INPUT_BITS, Some(4)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for InputData<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<u32>("input_width", Self::VT_INPUT_WIDTH, false)?
+     .visit_field::<u32>("input_height", Self::VT_INPUT_HEIGHT, false)?
+     .visit_field::<u32>("input_channels", Self::VT_INPUT_CHANNELS, false)?
+     .visit_field::<u8>("input_bits", Self::VT_INPUT_BITS, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct InputDataArgs {
+    pub input_width: u32,
+    pub input_height: u32,
+    pub input_channels: u32,
+    pub input_bits: u8,
+}
+impl<'a> Default for InputDataArgs {
+  #[inline]
+  fn default() -> Self {
+    InputDataArgs {
+      input_width: 0,
+      input_height: 0,
+      input_channels: 0,
+      input_bits: 4,
+    }
+  }
+}
+
+pub struct InputDataBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> InputDataBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_input_width(&mut self, input_width: u32) {
+    self.fbb_.push_slot::<u32>(InputData::VT_INPUT_WIDTH, input_width, 0);
+  }
+  #[inline]
+  pub fn add_input_height(&mut self, input_height: u32) {
+    self.fbb_.push_slot::<u32>(InputData::VT_INPUT_HEIGHT, input_height, 0);
+  }
+  #[inline]
+  pub fn add_input_channels(&mut self, input_channels: u32) {
+    self.fbb_.push_slot::<u32>(InputData::VT_INPUT_CHANNELS, input_channels, 0);
+  }
+  #[inline]
+  pub fn add_input_bits(&mut self, input_bits: u8) {
+    self.fbb_.push_slot::<u8>(InputData::VT_INPUT_BITS, input_bits, 4);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> InputDataBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    InputDataBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<InputData<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for InputData<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("InputData");
+      ds.field("input_width", &self.input_width());
+      ds.field("input_height", &self.input_height());
+      ds.field("input_channels", &self.input_channels());
+      ds.field("input_bits", &self.input_bits());
+      ds.finish()
+  }
+}
+pub enum InputConvolutionalOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct InputConvolutional<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for InputConvolutional<'a> {
+  type Inner = InputConvolutional<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> InputConvolutional<'a> {
+  pub const VT_INPUT_WIDTH: ::flatbuffers::VOffsetT = 4;
+  pub const VT_INPUT_HEIGHT: ::flatbuffers::VOffsetT = 6;
+  pub const VT_INPUT_CHANNELS: ::flatbuffers::VOffsetT = 8;
+  pub const VT_CONVOLUTION: ::flatbuffers::VOffsetT = 10;
+  pub const VT_POOLING: ::flatbuffers::VOffsetT = 12;
+  pub const VT_ACTIVATION: ::flatbuffers::VOffsetT = 14;
+  pub const VT_PADDING_VALUE: ::flatbuffers::VOffsetT = 16;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    InputConvolutional { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args InputConvolutionalArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<InputConvolutional<'bldr>> {
+    let mut builder = InputConvolutionalBuilder::new(_fbb);
+    if let Some(x) = args.activation { builder.add_activation(x); }
+    if let Some(x) = args.pooling { builder.add_pooling(x); }
+    if let Some(x) = args.convolution { builder.add_convolution(x); }
+    builder.add_input_channels(args.input_channels);
+    builder.add_input_height(args.input_height);
+    builder.add_input_width(args.input_width);
+    builder.add_padding_value(args.padding_value);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn input_width(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(InputConvolutional::VT_INPUT_WIDTH, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn input_height(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(InputConvolutional::VT_INPUT_HEIGHT, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn input_channels(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(InputConvolutional::VT_INPUT_CHANNELS, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn convolution(&self) -> Convolution<'a> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<Convolution>>(InputConvolutional::VT_CONVOLUTION, None).unwrap()}
+  }
+  #[inline]
+  pub fn pooling(&self) -> Pooling<'a> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<Pooling>>(InputConvolutional::VT_POOLING, None).unwrap()}
+  }
+  #[inline]
+  pub fn activation(&self) -> Activation<'a> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<Activation>>(InputConvolutional::VT_ACTIVATION, None).unwrap()}
+  }
+  #[inline]
+  pub fn padding_value(&self) -> u8 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u8>(InputConvolutional::VT_PADDING_VALUE, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for InputConvolutional<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<u32>("input_width", Self::VT_INPUT_WIDTH, false)?
+     .visit_field::<u32>("input_height", Self::VT_INPUT_HEIGHT, false)?
+     .visit_field::<u32>("input_channels", Self::VT_INPUT_CHANNELS, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<Convolution>>("convolution", Self::VT_CONVOLUTION, true)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<Pooling>>("pooling", Self::VT_POOLING, true)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<Activation>>("activation", Self::VT_ACTIVATION, true)?
+     .visit_field::<u8>("padding_value", Self::VT_PADDING_VALUE, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct InputConvolutionalArgs<'a> {
+    pub input_width: u32,
+    pub input_height: u32,
+    pub input_channels: u32,
+    pub convolution: Option<::flatbuffers::WIPOffset<Convolution<'a>>>,
+    pub pooling: Option<::flatbuffers::WIPOffset<Pooling<'a>>>,
+    pub activation: Option<::flatbuffers::WIPOffset<Activation<'a>>>,
+    pub padding_value: u8,
+}
+impl<'a> Default for InputConvolutionalArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    InputConvolutionalArgs {
+      input_width: 0,
+      input_height: 0,
+      input_channels: 0,
+      convolution: None, // required field
+      pooling: None, // required field
+      activation: None, // required field
+      padding_value: 0,
+    }
+  }
+}
+
+pub struct InputConvolutionalBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> InputConvolutionalBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_input_width(&mut self, input_width: u32) {
+    self.fbb_.push_slot::<u32>(InputConvolutional::VT_INPUT_WIDTH, input_width, 0);
+  }
+  #[inline]
+  pub fn add_input_height(&mut self, input_height: u32) {
+    self.fbb_.push_slot::<u32>(InputConvolutional::VT_INPUT_HEIGHT, input_height, 0);
+  }
+  #[inline]
+  pub fn add_input_channels(&mut self, input_channels: u32) {
+    self.fbb_.push_slot::<u32>(InputConvolutional::VT_INPUT_CHANNELS, input_channels, 0);
+  }
+  #[inline]
+  pub fn add_convolution(&mut self, convolution: ::flatbuffers::WIPOffset<Convolution<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<Convolution>>(InputConvolutional::VT_CONVOLUTION, convolution);
+  }
+  #[inline]
+  pub fn add_pooling(&mut self, pooling: ::flatbuffers::WIPOffset<Pooling<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<Pooling>>(InputConvolutional::VT_POOLING, pooling);
+  }
+  #[inline]
+  pub fn add_activation(&mut self, activation: ::flatbuffers::WIPOffset<Activation<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<Activation>>(InputConvolutional::VT_ACTIVATION, activation);
+  }
+  #[inline]
+  pub fn add_padding_value(&mut self, padding_value: u8) {
+    self.fbb_.push_slot::<u8>(InputConvolutional::VT_PADDING_VALUE, padding_value, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> InputConvolutionalBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    InputConvolutionalBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<InputConvolutional<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    self.fbb_.required(o, InputConvolutional::VT_CONVOLUTION,"convolution");
+    self.fbb_.required(o, InputConvolutional::VT_POOLING,"pooling");
+    self.fbb_.required(o, InputConvolutional::VT_ACTIVATION,"activation");
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for InputConvolutional<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("InputConvolutional");
+      ds.field("input_width", &self.input_width());
+      ds.field("input_height", &self.input_height());
+      ds.field("input_channels", &self.input_channels());
+      ds.field("convolution", &self.convolution());
+      ds.field("pooling", &self.pooling());
+      ds.field("activation", &self.activation());
+      ds.field("padding_value", &self.padding_value());
+      ds.finish()
+  }
+}
+pub enum FullyConnectedOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct FullyConnected<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for FullyConnected<'a> {
+  type Inner = FullyConnected<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> FullyConnected<'a> {
+  pub const VT_NUM_NEURONS: ::flatbuffers::VOffsetT = 4;
+  pub const VT_WEIGHTS_BITS: ::flatbuffers::VOffsetT = 6;
+  pub const VT_ACTIVATION: ::flatbuffers::VOffsetT = 8;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    FullyConnected { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args FullyConnectedArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<FullyConnected<'bldr>> {
+    let mut builder = FullyConnectedBuilder::new(_fbb);
+    if let Some(x) = args.activation { builder.add_activation(x); }
+    builder.add_num_neurons(args.num_neurons);
+    builder.add_weights_bits(args.weights_bits);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn num_neurons(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(FullyConnected::VT_NUM_NEURONS, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn weights_bits(&self) -> u8 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u8>(FullyConnected::VT_WEIGHTS_BITS, Some(1)).unwrap()}
+  }
+  #[inline]
+  pub fn activation(&self) -> Activation<'a> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<Activation>>(FullyConnected::VT_ACTIVATION, None).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for FullyConnected<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<u32>("num_neurons", Self::VT_NUM_NEURONS, false)?
+     .visit_field::<u8>("weights_bits", Self::VT_WEIGHTS_BITS, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<Activation>>("activation", Self::VT_ACTIVATION, true)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct FullyConnectedArgs<'a> {
+    pub num_neurons: u32,
+    pub weights_bits: u8,
+    pub activation: Option<::flatbuffers::WIPOffset<Activation<'a>>>,
+}
+impl<'a> Default for FullyConnectedArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    FullyConnectedArgs {
+      num_neurons: 0,
+      weights_bits: 1,
       activation: None, // required field
     }
-            }
-        }
+  }
+}
 
-        pub struct ConcatBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
-            fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
-            start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
-        }
-        impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ConcatBuilder<'a, 'b, A> {
-            #[inline]
-            pub fn add_activation(&mut self, activation: ::flatbuffers::WIPOffset<Activation<'b>>) {
-                self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<Activation>>(Concat::VT_ACTIVATION, activation);
-            }
-            #[inline]
-            pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ConcatBuilder<'a, 'b, A> {
-                let start = _fbb.start_table();
-                ConcatBuilder { fbb_: _fbb, start_: start }
-            }
-            #[inline]
-            pub fn finish(self) -> ::flatbuffers::WIPOffset<Concat<'a>> {
-                let o = self.fbb_.end_table(self.start_);
-                self.fbb_.required(o, Concat::VT_ACTIVATION, "activation");
-                ::flatbuffers::WIPOffset::new(o.value())
-            }
-        }
+pub struct FullyConnectedBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> FullyConnectedBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_num_neurons(&mut self, num_neurons: u32) {
+    self.fbb_.push_slot::<u32>(FullyConnected::VT_NUM_NEURONS, num_neurons, 0);
+  }
+  #[inline]
+  pub fn add_weights_bits(&mut self, weights_bits: u8) {
+    self.fbb_.push_slot::<u8>(FullyConnected::VT_WEIGHTS_BITS, weights_bits, 1);
+  }
+  #[inline]
+  pub fn add_activation(&mut self, activation: ::flatbuffers::WIPOffset<Activation<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<Activation>>(FullyConnected::VT_ACTIVATION, activation);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> FullyConnectedBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    FullyConnectedBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<FullyConnected<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    self.fbb_.required(o, FullyConnected::VT_ACTIVATION,"activation");
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
 
-        impl ::core::fmt::Debug for Concat<'_> {
-            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-                let mut ds = f.debug_struct("Concat");
-                ds.field("activation", &self.activation());
-                ds.finish()
-            }
-        }
-        pub enum VariableOffset {}
-        #[derive(Copy, Clone, PartialEq)]
+impl ::core::fmt::Debug for FullyConnected<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("FullyConnected");
+      ds.field("num_neurons", &self.num_neurons());
+      ds.field("weights_bits", &self.weights_bits());
+      ds.field("activation", &self.activation());
+      ds.finish()
+  }
+}
+pub enum ConvolutionalOffset {}
+#[derive(Copy, Clone, PartialEq)]
 
-        pub struct Variable<'a> {
-            pub _tab: ::flatbuffers::Table<'a>,
-        }
+pub struct Convolutional<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
 
-        impl<'a> ::flatbuffers::Follow<'a> for Variable<'a> {
-            type Inner = Variable<'a>;
-            #[inline]
-            unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
-                Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
-            }
-        }
+impl<'a> ::flatbuffers::Follow<'a> for Convolutional<'a> {
+  type Inner = Convolutional<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
 
-        impl<'a> Variable<'a> {
-            pub const VT_NAME: ::flatbuffers::VOffsetT = 4;
-            pub const VT_DTYPE: ::flatbuffers::VOffsetT = 6;
-            pub const VT_SHAPE: ::flatbuffers::VOffsetT = 8;
-            pub const VT_INT8_DATA: ::flatbuffers::VOffsetT = 10;
-            pub const VT_INT32_DATA: ::flatbuffers::VOffsetT = 12;
-            pub const VT_FLOAT32_DATA: ::flatbuffers::VOffsetT = 14;
+impl<'a> Convolutional<'a> {
+  pub const VT_CONVOLUTION: ::flatbuffers::VOffsetT = 4;
+  pub const VT_POOLING: ::flatbuffers::VOffsetT = 6;
+  pub const VT_ACTIVATION: ::flatbuffers::VOffsetT = 8;
 
-            #[inline]
-            pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
-                Variable { _tab: table }
-            }
-            #[allow(unused_mut)]
-            pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
-                _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
-                args: &'args VariableArgs<'args>,
-            ) -> ::flatbuffers::WIPOffset<Variable<'bldr>> {
-                let mut builder = VariableBuilder::new(_fbb);
-                if let Some(x) = args.float32_data {
-                    builder.add_float32_data(x);
-                }
-                if let Some(x) = args.int32_data {
-                    builder.add_int32_data(x);
-                }
-                if let Some(x) = args.int8_data {
-                    builder.add_int8_data(x);
-                }
-                if let Some(x) = args.shape {
-                    builder.add_shape(x);
-                }
-                if let Some(x) = args.name {
-                    builder.add_name(x);
-                }
-                builder.add_dtype(args.dtype);
-                builder.finish()
-            }
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    Convolutional { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args ConvolutionalArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<Convolutional<'bldr>> {
+    let mut builder = ConvolutionalBuilder::new(_fbb);
+    if let Some(x) = args.activation { builder.add_activation(x); }
+    if let Some(x) = args.pooling { builder.add_pooling(x); }
+    if let Some(x) = args.convolution { builder.add_convolution(x); }
+    builder.finish()
+  }
 
-            #[inline]
-            pub fn name(&self) -> &'a str {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(Variable::VT_NAME, None).unwrap() }
-            }
-            #[inline]
-            pub fn dtype(&self) -> DType {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe { self._tab.get::<DType>(Variable::VT_DTYPE, Some(DType::Int8)).unwrap() }
-            }
-            #[inline]
-            pub fn shape(&self) -> ::flatbuffers::Vector<'a, u32> {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe {
-                    self._tab
-                        .get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u32>>>(Variable::VT_SHAPE, None)
-                        .unwrap()
-                }
-            }
-            #[inline]
-            pub fn int8_data(&self) -> Option<::flatbuffers::Vector<'a, i8>> {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe {
-                    self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, i8>>>(
-                        Variable::VT_INT8_DATA,
-                        None,
-                    )
-                }
-            }
-            #[inline]
-            pub fn int32_data(&self) -> Option<::flatbuffers::Vector<'a, i32>> {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe {
-                    self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, i32>>>(
-                        Variable::VT_INT32_DATA,
-                        None,
-                    )
-                }
-            }
-            #[inline]
-            pub fn float32_data(&self) -> Option<::flatbuffers::Vector<'a, f32>> {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe {
-                    self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, f32>>>(
-                        Variable::VT_FLOAT32_DATA,
-                        None,
-                    )
-                }
-            }
-        }
 
-        impl ::flatbuffers::Verifiable for Variable<'_> {
-            #[inline]
-            fn run_verifier(
-                v: &mut ::flatbuffers::Verifier,
-                pos: usize,
-            ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
-                v.visit_table(pos)?
-                    .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("name", Self::VT_NAME, true)?
-                    .visit_field::<DType>("dtype", Self::VT_DTYPE, false)?
-                    .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u32>>>(
-                        "shape",
-                        Self::VT_SHAPE,
-                        true,
-                    )?
-                    .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, i8>>>(
-                        "int8_data",
-                        Self::VT_INT8_DATA,
-                        false,
-                    )?
-                    .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, i32>>>(
-                        "int32_data",
-                        Self::VT_INT32_DATA,
-                        false,
-                    )?
-                    .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, f32>>>(
-                        "float32_data",
-                        Self::VT_FLOAT32_DATA,
-                        false,
-                    )?
-                    .finish();
-                Ok(())
-            }
-        }
-        pub struct VariableArgs<'a> {
-            pub name: Option<::flatbuffers::WIPOffset<&'a str>>,
-            pub dtype: DType,
-            pub shape: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u32>>>,
-            pub int8_data: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, i8>>>,
-            pub int32_data: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, i32>>>,
-            pub float32_data: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, f32>>>,
-        }
-        impl<'a> Default for VariableArgs<'a> {
-            #[inline]
-            fn default() -> Self {
-                VariableArgs {
-                    name: None, // required field
-                    dtype: DType::Int8,
-                    shape: None, // required field
-                    int8_data: None,
-                    int32_data: None,
-                    float32_data: None,
-                }
-            }
-        }
+  #[inline]
+  pub fn convolution(&self) -> Convolution<'a> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<Convolution>>(Convolutional::VT_CONVOLUTION, None).unwrap()}
+  }
+  #[inline]
+  pub fn pooling(&self) -> Pooling<'a> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<Pooling>>(Convolutional::VT_POOLING, None).unwrap()}
+  }
+  #[inline]
+  pub fn activation(&self) -> Activation<'a> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<Activation>>(Convolutional::VT_ACTIVATION, None).unwrap()}
+  }
+}
 
-        pub struct VariableBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
-            fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
-            start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
-        }
-        impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> VariableBuilder<'a, 'b, A> {
-            #[inline]
-            pub fn add_name(&mut self, name: ::flatbuffers::WIPOffset<&'b str>) {
-                self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Variable::VT_NAME, name);
-            }
-            #[inline]
-            pub fn add_dtype(&mut self, dtype: DType) {
-                self.fbb_.push_slot::<DType>(Variable::VT_DTYPE, dtype, DType::Int8);
-            }
-            #[inline]
-            pub fn add_shape(&mut self, shape: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b, u32>>) {
-                self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Variable::VT_SHAPE, shape);
-            }
-            #[inline]
-            pub fn add_int8_data(&mut self, int8_data: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b, i8>>) {
-                self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Variable::VT_INT8_DATA, int8_data);
-            }
-            #[inline]
-            pub fn add_int32_data(&mut self, int32_data: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b, i32>>) {
-                self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Variable::VT_INT32_DATA, int32_data);
-            }
-            #[inline]
-            pub fn add_float32_data(&mut self, float32_data: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b, f32>>) {
-                self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Variable::VT_FLOAT32_DATA, float32_data);
-            }
-            #[inline]
-            pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> VariableBuilder<'a, 'b, A> {
-                let start = _fbb.start_table();
-                VariableBuilder { fbb_: _fbb, start_: start }
-            }
-            #[inline]
-            pub fn finish(self) -> ::flatbuffers::WIPOffset<Variable<'a>> {
-                let o = self.fbb_.end_table(self.start_);
-                self.fbb_.required(o, Variable::VT_NAME, "name");
-                self.fbb_.required(o, Variable::VT_SHAPE, "shape");
-                ::flatbuffers::WIPOffset::new(o.value())
-            }
-        }
+impl ::flatbuffers::Verifiable for Convolutional<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<Convolution>>("convolution", Self::VT_CONVOLUTION, true)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<Pooling>>("pooling", Self::VT_POOLING, true)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<Activation>>("activation", Self::VT_ACTIVATION, true)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct ConvolutionalArgs<'a> {
+    pub convolution: Option<::flatbuffers::WIPOffset<Convolution<'a>>>,
+    pub pooling: Option<::flatbuffers::WIPOffset<Pooling<'a>>>,
+    pub activation: Option<::flatbuffers::WIPOffset<Activation<'a>>>,
+}
+impl<'a> Default for ConvolutionalArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    ConvolutionalArgs {
+      convolution: None, // required field
+      pooling: None, // required field
+      activation: None, // required field
+    }
+  }
+}
 
-        impl ::core::fmt::Debug for Variable<'_> {
-            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-                let mut ds = f.debug_struct("Variable");
-                ds.field("name", &self.name());
-                ds.field("dtype", &self.dtype());
-                ds.field("shape", &self.shape());
-                ds.field("int8_data", &self.int8_data());
-                ds.field("int32_data", &self.int32_data());
-                ds.field("float32_data", &self.float32_data());
-                ds.finish()
-            }
-        }
-        pub enum LearningOffset {}
-        #[derive(Copy, Clone, PartialEq)]
+pub struct ConvolutionalBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ConvolutionalBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_convolution(&mut self, convolution: ::flatbuffers::WIPOffset<Convolution<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<Convolution>>(Convolutional::VT_CONVOLUTION, convolution);
+  }
+  #[inline]
+  pub fn add_pooling(&mut self, pooling: ::flatbuffers::WIPOffset<Pooling<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<Pooling>>(Convolutional::VT_POOLING, pooling);
+  }
+  #[inline]
+  pub fn add_activation(&mut self, activation: ::flatbuffers::WIPOffset<Activation<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<Activation>>(Convolutional::VT_ACTIVATION, activation);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ConvolutionalBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    ConvolutionalBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<Convolutional<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    self.fbb_.required(o, Convolutional::VT_CONVOLUTION,"convolution");
+    self.fbb_.required(o, Convolutional::VT_POOLING,"pooling");
+    self.fbb_.required(o, Convolutional::VT_ACTIVATION,"activation");
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
 
-        pub struct Learning<'a> {
-            pub _tab: ::flatbuffers::Table<'a>,
-        }
+impl ::core::fmt::Debug for Convolutional<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("Convolutional");
+      ds.field("convolution", &self.convolution());
+      ds.field("pooling", &self.pooling());
+      ds.field("activation", &self.activation());
+      ds.finish()
+  }
+}
+pub enum SeparableConvolutionalOffset {}
+#[derive(Copy, Clone, PartialEq)]
 
-        impl<'a> ::flatbuffers::Follow<'a> for Learning<'a> {
-            type Inner = Learning<'a>;
-            #[inline]
-            unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
-                Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
-            }
-        }
+pub struct SeparableConvolutional<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
 
-        impl<'a> Learning<'a> {
-            pub const VT_NUM_WEIGHTS: ::flatbuffers::VOffsetT = 4;
-            pub const VT_NUM_CLASSES: ::flatbuffers::VOffsetT = 6;
-            pub const VT_INITIAL_PLASTICITY: ::flatbuffers::VOffsetT = 8;
-            pub const VT_MIN_PLASTICITY: ::flatbuffers::VOffsetT = 10;
-            pub const VT_PLASTICITY_DECAY: ::flatbuffers::VOffsetT = 12;
-            pub const VT_LEARNING_COMPETITION: ::flatbuffers::VOffsetT = 14;
-            pub const VT_SEED: ::flatbuffers::VOffsetT = 16;
-            pub const VT_PLASTICITY: ::flatbuffers::VOffsetT = 18;
-            pub const VT_THRESHOLD_LEARNING: ::flatbuffers::VOffsetT = 20;
-            pub const VT_RNG_STATE: ::flatbuffers::VOffsetT = 22;
+impl<'a> ::flatbuffers::Follow<'a> for SeparableConvolutional<'a> {
+  type Inner = SeparableConvolutional<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
 
-            #[inline]
-            pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
-                Learning { _tab: table }
-            }
-            #[allow(unused_mut)]
-            pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
-                _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
-                args: &'args LearningArgs<'args>,
-            ) -> ::flatbuffers::WIPOffset<Learning<'bldr>> {
-                let mut builder = LearningBuilder::new(_fbb);
-                builder.add_rng_state(args.rng_state);
-                builder.add_seed(args.seed);
-                if let Some(x) = args.threshold_learning {
-                    builder.add_threshold_learning(x);
-                }
-                if let Some(x) = args.plasticity {
-                    builder.add_plasticity(x);
-                }
-                builder.add_learning_competition(args.learning_competition);
-                builder.add_plasticity_decay(args.plasticity_decay);
-                builder.add_min_plasticity(args.min_plasticity);
-                builder.add_initial_plasticity(args.initial_plasticity);
-                builder.add_num_classes(args.num_classes);
-                builder.add_num_weights(args.num_weights);
-                builder.finish()
-            }
+impl<'a> SeparableConvolutional<'a> {
+  pub const VT_CONVOLUTION: ::flatbuffers::VOffsetT = 4;
+  pub const VT_POOLING: ::flatbuffers::VOffsetT = 6;
+  pub const VT_ACTIVATION: ::flatbuffers::VOffsetT = 8;
 
-            #[inline]
-            pub fn num_weights(&self) -> u32 {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe { self._tab.get::<u32>(Learning::VT_NUM_WEIGHTS, Some(0)).unwrap() }
-            }
-            #[inline]
-            pub fn num_classes(&self) -> u32 {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe { self._tab.get::<u32>(Learning::VT_NUM_CLASSES, Some(1)).unwrap() }
-            }
-            #[inline]
-            pub fn initial_plasticity(&self) -> f32 {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe { self._tab.get::<f32>(Learning::VT_INITIAL_PLASTICITY, Some(1.0)).unwrap() }
-            }
-            #[inline]
-            pub fn min_plasticity(&self) -> f32 {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe { self._tab.get::<f32>(Learning::VT_MIN_PLASTICITY, Some(0.1)).unwrap() }
-            }
-            #[inline]
-            pub fn plasticity_decay(&self) -> f32 {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe { self._tab.get::<f32>(Learning::VT_PLASTICITY_DECAY, Some(0.25)).unwrap() }
-            }
-            #[inline]
-            pub fn learning_competition(&self) -> f32 {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe { self._tab.get::<f32>(Learning::VT_LEARNING_COMPETITION, Some(0.0)).unwrap() }
-            }
-            #[inline]
-            pub fn seed(&self) -> u64 {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe { self._tab.get::<u64>(Learning::VT_SEED, Some(0)).unwrap() }
-            }
-            #[inline]
-            pub fn plasticity(&self) -> ::flatbuffers::Vector<'a, f32> {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe {
-                    self._tab
-                        .get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, f32>>>(
-                            Learning::VT_PLASTICITY,
-                            None,
-                        )
-                        .unwrap()
-                }
-            }
-            #[inline]
-            pub fn threshold_learning(&self) -> ::flatbuffers::Vector<'a, i32> {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe {
-                    self._tab
-                        .get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, i32>>>(
-                            Learning::VT_THRESHOLD_LEARNING,
-                            None,
-                        )
-                        .unwrap()
-                }
-            }
-            #[inline]
-            pub fn rng_state(&self) -> u64 {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe { self._tab.get::<u64>(Learning::VT_RNG_STATE, Some(0)).unwrap() }
-            }
-        }
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    SeparableConvolutional { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args SeparableConvolutionalArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<SeparableConvolutional<'bldr>> {
+    let mut builder = SeparableConvolutionalBuilder::new(_fbb);
+    if let Some(x) = args.activation { builder.add_activation(x); }
+    if let Some(x) = args.pooling { builder.add_pooling(x); }
+    if let Some(x) = args.convolution { builder.add_convolution(x); }
+    builder.finish()
+  }
 
-        impl ::flatbuffers::Verifiable for Learning<'_> {
-            #[inline]
-            fn run_verifier(
-                v: &mut ::flatbuffers::Verifier,
-                pos: usize,
-            ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
-                v.visit_table(pos)?
-                    .visit_field::<u32>("num_weights", Self::VT_NUM_WEIGHTS, false)?
-                    .visit_field::<u32>("num_classes", Self::VT_NUM_CLASSES, false)?
-                    .visit_field::<f32>("initial_plasticity", Self::VT_INITIAL_PLASTICITY, false)?
-                    .visit_field::<f32>("min_plasticity", Self::VT_MIN_PLASTICITY, false)?
-                    .visit_field::<f32>("plasticity_decay", Self::VT_PLASTICITY_DECAY, false)?
-                    .visit_field::<f32>("learning_competition", Self::VT_LEARNING_COMPETITION, false)?
-                    .visit_field::<u64>("seed", Self::VT_SEED, false)?
-                    .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, f32>>>(
-                        "plasticity",
-                        Self::VT_PLASTICITY,
-                        true,
-                    )?
-                    .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, i32>>>(
-                        "threshold_learning",
-                        Self::VT_THRESHOLD_LEARNING,
-                        true,
-                    )?
-                    .visit_field::<u64>("rng_state", Self::VT_RNG_STATE, false)?
-                    .finish();
-                Ok(())
-            }
-        }
-        pub struct LearningArgs<'a> {
-            pub num_weights: u32,
-            pub num_classes: u32,
-            pub initial_plasticity: f32,
-            pub min_plasticity: f32,
-            pub plasticity_decay: f32,
-            pub learning_competition: f32,
-            pub seed: u64,
-            pub plasticity: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, f32>>>,
-            pub threshold_learning: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, i32>>>,
-            pub rng_state: u64,
-        }
-        impl<'a> Default for LearningArgs<'a> {
-            #[inline]
-            fn default() -> Self {
-                LearningArgs {
-                    num_weights: 0,
-                    num_classes: 1,
-                    initial_plasticity: 1.0,
-                    min_plasticity: 0.1,
-                    plasticity_decay: 0.25,
-                    learning_competition: 0.0,
-                    seed: 0,
-                    plasticity: None,         // required field
-                    threshold_learning: None, // required field
-                    rng_state: 0,
-                }
-            }
-        }
 
-        pub struct LearningBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
-            fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
-            start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
-        }
-        impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> LearningBuilder<'a, 'b, A> {
-            #[inline]
-            pub fn add_num_weights(&mut self, num_weights: u32) {
-                self.fbb_.push_slot::<u32>(Learning::VT_NUM_WEIGHTS, num_weights, 0);
-            }
-            #[inline]
-            pub fn add_num_classes(&mut self, num_classes: u32) {
-                self.fbb_.push_slot::<u32>(Learning::VT_NUM_CLASSES, num_classes, 1);
-            }
-            #[inline]
-            pub fn add_initial_plasticity(&mut self, initial_plasticity: f32) {
-                self.fbb_.push_slot::<f32>(Learning::VT_INITIAL_PLASTICITY, initial_plasticity, 1.0);
-            }
-            #[inline]
-            pub fn add_min_plasticity(&mut self, min_plasticity: f32) {
-                self.fbb_.push_slot::<f32>(Learning::VT_MIN_PLASTICITY, min_plasticity, 0.1);
-            }
-            #[inline]
-            pub fn add_plasticity_decay(&mut self, plasticity_decay: f32) {
-                self.fbb_.push_slot::<f32>(Learning::VT_PLASTICITY_DECAY, plasticity_decay, 0.25);
-            }
-            #[inline]
-            pub fn add_learning_competition(&mut self, learning_competition: f32) {
-                self.fbb_.push_slot::<f32>(Learning::VT_LEARNING_COMPETITION, learning_competition, 0.0);
-            }
-            #[inline]
-            pub fn add_seed(&mut self, seed: u64) {
-                self.fbb_.push_slot::<u64>(Learning::VT_SEED, seed, 0);
-            }
-            #[inline]
-            pub fn add_plasticity(&mut self, plasticity: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b, f32>>) {
-                self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Learning::VT_PLASTICITY, plasticity);
-            }
-            #[inline]
-            pub fn add_threshold_learning(
-                &mut self,
-                threshold_learning: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b, i32>>,
-            ) {
-                self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(
-                    Learning::VT_THRESHOLD_LEARNING,
-                    threshold_learning,
-                );
-            }
-            #[inline]
-            pub fn add_rng_state(&mut self, rng_state: u64) {
-                self.fbb_.push_slot::<u64>(Learning::VT_RNG_STATE, rng_state, 0);
-            }
-            #[inline]
-            pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> LearningBuilder<'a, 'b, A> {
-                let start = _fbb.start_table();
-                LearningBuilder { fbb_: _fbb, start_: start }
-            }
-            #[inline]
-            pub fn finish(self) -> ::flatbuffers::WIPOffset<Learning<'a>> {
-                let o = self.fbb_.end_table(self.start_);
-                self.fbb_.required(o, Learning::VT_PLASTICITY, "plasticity");
-                self.fbb_.required(o, Learning::VT_THRESHOLD_LEARNING, "threshold_learning");
-                ::flatbuffers::WIPOffset::new(o.value())
-            }
-        }
+  #[inline]
+  pub fn convolution(&self) -> Convolution<'a> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<Convolution>>(SeparableConvolutional::VT_CONVOLUTION, None).unwrap()}
+  }
+  #[inline]
+  pub fn pooling(&self) -> Pooling<'a> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<Pooling>>(SeparableConvolutional::VT_POOLING, None).unwrap()}
+  }
+  #[inline]
+  pub fn activation(&self) -> Activation<'a> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<Activation>>(SeparableConvolutional::VT_ACTIVATION, None).unwrap()}
+  }
+}
 
-        impl ::core::fmt::Debug for Learning<'_> {
-            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-                let mut ds = f.debug_struct("Learning");
-                ds.field("num_weights", &self.num_weights());
-                ds.field("num_classes", &self.num_classes());
-                ds.field("initial_plasticity", &self.initial_plasticity());
-                ds.field("min_plasticity", &self.min_plasticity());
-                ds.field("plasticity_decay", &self.plasticity_decay());
-                ds.field("learning_competition", &self.learning_competition());
-                ds.field("seed", &self.seed());
-                ds.field("plasticity", &self.plasticity());
-                ds.field("threshold_learning", &self.threshold_learning());
-                ds.field("rng_state", &self.rng_state());
-                ds.finish()
-            }
-        }
-        pub enum LayerOffset {}
-        #[derive(Copy, Clone, PartialEq)]
+impl ::flatbuffers::Verifiable for SeparableConvolutional<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<Convolution>>("convolution", Self::VT_CONVOLUTION, true)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<Pooling>>("pooling", Self::VT_POOLING, true)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<Activation>>("activation", Self::VT_ACTIVATION, true)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct SeparableConvolutionalArgs<'a> {
+    pub convolution: Option<::flatbuffers::WIPOffset<Convolution<'a>>>,
+    pub pooling: Option<::flatbuffers::WIPOffset<Pooling<'a>>>,
+    pub activation: Option<::flatbuffers::WIPOffset<Activation<'a>>>,
+}
+impl<'a> Default for SeparableConvolutionalArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    SeparableConvolutionalArgs {
+      convolution: None, // required field
+      pooling: None, // required field
+      activation: None, // required field
+    }
+  }
+}
 
-        pub struct Layer<'a> {
-            pub _tab: ::flatbuffers::Table<'a>,
-        }
+pub struct SeparableConvolutionalBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> SeparableConvolutionalBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_convolution(&mut self, convolution: ::flatbuffers::WIPOffset<Convolution<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<Convolution>>(SeparableConvolutional::VT_CONVOLUTION, convolution);
+  }
+  #[inline]
+  pub fn add_pooling(&mut self, pooling: ::flatbuffers::WIPOffset<Pooling<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<Pooling>>(SeparableConvolutional::VT_POOLING, pooling);
+  }
+  #[inline]
+  pub fn add_activation(&mut self, activation: ::flatbuffers::WIPOffset<Activation<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<Activation>>(SeparableConvolutional::VT_ACTIVATION, activation);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> SeparableConvolutionalBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    SeparableConvolutionalBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<SeparableConvolutional<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    self.fbb_.required(o, SeparableConvolutional::VT_CONVOLUTION,"convolution");
+    self.fbb_.required(o, SeparableConvolutional::VT_POOLING,"pooling");
+    self.fbb_.required(o, SeparableConvolutional::VT_ACTIVATION,"activation");
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
 
-        impl<'a> ::flatbuffers::Follow<'a> for Layer<'a> {
-            type Inner = Layer<'a>;
-            #[inline]
-            unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
-                Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
-            }
-        }
+impl ::core::fmt::Debug for SeparableConvolutional<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("SeparableConvolutional");
+      ds.field("convolution", &self.convolution());
+      ds.field("pooling", &self.pooling());
+      ds.field("activation", &self.activation());
+      ds.finish()
+  }
+}
+pub enum ConcatOffset {}
+#[derive(Copy, Clone, PartialEq)]
 
-        impl<'a> Layer<'a> {
-            pub const VT_NAME: ::flatbuffers::VOffsetT = 4;
-            pub const VT_PARAMS_TYPE: ::flatbuffers::VOffsetT = 6;
-            pub const VT_PARAMS: ::flatbuffers::VOffsetT = 8;
-            pub const VT_INBOUND: ::flatbuffers::VOffsetT = 10;
-            pub const VT_VARIABLES: ::flatbuffers::VOffsetT = 12;
-            pub const VT_LEARNING: ::flatbuffers::VOffsetT = 14;
+pub struct Concat<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
 
-            #[inline]
-            pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
-                Layer { _tab: table }
-            }
-            #[allow(unused_mut)]
-            pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
-                _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
-                args: &'args LayerArgs<'args>,
-            ) -> ::flatbuffers::WIPOffset<Layer<'bldr>> {
-                let mut builder = LayerBuilder::new(_fbb);
-                if let Some(x) = args.learning {
-                    builder.add_learning(x);
-                }
-                if let Some(x) = args.variables {
-                    builder.add_variables(x);
-                }
-                if let Some(x) = args.inbound {
-                    builder.add_inbound(x);
-                }
-                if let Some(x) = args.params {
-                    builder.add_params(x);
-                }
-                if let Some(x) = args.name {
-                    builder.add_name(x);
-                }
-                builder.add_params_type(args.params_type);
-                builder.finish()
-            }
+impl<'a> ::flatbuffers::Follow<'a> for Concat<'a> {
+  type Inner = Concat<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
 
-            #[inline]
-            pub fn name(&self) -> &'a str {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(Layer::VT_NAME, None).unwrap() }
-            }
-            #[inline]
-            pub fn params_type(&self) -> LayerParams {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe { self._tab.get::<LayerParams>(Layer::VT_PARAMS_TYPE, Some(LayerParams::NONE)).unwrap() }
-            }
-            #[inline]
-            pub fn params(&self) -> ::flatbuffers::Table<'a> {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe {
-                    self._tab
-                        .get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Table<'a>>>(Layer::VT_PARAMS, None)
-                        .unwrap()
-                }
-            }
-            #[inline]
-            pub fn inbound(&self) -> Option<::flatbuffers::Vector<'a, u32>> {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe {
-                    self._tab
-                        .get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u32>>>(Layer::VT_INBOUND, None)
-                }
-            }
-            #[inline]
-            pub fn variables(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Variable<'a>>>> {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe {
-                    self._tab.get::<::flatbuffers::ForwardsUOffset<
-                        ::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Variable>>,
-                    >>(Layer::VT_VARIABLES, None)
-                }
-            }
-            #[inline]
-            pub fn learning(&self) -> Option<Learning<'a>> {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<Learning>>(Layer::VT_LEARNING, None) }
-            }
-            #[inline]
-            #[allow(non_snake_case)]
-            pub fn params_as_input_data(&self) -> Option<InputData<'a>> {
-                if self.params_type() == LayerParams::InputData {
-                    let u = self.params();
-                    // Safety:
-                    // Created from a valid Table for this object
-                    // Which contains a valid union in this slot
-                    Some(unsafe { InputData::init_from_table(u) })
-                } else {
-                    None
-                }
-            }
+impl<'a> Concat<'a> {
+  pub const VT_ACTIVATION: ::flatbuffers::VOffsetT = 4;
 
-            #[inline]
-            #[allow(non_snake_case)]
-            pub fn params_as_input_convolutional(&self) -> Option<InputConvolutional<'a>> {
-                if self.params_type() == LayerParams::InputConvolutional {
-                    let u = self.params();
-                    // Safety:
-                    // Created from a valid Table for this object
-                    // Which contains a valid union in this slot
-                    Some(unsafe { InputConvolutional::init_from_table(u) })
-                } else {
-                    None
-                }
-            }
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    Concat { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args ConcatArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<Concat<'bldr>> {
+    let mut builder = ConcatBuilder::new(_fbb);
+    if let Some(x) = args.activation { builder.add_activation(x); }
+    builder.finish()
+  }
 
-            #[inline]
-            #[allow(non_snake_case)]
-            pub fn params_as_fully_connected(&self) -> Option<FullyConnected<'a>> {
-                if self.params_type() == LayerParams::FullyConnected {
-                    let u = self.params();
-                    // Safety:
-                    // Created from a valid Table for this object
-                    // Which contains a valid union in this slot
-                    Some(unsafe { FullyConnected::init_from_table(u) })
-                } else {
-                    None
-                }
-            }
 
-            #[inline]
-            #[allow(non_snake_case)]
-            pub fn params_as_convolutional(&self) -> Option<Convolutional<'a>> {
-                if self.params_type() == LayerParams::Convolutional {
-                    let u = self.params();
-                    // Safety:
-                    // Created from a valid Table for this object
-                    // Which contains a valid union in this slot
-                    Some(unsafe { Convolutional::init_from_table(u) })
-                } else {
-                    None
-                }
-            }
+  #[inline]
+  pub fn activation(&self) -> Activation<'a> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<Activation>>(Concat::VT_ACTIVATION, None).unwrap()}
+  }
+}
 
-            #[inline]
-            #[allow(non_snake_case)]
-            pub fn params_as_separable_convolutional(&self) -> Option<SeparableConvolutional<'a>> {
-                if self.params_type() == LayerParams::SeparableConvolutional {
-                    let u = self.params();
-                    // Safety:
-                    // Created from a valid Table for this object
-                    // Which contains a valid union in this slot
-                    Some(unsafe { SeparableConvolutional::init_from_table(u) })
-                } else {
-                    None
-                }
-            }
+impl ::flatbuffers::Verifiable for Concat<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<Activation>>("activation", Self::VT_ACTIVATION, true)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct ConcatArgs<'a> {
+    pub activation: Option<::flatbuffers::WIPOffset<Activation<'a>>>,
+}
+impl<'a> Default for ConcatArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    ConcatArgs {
+      activation: None, // required field
+    }
+  }
+}
 
-            #[inline]
-            #[allow(non_snake_case)]
-            pub fn params_as_concat(&self) -> Option<Concat<'a>> {
-                if self.params_type() == LayerParams::Concat {
-                    let u = self.params();
-                    // Safety:
-                    // Created from a valid Table for this object
-                    // Which contains a valid union in this slot
-                    Some(unsafe { Concat::init_from_table(u) })
-                } else {
-                    None
-                }
-            }
-        }
+pub struct ConcatBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ConcatBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_activation(&mut self, activation: ::flatbuffers::WIPOffset<Activation<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<Activation>>(Concat::VT_ACTIVATION, activation);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ConcatBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    ConcatBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<Concat<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    self.fbb_.required(o, Concat::VT_ACTIVATION,"activation");
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
 
-        impl ::flatbuffers::Verifiable for Layer<'_> {
-            #[inline]
-            fn run_verifier(
-                v: &mut ::flatbuffers::Verifier,
-                pos: usize,
-            ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
-                v.visit_table(pos)?
+impl ::core::fmt::Debug for Concat<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("Concat");
+      ds.field("activation", &self.activation());
+      ds.finish()
+  }
+}
+pub enum VariableOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct Variable<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for Variable<'a> {
+  type Inner = Variable<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> Variable<'a> {
+  pub const VT_NAME: ::flatbuffers::VOffsetT = 4;
+  pub const VT_DTYPE: ::flatbuffers::VOffsetT = 6;
+  pub const VT_SHAPE: ::flatbuffers::VOffsetT = 8;
+  pub const VT_INT8_DATA: ::flatbuffers::VOffsetT = 10;
+  pub const VT_INT32_DATA: ::flatbuffers::VOffsetT = 12;
+  pub const VT_FLOAT32_DATA: ::flatbuffers::VOffsetT = 14;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    Variable { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args VariableArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<Variable<'bldr>> {
+    let mut builder = VariableBuilder::new(_fbb);
+    if let Some(x) = args.float32_data { builder.add_float32_data(x); }
+    if let Some(x) = args.int32_data { builder.add_int32_data(x); }
+    if let Some(x) = args.int8_data { builder.add_int8_data(x); }
+    if let Some(x) = args.shape { builder.add_shape(x); }
+    if let Some(x) = args.name { builder.add_name(x); }
+    builder.add_dtype(args.dtype);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn name(&self) -> &'a str {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(Variable::VT_NAME, None).unwrap()}
+  }
+  #[inline]
+  pub fn dtype(&self) -> DType {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<DType>(Variable::VT_DTYPE, Some(DType::Int8)).unwrap()}
+  }
+  #[inline]
+  pub fn shape(&self) -> ::flatbuffers::Vector<'a, u32> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u32>>>(Variable::VT_SHAPE, None).unwrap()}
+  }
+  #[inline]
+  pub fn int8_data(&self) -> Option<::flatbuffers::Vector<'a, i8>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, i8>>>(Variable::VT_INT8_DATA, None)}
+  }
+  #[inline]
+  pub fn int32_data(&self) -> Option<::flatbuffers::Vector<'a, i32>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, i32>>>(Variable::VT_INT32_DATA, None)}
+  }
+  #[inline]
+  pub fn float32_data(&self) -> Option<::flatbuffers::Vector<'a, f32>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, f32>>>(Variable::VT_FLOAT32_DATA, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for Variable<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("name", Self::VT_NAME, true)?
+     .visit_field::<DType>("dtype", Self::VT_DTYPE, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u32>>>("shape", Self::VT_SHAPE, true)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, i8>>>("int8_data", Self::VT_INT8_DATA, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, i32>>>("int32_data", Self::VT_INT32_DATA, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, f32>>>("float32_data", Self::VT_FLOAT32_DATA, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct VariableArgs<'a> {
+    pub name: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub dtype: DType,
+    pub shape: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u32>>>,
+    pub int8_data: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, i8>>>,
+    pub int32_data: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, i32>>>,
+    pub float32_data: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, f32>>>,
+}
+impl<'a> Default for VariableArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    VariableArgs {
+      name: None, // required field
+      dtype: DType::Int8,
+      shape: None, // required field
+      int8_data: None,
+      int32_data: None,
+      float32_data: None,
+    }
+  }
+}
+
+pub struct VariableBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> VariableBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_name(&mut self, name: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Variable::VT_NAME, name);
+  }
+  #[inline]
+  pub fn add_dtype(&mut self, dtype: DType) {
+    self.fbb_.push_slot::<DType>(Variable::VT_DTYPE, dtype, DType::Int8);
+  }
+  #[inline]
+  pub fn add_shape(&mut self, shape: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u32>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Variable::VT_SHAPE, shape);
+  }
+  #[inline]
+  pub fn add_int8_data(&mut self, int8_data: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , i8>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Variable::VT_INT8_DATA, int8_data);
+  }
+  #[inline]
+  pub fn add_int32_data(&mut self, int32_data: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , i32>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Variable::VT_INT32_DATA, int32_data);
+  }
+  #[inline]
+  pub fn add_float32_data(&mut self, float32_data: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , f32>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Variable::VT_FLOAT32_DATA, float32_data);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> VariableBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    VariableBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<Variable<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    self.fbb_.required(o, Variable::VT_NAME,"name");
+    self.fbb_.required(o, Variable::VT_SHAPE,"shape");
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for Variable<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("Variable");
+      ds.field("name", &self.name());
+      ds.field("dtype", &self.dtype());
+      ds.field("shape", &self.shape());
+      ds.field("int8_data", &self.int8_data());
+      ds.field("int32_data", &self.int32_data());
+      ds.field("float32_data", &self.float32_data());
+      ds.finish()
+  }
+}
+pub enum LearningOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct Learning<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for Learning<'a> {
+  type Inner = Learning<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> Learning<'a> {
+  pub const VT_NUM_WEIGHTS: ::flatbuffers::VOffsetT = 4;
+  pub const VT_NUM_CLASSES: ::flatbuffers::VOffsetT = 6;
+  pub const VT_INITIAL_PLASTICITY: ::flatbuffers::VOffsetT = 8;
+  pub const VT_MIN_PLASTICITY: ::flatbuffers::VOffsetT = 10;
+  pub const VT_PLASTICITY_DECAY: ::flatbuffers::VOffsetT = 12;
+  pub const VT_LEARNING_COMPETITION: ::flatbuffers::VOffsetT = 14;
+  pub const VT_SEED: ::flatbuffers::VOffsetT = 16;
+  pub const VT_PLASTICITY: ::flatbuffers::VOffsetT = 18;
+  pub const VT_THRESHOLD_LEARNING: ::flatbuffers::VOffsetT = 20;
+  pub const VT_RNG_STATE: ::flatbuffers::VOffsetT = 22;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    Learning { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args LearningArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<Learning<'bldr>> {
+    let mut builder = LearningBuilder::new(_fbb);
+    builder.add_rng_state(args.rng_state);
+    builder.add_seed(args.seed);
+    if let Some(x) = args.threshold_learning { builder.add_threshold_learning(x); }
+    if let Some(x) = args.plasticity { builder.add_plasticity(x); }
+    builder.add_learning_competition(args.learning_competition);
+    builder.add_plasticity_decay(args.plasticity_decay);
+    builder.add_min_plasticity(args.min_plasticity);
+    builder.add_initial_plasticity(args.initial_plasticity);
+    builder.add_num_classes(args.num_classes);
+    builder.add_num_weights(args.num_weights);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn num_weights(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(Learning::VT_NUM_WEIGHTS, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn num_classes(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(Learning::VT_NUM_CLASSES, Some(1)).unwrap()}
+  }
+  #[inline]
+  pub fn initial_plasticity(&self) -> f32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<f32>(Learning::VT_INITIAL_PLASTICITY, Some(1.0)).unwrap()}
+  }
+  #[inline]
+  pub fn min_plasticity(&self) -> f32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<f32>(Learning::VT_MIN_PLASTICITY, Some(0.1)).unwrap()}
+  }
+  #[inline]
+  pub fn plasticity_decay(&self) -> f32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<f32>(Learning::VT_PLASTICITY_DECAY, Some(0.25)).unwrap()}
+  }
+  #[inline]
+  pub fn learning_competition(&self) -> f32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<f32>(Learning::VT_LEARNING_COMPETITION, Some(0.0)).unwrap()}
+  }
+  #[inline]
+  pub fn seed(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(Learning::VT_SEED, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn plasticity(&self) -> ::flatbuffers::Vector<'a, f32> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, f32>>>(Learning::VT_PLASTICITY, None).unwrap()}
+  }
+  #[inline]
+  pub fn threshold_learning(&self) -> ::flatbuffers::Vector<'a, i32> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, i32>>>(Learning::VT_THRESHOLD_LEARNING, None).unwrap()}
+  }
+  #[inline]
+  pub fn rng_state(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(Learning::VT_RNG_STATE, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for Learning<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<u32>("num_weights", Self::VT_NUM_WEIGHTS, false)?
+     .visit_field::<u32>("num_classes", Self::VT_NUM_CLASSES, false)?
+     .visit_field::<f32>("initial_plasticity", Self::VT_INITIAL_PLASTICITY, false)?
+     .visit_field::<f32>("min_plasticity", Self::VT_MIN_PLASTICITY, false)?
+     .visit_field::<f32>("plasticity_decay", Self::VT_PLASTICITY_DECAY, false)?
+     .visit_field::<f32>("learning_competition", Self::VT_LEARNING_COMPETITION, false)?
+     .visit_field::<u64>("seed", Self::VT_SEED, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, f32>>>("plasticity", Self::VT_PLASTICITY, true)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, i32>>>("threshold_learning", Self::VT_THRESHOLD_LEARNING, true)?
+     .visit_field::<u64>("rng_state", Self::VT_RNG_STATE, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct LearningArgs<'a> {
+    pub num_weights: u32,
+    pub num_classes: u32,
+    pub initial_plasticity: f32,
+    pub min_plasticity: f32,
+    pub plasticity_decay: f32,
+    pub learning_competition: f32,
+    pub seed: u64,
+    pub plasticity: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, f32>>>,
+    pub threshold_learning: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, i32>>>,
+    pub rng_state: u64,
+}
+impl<'a> Default for LearningArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    LearningArgs {
+      num_weights: 0,
+      num_classes: 1,
+      initial_plasticity: 1.0,
+      min_plasticity: 0.1,
+      plasticity_decay: 0.25,
+      learning_competition: 0.0,
+      seed: 0,
+      plasticity: None, // required field
+      threshold_learning: None, // required field
+      rng_state: 0,
+    }
+  }
+}
+
+pub struct LearningBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> LearningBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_num_weights(&mut self, num_weights: u32) {
+    self.fbb_.push_slot::<u32>(Learning::VT_NUM_WEIGHTS, num_weights, 0);
+  }
+  #[inline]
+  pub fn add_num_classes(&mut self, num_classes: u32) {
+    self.fbb_.push_slot::<u32>(Learning::VT_NUM_CLASSES, num_classes, 1);
+  }
+  #[inline]
+  pub fn add_initial_plasticity(&mut self, initial_plasticity: f32) {
+    self.fbb_.push_slot::<f32>(Learning::VT_INITIAL_PLASTICITY, initial_plasticity, 1.0);
+  }
+  #[inline]
+  pub fn add_min_plasticity(&mut self, min_plasticity: f32) {
+    self.fbb_.push_slot::<f32>(Learning::VT_MIN_PLASTICITY, min_plasticity, 0.1);
+  }
+  #[inline]
+  pub fn add_plasticity_decay(&mut self, plasticity_decay: f32) {
+    self.fbb_.push_slot::<f32>(Learning::VT_PLASTICITY_DECAY, plasticity_decay, 0.25);
+  }
+  #[inline]
+  pub fn add_learning_competition(&mut self, learning_competition: f32) {
+    self.fbb_.push_slot::<f32>(Learning::VT_LEARNING_COMPETITION, learning_competition, 0.0);
+  }
+  #[inline]
+  pub fn add_seed(&mut self, seed: u64) {
+    self.fbb_.push_slot::<u64>(Learning::VT_SEED, seed, 0);
+  }
+  #[inline]
+  pub fn add_plasticity(&mut self, plasticity: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , f32>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Learning::VT_PLASTICITY, plasticity);
+  }
+  #[inline]
+  pub fn add_threshold_learning(&mut self, threshold_learning: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , i32>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Learning::VT_THRESHOLD_LEARNING, threshold_learning);
+  }
+  #[inline]
+  pub fn add_rng_state(&mut self, rng_state: u64) {
+    self.fbb_.push_slot::<u64>(Learning::VT_RNG_STATE, rng_state, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> LearningBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    LearningBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<Learning<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    self.fbb_.required(o, Learning::VT_PLASTICITY,"plasticity");
+    self.fbb_.required(o, Learning::VT_THRESHOLD_LEARNING,"threshold_learning");
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for Learning<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("Learning");
+      ds.field("num_weights", &self.num_weights());
+      ds.field("num_classes", &self.num_classes());
+      ds.field("initial_plasticity", &self.initial_plasticity());
+      ds.field("min_plasticity", &self.min_plasticity());
+      ds.field("plasticity_decay", &self.plasticity_decay());
+      ds.field("learning_competition", &self.learning_competition());
+      ds.field("seed", &self.seed());
+      ds.field("plasticity", &self.plasticity());
+      ds.field("threshold_learning", &self.threshold_learning());
+      ds.field("rng_state", &self.rng_state());
+      ds.finish()
+  }
+}
+pub enum LayerOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct Layer<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for Layer<'a> {
+  type Inner = Layer<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> Layer<'a> {
+  pub const VT_NAME: ::flatbuffers::VOffsetT = 4;
+  pub const VT_PARAMS_TYPE: ::flatbuffers::VOffsetT = 6;
+  pub const VT_PARAMS: ::flatbuffers::VOffsetT = 8;
+  pub const VT_INBOUND: ::flatbuffers::VOffsetT = 10;
+  pub const VT_VARIABLES: ::flatbuffers::VOffsetT = 12;
+  pub const VT_LEARNING: ::flatbuffers::VOffsetT = 14;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    Layer { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args LayerArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<Layer<'bldr>> {
+    let mut builder = LayerBuilder::new(_fbb);
+    if let Some(x) = args.learning { builder.add_learning(x); }
+    if let Some(x) = args.variables { builder.add_variables(x); }
+    if let Some(x) = args.inbound { builder.add_inbound(x); }
+    if let Some(x) = args.params { builder.add_params(x); }
+    if let Some(x) = args.name { builder.add_name(x); }
+    builder.add_params_type(args.params_type);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn name(&self) -> &'a str {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(Layer::VT_NAME, None).unwrap()}
+  }
+  #[inline]
+  pub fn params_type(&self) -> LayerParams {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<LayerParams>(Layer::VT_PARAMS_TYPE, Some(LayerParams::NONE)).unwrap()}
+  }
+  #[inline]
+  pub fn params(&self) -> ::flatbuffers::Table<'a> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Table<'a>>>(Layer::VT_PARAMS, None).unwrap()}
+  }
+  #[inline]
+  pub fn inbound(&self) -> Option<::flatbuffers::Vector<'a, u32>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u32>>>(Layer::VT_INBOUND, None)}
+  }
+  #[inline]
+  pub fn variables(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Variable<'a>>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Variable>>>>(Layer::VT_VARIABLES, None)}
+  }
+  #[inline]
+  pub fn learning(&self) -> Option<Learning<'a>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<Learning>>(Layer::VT_LEARNING, None)}
+  }
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn params_as_input_data(&self) -> Option<InputData<'a>> {
+    if self.params_type() == LayerParams::InputData {
+      let u = self.params();
+      // Safety:
+      // Created from a valid Table for this object
+      // Which contains a valid union in this slot
+      Some(unsafe { InputData::init_from_table(u) })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn params_as_input_convolutional(&self) -> Option<InputConvolutional<'a>> {
+    if self.params_type() == LayerParams::InputConvolutional {
+      let u = self.params();
+      // Safety:
+      // Created from a valid Table for this object
+      // Which contains a valid union in this slot
+      Some(unsafe { InputConvolutional::init_from_table(u) })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn params_as_fully_connected(&self) -> Option<FullyConnected<'a>> {
+    if self.params_type() == LayerParams::FullyConnected {
+      let u = self.params();
+      // Safety:
+      // Created from a valid Table for this object
+      // Which contains a valid union in this slot
+      Some(unsafe { FullyConnected::init_from_table(u) })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn params_as_convolutional(&self) -> Option<Convolutional<'a>> {
+    if self.params_type() == LayerParams::Convolutional {
+      let u = self.params();
+      // Safety:
+      // Created from a valid Table for this object
+      // Which contains a valid union in this slot
+      Some(unsafe { Convolutional::init_from_table(u) })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn params_as_separable_convolutional(&self) -> Option<SeparableConvolutional<'a>> {
+    if self.params_type() == LayerParams::SeparableConvolutional {
+      let u = self.params();
+      // Safety:
+      // Created from a valid Table for this object
+      // Which contains a valid union in this slot
+      Some(unsafe { SeparableConvolutional::init_from_table(u) })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn params_as_concat(&self) -> Option<Concat<'a>> {
+    if self.params_type() == LayerParams::Concat {
+      let u = self.params();
+      // Safety:
+      // Created from a valid Table for this object
+      // Which contains a valid union in this slot
+      Some(unsafe { Concat::init_from_table(u) })
+    } else {
+      None
+    }
+  }
+
+}
+
+impl ::flatbuffers::Verifiable for Layer<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
      .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("name", Self::VT_NAME, true)?
      .visit_union::<LayerParams, _>("params_type", Self::VT_PARAMS_TYPE, "params", Self::VT_PARAMS, true, |key, v, pos| {
         match key {
@@ -2524,366 +2360,352 @@ pub mod akida {
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<Variable>>>>("variables", Self::VT_VARIABLES, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<Learning>>("learning", Self::VT_LEARNING, false)?
      .finish();
-                Ok(())
-            }
-        }
-        pub struct LayerArgs<'a> {
-            pub name: Option<::flatbuffers::WIPOffset<&'a str>>,
-            pub params_type: LayerParams,
-            pub params: Option<::flatbuffers::WIPOffset<::flatbuffers::UnionWIPOffset>>,
-            pub inbound: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u32>>>,
-            pub variables: Option<
-                ::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Variable<'a>>>>,
-            >,
-            pub learning: Option<::flatbuffers::WIPOffset<Learning<'a>>>,
-        }
-        impl<'a> Default for LayerArgs<'a> {
-            #[inline]
-            fn default() -> Self {
-                LayerArgs {
-                    name: None, // required field
-                    params_type: LayerParams::NONE,
-                    params: None, // required field
-                    inbound: None,
-                    variables: None,
-                    learning: None,
-                }
-            }
-        }
+    Ok(())
+  }
+}
+pub struct LayerArgs<'a> {
+    pub name: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub params_type: LayerParams,
+    pub params: Option<::flatbuffers::WIPOffset<::flatbuffers::UnionWIPOffset>>,
+    pub inbound: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u32>>>,
+    pub variables: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Variable<'a>>>>>,
+    pub learning: Option<::flatbuffers::WIPOffset<Learning<'a>>>,
+}
+impl<'a> Default for LayerArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    LayerArgs {
+      name: None, // required field
+      params_type: LayerParams::NONE,
+      params: None, // required field
+      inbound: None,
+      variables: None,
+      learning: None,
+    }
+  }
+}
 
-        pub struct LayerBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
-            fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
-            start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
-        }
-        impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> LayerBuilder<'a, 'b, A> {
-            #[inline]
-            pub fn add_name(&mut self, name: ::flatbuffers::WIPOffset<&'b str>) {
-                self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Layer::VT_NAME, name);
-            }
-            #[inline]
-            pub fn add_params_type(&mut self, params_type: LayerParams) {
-                self.fbb_.push_slot::<LayerParams>(Layer::VT_PARAMS_TYPE, params_type, LayerParams::NONE);
-            }
-            #[inline]
-            pub fn add_params(&mut self, params: ::flatbuffers::WIPOffset<::flatbuffers::UnionWIPOffset>) {
-                self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Layer::VT_PARAMS, params);
-            }
-            #[inline]
-            pub fn add_inbound(&mut self, inbound: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b, u32>>) {
-                self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Layer::VT_INBOUND, inbound);
-            }
-            #[inline]
-            pub fn add_variables(
-                &mut self,
-                variables: ::flatbuffers::WIPOffset<
-                    ::flatbuffers::Vector<'b, ::flatbuffers::ForwardsUOffset<Variable<'b>>>,
-                >,
-            ) {
-                self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Layer::VT_VARIABLES, variables);
-            }
-            #[inline]
-            pub fn add_learning(&mut self, learning: ::flatbuffers::WIPOffset<Learning<'b>>) {
-                self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<Learning>>(Layer::VT_LEARNING, learning);
-            }
-            #[inline]
-            pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> LayerBuilder<'a, 'b, A> {
-                let start = _fbb.start_table();
-                LayerBuilder { fbb_: _fbb, start_: start }
-            }
-            #[inline]
-            pub fn finish(self) -> ::flatbuffers::WIPOffset<Layer<'a>> {
-                let o = self.fbb_.end_table(self.start_);
-                self.fbb_.required(o, Layer::VT_NAME, "name");
-                self.fbb_.required(o, Layer::VT_PARAMS, "params");
-                ::flatbuffers::WIPOffset::new(o.value())
-            }
-        }
+pub struct LayerBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> LayerBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_name(&mut self, name: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Layer::VT_NAME, name);
+  }
+  #[inline]
+  pub fn add_params_type(&mut self, params_type: LayerParams) {
+    self.fbb_.push_slot::<LayerParams>(Layer::VT_PARAMS_TYPE, params_type, LayerParams::NONE);
+  }
+  #[inline]
+  pub fn add_params(&mut self, params: ::flatbuffers::WIPOffset<::flatbuffers::UnionWIPOffset>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Layer::VT_PARAMS, params);
+  }
+  #[inline]
+  pub fn add_inbound(&mut self, inbound: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u32>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Layer::VT_INBOUND, inbound);
+  }
+  #[inline]
+  pub fn add_variables(&mut self, variables: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<Variable<'b >>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Layer::VT_VARIABLES, variables);
+  }
+  #[inline]
+  pub fn add_learning(&mut self, learning: ::flatbuffers::WIPOffset<Learning<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<Learning>>(Layer::VT_LEARNING, learning);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> LayerBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    LayerBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<Layer<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    self.fbb_.required(o, Layer::VT_NAME,"name");
+    self.fbb_.required(o, Layer::VT_PARAMS,"params");
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
 
-        impl ::core::fmt::Debug for Layer<'_> {
-            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-                let mut ds = f.debug_struct("Layer");
-                ds.field("name", &self.name());
-                ds.field("params_type", &self.params_type());
-                match self.params_type() {
-                    LayerParams::InputData => {
-                        if let Some(x) = self.params_as_input_data() {
-                            ds.field("params", &x)
-                        } else {
-                            ds.field("params", &"InvalidFlatbuffer: Union discriminant does not match value.")
-                        }
-                    }
-                    LayerParams::InputConvolutional => {
-                        if let Some(x) = self.params_as_input_convolutional() {
-                            ds.field("params", &x)
-                        } else {
-                            ds.field("params", &"InvalidFlatbuffer: Union discriminant does not match value.")
-                        }
-                    }
-                    LayerParams::FullyConnected => {
-                        if let Some(x) = self.params_as_fully_connected() {
-                            ds.field("params", &x)
-                        } else {
-                            ds.field("params", &"InvalidFlatbuffer: Union discriminant does not match value.")
-                        }
-                    }
-                    LayerParams::Convolutional => {
-                        if let Some(x) = self.params_as_convolutional() {
-                            ds.field("params", &x)
-                        } else {
-                            ds.field("params", &"InvalidFlatbuffer: Union discriminant does not match value.")
-                        }
-                    }
-                    LayerParams::SeparableConvolutional => {
-                        if let Some(x) = self.params_as_separable_convolutional() {
-                            ds.field("params", &x)
-                        } else {
-                            ds.field("params", &"InvalidFlatbuffer: Union discriminant does not match value.")
-                        }
-                    }
-                    LayerParams::Concat => {
-                        if let Some(x) = self.params_as_concat() {
-                            ds.field("params", &x)
-                        } else {
-                            ds.field("params", &"InvalidFlatbuffer: Union discriminant does not match value.")
-                        }
-                    }
-                    _ => {
-                        let x: Option<()> = None;
-                        ds.field("params", &x)
-                    }
-                };
-                ds.field("inbound", &self.inbound());
-                ds.field("variables", &self.variables());
-                ds.field("learning", &self.learning());
-                ds.finish()
-            }
-        }
-        pub enum ModelOffset {}
-        #[derive(Copy, Clone, PartialEq)]
+impl ::core::fmt::Debug for Layer<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("Layer");
+      ds.field("name", &self.name());
+      ds.field("params_type", &self.params_type());
+      match self.params_type() {
+        LayerParams::InputData => {
+          if let Some(x) = self.params_as_input_data() {
+            ds.field("params", &x)
+          } else {
+            ds.field("params", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        LayerParams::InputConvolutional => {
+          if let Some(x) = self.params_as_input_convolutional() {
+            ds.field("params", &x)
+          } else {
+            ds.field("params", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        LayerParams::FullyConnected => {
+          if let Some(x) = self.params_as_fully_connected() {
+            ds.field("params", &x)
+          } else {
+            ds.field("params", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        LayerParams::Convolutional => {
+          if let Some(x) = self.params_as_convolutional() {
+            ds.field("params", &x)
+          } else {
+            ds.field("params", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        LayerParams::SeparableConvolutional => {
+          if let Some(x) = self.params_as_separable_convolutional() {
+            ds.field("params", &x)
+          } else {
+            ds.field("params", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        LayerParams::Concat => {
+          if let Some(x) = self.params_as_concat() {
+            ds.field("params", &x)
+          } else {
+            ds.field("params", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        _ => {
+          let x: Option<()> = None;
+          ds.field("params", &x)
+        },
+      };
+      ds.field("inbound", &self.inbound());
+      ds.field("variables", &self.variables());
+      ds.field("learning", &self.learning());
+      ds.finish()
+  }
+}
+pub enum ModelOffset {}
+#[derive(Copy, Clone, PartialEq)]
 
-        pub struct Model<'a> {
-            pub _tab: ::flatbuffers::Table<'a>,
-        }
+pub struct Model<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
 
-        impl<'a> ::flatbuffers::Follow<'a> for Model<'a> {
-            type Inner = Model<'a>;
-            #[inline]
-            unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
-                Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
-            }
-        }
+impl<'a> ::flatbuffers::Follow<'a> for Model<'a> {
+  type Inner = Model<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
 
-        impl<'a> Model<'a> {
-            pub const VT_FORMAT_VERSION: ::flatbuffers::VOffsetT = 4;
-            pub const VT_GENERATOR: ::flatbuffers::VOffsetT = 6;
-            pub const VT_LAYERS: ::flatbuffers::VOffsetT = 8;
+impl<'a> Model<'a> {
+  pub const VT_FORMAT_VERSION: ::flatbuffers::VOffsetT = 4;
+  pub const VT_GENERATOR: ::flatbuffers::VOffsetT = 6;
+  pub const VT_LAYERS: ::flatbuffers::VOffsetT = 8;
 
-            #[inline]
-            pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
-                Model { _tab: table }
-            }
-            #[allow(unused_mut)]
-            pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
-                _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
-                args: &'args ModelArgs<'args>,
-            ) -> ::flatbuffers::WIPOffset<Model<'bldr>> {
-                let mut builder = ModelBuilder::new(_fbb);
-                if let Some(x) = args.layers {
-                    builder.add_layers(x);
-                }
-                if let Some(x) = args.generator {
-                    builder.add_generator(x);
-                }
-                builder.add_format_version(args.format_version);
-                builder.finish()
-            }
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    Model { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args ModelArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<Model<'bldr>> {
+    let mut builder = ModelBuilder::new(_fbb);
+    if let Some(x) = args.layers { builder.add_layers(x); }
+    if let Some(x) = args.generator { builder.add_generator(x); }
+    builder.add_format_version(args.format_version);
+    builder.finish()
+  }
 
-            #[inline]
-            pub fn format_version(&self) -> u32 {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe { self._tab.get::<u32>(Model::VT_FORMAT_VERSION, Some(0)).unwrap() }
-            }
-            #[inline]
-            pub fn generator(&self) -> Option<&'a str> {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(Model::VT_GENERATOR, None) }
-            }
-            #[inline]
-            pub fn layers(&self) -> ::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Layer<'a>>> {
-                // Safety:
-                // Created from valid Table for this object
-                // which contains a valid value in this slot
-                unsafe {
-                    self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Layer>>>>(Model::VT_LAYERS, None).unwrap()
-                }
-            }
-        }
 
-        impl ::flatbuffers::Verifiable for Model<'_> {
-            #[inline]
-            fn run_verifier(
-                v: &mut ::flatbuffers::Verifier,
-                pos: usize,
-            ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
-                v.visit_table(pos)?
+  #[inline]
+  pub fn format_version(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(Model::VT_FORMAT_VERSION, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn generator(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(Model::VT_GENERATOR, None)}
+  }
+  #[inline]
+  pub fn layers(&self) -> ::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Layer<'a>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Layer>>>>(Model::VT_LAYERS, None).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for Model<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
      .visit_field::<u32>("format_version", Self::VT_FORMAT_VERSION, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("generator", Self::VT_GENERATOR, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<Layer>>>>("layers", Self::VT_LAYERS, true)?
      .finish();
-                Ok(())
-            }
-        }
-        pub struct ModelArgs<'a> {
-            pub format_version: u32,
-            pub generator: Option<::flatbuffers::WIPOffset<&'a str>>,
-            pub layers:
-                Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Layer<'a>>>>>,
-        }
-        impl<'a> Default for ModelArgs<'a> {
-            #[inline]
-            fn default() -> Self {
-                ModelArgs {
-                    format_version: 0,
-                    generator: None,
-                    layers: None, // required field
-                }
-            }
-        }
+    Ok(())
+  }
+}
+pub struct ModelArgs<'a> {
+    pub format_version: u32,
+    pub generator: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub layers: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Layer<'a>>>>>,
+}
+impl<'a> Default for ModelArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    ModelArgs {
+      format_version: 0,
+      generator: None,
+      layers: None, // required field
+    }
+  }
+}
 
-        pub struct ModelBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
-            fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
-            start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
-        }
-        impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ModelBuilder<'a, 'b, A> {
-            #[inline]
-            pub fn add_format_version(&mut self, format_version: u32) {
-                self.fbb_.push_slot::<u32>(Model::VT_FORMAT_VERSION, format_version, 0);
-            }
-            #[inline]
-            pub fn add_generator(&mut self, generator: ::flatbuffers::WIPOffset<&'b str>) {
-                self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Model::VT_GENERATOR, generator);
-            }
-            #[inline]
-            pub fn add_layers(
-                &mut self,
-                layers: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b, ::flatbuffers::ForwardsUOffset<Layer<'b>>>>,
-            ) {
-                self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Model::VT_LAYERS, layers);
-            }
-            #[inline]
-            pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ModelBuilder<'a, 'b, A> {
-                let start = _fbb.start_table();
-                ModelBuilder { fbb_: _fbb, start_: start }
-            }
-            #[inline]
-            pub fn finish(self) -> ::flatbuffers::WIPOffset<Model<'a>> {
-                let o = self.fbb_.end_table(self.start_);
-                self.fbb_.required(o, Model::VT_LAYERS, "layers");
-                ::flatbuffers::WIPOffset::new(o.value())
-            }
-        }
+pub struct ModelBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ModelBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_format_version(&mut self, format_version: u32) {
+    self.fbb_.push_slot::<u32>(Model::VT_FORMAT_VERSION, format_version, 0);
+  }
+  #[inline]
+  pub fn add_generator(&mut self, generator: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Model::VT_GENERATOR, generator);
+  }
+  #[inline]
+  pub fn add_layers(&mut self, layers: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<Layer<'b >>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Model::VT_LAYERS, layers);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ModelBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    ModelBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<Model<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    self.fbb_.required(o, Model::VT_LAYERS,"layers");
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
 
-        impl ::core::fmt::Debug for Model<'_> {
-            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-                let mut ds = f.debug_struct("Model");
-                ds.field("format_version", &self.format_version());
-                ds.field("generator", &self.generator());
-                ds.field("layers", &self.layers());
-                ds.finish()
-            }
-        }
-        #[inline]
-        /// Verifies that a buffer of bytes contains a `Model`
-        /// and returns it.
-        /// Note that verification is still experimental and may not
-        /// catch every error, or be maximally performant. For the
-        /// previous, unchecked, behavior use
-        /// `root_as_model_unchecked`.
-        pub fn root_as_model(buf: &[u8]) -> Result<Model<'_>, ::flatbuffers::InvalidFlatbuffer> {
-            ::flatbuffers::root::<Model>(buf)
-        }
-        #[inline]
-        /// Verifies that a buffer of bytes contains a size prefixed
-        /// `Model` and returns it.
-        /// Note that verification is still experimental and may not
-        /// catch every error, or be maximally performant. For the
-        /// previous, unchecked, behavior use
-        /// `size_prefixed_root_as_model_unchecked`.
-        pub fn size_prefixed_root_as_model(buf: &[u8]) -> Result<Model<'_>, ::flatbuffers::InvalidFlatbuffer> {
-            ::flatbuffers::size_prefixed_root::<Model>(buf)
-        }
-        #[inline]
-        /// Verifies, with the given options, that a buffer of bytes
-        /// contains a `Model` and returns it.
-        /// Note that verification is still experimental and may not
-        /// catch every error, or be maximally performant. For the
-        /// previous, unchecked, behavior use
-        /// `root_as_model_unchecked`.
-        pub fn root_as_model_with_opts<'b, 'o>(
-            opts: &'o ::flatbuffers::VerifierOptions,
-            buf: &'b [u8],
-        ) -> Result<Model<'b>, ::flatbuffers::InvalidFlatbuffer> {
-            ::flatbuffers::root_with_opts::<Model<'b>>(opts, buf)
-        }
-        #[inline]
-        /// Verifies, with the given verifier options, that a buffer of
-        /// bytes contains a size prefixed `Model` and returns
-        /// it. Note that verification is still experimental and may not
-        /// catch every error, or be maximally performant. For the
-        /// previous, unchecked, behavior use
-        /// `root_as_model_unchecked`.
-        pub fn size_prefixed_root_as_model_with_opts<'b, 'o>(
-            opts: &'o ::flatbuffers::VerifierOptions,
-            buf: &'b [u8],
-        ) -> Result<Model<'b>, ::flatbuffers::InvalidFlatbuffer> {
-            ::flatbuffers::size_prefixed_root_with_opts::<Model<'b>>(opts, buf)
-        }
-        #[inline]
-        /// Assumes, without verification, that a buffer of bytes contains a Model and returns it.
-        /// # Safety
-        /// Callers must trust the given bytes do indeed contain a valid `Model`.
-        pub unsafe fn root_as_model_unchecked(buf: &[u8]) -> Model<'_> {
-            unsafe { ::flatbuffers::root_unchecked::<Model>(buf) }
-        }
-        #[inline]
-        /// Assumes, without verification, that a buffer of bytes contains a size prefixed Model and returns it.
-        /// # Safety
-        /// Callers must trust the given bytes do indeed contain a valid size prefixed `Model`.
-        pub unsafe fn size_prefixed_root_as_model_unchecked(buf: &[u8]) -> Model<'_> {
-            unsafe { ::flatbuffers::size_prefixed_root_unchecked::<Model>(buf) }
-        }
-        pub const MODEL_IDENTIFIER: &str = "AKDA";
+impl ::core::fmt::Debug for Model<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("Model");
+      ds.field("format_version", &self.format_version());
+      ds.field("generator", &self.generator());
+      ds.field("layers", &self.layers());
+      ds.finish()
+  }
+}
+#[inline]
+/// Verifies that a buffer of bytes contains a `Model`
+/// and returns it.
+/// Note that verification is still experimental and may not
+/// catch every error, or be maximally performant. For the
+/// previous, unchecked, behavior use
+/// `root_as_model_unchecked`.
+pub fn root_as_model(buf: &[u8]) -> Result<Model<'_>, ::flatbuffers::InvalidFlatbuffer> {
+  ::flatbuffers::root::<Model>(buf)
+}
+#[inline]
+/// Verifies that a buffer of bytes contains a size prefixed
+/// `Model` and returns it.
+/// Note that verification is still experimental and may not
+/// catch every error, or be maximally performant. For the
+/// previous, unchecked, behavior use
+/// `size_prefixed_root_as_model_unchecked`.
+pub fn size_prefixed_root_as_model(buf: &[u8]) -> Result<Model<'_>, ::flatbuffers::InvalidFlatbuffer> {
+  ::flatbuffers::size_prefixed_root::<Model>(buf)
+}
+#[inline]
+/// Verifies, with the given options, that a buffer of bytes
+/// contains a `Model` and returns it.
+/// Note that verification is still experimental and may not
+/// catch every error, or be maximally performant. For the
+/// previous, unchecked, behavior use
+/// `root_as_model_unchecked`.
+pub fn root_as_model_with_opts<'b, 'o>(
+  opts: &'o ::flatbuffers::VerifierOptions,
+  buf: &'b [u8],
+) -> Result<Model<'b>, ::flatbuffers::InvalidFlatbuffer> {
+  ::flatbuffers::root_with_opts::<Model<'b>>(opts, buf)
+}
+#[inline]
+/// Verifies, with the given verifier options, that a buffer of
+/// bytes contains a size prefixed `Model` and returns
+/// it. Note that verification is still experimental and may not
+/// catch every error, or be maximally performant. For the
+/// previous, unchecked, behavior use
+/// `root_as_model_unchecked`.
+pub fn size_prefixed_root_as_model_with_opts<'b, 'o>(
+  opts: &'o ::flatbuffers::VerifierOptions,
+  buf: &'b [u8],
+) -> Result<Model<'b>, ::flatbuffers::InvalidFlatbuffer> {
+  ::flatbuffers::size_prefixed_root_with_opts::<Model<'b>>(opts, buf)
+}
+#[inline]
+/// Assumes, without verification, that a buffer of bytes contains a Model and returns it.
+/// # Safety
+/// Callers must trust the given bytes do indeed contain a valid `Model`.
+pub unsafe fn root_as_model_unchecked(buf: &[u8]) -> Model<'_> {
+  unsafe { ::flatbuffers::root_unchecked::<Model>(buf) }
+}
+#[inline]
+/// Assumes, without verification, that a buffer of bytes contains a size prefixed Model and returns it.
+/// # Safety
+/// Callers must trust the given bytes do indeed contain a valid size prefixed `Model`.
+pub unsafe fn size_prefixed_root_as_model_unchecked(buf: &[u8]) -> Model<'_> {
+  unsafe { ::flatbuffers::size_prefixed_root_unchecked::<Model>(buf) }
+}
+pub const MODEL_IDENTIFIER: &str = "AKDA";
 
-        #[inline]
-        pub fn model_buffer_has_identifier(buf: &[u8]) -> bool {
-            ::flatbuffers::buffer_has_identifier(buf, MODEL_IDENTIFIER, false)
-        }
+#[inline]
+pub fn model_buffer_has_identifier(buf: &[u8]) -> bool {
+  ::flatbuffers::buffer_has_identifier(buf, MODEL_IDENTIFIER, false)
+}
 
-        #[inline]
-        pub fn model_size_prefixed_buffer_has_identifier(buf: &[u8]) -> bool {
-            ::flatbuffers::buffer_has_identifier(buf, MODEL_IDENTIFIER, true)
-        }
+#[inline]
+pub fn model_size_prefixed_buffer_has_identifier(buf: &[u8]) -> bool {
+  ::flatbuffers::buffer_has_identifier(buf, MODEL_IDENTIFIER, true)
+}
 
-        pub const MODEL_EXTENSION: &str = "fb";
+pub const MODEL_EXTENSION: &str = "fb";
 
-        #[inline]
-        pub fn finish_model_buffer<'a, 'b, A: ::flatbuffers::Allocator + 'a>(
-            fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
-            root: ::flatbuffers::WIPOffset<Model<'a>>,
-        ) {
-            fbb.finish(root, Some(MODEL_IDENTIFIER));
-        }
+#[inline]
+pub fn finish_model_buffer<'a, 'b, A: ::flatbuffers::Allocator + 'a>(
+    fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+    root: ::flatbuffers::WIPOffset<Model<'a>>) {
+  fbb.finish(root, Some(MODEL_IDENTIFIER));
+}
 
-        #[inline]
-        pub fn finish_size_prefixed_model_buffer<'a, 'b, A: ::flatbuffers::Allocator + 'a>(
-            fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
-            root: ::flatbuffers::WIPOffset<Model<'a>>,
-        ) {
-            fbb.finish_size_prefixed(root, Some(MODEL_IDENTIFIER));
-        }
-    } // pub mod format
-} // pub mod akida
+#[inline]
+pub fn finish_size_prefixed_model_buffer<'a, 'b, A: ::flatbuffers::Allocator + 'a>(fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>, root: ::flatbuffers::WIPOffset<Model<'a>>) {
+  fbb.finish_size_prefixed(root, Some(MODEL_IDENTIFIER));
+}
+}  // pub mod format
+}  // pub mod akida
+
