@@ -37,8 +37,11 @@ test-python: build ## Run the Python test suite
 
 test: test-rust build stubtest test-python ## Set up and run every test (cargo test, stubtest, pytest)
 
-bench: build ## Python forward benchmark (engine vs numpy)
+bench: build ## Python benchmarks: forward vs numpy, learning accuracy, model files, packetizer
 	$(PY) benches/bench_forward.py
+	$(PY) benches/bench_learning.py
+	$(PY) benches/bench_model_files.py
+	$(PY) benches/bench_packetizer.py
 
 bench-rust: ## Criterion benches of the kernels
 	cargo bench -p akida-engine --bench kernels
