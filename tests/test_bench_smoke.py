@@ -16,3 +16,11 @@ def test_bench_forward_quick_runs_and_matches_numpy():
     assert "mnist: engine output == numpy output exactly" in result.stdout
     assert "cifar: engine output == numpy output exactly" in result.stdout
     assert "peak RSS" in result.stdout
+
+
+def test_bench_learning_quick_runs():
+    script = BENCH.parent / "bench_learning.py"
+    result = subprocess.run([sys.executable, str(script), "--quick"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "plain (50, 200)" in result.stdout
+    assert "fit speed" in result.stdout
