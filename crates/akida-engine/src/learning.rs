@@ -164,7 +164,7 @@ pub(crate) fn learn_step(
     active: &[bool],
     plasticity: f32,
     rng: &mut u64,
-) -> Option<i32> {
+) -> i32 {
     let mut silent = Vec::new();
     let mut free = Vec::new();
     let mut matched = 0i32;
@@ -180,7 +180,7 @@ pub(crate) fn learn_step(
     let share = |n: usize| (plasticity * n as f32 + 0.5).floor() as usize;
     let k = share(silent.len()).min(share(free.len()));
     if k == 0 {
-        return None;
+        return matched;
     }
     choose(&mut silent, k, rng);
     choose(&mut free, k, rng);
@@ -188,7 +188,7 @@ pub(crate) fn learn_step(
         weights[silent[i] * neurons + neuron] = 0;
         weights[free[i] * neurons + neuron] = 1;
     }
-    Some(matched + k as i32)
+    matched + k as i32
 }
 
 /// Plasticity after a learning step: `plasticity_decay * initial_plasticity` less, never below
@@ -502,7 +502,7 @@ impl Model {
             let layer = &mut self.layers[last];
             let mut learning = layer.learning.take().expect("checked by compiled_layer");
             let n = winner.neuron;
-            let step = learn_step(
+            let potential = learn_step(
                 layer.weights_mut(),
                 neurons,
                 n,
@@ -510,7 +510,8 @@ impl Model {
                 learning.state.plasticity[n],
                 &mut learning.state.rng,
             );
-            if let Some(potential) = step {
+            // A winner whose weights already fit the input (nothing to move) has still learned it.
+            if potential > 0 {
                 learning.state.threshold_learning[n] = potential;
                 learning.state.plasticity[n] = decayed(learning.state.plasticity[n], &learning.config);
             }
@@ -541,7 +542,7 @@ mod tests {
         random_neuron(&mut w, neurons, 1, 8, &mut rng);
         let active: Vec<bool> = (0..20).map(|j| j % 2 == 0).collect();
         let before: i32 = (0..20).filter(|&j| active[j] && w[j * neurons + 1] == 1).count() as i32;
-        let after = learn_step(&mut w, neurons, 1, &active, 0.5, &mut rng).unwrap();
+        let after = learn_step(&mut w, neurons, 1, &active, 0.5, &mut rng);
         assert_eq!((0..20).filter(|&j| w[j * neurons + 1] == 1).count(), 8);
         assert!(after > before);
         assert_eq!(after, (0..20).filter(|&j| active[j] && w[j * neurons + 1] == 1).count() as i32);
