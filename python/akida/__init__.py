@@ -24,6 +24,7 @@ from ._akida import (
     __version__,
     engine_info,
 )
+from . import converters
 from .errors import (
     AkidaError,
     ArchitectureError,
@@ -58,5 +59,6 @@ __all__ = [
     "SeparableConvolutional",
     "VariableError",
     "__version__",
+    "converters",
     "engine_info",
 ]

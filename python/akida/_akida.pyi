@@ -24,11 +24,25 @@ __all__ = [
     "SeparableConvolutional",
     "__version__",
     "engine_info",
+    "packetize",
 ]
 
 __version__: str
 
 def engine_info() -> dict[str, Any]: ...
+def packetize(
+    x: npt.NDArray[np.int32],
+    y: npt.NDArray[np.int32],
+    t: npt.NDArray[np.int64],
+    p: npt.NDArray[np.int32],
+    width: int,
+    height: int,
+    polarity_channels: int,
+    packet_size: int | None,
+    time_window: int | None,
+    downsample: int,
+    input_bits: int,
+) -> npt.NDArray[np.uint8]: ...
 
 @final
 class ConvolutionMode:

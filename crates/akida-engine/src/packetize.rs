@@ -133,10 +133,11 @@ fn packet_range(t: &[i64], spec: &PacketSpec, k: usize) -> std::ops::Range<usize
     match spec.split {
         PacketSplit::Count(size) => k * size..((k + 1) * size).min(t.len()),
         PacketSplit::Time(window) => {
-            let t0 = t[0];
-            let start = t0 + k as i64 * window;
-            let lo = t.partition_point(|&v| v < start);
-            let hi = t.partition_point(|&v| v < start.saturating_add(window));
+            // In i128: window starts and ends may lie beyond the i64 range.
+            let start = i128::from(t[0]) + k as i128 * i128::from(window);
+            let end = start + i128::from(window);
+            let lo = t.partition_point(|&v| i128::from(v) < start);
+            let hi = t.partition_point(|&v| i128::from(v) < end);
             lo..hi
         }
     }
@@ -157,6 +158,9 @@ pub fn packetize(
     let mut out = vec![0u8; packets * len];
     let max = ((1u32 << spec.input_bits) - 1) as u8;
     let fill = |(k, packet): (usize, &mut [u8])| {
+        // Writing the zeros first makes the first touch of each fresh page a write (one page
+        // fault instead of two), and spreads that cost over the workers.
+        packet.fill(0);
         for i in packet_range(t, spec, k) {
             let cell = &mut packet[spec.cell(x[i], y[i], p[i])];
             *cell = cell.saturating_add(1).min(max);
@@ -180,7 +184,7 @@ pub fn reference_packetize(x: &[i32], y: &[i32], t: &[i64], p: &[i32], spec: &Pa
     for i in 0..x.len() {
         let k = match spec.split {
             PacketSplit::Count(size) => i / size,
-            PacketSplit::Time(window) => ((t[i] - t[0]) / window) as usize,
+            PacketSplit::Time(window) => ((i128::from(t[i]) - i128::from(t[0])) / i128::from(window)) as usize,
         };
         let channel = if c == 2 && p[i] > 0 { 1 } else { 0 };
         let (cy, cx) = (y[i] as usize / spec.downsample, x[i] as usize / spec.downsample);
@@ -225,5 +229,12 @@ mod tests {
         let huge = PacketSpec::new(128, 128, 2, 1, 1, PacketSplit::Time(1)).unwrap();
         assert!(packetize(&[0, 0], &[0, 0], &[0, i64::MAX / 2], &[1, 1], &huge, true).is_err());
         assert_eq!(packetize(&[], &[], &[], &[], &spec, true).unwrap(), (0, vec![]));
+        // Windows reaching beyond the i64 range.
+        let wide = PacketSpec::new(2, 1, 1, 1, 4, PacketSplit::Time(i64::MAX)).unwrap();
+        let (packets, data) =
+            packetize(&[0, 1, 1], &[0, 0, 0], &[i64::MIN, 0, i64::MAX], &[1, 1, 1], &wide, true).unwrap();
+        assert_eq!((packets, data.iter().map(|&v| u32::from(v)).sum::<u32>()), (3, 3));
+        let near = PacketSpec::new(1, 1, 1, 1, 4, PacketSplit::Time(3)).unwrap();
+        assert_eq!(packetize(&[0, 0], &[0, 0], &[i64::MAX - 2, i64::MAX], &[0, 0], &near, true).unwrap(), (1, vec![2]));
     }
 }
