@@ -205,7 +205,10 @@ impl Model {
     /// Prepares the last layer for Akida learning: checks the learning constraints, gives every
     /// neuron `num_weights` random weights equal to 1 and resets the learning state.
     pub fn compile(&mut self, config: LearningConfig) -> Result<()> {
-        let last = self.check_learnable(&config)?;
+        let Some(last) = self.layers.len().checked_sub(1) else {
+            bail!(Architecture, "cannot compile a model with no layers")
+        };
+        self.check_learnable(last, &config)?;
         let neurons = self.layers[last].expect_resolved()?.potentials_shape.channels;
         let mut rng = config.seed;
         let layer = &mut self.layers[last];
@@ -225,11 +228,9 @@ impl Model {
     }
 
     /// Checks the learning constraints for the last layer; returns its index.
-    fn check_learnable(&self, config: &LearningConfig) -> Result<usize> {
-        let Some(last) = self.layers.len().checked_sub(1) else {
-            bail!(Architecture, "cannot compile a model with no layers")
-        };
-        let layer = &self.layers[last];
+    /// Checks the learning constraints for layer `last` (the last layer when compiling).
+    fn check_learnable(&self, last: usize, config: &LearningConfig) -> Result<()> {
+        let layer = self.layer(last)?;
         let name = layer.name().to_owned();
         let r = *layer.expect_resolved()?;
         if !matches!(layer.kind(), LayerKind::FullyConnected | LayerKind::Convolutional) {
@@ -270,14 +271,15 @@ impl Model {
                 config.num_weights
             );
         }
-        Ok(last)
+        Ok(())
     }
 
-    /// Restores the learning configuration and state of the last layer (from a saved model), after
+    /// Restores the learning configuration and state of layer `last` (from a saved model), after
     /// checking the learning constraints, the state's lengths and ranges, and that every neuron
-    /// has exactly `num_weights` weights equal to 1.
-    pub fn restore_learning(&mut self, learning: Learning) -> Result<()> {
-        let last = self.check_learnable(&learning.config)?;
+    /// has exactly `num_weights` weights equal to 1. A compiled layer that later got layers added
+    /// after it keeps its state (it learns again if they are popped).
+    pub fn restore_learning(&mut self, last: usize, learning: Learning) -> Result<()> {
+        self.check_learnable(last, &learning.config)?;
         let layer = &self.layers[last];
         let neurons = layer.expect_resolved()?.potentials_shape.channels;
         let state = &learning.state;

@@ -478,7 +478,7 @@ fn variable_data(v: &fb::Variable<'_>) -> Result<VariableData> {
     })
 }
 
-fn load_layer(model: &mut Model, layer: &fb::Layer<'_>, total_layers: usize) -> Result<()> {
+fn load_layer(model: &mut Model, layer: &fb::Layer<'_>) -> Result<()> {
     let params = params_of(layer)?;
     let inbound: Vec<usize> = layer.inbound().map(|v| v.iter().map(|i| i as usize).collect()).unwrap_or_default();
     model.add(Layer::new(layer.name(), params)?, Some(&inbound))?;
@@ -499,10 +499,7 @@ fn load_layer(model: &mut Model, layer: &fb::Layer<'_>, total_layers: usize) -> 
         return Err(format_error(format!("variable '{name}' is missing")));
     }
     if let Some(l) = layer.learning() {
-        if index + 1 != total_layers {
-            return Err(format_error("only the last layer can carry a learning state"));
-        }
-        model.restore_learning(learning_of(l)?)?;
+        model.restore_learning(index, learning_of(l)?)?;
     }
     Ok(())
 }
@@ -533,7 +530,7 @@ pub fn deserialize(bytes: &[u8], limits: &Limits) -> Result<Model> {
     }
     let mut model = Model::new();
     for (i, layer) in root.layers().iter().enumerate() {
-        load_layer(&mut model, &layer, root.layers().len()).map_err(|e| {
+        load_layer(&mut model, &layer).map_err(|e| {
             let detail = match e {
                 Error::Format(m) => m,
                 other => other.to_string(),

@@ -176,3 +176,22 @@ fn learning_resumes_after_a_reload() {
         }
     }
 }
+
+#[test]
+fn a_compiled_layer_followed_by_another_keeps_its_state() {
+    let mut model = Model::new();
+    model.add(Layer::new("", LayerParams::input_data(6, 5, 2, 1).unwrap()).unwrap(), None).unwrap();
+    let fc = LayerParams::fully_connected(8, 1, Activation::new(true, 2, 1.0, 1).unwrap()).unwrap();
+    model.add(Layer::new("", fc).unwrap(), None).unwrap();
+    model.compile(LearningConfig::new(5, 2, 1.0, 0.1, 0.25, 0.0, 9).unwrap()).unwrap();
+    let inputs = random_inputs(&model, &mut Rng(1), 6);
+    let mut out = vec![0u8; 6 * 8];
+    model.fit(Input::Dense { data: &inputs, num_samples: 6 }, None, Output::Activations(&mut out), false).unwrap();
+    let learned = model.clone();
+    let head = LayerParams::fully_connected(3, 1, Activation::default()).unwrap();
+    model.add(Layer::new("", head).unwrap(), None).unwrap();
+    let mut loaded = deserialize(&serialize(&model), &Limits::default()).unwrap();
+    assert_eq!(loaded, model);
+    loaded.pop_layer().unwrap();
+    assert_eq!(loaded, learned);
+}
