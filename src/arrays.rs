@@ -26,6 +26,18 @@ fn flat<'py, T: numpy::Element + Clone>(array: &Bound<'py, PyUntypedArray>, dtyp
     Ok(typed.readonly().as_slice()?.to_vec())
 }
 
+/// Refuses unsigned 64-bit values that int64 cannot hold (they would wrap to negatives).
+fn check_uint64(array: &Bound<'_, PyUntypedArray>, what: &str, variable: bool) -> PyResult<()> {
+    if array.dtype().is_equiv_to(&numpy::dtype::<u64>(array.py())) && array.len() > 0 {
+        let max: u64 = array.call_method0("max")?.extract()?;
+        if max > i64::MAX as u64 {
+            let message = format!("{what}: value {max} does not fit in a signed 64-bit integer");
+            return raise(if variable { Error::Variable(message) } else { Error::Input(message) });
+        }
+    }
+    Ok(())
+}
+
 /// An array of integers (any integer or boolean dtype) as `i64` values with its shape.
 pub fn integer_array(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<(Vec<usize>, Vec<i64>)> {
     let array = as_array(obj)?;
@@ -33,6 +45,7 @@ pub fn integer_array(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<(Vec<usize>
     if !matches!(kind, 'i' | 'u' | 'b') {
         return raise(Error::DType(format!("{what} must be an integer array, got dtype {}", array.dtype())));
     }
+    check_uint64(&array, what, false)?;
     Ok((array.shape().to_vec(), flat::<i64>(&array, "int64")?))
 }
 
@@ -54,7 +67,10 @@ pub fn variable_values(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<(Vec<usiz
         return Ok((shape, VariableValues::Exact(VariableData::F32(flat::<f32>(&array, "float32")?))));
     }
     match dtype_kind(&array)? {
-        'i' | 'u' | 'b' => Ok((shape, VariableValues::Int(flat::<i64>(&array, "int64")?))),
+        'i' | 'u' | 'b' => {
+            check_uint64(&array, &format!("variable '{name}'"), true)?;
+            Ok((shape, VariableValues::Int(flat::<i64>(&array, "int64")?)))
+        }
         'f' => Ok((shape, VariableValues::Float(flat::<f64>(&array, "float64")?))),
         _ => raise(Error::DType(format!("variable '{name}' needs a numeric array, got dtype {}", array.dtype()))),
     }

@@ -19,7 +19,10 @@ fn exception(py: Python<'_>, class: &str, message: String) -> PyErr {
 
 /// The Python exception for an engine error: one class per error kind.
 pub fn to_pyerr(error: Error) -> PyErr {
-    use pyo3::exceptions::{PyFileNotFoundError, PyIsADirectoryError, PyOSError, PyPermissionError};
+    use pyo3::exceptions::{PyFileNotFoundError, PyIsADirectoryError, PyMemoryError, PyOSError, PyPermissionError};
+    if let Error::Memory(message) = &error {
+        return PyMemoryError::new_err(message.clone());
+    }
     if let Error::Io(kind, message) = &error {
         return match kind {
             std::io::ErrorKind::NotFound => PyFileNotFoundError::new_err(message.clone()),
@@ -36,7 +39,7 @@ pub fn to_pyerr(error: Error) -> PyErr {
         Error::Variable(_) => "VariableError",
         Error::LayerNotFound(_) => "LayerNotFoundError",
         Error::Format(_) => "ModelFormatError",
-        Error::Io(..) => unreachable!("handled above"),
+        Error::Io(..) | Error::Memory(_) => unreachable!("handled above"),
     };
     Python::attach(|py| exception(py, class, error.to_string()))
 }

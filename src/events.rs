@@ -52,18 +52,19 @@ impl PyEvents {
         let num_samples = match num_samples {
             Some(n) if n < 0 => return raise(Error::Input(format!("num_samples must be >= 0, got {n}"))),
             Some(n) => n as usize,
-            None => columns[0].iter().max().map_or(0, |&m| (m.max(-1) + 1) as usize),
+            None => columns[0].iter().max().map_or(0, |&m| m.max(-1).saturating_add(1) as usize),
         };
-        let batch = EventBatch::from_coordinates(
-            shape,
-            num_samples,
-            &columns[0],
-            &columns[1],
-            &columns[2],
-            &columns[3],
-            &columns[4],
-        )
-        .map_err(to_pyerr)?;
+        let batch = crate::runtime::guarded(|| {
+            EventBatch::from_coordinates(
+                shape,
+                num_samples,
+                &columns[0],
+                &columns[1],
+                &columns[2],
+                &columns[3],
+                &columns[4],
+            )
+        })?;
         Ok(PyEvents { batch: Arc::new(batch) })
     }
 
@@ -81,7 +82,9 @@ impl PyEvents {
     /// The events as a dense uint8 array `(num_samples, H, W, C)`.
     fn to_dense<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let s = self.batch.shape();
-        PyArray1::from_vec(py, self.batch.to_dense())
+        let batch = &self.batch;
+        let dense = crate::runtime::compute(py, move || batch.to_dense())?;
+        PyArray1::from_vec(py, dense)
             .call_method1("reshape", ((self.batch.num_samples(), s.height, s.width, s.channels),))
     }
 

@@ -10,7 +10,8 @@ use akida_engine::params::{Convolution, INPUT_CONV_WEIGHT_BITS, WEIGHT_BITS};
 use akida_engine::{Activation, Error, Layer, LayerKind, LayerParams, Model, Pooling};
 
 use crate::arrays::{variable_to_numpy, variable_values};
-use crate::errors::{raise, to_pyerr};
+use crate::errors::to_pyerr;
+use crate::runtime::guarded;
 
 /// How a convolution pads its input (see docs/semantics.md).
 #[pyclass(name = "ConvolutionMode", module = "akida", eq, eq_int, frozen, hash, from_py_object)]
@@ -104,39 +105,44 @@ impl PyLayer {
         PyLayer { slot: Mutex::new(LayerSlot::Detached(Box::new(layer))) }
     }
 
-    /// Runs `f` on the layer (and its model and index when attached).
-    pub fn with<R>(&self, f: impl FnOnce(&Layer, Option<(&Model, usize)>) -> PyResult<R>) -> PyResult<R> {
-        let slot = lock(&self.slot);
-        match &*slot {
-            LayerSlot::Detached(layer) => f(layer, None),
-            LayerSlot::Attached { model, id } => {
-                let state = lock(model);
-                let index = index_of_id(&state, *id)?;
-                f(&state.model.layers()[index], Some((&state.model, index)))
+    /// Runs `f` on the layer under its locks; errors become Python exceptions only after the
+    /// locks are released, and a panic becomes an internal `AkidaError`.
+    pub fn with<R>(&self, f: impl FnOnce(&Layer) -> akida_engine::Result<R>) -> PyResult<R> {
+        guarded(|| {
+            let slot = lock(&self.slot);
+            match &*slot {
+                LayerSlot::Detached(layer) => f(layer),
+                LayerSlot::Attached { model, id } => {
+                    let state = lock(model);
+                    let index = index_of_id(&state, *id)?;
+                    f(&state.model.layers()[index])
+                }
             }
-        }
+        })
     }
 
-    fn with_mut<R>(&self, f: impl FnOnce(&mut Layer) -> PyResult<R>) -> PyResult<R> {
-        let mut slot = lock(&self.slot);
-        match &mut *slot {
-            LayerSlot::Detached(layer) => f(layer),
-            LayerSlot::Attached { model, id } => {
-                let mut state = lock(model);
-                let index = index_of_id(&state, *id)?;
-                state.statistics = None;
-                let layer = state.model.layer_mut(index).map_err(to_pyerr)?;
-                f(layer)
+    fn with_mut<R>(&self, f: impl FnOnce(&mut Layer) -> akida_engine::Result<R>) -> PyResult<R> {
+        guarded(|| {
+            let mut slot = lock(&self.slot);
+            match &mut *slot {
+                LayerSlot::Detached(layer) => f(layer),
+                LayerSlot::Attached { model, id } => {
+                    let mut state = lock(model);
+                    let index = index_of_id(&state, *id)?;
+                    state.statistics = None;
+                    f(state.model.layer_mut(index)?)
+                }
             }
-        }
+        })
     }
 }
 
-fn index_of_id(state: &ModelState, id: u64) -> PyResult<usize> {
-    match state.ids.iter().position(|&i| i == id) {
-        Some(i) => Ok(i),
-        None => raise(Error::LayerNotFound("this layer was removed from its model by pop_layer()".into())),
-    }
+pub(crate) fn index_of_id(state: &ModelState, id: u64) -> akida_engine::Result<usize> {
+    state
+        .ids
+        .iter()
+        .position(|&i| i == id)
+        .ok_or_else(|| Error::LayerNotFound("this layer was removed from its model by pop_layer()".into()))
 }
 
 fn shape_tuple(s: akida_engine::Shape3) -> (usize, usize, usize) {
@@ -148,20 +154,20 @@ impl PyLayer {
     /// The layer name (given, or assigned when added to a model).
     #[getter]
     fn name(&self) -> PyResult<String> {
-        self.with(|l, _| Ok(l.name().to_owned()))
+        self.with(|l| Ok(l.name().to_owned()))
     }
 
     /// The layer type: "InputData", "InputConvolutional", "FullyConnected", "Convolutional",
     /// "SeparableConvolutional" or "Concat".
     #[getter]
     fn layer_type(&self) -> PyResult<&'static str> {
-        self.with(|l, _| Ok(l.kind().type_name()))
+        self.with(|l| Ok(l.kind().type_name()))
     }
 
     /// The constructor parameters, read-only.
     #[getter]
     fn parameters(&self, py: Python<'_>) -> PyResult<LayerParameters> {
-        let params = self.with(|l, _| Ok(l.params().clone()))?;
+        let params = self.with(|l| Ok(l.params().clone()))?;
         let dict = parameters_dict(py, &params)?;
         Ok(LayerParameters { values: dict.unbind() })
     }
@@ -169,27 +175,27 @@ impl PyLayer {
     /// `(height, width, channels)` of one input sample.
     #[getter]
     fn input_shape(&self) -> PyResult<(usize, usize, usize)> {
-        self.with(|l, _| Ok(shape_tuple(resolved(l)?.input_shape)))
+        self.with(|l| Ok(shape_tuple(resolved(l)?.input_shape)))
     }
 
     /// `(height, width, channels)` of one output sample.
     #[getter]
     fn output_shape(&self) -> PyResult<(usize, usize, usize)> {
-        self.with(|l, _| Ok(shape_tuple(resolved(l)?.output_shape)))
+        self.with(|l| Ok(shape_tuple(resolved(l)?.output_shape)))
     }
 
     /// The layers feeding this one, in order.
     #[getter]
     fn inbound_layers(&self, py: Python<'_>) -> PyResult<Vec<Py<PyAny>>> {
-        let slot = lock(&self.slot);
-        let LayerSlot::Attached { model, id } = &*slot else { return Ok(Vec::new()) };
-        let model = model.clone();
-        let handles: Vec<(LayerKind, u64)> = {
-            let state = lock(&model);
-            let index = index_of_id(&state, *id)?;
-            state.model.inbound(index).iter().map(|&j| (state.model.layers()[j].kind(), state.ids[j])).collect()
+        let (model, id) = match &*lock(&self.slot) {
+            LayerSlot::Attached { model, id } => (model.clone(), *id),
+            LayerSlot::Detached(_) => return Ok(Vec::new()),
         };
-        drop(slot);
+        let handles: Vec<(LayerKind, u64)> = guarded(|| {
+            let state = lock(&model);
+            let index = index_of_id(&state, id)?;
+            Ok(state.model.inbound(index).iter().map(|&j| (state.model.layers()[j].kind(), state.ids[j])).collect())
+        })?;
         handles
             .into_iter()
             .map(|(kind, id)| layer_object(py, kind, LayerSlot::Attached { model: model.clone(), id }))
@@ -199,7 +205,7 @@ impl PyLayer {
     /// The learning parameters of a compiled layer (`LayerParameters`), or None.
     #[getter]
     fn learning(&self, py: Python<'_>) -> PyResult<Option<LayerParameters>> {
-        let Some(learning) = self.with(|l, _| Ok(l.learning().cloned()))? else { return Ok(None) };
+        let Some(learning) = self.with(|l| Ok(l.learning().cloned()))? else { return Ok(None) };
         let c = learning.config;
         let d = PyDict::new(py);
         d.set_item("num_weights", c.num_weights)?;
@@ -214,16 +220,16 @@ impl PyLayer {
 
     /// Per-neuron plasticity of a compiled layer (float32), or None.
     fn get_plasticity<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, numpy::PyArray1<f32>>>> {
-        let plasticity = self.with(|l, _| Ok(l.learning().map(|l| l.state.plasticity.clone())))?;
+        let plasticity = self.with(|l| Ok(l.learning().map(|l| l.state.plasticity.clone())))?;
         Ok(plasticity.map(|p| numpy::PyArray1::from_vec(py, p)))
     }
 
     /// Counts of neurons by `floor(100 * threshold_learning / num_weights)` (101 buckets, 0..100)
     /// of a compiled layer. Bucket 0 holds the neurons that have not learned.
     fn get_learning_histogram<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, numpy::PyArray1<i64>>> {
-        let counts = self.with(|l, _| {
+        let counts = self.with(|l| {
             let Some(learning) = l.learning() else {
-                return raise(Error::Architecture(format!("layer '{}' is not compiled for learning", l.name())));
+                return Err(Error::Architecture(format!("layer '{}' is not compiled for learning", l.name())));
             };
             let mut counts = vec![0i64; 101];
             let w = learning.config.num_weights as i64;
@@ -237,33 +243,33 @@ impl PyLayer {
 
     /// Names of the layer variables (empty until the input shape is known).
     fn get_variable_names(&self) -> PyResult<Vec<&'static str>> {
-        self.with(|l, _| Ok(l.variable_names()))
+        self.with(|l| Ok(l.variable_names()))
     }
 
     /// A copy of variable `name` as a numpy array.
     fn get_variable<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
-        let variable = self.with(|l, _| l.get_variable(name).map_err(to_pyerr))?;
+        let variable = self.with(|l| l.get_variable(name))?;
         variable_to_numpy(py, variable)
     }
 
     /// Replaces variable `name`; the shape must match exactly and every value must be in range.
     fn set_variable(&self, name: &str, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let (shape, values) = variable_values(value, name)?;
-        self.with_mut(|l| l.set_variable(name, &shape, values).map_err(to_pyerr))
+        self.with_mut(|l| l.set_variable(name, &shape, values))
     }
 
     fn __repr__(&self) -> PyResult<String> {
-        self.with(|l, _| Ok(format!("<akida.{} '{}'>", l.kind().type_name(), l.name())))
+        self.with(|l| Ok(format!("<akida.{} '{}'>", l.kind().type_name(), l.name())))
     }
 }
 
-fn resolved(layer: &Layer) -> PyResult<&akida_engine::Resolved> {
+fn resolved(layer: &Layer) -> akida_engine::Result<&akida_engine::Resolved> {
     layer.resolved().ok_or_else(|| {
-        to_pyerr(Error::Architecture(format!(
+        Error::Architecture(format!(
             "layer '{}' ({}) is not in a model yet, so its shapes are unknown",
             layer.name(),
             layer.kind().type_name()
-        )))
+        ))
     })
 }
 

@@ -12,7 +12,8 @@ use akida_engine::{Error, EventBatch, Input, LayerStatistics, Output, OutputKind
 use crate::errors::{raise, to_pyerr};
 use crate::events::PyEvents;
 use crate::layers::{layer_object, lock, LayerSlot, ModelState, PyLayer, SharedModel};
-use crate::runtime::{compute, parallel_allowed};
+use crate::runtime::{compute, guarded, parallel_allowed};
+use akida_engine::error::zeroed_vec;
 
 static NEXT_LAYER_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
@@ -71,39 +72,41 @@ impl PyModel {
                     .collect::<PyResult<Vec<u64>>>()?,
             ),
         };
-        let mut slot = lock(&layer.get().slot);
-        let LayerSlot::Detached(detached) = &*slot else {
-            return raise(Error::Architecture(
-                "this layer already belongs to a model; build a new layer object".into(),
-            ));
-        };
-        let mut state = lock(&self.state);
-        let inbound: Option<Vec<usize>> = match inbound_ids {
-            None => None,
-            Some(ids) => Some(
-                ids.iter()
-                    .map(|id| {
-                        state.ids.iter().position(|i| i == id).ok_or_else(|| {
-                            to_pyerr(Error::Architecture("an inbound layer was removed from this model".into()))
+        guarded(|| {
+            let mut slot = lock(&layer.get().slot);
+            let LayerSlot::Detached(detached) = &*slot else {
+                return Err(Error::Architecture(
+                    "this layer already belongs to a model; build a new layer object".into(),
+                ));
+            };
+            let mut state = lock(&self.state);
+            let inbound: Option<Vec<usize>> = match inbound_ids {
+                None => None,
+                Some(ids) => Some(
+                    ids.iter()
+                        .map(|id| {
+                            state.ids.iter().position(|i| i == id).ok_or_else(|| {
+                                Error::Architecture("an inbound layer was removed from this model".into())
+                            })
                         })
-                    })
-                    .collect::<PyResult<_>>()?,
-            ),
-        };
-        state.model.add((**detached).clone(), inbound.as_deref()).map_err(to_pyerr)?;
-        let id = NEXT_LAYER_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        state.ids.push(id);
-        state.statistics = None;
-        *slot = LayerSlot::Attached { model: self.state.clone(), id };
-        Ok(())
+                        .collect::<akida_engine::Result<_>>()?,
+                ),
+            };
+            state.model.add((**detached).clone(), inbound.as_deref())?;
+            let id = NEXT_LAYER_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            state.ids.push(id);
+            state.statistics = None;
+            *slot = LayerSlot::Attached { model: self.state.clone(), id };
+            Ok(())
+        })
     }
 
     fn layer_handle(&self, py: Python<'_>, index: usize) -> PyResult<Py<PyAny>> {
-        let (kind, id) = {
+        let (kind, id) = guarded(|| {
             let state = lock(&self.state);
-            let layer = state.model.layer(index).map_err(to_pyerr)?;
-            (layer.kind(), state.ids[index])
-        };
+            let layer = state.model.layer(index)?;
+            Ok((layer.kind(), state.ids[index]))
+        })?;
         layer_object(py, kind, LayerSlot::Attached { model: self.state.clone(), id })
     }
 
@@ -126,15 +129,11 @@ impl PyModel {
         batch_size: Option<i64>,
         labels: Option<Option<Vec<i64>>>,
     ) -> PyResult<(Values, Shape3, usize)> {
-        let (input_shape, output_shape, kind) = {
+        let (input_shape, output_shape, kind) = guarded(|| {
             let state = lock(&self.state);
             let m = &state.model;
-            (
-                m.input_shape().map_err(to_pyerr)?,
-                m.output_shape().map_err(to_pyerr)?,
-                m.output_kind().map_err(to_pyerr)?,
-            )
-        };
+            Ok((m.input_shape()?, m.output_shape()?, m.output_kind()?))
+        })?;
         let events: Option<Arc<EventBatch>> = inputs.cast::<PyEvents>().ok().map(|e| e.get().batch.clone());
         let dense = match events {
             Some(_) => None,
@@ -156,22 +155,26 @@ impl PyModel {
             Some(b) => return raise(Error::Parameter(format!("batch_size must be >= 1, got {b}"))),
         };
         let out_len = output_shape.len();
-        let mut values = match kind {
-            OutputKind::Activations { .. } => Values::Activations(vec![0; samples * out_len]),
-            OutputKind::Potentials => Values::Potentials(vec![0; samples * out_len]),
-        };
+        let total = samples.checked_mul(out_len);
+        let mut values = guarded(|| {
+            Ok(match kind {
+                OutputKind::Activations { .. } => Values::Activations(zeroed_vec(total, "the model output")?),
+                OutputKind::Potentials => Values::Potentials(zeroed_vec(total, "the model output")?),
+            })
+        })?;
         let mut totals: Option<Vec<LayerStatistics>> = None;
         let parallel = parallel_allowed();
         let mut start = 0;
         while start < samples {
             let end = (start + batch).min(samples);
             let chunk_events = events.as_ref().map(|b| b.slice(start, end));
-            let input = match (&chunk_events, data) {
+            // A private copy of the chunk: the caller's array could change while the engine
+            // computes without the GIL, after its values were checked.
+            let chunk_data: Option<Vec<u8>> =
+                data.map(|d| d[start * input_shape.len()..end * input_shape.len()].to_vec());
+            let input = match (&chunk_events, &chunk_data) {
                 (Some(b), _) => Input::Events(b),
-                (None, Some(d)) => Input::Dense {
-                    data: &d[start * input_shape.len()..end * input_shape.len()],
-                    num_samples: end - start,
-                },
+                (None, Some(d)) => Input::Dense { data: d, num_samples: end - start },
                 (None, None) => unreachable!(),
             };
             let output = match &mut values {
@@ -308,7 +311,7 @@ impl PyModel {
             if guard.model.layers().is_empty() {
                 return Err(Error::Architecture("cannot serialize a model with no layers".into()));
             }
-            Ok(akida_format::serialize(&guard.model))
+            akida_format::serialize(&guard.model)
         })?;
         Ok(pyo3::types::PyBytes::new(py, &bytes))
     }
@@ -321,18 +324,21 @@ impl PyModel {
 
     /// Removes the last layer.
     fn pop_layer(&self) -> PyResult<()> {
-        let mut state = lock(&self.state);
-        state.model.pop_layer().map_err(to_pyerr)?;
-        state.ids.pop();
-        state.statistics = None;
-        Ok(())
+        guarded(|| {
+            let mut state = lock(&self.state);
+            state.model.pop_layer()?;
+            state.ids.pop();
+            state.statistics = None;
+            Ok(())
+        })
     }
 
     /// The layer called `key` (str) or at index `key` (int, negative counts from the end).
     fn get_layer(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         let index = if let Ok(name) = key.cast::<PyString>() {
             let name = name.to_str()?;
-            lock(&self.state).model.index_of(name).map_err(to_pyerr)?
+            let found = lock(&self.state).model.index_of(name);
+            found.map_err(to_pyerr)?
         } else if key.is_instance_of::<PyInt>() {
             let i: i64 = key.extract()?;
             let count = lock(&self.state).model.layers().len() as i64;
@@ -365,14 +371,16 @@ impl PyModel {
     /// `(height, width, channels)` of one input sample.
     #[getter]
     fn input_shape(&self) -> PyResult<(usize, usize, usize)> {
-        let s = lock(&self.state).model.input_shape().map_err(to_pyerr)?;
+        let shape = lock(&self.state).model.input_shape();
+        let s = shape.map_err(to_pyerr)?;
         Ok((s.height, s.width, s.channels))
     }
 
     /// `(height, width, channels)` of one output sample.
     #[getter]
     fn output_shape(&self) -> PyResult<(usize, usize, usize)> {
-        let s = lock(&self.state).model.output_shape().map_err(to_pyerr)?;
+        let shape = lock(&self.state).model.output_shape();
+        let s = shape.map_err(to_pyerr)?;
         Ok((s.height, s.width, s.channels))
     }
 
@@ -417,12 +425,12 @@ impl PyModel {
         num_classes: Option<i64>,
         batch_size: Option<i64>,
     ) -> PyResult<Bound<'py, PyArray1<i32>>> {
-        let (channels, learned_classes) = {
+        let (channels, learned_classes) = guarded(|| {
             let state = lock(&self.state);
-            let channels = state.model.output_shape().map_err(to_pyerr)?.channels;
+            let channels = state.model.output_shape()?.channels;
             let learned = state.model.layers().last().and_then(|l| l.learning()).map(|l| l.config.num_classes);
-            (channels, learned)
-        };
+            Ok((channels, learned))
+        })?;
         let num_classes = match num_classes {
             None => learned_classes.unwrap_or(channels),
             Some(n) if n >= 1 => n as usize,
@@ -448,6 +456,7 @@ impl PyModel {
     #[allow(clippy::too_many_arguments)]
     fn compile(
         &self,
+        py: Python<'_>,
         num_weights: i64,
         num_classes: i64,
         initial_plasticity: f64,
@@ -466,9 +475,12 @@ impl PyModel {
             seed,
         )
         .map_err(to_pyerr)?;
-        let mut state = lock(&self.state);
-        state.statistics = None;
-        state.model.compile(config).map_err(to_pyerr)
+        let state = &self.state;
+        compute(py, move || {
+            let mut state = lock(state);
+            state.statistics = None;
+            state.model.compile(config)
+        })
     }
 
     /// Learns from `inputs` sample by sample and returns the last layer's outputs as `forward`
@@ -495,23 +507,31 @@ impl PyModel {
     }
 
     /// Adds `num_classes` classes (groups of new neurons) to the compiled last layer.
-    fn add_classes(&self, num_classes: i64) -> PyResult<()> {
+    fn add_classes(&self, py: Python<'_>, num_classes: i64) -> PyResult<()> {
         if num_classes < 1 {
             return raise(Error::Parameter(format!("num_classes must be >= 1, got {num_classes}")));
         }
-        let mut state = lock(&self.state);
-        state.statistics = None;
-        state.model.add_classes(num_classes as usize).map_err(to_pyerr)
+        let state = &self.state;
+        compute(py, move || {
+            let mut state = lock(state);
+            state.statistics = None;
+            state.model.add_classes(num_classes as usize)
+        })
     }
 
     /// Statistics of the last `forward` or `predict` call: layer name -> `LayerStatistics`.
     fn get_statistics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let dict = PyDict::new(py);
-        let state = lock(&self.state);
-        if let Some(stats) = &state.statistics {
-            for (layer, s) in state.model.layers().iter().zip(stats) {
-                dict.set_item(layer.name(), PyLayerStatistics { stats: *s, name: layer.name().to_owned() })?;
+        // Copy under the lock, build Python objects after releasing it.
+        let entries: Vec<(String, LayerStatistics)> = {
+            let state = lock(&self.state);
+            match &state.statistics {
+                Some(stats) => state.model.layers().iter().zip(stats).map(|(l, s)| (l.name().to_owned(), *s)).collect(),
+                None => Vec::new(),
             }
+        };
+        let dict = PyDict::new(py);
+        for (name, stats) in entries {
+            dict.set_item(name.clone(), PyLayerStatistics { stats, name })?;
         }
         Ok(dict)
     }

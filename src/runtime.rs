@@ -32,6 +32,24 @@ pub fn parallel_allowed() -> bool {
     !FORKED.load(Ordering::SeqCst)
 }
 
+fn panic_to_pyerr(panic: Box<dyn std::any::Any + Send>) -> PyErr {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    internal_error(&message)
+}
+
+/// Runs short engine work with the GIL held: engine errors are mapped once `work` has returned
+/// (after any lock it took is released) and a panic becomes an internal `AkidaError`.
+pub fn guarded<T>(work: impl FnOnce() -> akida_engine::Result<T>) -> PyResult<T> {
+    match catch_unwind(AssertUnwindSafe(work)) {
+        Ok(result) => result.map_err(to_pyerr),
+        Err(panic) => Err(panic_to_pyerr(panic)),
+    }
+}
+
 /// Runs `work` with the GIL released. Engine errors become the matching Python exceptions and a
 /// panic becomes `akida.AkidaError` (an internal error) instead of unwinding into Python.
 ///
@@ -45,13 +63,6 @@ where
     let outcome = py.detach(|| catch_unwind(AssertUnwindSafe(work)));
     match outcome {
         Ok(result) => result.map_err(to_pyerr),
-        Err(panic) => {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
-            Err(internal_error(&message))
-        }
+        Err(panic) => Err(panic_to_pyerr(panic)),
     }
 }

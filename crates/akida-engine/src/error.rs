@@ -22,6 +22,8 @@ pub enum Error {
     Format(String),
     /// Reading or writing a file failed.
     Io(std::io::ErrorKind, String),
+    /// An allocation the request needs is too large for this machine.
+    Memory(String),
 }
 
 impl fmt::Display for Error {
@@ -34,7 +36,8 @@ impl fmt::Display for Error {
             | Error::Variable(m)
             | Error::LayerNotFound(m)
             | Error::Format(m)
-            | Error::Io(_, m) => f.write_str(m),
+            | Error::Io(_, m)
+            | Error::Memory(m) => f.write_str(m),
         }
     }
 }
@@ -50,3 +53,15 @@ macro_rules! bail {
     };
 }
 pub(crate) use bail;
+
+/// A zero-filled vector of `count` elements, or [`Error::Memory`] naming `what` when the size
+/// overflows or cannot be allocated (instead of aborting the process).
+pub fn zeroed_vec<T: Clone + Default>(count: Option<usize>, what: &str) -> Result<Vec<T>> {
+    let Some(count) = count else {
+        return Err(Error::Memory(format!("{what} is too large to address")));
+    };
+    let mut v = Vec::new();
+    v.try_reserve_exact(count).map_err(|_| Error::Memory(format!("cannot allocate {what} ({count} values)")))?;
+    v.resize(count, T::default());
+    Ok(v)
+}

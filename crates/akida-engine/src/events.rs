@@ -39,6 +39,9 @@ pub fn events_from_dense<T: Copy + Into<i32>>(shape: &Shape3, dense: &[T], out: 
     }
 }
 
+/// Largest number of samples of one event batch.
+pub const MAX_SAMPLES: usize = 1 << 28;
+
 /// A batch of samples stored as events, in canonical order (by sample, then y, x, channel), with
 /// no duplicate coordinates and no zero value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +64,9 @@ impl EventBatch {
         channel: &[i64],
         value: &[i64],
     ) -> Result<Self> {
+        if num_samples > MAX_SAMPLES {
+            bail!(Input, "an event batch holds at most {MAX_SAMPLES} samples, got {num_samples}");
+        }
         let n = sample.len();
         if [x.len(), y.len(), channel.len(), value.len()].iter().any(|&l| l != n) {
             bail!(
@@ -100,7 +106,7 @@ impl EventBatch {
                 bail!(Input, "duplicate event in sample {} at x={}, y={}, channel={}", a.0, a.1.x, a.1.y, a.1.c);
             }
         }
-        let mut offsets = vec![0usize; num_samples + 1];
+        let mut offsets: Vec<usize> = crate::error::zeroed_vec(num_samples.checked_add(1), "the event offsets")?;
         for (s, _) in &tagged {
             offsets[*s as usize + 1] += 1;
         }
@@ -112,7 +118,7 @@ impl EventBatch {
 
     /// The events of a dense uint8 batch of `num_samples` samples of `shape`.
     pub fn from_dense(shape: Shape3, num_samples: usize, dense: &[u8]) -> Result<Self> {
-        if dense.len() != shape.len() * num_samples {
+        if Some(dense.len()) != shape.len().checked_mul(num_samples) {
             bail!(Input, "dense data of {} values does not hold {num_samples} samples of {shape}", dense.len());
         }
         let mut offsets = Vec::with_capacity(num_samples + 1);
@@ -167,12 +173,13 @@ impl EventBatch {
     }
 
     /// Writes the batch as dense uint8 `(num_samples, H, W, C)` data.
-    pub fn to_dense(&self) -> Vec<u8> {
-        let mut dense = vec![0u8; self.shape.len() * self.num_samples()];
+    pub fn to_dense(&self) -> Result<Vec<u8>> {
+        let mut dense: Vec<u8> =
+            crate::error::zeroed_vec(self.shape.len().checked_mul(self.num_samples()), "the dense events")?;
         for (s, e) in self.iter() {
             dense[s * self.shape.len() + e.index(&self.shape)] = e.value as u8;
         }
-        dense
+        Ok(dense)
     }
 
     /// Largest event value, 0 for an empty batch.
@@ -193,7 +200,7 @@ mod tests {
         assert_eq!(b.num_samples(), 2);
         let s0: Vec<_> = b.sample(0).iter().map(|e| (e.y, e.x, e.c, e.value)).collect();
         assert_eq!(s0, vec![(0, 1, 1, 6), (1, 0, 1, 7)]);
-        let dense = b.to_dense();
+        let dense = b.to_dense().unwrap();
         assert_eq!(EventBatch::from_dense(shape, 2, &dense).unwrap(), b);
     }
 

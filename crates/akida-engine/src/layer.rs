@@ -164,22 +164,38 @@ impl Layer {
     pub(crate) fn grow_neurons(&mut self, extra: usize, mut init: impl FnMut(&mut [i8], usize, usize)) -> Result<()> {
         let r = *self.expect_resolved()?;
         let old = r.potentials_shape.channels;
-        let new = old + extra;
-        match &mut self.params {
-            LayerParams::FullyConnected { num_neurons, .. } => *num_neurons = new,
-            LayerParams::Convolutional { conv, .. } => conv.num_neurons = new,
-            _ => bail!(Architecture, "layer '{}' cannot grow neurons", self.name),
-        }
+        let new = old.checked_add(extra).filter(|&n| n <= crate::params::MAX_NEURONS as usize);
+        let Some(new) = new else {
+            bail!(
+                Parameter,
+                "layer '{}' cannot grow from {old} to {old} + {extra} neurons (at most {})",
+                self.name,
+                crate::params::MAX_NEURONS
+            );
+        };
         let connections = self.weights.len() / old;
-        let mut weights = vec![0i8; connections * new];
+        if connections as u128 * new as u128 > MAX_WEIGHTS {
+            bail!(Architecture, "layer '{}' would have more than {MAX_WEIGHTS} weights", self.name);
+        }
+        let mut weights: Vec<i8> = crate::error::zeroed_vec(connections.checked_mul(new), "the grown weights")?;
         for (dst, src) in weights.chunks_exact_mut(new).zip(self.weights.chunks_exact(old)) {
             dst[..old].copy_from_slice(src);
         }
         for n in old..new {
             init(&mut weights, new, n);
         }
+        let saved = self.params.clone();
+        match &mut self.params {
+            LayerParams::FullyConnected { num_neurons, .. } => *num_neurons = new,
+            LayerParams::Convolutional { conv, .. } => conv.num_neurons = new,
+            _ => bail!(Architecture, "layer '{}' cannot grow neurons", self.name),
+        }
+        if let Err(e) = self.resolve_again(r.input_shape, r.input_max) {
+            self.params = saved;
+            self.resolve_again(r.input_shape, r.input_max)?;
+            return Err(e);
+        }
         let activation = *self.params.activation().expect("weighted layers have an activation");
-        self.resolve_again(r.input_shape, r.input_max)?;
         self.weights = weights;
         self.threshold_fire.resize(new, activation.threshold_fire);
         self.threshold_fire_step.resize(new, activation.threshold_fire_step);
@@ -474,8 +490,14 @@ impl Layer {
             }
             ("threshold_fire", VariableData::I32(values)) => self.threshold_fire = values,
             ("wta_groups", VariableData::I32(values)) => {
+                // One pass: a group id is closed when the next id starts; seeing it again splits it.
+                let mut closed = std::collections::HashSet::new();
                 for i in 1..values.len() {
-                    if values[i] != values[i - 1] && values[..i - 1].contains(&values[i]) {
+                    if values[i] == values[i - 1] {
+                        continue;
+                    }
+                    closed.insert(values[i - 1]);
+                    if closed.contains(&values[i]) {
                         bail!(
                             Variable,
                             "variable '{name}' of layer '{layer}': group {} is split (neuron {i}); a group must be \

@@ -275,8 +275,7 @@ impl Model {
     }
 
     /// Restores the learning configuration and state of layer `last` (from a saved model), after
-    /// checking the learning constraints, the state's lengths and ranges, and that every neuron
-    /// has exactly `num_weights` weights equal to 1. A compiled layer that later got layers added
+    /// checking the learning constraints and the state's lengths and ranges. A compiled layer that later got layers added
     /// after it keeps its state (it learns again if they are popped).
     pub fn restore_learning(&mut self, last: usize, learning: Learning) -> Result<()> {
         self.check_learnable(last, &learning.config)?;
@@ -292,21 +291,10 @@ impl Model {
         if state.plasticity.iter().any(|p| !(0.0..=1.0).contains(p)) {
             bail!(Variable, "plasticity values must be in [0, 1]");
         }
-        let w = learning.config.num_weights as i32;
-        if state.threshold_learning.iter().any(|&t| !(0..=w).contains(&t)) {
-            bail!(Variable, "threshold_learning values must be in 0..={w}");
-        }
-        let ones = layer.weights().chunks_exact(neurons).fold(vec![0usize; neurons], |mut acc, row| {
-            acc.iter_mut().zip(row).for_each(|(a, &v)| *a += usize::from(v == 1));
-            acc
-        });
-        if let Some(n) = ones.iter().position(|&c| c != learning.config.num_weights) {
-            bail!(
-                Variable,
-                "neuron {n} has {} weights equal to 1, not num_weights={}",
-                ones[n],
-                learning.config.num_weights
-            );
+        // threshold_learning and the weights may have been edited with set_variable after
+        // compile; only what the rule cannot work with is refused.
+        if state.threshold_learning.iter().any(|&t| t < 0) {
+            bail!(Variable, "threshold_learning values must be >= 0");
         }
         self.layers[last].learning = Some(learning);
         Ok(())
@@ -320,7 +308,10 @@ impl Model {
         let mut learning = layer.learning.take().expect("checked by compiled_layer");
         let neurons = learning.state.plasticity.len();
         let per_class = neurons / learning.config.num_classes;
-        let extra = per_class * classes;
+        let Some(extra) = per_class.checked_mul(classes).filter(|&e| e > 0) else {
+            layer.learning = Some(learning);
+            bail!(Parameter, "cannot add {classes} classes of {per_class} neurons");
+        };
         let num_weights = learning.config.num_weights;
         let rng = &mut learning.state.rng;
         let result = layer.grow_neurons(extra, |w, total, n| random_neuron(w, total, n, num_weights, rng));
@@ -363,9 +354,10 @@ impl Model {
         }
         let r = *self.layers[last].expect_resolved()?;
         let out_len = r.output_shape.len();
+        let expected = samples.checked_mul(out_len);
         let size_ok = match (&output, r.output) {
-            (Output::Activations(o), OutputKind::Activations { .. }) => o.len() == samples * out_len,
-            (Output::Potentials(o), OutputKind::Potentials) => o.len() == samples * out_len,
+            (Output::Activations(o), OutputKind::Activations { .. }) => Some(o.len()) == expected,
+            (Output::Potentials(o), OutputKind::Potentials) => Some(o.len()) == expected,
             _ => false,
         };
         if !size_ok {

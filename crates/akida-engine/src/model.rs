@@ -156,11 +156,15 @@ impl Model {
     /// A default name for a layer of `kind`: the type's base name, or the first free `<base>_<k>`.
     pub fn free_name(&self, kind: LayerKind) -> String {
         let base = kind.default_name();
-        let taken = |n: &str| self.layers.iter().any(|l| l.name == n);
-        if !taken(base) {
+        let taken: std::collections::HashSet<&str> = self.layers.iter().map(|l| l.name.as_str()).collect();
+        if !taken.contains(base) {
             return base.to_owned();
         }
-        (1..).map(|k| format!("{base}_{k}")).find(|n| !taken(n)).expect("an unbounded range has a free name")
+        // At most `layers` names are taken, so a free suffix exists within that many tries.
+        (1..=self.layers.len() + 1)
+            .map(|k| format!("{base}_{k}"))
+            .find(|n| !taken.contains(n.as_str()))
+            .expect("one of layers + 1 suffixes is free")
     }
 
     /// Appends `layer`, fed by `inbound` (default: the last layer). Resolves its geometry and checks
@@ -276,7 +280,7 @@ impl Model {
         let shape = first.expect_resolved()?.input_shape;
         match input {
             Input::Dense { data, num_samples } => {
-                if data.len() != num_samples * shape.len() {
+                if Some(data.len()) != num_samples.checked_mul(shape.len()) {
                     bail!(Input, "expected {num_samples} samples of shape {shape}, got {} values", data.len());
                 }
                 if let LayerParams::InputData { input_bits, .. } = first.params() {
@@ -326,9 +330,10 @@ impl Model {
         let out_shape = self.output_shape()?;
         let samples = input.num_samples();
         let out_len = out_shape.len();
+        let expected = samples.checked_mul(out_len);
         match (&output, self.output_kind()?) {
-            (Output::Activations(o), OutputKind::Activations { .. }) if o.len() == samples * out_len => {}
-            (Output::Potentials(o), OutputKind::Potentials) if o.len() == samples * out_len => {}
+            (Output::Activations(o), OutputKind::Activations { .. }) if Some(o.len()) == expected => {}
+            (Output::Potentials(o), OutputKind::Potentials) if Some(o.len()) == expected => {}
             _ => bail!(Input, "the output buffer does not match the model output"),
         }
         let plan = Plan::new(self, self.layers.len() - 1);

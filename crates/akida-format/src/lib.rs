@@ -236,14 +236,25 @@ fn learning_of(l: fb::Learning<'_>) -> Result<Learning> {
     })
 }
 
-/// The model as a raw FlatBuffer (the content of a `.fb` file).
-pub fn serialize(model: &Model) -> Vec<u8> {
+/// Largest model buffer written: FlatBuffers address at most 2 GiB; the rest is headroom for
+/// tables, names and thresholds.
+pub const MAX_WEIGHT_BYTES: usize = (1 << 31) - (64 << 20);
+
+/// The model as a raw FlatBuffer (the content of a `.fb` file). Models whose weights exceed
+/// [`MAX_WEIGHT_BYTES`] cannot be written.
+pub fn serialize(model: &Model) -> Result<Vec<u8>> {
     serialize_with_version(model, FORMAT_VERSION)
 }
 
 /// [`serialize`] with another format version number in the file, for compatibility tests.
-pub fn serialize_with_version(model: &Model, format_version: u32) -> Vec<u8> {
+pub fn serialize_with_version(model: &Model, format_version: u32) -> Result<Vec<u8>> {
     let weights: usize = model.layers().iter().map(|l| l.weights().len() + l.weights_pw().len()).sum();
+    let neurons: usize = model.layers().iter().map(|l| l.threshold_fire().len()).sum();
+    if weights.saturating_add(neurons.saturating_mul(12)) > MAX_WEIGHT_BYTES {
+        return Err(Error::Architecture(format!(
+            "the model has {weights} weights: a model file holds at most {MAX_WEIGHT_BYTES} bytes of them"
+        )));
+    }
     let mut fbb = FlatBufferBuilder::with_capacity(weights + 4096);
     let mut layers = Vec::with_capacity(model.layers().len());
     for (i, layer) in model.layers().iter().enumerate() {
@@ -263,7 +274,7 @@ pub fn serialize_with_version(model: &Model, format_version: u32) -> Vec<u8> {
     let generator = Some(fbb.create_string(concat!("openakida ", env!("CARGO_PKG_VERSION"))));
     let root = fb::Model::create(&mut fbb, &fb::ModelArgs { format_version, generator, layers });
     fb::finish_model_buffer(&mut fbb, root);
-    fbb.finished_data().to_vec()
+    Ok(fbb.finished_data().to_vec())
 }
 
 /// Compresses a raw model buffer into the `.fbz` layout: magic, uncompressed size, zlib stream.
@@ -327,7 +338,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 /// Saves `model` to `path`: `.fb` raw, `.fbz` compressed; any other extension is an error.
 pub fn save(model: &Model, path: &Path) -> Result<()> {
     let compressed = compressed_by_extension(path)?;
-    let raw = serialize(model);
+    let raw = serialize(model)?;
     let bytes = if compressed { compress(&raw) } else { raw };
     write_atomically(path, &bytes)
 }

@@ -29,13 +29,13 @@ proptest! {
     fn round_trip_preserves_everything(seed in any::<u64>()) {
         let mut rng = Rng(seed);
         let model = random_model(&mut rng);
-        let raw = serialize(&model);
+        let raw = serialize(&model).unwrap();
         let loaded = deserialize(&raw, &Limits::default()).unwrap();
         prop_assert_eq!(&loaded, &model);
         let unpacked = deserialize(&compress(&raw), &Limits::default()).unwrap();
         prop_assert_eq!(&unpacked, &model);
         prop_assert!(same_outputs(&model, &loaded, &mut rng));
-        prop_assert_eq!(serialize(&loaded), raw);
+        prop_assert_eq!(serialize(&loaded).unwrap(), raw);
     }
 }
 
@@ -52,7 +52,7 @@ proptest! {
     fn damaged_buffers_never_panic(seed in any::<u64>(), compressed in any::<bool>(), kind in 0u8..4) {
         let mut rng = Rng(seed);
         let model = random_model(&mut rng);
-        let raw = serialize(&model);
+        let raw = serialize(&model).unwrap();
         let mut bytes = if compressed { compress(&raw) } else { raw };
         let len = bytes.len();
         match kind {
@@ -69,7 +69,7 @@ proptest! {
                 bytes.copy_within(a..a + n, b);
             }
             _ => {
-                let other = serialize(&random_model(&mut rng));
+                let other = serialize(&random_model(&mut rng)).unwrap();
                 let cut = rng.range(0, len.min(other.len()) as i64 - 1) as usize;
                 bytes[cut..].copy_from_slice(&other[cut..len.min(other.len())].iter().chain(std::iter::repeat(&0u8)).take(len - cut).copied().collect::<Vec<_>>());
             }
@@ -81,7 +81,7 @@ proptest! {
 #[test]
 fn newer_versions_are_refused_with_both_numbers() {
     let model = random_model(&mut Rng(7));
-    let bytes = serialize_with_version(&model, FORMAT_VERSION + 1);
+    let bytes = serialize_with_version(&model, FORMAT_VERSION + 1).unwrap();
     let Err(Error::Format(message)) = deserialize(&bytes, &Limits::default()) else { panic!("a newer file loaded") };
     assert!(message.contains(&format!("version {}", FORMAT_VERSION + 1)), "{message}");
     assert!(message.contains(&format!("version {FORMAT_VERSION}")), "{message}");
@@ -89,7 +89,7 @@ fn newer_versions_are_refused_with_both_numbers() {
 
 #[test]
 fn implausible_compressed_sizes_are_refused_before_allocating() {
-    let raw = serialize(&random_model(&mut Rng(3)));
+    let raw = serialize(&random_model(&mut Rng(3))).unwrap();
     let mut bytes = compress(&raw);
     bytes[4..12].copy_from_slice(&(1u64 << 40).to_le_bytes());
     assert!(matches!(deserialize(&bytes, &Limits::default()), Err(Error::Format(_))));
@@ -166,7 +166,7 @@ fn learning_resumes_after_a_reload() {
             fit(&mut straight, &mut Rng(seed + 1000), 8);
             fit(&mut reloaded, &mut Rng(seed), 8);
             for compressed in [false, true] {
-                let raw = serialize(&reloaded);
+                let raw = serialize(&reloaded).unwrap();
                 let bytes = if compressed { compress(&raw) } else { raw };
                 let mut copy = deserialize(&bytes, &Limits::default()).unwrap();
                 assert_eq!(copy, reloaded);
@@ -190,7 +190,7 @@ fn a_compiled_layer_followed_by_another_keeps_its_state() {
     let learned = model.clone();
     let head = LayerParams::fully_connected(3, 1, Activation::default()).unwrap();
     model.add(Layer::new("", head).unwrap(), None).unwrap();
-    let mut loaded = deserialize(&serialize(&model), &Limits::default()).unwrap();
+    let mut loaded = deserialize(&serialize(&model).unwrap(), &Limits::default()).unwrap();
     assert_eq!(loaded, model);
     loaded.pop_layer().unwrap();
     assert_eq!(loaded, learned);
