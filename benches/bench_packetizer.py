@@ -11,7 +11,7 @@ by 0..2 µs, i.e. ~1 event per µs), 20 million by default. Variants:
 - ``tonic struct``: the ``count`` variant from a tonic-style structured array with int64
   fields, so the wrapper first converts the strided fields (an extra copy per field);
 - ``engine only``: the ``count`` variant calling ``akida._akida.packetize`` directly with
-  ready int32/int64 arrays (no wrapper validation or conversion).
+  ready int64 arrays (no wrapper validation or conversion).
 
 Each figure is the best of ``--runs`` runs (default 3, after a warm-up run), in millions of events per second,
 printed next to the target of 50 M events/s. For comparison the script times two numpy
@@ -40,10 +40,10 @@ SENSOR = (128, 128)
 
 def make_events(n: int, seed: int = 0):
     rng = np.random.default_rng(seed)
-    x = rng.integers(0, SENSOR[0], n, dtype=np.int32)
-    y = rng.integers(0, SENSOR[1], n, dtype=np.int32)
+    x = rng.integers(0, SENSOR[0], n, dtype=np.int64)
+    y = rng.integers(0, SENSOR[1], n, dtype=np.int64)
     t = np.cumsum(rng.integers(0, 3, n, dtype=np.int64))
-    p = rng.integers(0, 2, n, dtype=np.int32)
+    p = rng.integers(0, 2, n, dtype=np.int64)
     return x, y, t, p
 
 

@@ -89,10 +89,10 @@ def stream_cases(count, seed_key):
 
 def contract_arrays(x, y, t, p):
     return (
-        np.ascontiguousarray(x, dtype=np.int32),
-        np.ascontiguousarray(y, dtype=np.int32),
+        np.ascontiguousarray(x, dtype=np.int64),
+        np.ascontiguousarray(y, dtype=np.int64),
         np.ascontiguousarray(t, dtype=np.int64),
-        np.ascontiguousarray(p, dtype=np.int32),
+        np.ascontiguousarray(p, dtype=np.int64),
     )
 
 
@@ -803,3 +803,21 @@ def test_encoder_errors():
     for n_bins in (0, 2.5, True):
         with pytest.raises(akida.ParameterError):
             converters.QuantileOneHotEncoder(n_bins=n_bins)
+
+
+def test_int64_records_are_read_in_place_and_agree_with_separate_arrays():
+    rng = np.random.default_rng(5)
+    n = 5000
+    records = np.empty(n, dtype=[("x", np.int64), ("y", np.int64), ("t", np.int64), ("p", np.int64)])
+    records["x"] = rng.integers(0, 17, n)
+    records["y"] = rng.integers(0, 9, n)
+    records["t"] = np.sort(rng.integers(0, 10**6, n))
+    records["p"] = rng.integers(0, 2, n)
+    assert records["x"].strides[0] == 32  # a strided view, read without a copy
+    for kw in (dict(packet_size=700), dict(time_window=50_000)):
+        from_records = converters.events_to_packets(records, sensor_size=(17, 9), input_bits=4, **kw)
+        separate = converters.events_to_packets(
+            x=records["x"].copy(), y=records["y"].copy(), t=records["t"].copy(), p=records["p"].copy(),
+            sensor_size=(17, 9), input_bits=4, **kw,
+        )
+        np.testing.assert_array_equal(from_records, separate)

@@ -31,10 +31,10 @@ __version__: str
 
 def engine_info() -> dict[str, Any]: ...
 def packetize(
-    x: npt.NDArray[np.int32],
-    y: npt.NDArray[np.int32],
+    x: npt.NDArray[np.int64],
+    y: npt.NDArray[np.int64],
     t: npt.NDArray[np.int64],
-    p: npt.NDArray[np.int32],
+    p: npt.NDArray[np.int64],
     width: int,
     height: int,
     polarity_channels: int,

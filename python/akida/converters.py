@@ -110,20 +110,18 @@ def _integer_array(values: Any, name: str) -> np.ndarray:
     return array
 
 
-def _coordinates_castable(array: np.ndarray) -> bool:
-    """True when an integer (or bool) array converts to int32 without changing any value.
-
-    Wide dtypes need one pass: for signed ones the bitwise OR of all values is in [0, 2**31)
-    exactly when every value is, and a negative value is outside any sensor anyway.
-    """
-    if array.dtype.kind == "b" or array.size == 0:
-        return True
-    info = np.iinfo(array.dtype)
-    if info.min >= _INT32_MIN and info.max <= _INT32_MAX:
-        return True
-    if array.dtype.kind == "u":
-        return int(array.max()) <= _INT32_MAX
-    return 0 <= int(np.bitwise_or.reduce(array)) <= _INT32_MAX
+def _int64_in_place(array: np.ndarray) -> np.ndarray:
+    """`array` as native int64 the engine can read without a copy: the array itself when it is
+    native int64 with aligned, whole-element strides (fields of unpadded records included),
+    otherwise a converted copy."""
+    if (
+        array.dtype == np.dtype(np.int64)
+        and array.dtype.isnative
+        and array.ctypes.data % 8 == 0
+        and array.strides[0] % 8 == 0
+    ):
+        return array
+    return np.ascontiguousarray(array, dtype=np.int64)
 
 
 def _first_outside(values: np.ndarray, limit: int) -> int:
@@ -288,29 +286,30 @@ def events_to_packets(
             raise InputError(f"event fields have different lengths: {lengths}")
 
     ax, ay = arrays["x"], arrays["y"]
-    # Values that would wrap when cast to int32 are outside the sensor anyway: report the first
-    # event outside the sensor here, as the engine would.
-    if not (_coordinates_castable(ax) and _coordinates_castable(ay)):
-        outside = (ax < 0) | (ax >= width) | (ay < 0) | (ay >= height)
-        i = int(np.flatnonzero(outside)[0])
-        raise InputError(
-            f"event {i} at x={int(ax[i])}, y={int(ay[i])} is outside the {width}x{height} sensor"
-        )
+    # uint64 coordinates beyond the int64 range are outside the sensor: report the first such
+    # event here, as the engine would for any other event outside it.
+    for a in (ax, ay):
+        if a.dtype == np.uint64 and a.size and int(a.max()) > _INT64_MAX:
+            outside = (ax < 0) | (ax >= width) | (ay < 0) | (ay >= height)
+            i = int(np.flatnonzero(outside)[0])
+            raise InputError(
+                f"event {i} at x={int(ax[i])}, y={int(ay[i])} is outside the {width}x{height} sensor"
+            )
     at = arrays["t"]
     if at.dtype == np.uint64 and at.size and int(at.max()) > _INT64_MAX:
         raise InputError(f"timestamps above {_INT64_MAX} are not supported")
-    x32 = np.require(ax, np.int32, ("C", "A"))
-    y32 = np.require(ay, np.int32, ("C", "A"))
-    t64 = np.require(at, np.int64, ("C", "A"))
+    # The engine reads int64 arrays in place, strided ones too (a field of a tonic-style
+    # structured array needs no copy); other integer types are converted once.
+    x64, y64, t64 = (_int64_in_place(a) for a in (ax, ay, at))
     if channels == 1:
-        p32 = np.zeros(n, dtype=np.int32)
-    elif arrays["p"].dtype.kind == "b" or arrays["p"].dtype.itemsize < 4 or arrays["p"].dtype == np.int32:
-        p32 = np.require(arrays["p"], np.int32, ("C", "A"))
+        p64 = np.zeros(n, dtype=np.int64)
+    elif arrays["p"].dtype == np.int64:
+        p64 = _int64_in_place(arrays["p"])
     else:  # only the sign matters: p > 0 is ON
-        p32 = (arrays["p"] > 0).astype(np.int32)
+        p64 = (arrays["p"] > 0).astype(np.int64)
 
     dense: np.ndarray = _akida.packetize(
-        x32, y32, t64, p32, width, height, channels, packet_size, time_window, downsample, input_bits
+        x64, y64, t64, p64, width, height, channels, packet_size, time_window, downsample, input_bits
     )
     if as_events:
         return _akida.Events.from_dense(dense)

@@ -5,6 +5,40 @@ use rayon::prelude::*;
 
 use crate::error::{bail, Result};
 
+/// One field of an event stream, read by index: a slice, or a strided view of a structured
+/// array in the bindings (so tonic-style records need no copy).
+pub trait Column: Sync {
+    fn len(&self) -> usize;
+    fn at(&self, i: usize) -> i64;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Column for [i64] {
+    fn len(&self) -> usize {
+        <[i64]>::len(self)
+    }
+    #[inline]
+    fn at(&self, i: usize) -> i64 {
+        self[i]
+    }
+}
+
+/// The first index in `lo..hi` whose value is not below `bound` (values non-decreasing).
+fn first_not_below<C: Column + ?Sized>(t: &C, bound: i128) -> usize {
+    let (mut lo, mut hi) = (0, t.len());
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if i128::from(t.at(mid)) < bound {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
 /// How a stream is cut into packets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PacketSplit {
@@ -79,7 +113,7 @@ impl PacketSpec {
     }
 
     #[inline]
-    fn cell(&self, x: i32, y: i32, p: i32) -> usize {
+    fn cell(&self, x: i64, y: i64, p: i64) -> usize {
         let (_, w, c) = self.packet_shape();
         let channel = if c == 2 && p > 0 { 1 } else { 0 };
         ((y as usize / self.downsample) * w + x as usize / self.downsample) * c + channel
@@ -87,14 +121,14 @@ impl PacketSpec {
 }
 
 /// Checks lengths, coordinates and (for time windows) the order; returns the number of packets.
-fn check(x: &[i32], y: &[i32], t: &[i64], p: &[i32], spec: &PacketSpec) -> Result<usize> {
+fn check<C: Column + ?Sized>(x: &C, y: &C, t: &C, p: &C, spec: &PacketSpec) -> Result<usize> {
     let n = x.len();
     if y.len() != n || t.len() != n || p.len() != n {
         bail!(Input, "x, y, t and p need one length, got {}, {}, {} and {}", n, y.len(), t.len(), p.len());
     }
     let (w, h) = (spec.width as i64, spec.height as i64);
-    if let Some(i) = (0..n).find(|&i| !(0..w).contains(&i64::from(x[i])) || !(0..h).contains(&i64::from(y[i]))) {
-        bail!(Input, "event {i} at x={}, y={} is outside the {}x{} sensor", x[i], y[i], spec.width, spec.height);
+    if let Some(i) = (0..n).find(|&i| !(0..w).contains(&x.at(i)) || !(0..h).contains(&y.at(i))) {
+        bail!(Input, "event {i} at x={}, y={} is outside the {}x{} sensor", x.at(i), y.at(i), spec.width, spec.height);
     }
     if n == 0 {
         return Ok(0);
@@ -102,20 +136,20 @@ fn check(x: &[i32], y: &[i32], t: &[i64], p: &[i32], spec: &PacketSpec) -> Resul
     let packets = match spec.split {
         PacketSplit::Count(size) => n.div_ceil(size),
         PacketSplit::Time(window) => {
-            if let Some(i) = (1..n).find(|&i| t[i] < t[i - 1]) {
+            if let Some(i) = (1..n).find(|&i| t.at(i) < t.at(i - 1)) {
                 bail!(
                     Input,
                     "timestamps must not decrease for time windows: event {i} has t={} after t={}",
-                    t[i],
-                    t[i - 1]
+                    t.at(i),
+                    t.at(i - 1)
                 );
             }
-            let span = (i128::from(t[n - 1]) - i128::from(t[0])) / i128::from(window);
+            let span = (i128::from(t.at(n - 1)) - i128::from(t.at(0))) / i128::from(window);
             if span as u128 * spec.packet_len() as u128 > MAX_PACKET_BYTES {
                 bail!(
                     Input,
                     "time windows of {window} over a stream of {} time units would need {} packets",
-                    t[n - 1] - t[0],
+                    i128::from(t.at(n - 1)) - i128::from(t.at(0)),
                     span + 1
                 );
             }
@@ -129,40 +163,37 @@ fn check(x: &[i32], y: &[i32], t: &[i64], p: &[i32], spec: &PacketSpec) -> Resul
 }
 
 /// The event range of packet `k`.
-fn packet_range(t: &[i64], spec: &PacketSpec, k: usize) -> std::ops::Range<usize> {
+fn packet_range<C: Column + ?Sized>(t: &C, spec: &PacketSpec, k: usize) -> std::ops::Range<usize> {
     match spec.split {
         PacketSplit::Count(size) => k * size..((k + 1) * size).min(t.len()),
         PacketSplit::Time(window) => {
             // In i128: window starts and ends may lie beyond the i64 range.
-            let start = i128::from(t[0]) + k as i128 * i128::from(window);
-            let end = start + i128::from(window);
-            let lo = t.partition_point(|&v| i128::from(v) < start);
-            let hi = t.partition_point(|&v| i128::from(v) < end);
-            lo..hi
+            let start = i128::from(t.at(0)) + k as i128 * i128::from(window);
+            first_not_below(t, start)..first_not_below(t, start + i128::from(window))
         }
     }
 }
 
 /// Packets as a dense `(packets, H', W', C)` uint8 array; returns the packet count and the data.
 /// Packets are filled in parallel when `parallel` is set; the result is the same.
-pub fn packetize(
-    x: &[i32],
-    y: &[i32],
-    t: &[i64],
-    p: &[i32],
+pub fn packetize<C: Column + ?Sized>(
+    x: &C,
+    y: &C,
+    t: &C,
+    p: &C,
     spec: &PacketSpec,
     parallel: bool,
 ) -> Result<(usize, Vec<u8>)> {
     let packets = check(x, y, t, p, spec)?;
     let len = spec.packet_len();
-    let mut out = vec![0u8; packets * len];
+    let mut out: Vec<u8> = crate::error::zeroed_vec(packets.checked_mul(len), "the packets")?;
     let max = ((1u32 << spec.input_bits) - 1) as u8;
     let fill = |(k, packet): (usize, &mut [u8])| {
         // Writing the zeros first makes the first touch of each fresh page a write (one page
         // fault instead of two), and spreads that cost over the workers.
         packet.fill(0);
         for i in packet_range(t, spec, k) {
-            let cell = &mut packet[spec.cell(x[i], y[i], p[i])];
+            let cell = &mut packet[spec.cell(x.at(i), y.at(i), p.at(i))];
             *cell = cell.saturating_add(1).min(max);
         }
     };
@@ -177,7 +208,7 @@ pub fn packetize(
 }
 
 /// Plain reference of [`packetize`]: one event at a time, packet index computed per event.
-pub fn reference_packetize(x: &[i32], y: &[i32], t: &[i64], p: &[i32], spec: &PacketSpec) -> Result<(usize, Vec<u8>)> {
+pub fn reference_packetize(x: &[i64], y: &[i64], t: &[i64], p: &[i64], spec: &PacketSpec) -> Result<(usize, Vec<u8>)> {
     let packets = check(x, y, t, p, spec)?;
     let (ph, pw, c) = spec.packet_shape();
     let mut out = vec![0u32; packets * ph * pw * c];
@@ -207,34 +238,34 @@ mod tests {
             let mut rng = Rng(seed);
             let (w, h) = (rng.range(1, 40), rng.range(1, 40));
             let n = rng.range(0, 3000) as usize;
-            let x: Vec<i32> = (0..n).map(|_| rng.range(0, w - 1) as i32).collect();
-            let y: Vec<i32> = (0..n).map(|_| rng.range(0, h - 1) as i32).collect();
-            let p: Vec<i32> = (0..n).map(|_| rng.range(-1, 1) as i32).collect();
+            let x: Vec<i64> = (0..n).map(|_| rng.range(0, w - 1)).collect();
+            let y: Vec<i64> = (0..n).map(|_| rng.range(0, h - 1)).collect();
+            let p: Vec<i64> = (0..n).map(|_| rng.range(-1, 1)).collect();
             let mut t: Vec<i64> = (0..n).map(|_| rng.range(0, 10_000)).collect();
             t.sort_unstable();
             let split = if rng.chance(0.5) { PacketSplit::Count(rng.range(1, 500) as usize) } else { PacketSplit::Time(rng.range(1, 3000)) };
             let spec = PacketSpec::new(w, h, rng.range(1, 2), rng.range(1, 3), rng.pick(&[1, 2, 4, 8]), split).unwrap();
             let expected = reference_packetize(&x, &y, &t, &p, &spec).unwrap();
-            prop_assert_eq!(&packetize(&x, &y, &t, &p, &spec, true).unwrap(), &expected);
-            prop_assert_eq!(&packetize(&x, &y, &t, &p, &spec, false).unwrap(), &expected);
+            prop_assert_eq!(&packetize(&x[..], &y[..], &t[..], &p[..], &spec, true).unwrap(), &expected);
+            prop_assert_eq!(&packetize(&x[..], &y[..], &t[..], &p[..], &spec, false).unwrap(), &expected);
         }
     }
 
     #[test]
     fn rejects_bad_streams() {
         let spec = PacketSpec::new(4, 4, 2, 1, 1, PacketSplit::Time(10)).unwrap();
-        assert!(packetize(&[4], &[0], &[0], &[1], &spec, true).is_err());
-        assert!(packetize(&[0, 0], &[0, 0], &[5, 4], &[1, 1], &spec, true).is_err());
-        assert!(packetize(&[0], &[0, 1], &[5], &[1], &spec, true).is_err());
+        let run = |x: &[i64], y: &[i64], t: &[i64], p: &[i64], spec: &PacketSpec| packetize(x, y, t, p, spec, true);
+        assert!(run(&[4], &[0], &[0], &[1], &spec).is_err());
+        assert!(run(&[0, 0], &[0, 0], &[5, 4], &[1, 1], &spec).is_err());
+        assert!(run(&[0], &[0, 1], &[5], &[1], &spec).is_err());
         let huge = PacketSpec::new(128, 128, 2, 1, 1, PacketSplit::Time(1)).unwrap();
-        assert!(packetize(&[0, 0], &[0, 0], &[0, i64::MAX / 2], &[1, 1], &huge, true).is_err());
-        assert_eq!(packetize(&[], &[], &[], &[], &spec, true).unwrap(), (0, vec![]));
+        assert!(run(&[0, 0], &[0, 0], &[0, i64::MAX / 2], &[1, 1], &huge).is_err());
+        assert_eq!(run(&[], &[], &[], &[], &spec).unwrap(), (0, vec![]));
         // Windows reaching beyond the i64 range.
         let wide = PacketSpec::new(2, 1, 1, 1, 4, PacketSplit::Time(i64::MAX)).unwrap();
-        let (packets, data) =
-            packetize(&[0, 1, 1], &[0, 0, 0], &[i64::MIN, 0, i64::MAX], &[1, 1, 1], &wide, true).unwrap();
+        let (packets, data) = run(&[0, 1, 1], &[0, 0, 0], &[i64::MIN, 0, i64::MAX], &[1, 1, 1], &wide).unwrap();
         assert_eq!((packets, data.iter().map(|&v| u32::from(v)).sum::<u32>()), (3, 3));
         let near = PacketSpec::new(1, 1, 1, 1, 4, PacketSplit::Time(3)).unwrap();
-        assert_eq!(packetize(&[0, 0], &[0, 0], &[i64::MAX - 2, i64::MAX], &[0, 0], &near, true).unwrap(), (1, vec![2]));
+        assert_eq!(run(&[0, 0], &[0, 0], &[i64::MAX - 2, i64::MAX], &[0, 0], &near).unwrap(), (1, vec![2]));
     }
 }
