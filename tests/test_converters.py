@@ -18,10 +18,6 @@ akida = pytest.importorskip("akida")
 from akida import _akida, converters  # noqa: E402
 from akida.converters import EVENT_DTYPE  # noqa: E402
 
-def has_wta_groups() -> bool:
-    layer = akida.InputConvolutional(4, 4, 1, 3, 3, 2, weights_bits=4)
-    return "wta_groups" in layer.get_variable_names()
-
 
 # ---------------------------------------------------------------------------------------------
 # Packetizer reference: a plain Python loop over the events, from the contract.
@@ -672,18 +668,13 @@ def test_edge_front_end_options():
         converters.edge_front_end(0, 6)
 
 
-def test_edge_front_end_wta_needs_the_engine_variable():
-    if has_wta_groups():
-        layer = converters.edge_front_end(8, 8, wta=True)
-        assert "wta_groups" in layer.get_variable_names()
-        # Without wta the engine default stays: every neuron its own group.
-        np.testing.assert_array_equal(converters.edge_front_end(8, 8).get_variable("wta_groups"), np.arange(9))
-    else:
-        with pytest.raises(NotImplementedError, match="wta_groups"):
-            converters.edge_front_end(8, 8, wta=True)
+def test_edge_front_end_wta_groups():
+    layer = converters.edge_front_end(8, 8, wta=True)
+    np.testing.assert_array_equal(layer.get_variable("wta_groups"), [0] * 8 + [1])
+    # Without wta the engine default stays: every neuron its own group.
+    np.testing.assert_array_equal(converters.edge_front_end(8, 8).get_variable("wta_groups"), np.arange(9))
 
 
-@pytest.mark.skipif(not has_wta_groups(), reason="InputConvolutional has no 'wta_groups' variable in this build yet")
 @pytest.mark.parametrize("pixel_neuron", [True, False])
 def test_edge_front_end_wta(pixel_neuron):
     rng = seeded_rng("wta", pixel_neuron)

@@ -705,7 +705,6 @@ def edge_front_end(
         Make the 8 edge neurons one winner-take-all group through the layer variable
         ``wta_groups``: at each position only the edge neuron with the largest potential (the
         lowest index on ties) may fire; the pixel neuron is a group of its own.
-        Raises NotImplementedError if the engine has no ``wta_groups`` yet.
     name : str
         Layer name.
 
@@ -739,11 +738,6 @@ def edge_front_end(
     layer.set_variable("weights", weights)
     layer.set_variable("threshold_fire", thresholds)
     if wta:
-        if "wta_groups" not in layer.get_variable_names():
-            raise NotImplementedError(
-                "edge_front_end(wta=True) needs the InputConvolutional variable 'wta_groups', "
-                "which this build of the engine does not have"
-            )
         groups = np.zeros(num_neurons, dtype=np.int32)
         if pixel_neuron:
             groups[8] = 1
