@@ -190,9 +190,10 @@ impl Layer {
             LayerParams::Convolutional { conv, .. } => conv.num_neurons = new,
             _ => bail!(Architecture, "layer '{}' cannot grow neurons", self.name),
         }
-        if let Err(e) = self.resolve_again(r.input_shape, r.input_max) {
+        // The input shape is unchanged, so resolving keeps the variables as they are.
+        if let Err(e) = self.resolve(r.input_shape, r.input_max) {
             self.params = saved;
-            self.resolve_again(r.input_shape, r.input_max)?;
+            self.resolve(r.input_shape, r.input_max)?;
             return Err(e);
         }
         let activation = *self.params.activation().expect("weighted layers have an activation");
@@ -200,17 +201,6 @@ impl Layer {
         self.threshold_fire.resize(new, activation.threshold_fire);
         self.threshold_fire_step.resize(new, activation.threshold_fire_step);
         Ok(())
-    }
-
-    fn resolve_again(&mut self, input_shape: Shape3, input_max: i32) -> Result<()> {
-        let saved = (
-            std::mem::take(&mut self.weights),
-            std::mem::take(&mut self.threshold_fire),
-            std::mem::take(&mut self.threshold_fire_step),
-        );
-        let result = self.resolve(input_shape, input_max);
-        (self.weights, self.threshold_fire, self.threshold_fire_step) = saved;
-        result
     }
 
     /// Fixes the geometry for `input_shape` and allocates the variables (zero weights, thresholds

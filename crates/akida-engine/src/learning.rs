@@ -386,6 +386,11 @@ impl Model {
         }
         // 2. Learning, one sample after the other.
         let activation = *self.layers[last].params().activation().expect("learning layers have an activation");
+        // Learning changes weights only, so the thresholds hold for the whole call.
+        let thresholds = {
+            let layer = &self.layers[last];
+            Thresholds::new(layer.threshold_fire(), layer.threshold_fire_step(), activation.threshold_fire_bits)
+        };
         let mut output = output;
         let mut potentials = vec![0i32; r.potentials_shape.len()];
         let mut pooled = vec![0i32; r.output_shape.len()];
@@ -424,11 +429,6 @@ impl Model {
             let chunk = s * out_len..(s + 1) * out_len;
             match &mut output {
                 Output::Activations(o) => {
-                    let thresholds = Thresholds::new(
-                        layer.threshold_fire(),
-                        layer.threshold_fire_step(),
-                        activation.threshold_fire_bits,
-                    );
                     spikes.clear();
                     kernels::activate(values, &r.output_shape, &thresholds, &mut spikes);
                     let dst = &mut o[chunk];

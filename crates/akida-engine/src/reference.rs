@@ -3,7 +3,7 @@
 //! check the optimized engine exactly.
 
 use crate::activation::reference_response;
-use crate::layer::{Layer, OutputKind};
+use crate::layer::Layer;
 use crate::model::Model;
 use crate::params::{LayerParams, PoolingType};
 use crate::shape::{ConvGeometry, PoolGeometry, Shape3};
@@ -200,9 +200,4 @@ pub fn forward_sample(model: &Model, sample: &[u8]) -> Vec<i32> {
         outputs.push(layer_output(layer, &inbound));
     }
     outputs.pop().unwrap_or_default()
-}
-
-/// Whether a layer's output counts as activations (`u8`) for the model output.
-pub fn emits_activations(layer: &Layer) -> bool {
-    matches!(layer.resolved().map(|r| r.output), Some(OutputKind::Activations { .. }))
 }
