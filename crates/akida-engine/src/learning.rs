@@ -74,7 +74,15 @@ pub struct LearningState {
     pub threshold_learning: Vec<i32>,
     /// State of the SplitMix64 generator.
     pub rng: u64,
+    /// Neuron-major `(neurons, connections)`: how many of the neuron's learning steps saw that
+    /// connection's input spike (see [`MAX_INPUT_COUNT`] for saturation). A learning step drops
+    /// the least used silent weights and adopts the most used new inputs.
+    pub input_counts: Vec<u8>,
 }
+
+/// Input counts saturate here: before a step would push a count of a neuron past it, all the
+/// counts of that neuron are halved (rounding down), so the older steps weigh less.
+pub const MAX_INPUT_COUNT: u8 = u8::MAX;
 
 /// The learning configuration and state of a compiled layer.
 #[derive(Debug, Clone, PartialEq)]
@@ -100,6 +108,22 @@ pub(crate) fn choose(items: &mut [usize], k: usize, rng: &mut u64) {
         let j = i + (next_random(rng) % (n - i) as u64) as usize;
         items.swap(i, j);
     }
+}
+
+/// Moves to the front of `items` the `k` entries that come first by `rank` (smaller first); among
+/// the entries whose rank equals the `k`-th one's, a uniformly random subset is taken (partial
+/// Fisher-Yates over them in increasing item order), consuming one random number per entry taken
+/// from that tie. Returns with `items` sorted by `(rank, item)` except for that tie.
+pub(crate) fn choose_ranked(items: &mut [usize], k: usize, rank: impl Fn(usize) -> i32, rng: &mut u64) {
+    let k = k.min(items.len());
+    if k == 0 {
+        return;
+    }
+    items.sort_unstable_by_key(|&j| (rank(j), j));
+    let cut = rank(items[k - 1]);
+    let first = items[..k].partition_point(|&j| rank(j) < cut);
+    let end = k + items[k..].partition_point(|&j| rank(j) == cut);
+    choose(&mut items[first..end], k - first, rng);
 }
 
 /// Sets exactly `num_weights` random weights of neuron `neuron` to 1 (others 0) in a
@@ -154,14 +178,18 @@ pub(crate) fn select_winner(
 }
 
 /// One learning step of `neuron`: with `active[j]` telling which of its connections saw a spike,
-/// moves `min(round(plasticity * silent), round(plasticity * free))` of its 1-weights from silent
-/// connections (weight 1, no spike) to free ones (weight 0, spike), chosen at random. Returns the neuron's
-/// potential after the step, or `None` when nothing moved.
+/// moves `k = min(round(plasticity * silent), round(plasticity * free))` of its 1-weights from
+/// silent connections (weight 1, no spike) to free ones (weight 0, spike): the `k` silent ones
+/// with the lowest input counts drop, the `k` free ones with the highest counts rise (ties at the
+/// cut drawn at random, see [`choose_ranked`]). Then every active connection's count grows by one
+/// (`counts` is this neuron's row of [`LearningState::input_counts`]). Returns the neuron's
+/// potential after the step.
 pub(crate) fn learn_step(
     weights: &mut [i8],
     neurons: usize,
     neuron: usize,
     active: &[bool],
+    counts: &mut [u8],
     plasticity: f32,
     rng: &mut u64,
 ) -> i32 {
@@ -179,14 +207,20 @@ pub(crate) fn learn_step(
     }
     let share = |n: usize| (plasticity * n as f32 + 0.5).floor() as usize;
     let k = share(silent.len()).min(share(free.len()));
-    if k == 0 {
-        return matched;
+    if k > 0 {
+        choose_ranked(&mut silent, k, |j| i32::from(counts[j]), rng);
+        choose_ranked(&mut free, k, |j| -i32::from(counts[j]), rng);
+        for i in 0..k {
+            weights[silent[i] * neurons + neuron] = 0;
+            weights[free[i] * neurons + neuron] = 1;
+        }
     }
-    choose(&mut silent, k, rng);
-    choose(&mut free, k, rng);
-    for i in 0..k {
-        weights[silent[i] * neurons + neuron] = 0;
-        weights[free[i] * neurons + neuron] = 1;
+    let saturated = active.iter().zip(counts.iter()).any(|(&a, &c)| a && c == MAX_INPUT_COUNT);
+    if saturated {
+        counts.iter_mut().for_each(|c| *c /= 2);
+    }
+    for (c, &a) in counts.iter_mut().zip(active) {
+        *c += u8::from(a);
     }
     matched + k as i32
 }
@@ -210,6 +244,8 @@ impl Model {
         };
         self.check_learnable(last, &config)?;
         let neurons = self.layers[last].expect_resolved()?.potentials_shape.channels;
+        let connections = self.layers[last].connections();
+        let input_counts = crate::error::zeroed_vec(neurons.checked_mul(connections), "the learning input counts")?;
         let mut rng = config.seed;
         let layer = &mut self.layers[last];
         let weights = layer.weights_mut();
@@ -222,6 +258,7 @@ impl Model {
                 plasticity: vec![config.initial_plasticity; neurons],
                 threshold_learning: vec![0; neurons],
                 rng,
+                input_counts,
             },
         });
         Ok(())
@@ -288,6 +325,14 @@ impl Model {
                 "the learning state must have one plasticity and one threshold_learning per neuron ({neurons})"
             );
         }
+        let connections = layer.connections();
+        if state.input_counts.len() as u128 != neurons as u128 * connections as u128 {
+            bail!(
+                Variable,
+                "the learning state must have {neurons} x {connections} input counts, it has {}",
+                state.input_counts.len()
+            );
+        }
         if state.plasticity.iter().any(|p| !(0.0..=1.0).contains(p)) {
             bail!(Variable, "plasticity values must be in [0, 1]");
         }
@@ -312,6 +357,27 @@ impl Model {
             layer.learning = Some(learning);
             bail!(Parameter, "cannot add {classes} classes of {per_class} neurons");
         };
+        // Refuse impossible sizes before reserving anything (grow_neurons checks them again).
+        if neurons.checked_add(extra).is_none_or(|n| n > crate::params::MAX_NEURONS as usize) {
+            layer.learning = Some(learning);
+            bail!(
+                Parameter,
+                "cannot add {classes} classes of {per_class} neurons to the {neurons} neurons of '{}' (at most {})",
+                layer.name(),
+                crate::params::MAX_NEURONS
+            );
+        }
+        let counts_needed = (neurons + extra)
+            .checked_mul(layer.connections())
+            .map(|n| n.saturating_sub(learning.state.input_counts.len()));
+        let reserved = match counts_needed {
+            Some(more) => learning.state.input_counts.try_reserve_exact(more).is_ok(),
+            None => false,
+        };
+        if !reserved {
+            layer.learning = Some(learning);
+            bail!(Memory, "cannot allocate the learning input counts of {classes} more classes");
+        }
         let num_weights = learning.config.num_weights;
         let rng = &mut learning.state.rng;
         let result = layer.grow_neurons(extra, |w, total, n| random_neuron(w, total, n, num_weights, rng));
@@ -319,6 +385,9 @@ impl Model {
             learning.config.num_classes += classes;
             learning.state.plasticity.resize(neurons + extra, learning.config.initial_plasticity);
             learning.state.threshold_learning.resize(neurons + extra, 0);
+            // Neuron-major, so the new neurons' counts go at the end (reserved above).
+            let connections = layer.connections();
+            learning.state.input_counts.resize((neurons + extra) * connections, 0);
         }
         layer.learning = Some(learning);
         result
@@ -496,11 +565,13 @@ impl Model {
             let layer = &mut self.layers[last];
             let mut learning = layer.learning.take().expect("checked by compiled_layer");
             let n = winner.neuron;
+            let connections = active.len();
             let potential = learn_step(
                 layer.weights_mut(),
                 neurons,
                 n,
                 &active,
+                &mut learning.state.input_counts[n * connections..(n + 1) * connections],
                 learning.state.plasticity[n],
                 &mut learning.state.rng,
             );
@@ -536,11 +607,46 @@ mod tests {
         random_neuron(&mut w, neurons, 1, 8, &mut rng);
         let active: Vec<bool> = (0..20).map(|j| j % 2 == 0).collect();
         let before: i32 = (0..20).filter(|&j| active[j] && w[j * neurons + 1] == 1).count() as i32;
-        let after = learn_step(&mut w, neurons, 1, &active, 0.5, &mut rng);
+        let mut counts = vec![0u8; 20];
+        let after = learn_step(&mut w, neurons, 1, &active, &mut counts, 0.5, &mut rng);
+        assert!(counts.iter().zip(&active).all(|(&c, &a)| c == u8::from(a)));
         assert_eq!((0..20).filter(|&j| w[j * neurons + 1] == 1).count(), 8);
         assert!(after > before);
         assert_eq!(after, (0..20).filter(|&j| active[j] && w[j * neurons + 1] == 1).count() as i32);
         assert!(w.iter().enumerate().all(|(i, &v)| i % neurons == 1 || v == 0));
+    }
+
+    #[test]
+    fn choose_ranked_takes_the_lowest_ranks_and_draws_only_within_the_cut_tie() {
+        let mut rng = 99u64;
+        for case in 0..2000u64 {
+            let wanted = (next_random(&mut rng) % 12) as usize;
+            let ranks: Vec<i32> = (0..20).map(|_| (next_random(&mut rng) % 4) as i32).collect();
+            let mut items: Vec<usize> =
+                (0..20).filter(|_| !next_random(&mut rng).is_multiple_of(3)).take(wanted).collect();
+            let n = items.len();
+            let original = items.clone();
+            let k = (next_random(&mut rng) % (n as u64 + 2)) as usize;
+            let mut state = case;
+            choose_ranked(&mut items, k, |j| ranks[j], &mut state);
+            let mut sorted = items.clone();
+            sorted.sort_unstable();
+            assert_eq!(sorted, original, "a permutation");
+            let k = k.min(n);
+            if k == 0 || k == n {
+                continue;
+            }
+            let worst_taken = items[..k].iter().map(|&j| ranks[j]).max().unwrap();
+            let best_left = items[k..].iter().map(|&j| ranks[j]).min().unwrap();
+            assert!(worst_taken <= best_left, "the k first by rank");
+            // Randomness is spent only on the tie at the cut: one draw per entry taken from it.
+            let below = original.iter().filter(|&&j| ranks[j] < worst_taken).count();
+            let mut replay = case;
+            for _ in 0..k - below {
+                next_random(&mut replay);
+            }
+            assert_eq!(state, replay);
+        }
     }
 
     #[test]

@@ -199,6 +199,10 @@ fn learning_table<'a>(fbb: &mut FlatBufferBuilder<'a>, learning: &Learning) -> W
     let c = &learning.config;
     let plasticity = Some(fbb.create_vector(&learning.state.plasticity));
     let threshold_learning = Some(fbb.create_vector(&learning.state.threshold_learning));
+    // All zeros (nothing learned yet) is what a missing vector means: omitted, as files written
+    // before input counts existed.
+    let counts = &learning.state.input_counts;
+    let input_counts = counts.iter().any(|&c| c != 0).then(|| fbb.create_vector(counts));
     fb::Learning::create(
         fbb,
         &fb::LearningArgs {
@@ -212,11 +216,14 @@ fn learning_table<'a>(fbb: &mut FlatBufferBuilder<'a>, learning: &Learning) -> W
             plasticity,
             threshold_learning,
             rng_state: learning.state.rng,
+            input_counts,
         },
     )
 }
 
-fn learning_of(l: fb::Learning<'_>) -> Result<Learning> {
+/// The learning table of a layer with `(connections, neurons)`; missing input counts (files
+/// written before they existed) read as zeros.
+fn learning_of(l: fb::Learning<'_>, (connections, neurons): (usize, usize)) -> Result<Learning> {
     let config = LearningConfig::new(
         l.num_weights().into(),
         l.num_classes().into(),
@@ -232,6 +239,10 @@ fn learning_of(l: fb::Learning<'_>) -> Result<Learning> {
             plasticity: l.plasticity().iter().collect(),
             threshold_learning: l.threshold_learning().iter().collect(),
             rng: l.rng_state(),
+            input_counts: match l.input_counts() {
+                Some(counts) => counts.bytes().to_vec(),
+                None => akida_engine::error::zeroed_vec(connections.checked_mul(neurons), "the learning input counts")?,
+            },
         },
     })
 }
@@ -248,7 +259,11 @@ pub fn serialize(model: &Model) -> Result<Vec<u8>> {
 
 /// [`serialize`] with another format version number in the file, for compatibility tests.
 pub fn serialize_with_version(model: &Model, format_version: u32) -> Result<Vec<u8>> {
-    let weights: usize = model.layers().iter().map(|l| l.weights().len() + l.weights_pw().len()).sum();
+    let weights: usize = model
+        .layers()
+        .iter()
+        .map(|l| l.weights().len() + l.weights_pw().len() + l.learning().map_or(0, |l| l.state.input_counts.len()))
+        .sum();
     let neurons: usize = model.layers().iter().map(|l| l.threshold_fire().len()).sum();
     if weights.saturating_add(neurons.saturating_mul(12)) > MAX_WEIGHT_BYTES {
         return Err(Error::Architecture(format!(
@@ -510,7 +525,8 @@ fn load_layer(model: &mut Model, layer: &fb::Layer<'_>) -> Result<()> {
         return Err(format_error(format!("variable '{name}' is missing")));
     }
     if let Some(l) = layer.learning() {
-        model.restore_learning(index, learning_of(l)?)?;
+        let connections_and_neurons = (target.connections(), target.threshold_fire().len());
+        model.restore_learning(index, learning_of(l, connections_and_neurons)?)?;
     }
     Ok(())
 }

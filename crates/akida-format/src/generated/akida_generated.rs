@@ -1942,6 +1942,7 @@ impl<'a> Learning<'a> {
   pub const VT_PLASTICITY: ::flatbuffers::VOffsetT = 18;
   pub const VT_THRESHOLD_LEARNING: ::flatbuffers::VOffsetT = 20;
   pub const VT_RNG_STATE: ::flatbuffers::VOffsetT = 22;
+  pub const VT_INPUT_COUNTS: ::flatbuffers::VOffsetT = 24;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -1955,6 +1956,7 @@ impl<'a> Learning<'a> {
     let mut builder = LearningBuilder::new(_fbb);
     builder.add_rng_state(args.rng_state);
     builder.add_seed(args.seed);
+    if let Some(x) = args.input_counts { builder.add_input_counts(x); }
     if let Some(x) = args.threshold_learning { builder.add_threshold_learning(x); }
     if let Some(x) = args.plasticity { builder.add_plasticity(x); }
     builder.add_learning_competition(args.learning_competition);
@@ -2037,6 +2039,13 @@ impl<'a> Learning<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<u64>(Learning::VT_RNG_STATE, Some(0)).unwrap()}
   }
+  #[inline]
+  pub fn input_counts(&self) -> Option<::flatbuffers::Vector<'a, u8>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(Learning::VT_INPUT_COUNTS, None)}
+  }
 }
 
 impl ::flatbuffers::Verifiable for Learning<'_> {
@@ -2055,6 +2064,7 @@ impl ::flatbuffers::Verifiable for Learning<'_> {
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, f32>>>("plasticity", Self::VT_PLASTICITY, true)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, i32>>>("threshold_learning", Self::VT_THRESHOLD_LEARNING, true)?
      .visit_field::<u64>("rng_state", Self::VT_RNG_STATE, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("input_counts", Self::VT_INPUT_COUNTS, false)?
      .finish();
     Ok(())
   }
@@ -2070,6 +2080,7 @@ pub struct LearningArgs<'a> {
     pub plasticity: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, f32>>>,
     pub threshold_learning: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, i32>>>,
     pub rng_state: u64,
+    pub input_counts: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
 }
 impl<'a> Default for LearningArgs<'a> {
   #[inline]
@@ -2085,6 +2096,7 @@ impl<'a> Default for LearningArgs<'a> {
       plasticity: None, // required field
       threshold_learning: None, // required field
       rng_state: 0,
+      input_counts: None,
     }
   }
 }
@@ -2135,6 +2147,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> LearningBuilder<'a, 'b, A> {
     self.fbb_.push_slot::<u64>(Learning::VT_RNG_STATE, rng_state, 0);
   }
   #[inline]
+  pub fn add_input_counts(&mut self, input_counts: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u8>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Learning::VT_INPUT_COUNTS, input_counts);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> LearningBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     LearningBuilder {
@@ -2164,6 +2180,7 @@ impl ::core::fmt::Debug for Learning<'_> {
       ds.field("plasticity", &self.plasticity());
       ds.field("threshold_learning", &self.threshold_learning());
       ds.field("rng_state", &self.rng_state());
+      ds.field("input_counts", &self.input_counts());
       ds.finish()
   }
 }

@@ -1,0 +1,184 @@
+"""An independent, deliberately plain implementation of the Akida learning rule of
+docs/learning.md (compile and fit), used to check the engine's weights and learning state exactly.
+
+Everything is written the obvious way: Python loops over neurons and connections, the SplitMix64
+generator on Python integers, float32 arithmetic through numpy scalars where the rule uses float32.
+It handles a FullyConnected or Convolutional learning layer fed directly by
+``InputData(..., input_bits=1)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from oracle import true_convolve
+
+MASK64 = (1 << 64) - 1
+MAX_INPUT_COUNT = 255
+
+
+class SplitMix64:
+    def __init__(self, seed: int):
+        self.state = seed & MASK64
+
+    def next(self) -> int:
+        self.state = (self.state + 0x9E3779B97F4A7C15) & MASK64
+        z = self.state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+        return z ^ (z >> 31)
+
+    def choose(self, items: list, k: int) -> None:
+        """Partial Fisher-Yates: a uniformly random k-subset moves to the front of ``items``."""
+        n = len(items)
+        for i in range(min(k, n)):
+            j = i + self.next() % (n - i)
+            items[i], items[j] = items[j], items[i]
+
+
+def choose_ranked(items: list, k: int, rank, rng: SplitMix64) -> list:
+    """The k items that come first by rank (smaller first); a random subset of the tie at the cut."""
+    k = min(k, len(items))
+    if k == 0:
+        return []
+    ordered = sorted(items, key=lambda j: (rank(j), j))
+    cut = rank(ordered[k - 1])
+    before = [j for j in ordered if rank(j) < cut]
+    tie = [j for j in ordered if rank(j) == cut]
+    rng.choose(tie, k - len(before))
+    return before + tie[: k - len(before)]
+
+
+@dataclass
+class LearningOracle:
+    """weights: (connections, neurons) int, connections in the engine's weight order."""
+
+    weights: np.ndarray
+    num_weights: int
+    num_classes: int
+    initial_plasticity: float
+    min_plasticity: float
+    plasticity_decay: float
+    learning_competition: float
+    rng: SplitMix64
+    plasticity: np.ndarray = field(init=False)
+    threshold_learning: np.ndarray = field(init=False)
+    counts: np.ndarray = field(init=False)
+
+    @classmethod
+    def compile(cls, connections, neurons, num_weights, num_classes=1, initial_plasticity=1.0,
+                min_plasticity=0.1, plasticity_decay=0.25, learning_competition=0.0, seed=0):
+        rng = SplitMix64(seed)
+        weights = np.zeros((connections, neurons), np.int64)
+        for n in range(neurons):
+            indices = list(range(connections))
+            rng.choose(indices, num_weights)
+            weights[indices[:num_weights], n] = 1
+        oracle = cls(weights, num_weights, num_classes, initial_plasticity, min_plasticity,
+                     plasticity_decay, learning_competition, rng)
+        oracle.plasticity = np.full(neurons, np.float32(initial_plasticity), np.float32)
+        oracle.threshold_learning = np.zeros(neurons, np.int64)
+        oracle.counts = np.zeros((neurons, connections), np.int64)
+        return oracle
+
+    # -- the rule, one sample ------------------------------------------------------------------
+
+    def _winner(self, potentials, allowed):
+        """potentials: (positions, neurons). Returns (position, neuron) or None."""
+        best = {True: None, False: None}  # trained? -> (potential, position, neuron)
+        for position in range(potentials.shape[0]):
+            for neuron in allowed:
+                trained = bool(self.threshold_learning[neuron] > 0)
+                p = int(potentials[position, neuron])
+                if best[trained] is None or p > best[trained][0]:
+                    best[trained] = (p, position, neuron)
+        t = best[True]
+        c = np.float32(self.learning_competition)
+        if t is not None and c > 0:
+            claim = (np.float32(1.0) - c) * np.float32(self.threshold_learning[t[2]])
+            if np.float32(t[0]) >= claim:
+                return t[1], t[2]
+        chosen = best[False] or t
+        return None if chosen is None else (chosen[1], chosen[2])
+
+    def _step(self, neuron, active):
+        w = self.weights[:, neuron]
+        counts = self.counts[neuron]
+        matched = int(np.sum((w == 1) & active))
+        silent = [j for j in range(len(w)) if w[j] == 1 and not active[j]]
+        free = [j for j in range(len(w)) if w[j] == 0 and active[j]]
+        p = np.float32(self.plasticity[neuron])
+
+        def share(n):
+            return int(np.floor(p * np.float32(n) + np.float32(0.5)))
+
+        k = min(share(len(silent)), share(len(free)))
+        if k > 0:
+            drop = choose_ranked(silent, k, lambda j: int(counts[j]), self.rng)
+            rise = choose_ranked(free, k, lambda j: -int(counts[j]), self.rng)
+            w[drop] = 0
+            w[rise] = 1
+        if np.any(counts[active] == MAX_INPUT_COUNT):
+            counts //= 2
+        counts[active] += 1
+        return matched + k
+
+    def fit_sample(self, potentials, actives_at, events, label):
+        """potentials: (positions, neurons) of the sample; actives_at(position) -> bool vector of
+        the connections' inputs; events: whether the sample has any spike."""
+        neurons = self.weights.shape[1]
+        per_class = neurons // self.num_classes
+        if label is None:
+            allowed = range(neurons)
+        elif label < self.num_classes:
+            allowed = range(label * per_class, (label + 1) * per_class)
+        else:
+            return
+        if not events or self.initial_plasticity == 0:
+            return
+        winner = self._winner(potentials, allowed)
+        if winner is None:
+            return
+        position, neuron = winner
+        after = self._step(neuron, actives_at(position))
+        if after > 0:
+            self.threshold_learning[neuron] = after
+            decayed = np.float32(self.plasticity[neuron]) - np.float32(self.plasticity_decay) * np.float32(
+                self.initial_plasticity
+            )
+            self.plasticity[neuron] = max(decayed, np.float32(self.min_plasticity))
+
+    # -- layers ----------------------------------------------------------------------------------
+
+    def fit_fully_connected(self, inputs, labels=None):
+        """inputs: (samples, H, W, C) binary; labels: None, one per sample, or one for all."""
+        for s, x in enumerate(inputs):
+            flat = np.asarray(x, np.int64).reshape(-1)
+            potentials = (flat @ self.weights)[None, :]
+            active = flat > 0
+            self.fit_sample(potentials, lambda _pos: active, bool(active.any()), _label(labels, s))
+
+    def fit_convolutional(self, inputs, kernel_shape, strides, mode, labels=None):
+        """kernel_shape: (kh, kw, channels); the weights are (kh * kw * channels, neurons)."""
+        kh, kw, channels = kernel_shape
+        for s, x in enumerate(inputs):
+            x = np.asarray(x, np.int64)
+            w4 = self.weights.reshape(kh, kw, channels, -1)
+            potentials, patches = true_convolve(x, w4, strides[0], strides[1], mode)
+            oh, ow = potentials.shape[:2]
+
+            def actives_at(position, patches=patches, ow=ow):
+                patch = patches[position // ow, position % ow]  # (kh, kw, c), unflipped taps
+                return patch[::-1, ::-1, :].reshape(-1) > 0
+
+            self.fit_sample(potentials.reshape(oh * ow, -1), actives_at, bool(x.any()), _label(labels, s))
+
+
+def _label(labels, s):
+    if labels is None:
+        return None
+    labels = np.atleast_1d(labels)
+    return int(labels[0] if len(labels) == 1 else labels[s])
+

@@ -1,0 +1,155 @@
+"""The engine's learning (compile + fit) against the plain oracle of docs/learning.md in
+tests/learning_oracle.py: weights, threshold_learning and plasticity must match exactly, on many
+random layers, parameters, labels and inputs, including inputs that repeat (so the input counts
+decide which weights move) and neurons that learn more than 255 times (count halving)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import akida
+from learning_oracle import LearningOracle
+
+
+def random_params(rng, neurons):
+    classes = [c for c in range(1, neurons + 1) if neurons % c == 0]
+    return dict(
+        num_classes=int(rng.choice(classes)),
+        initial_plasticity=float(rng.choice([1.0, 0.7, 0.35])),
+        min_plasticity=float(rng.choice([0.0, 0.1, 0.3])),
+        plasticity_decay=float(rng.choice([0.0, 0.05, 0.25, 0.6])),
+        learning_competition=float(rng.choice([0.0, 0.1, 0.4])),
+        seed=int(rng.integers(0, 2**63)),
+    )
+
+
+def random_inputs(rng, n, shape):
+    """Noisy copies of a few prototypes (so neurons see repeated inputs), with some empty samples."""
+    size = int(np.prod(shape))
+    prototypes = rng.random((3, size)) < rng.uniform(0.1, 0.5)
+    x = prototypes[rng.integers(0, 3, n)] ^ (rng.random((n, size)) < 0.1)
+    x[rng.random(n) < 0.05] = False
+    return x.reshape((n,) + tuple(shape)).astype(np.uint8)
+
+
+def random_labels(rng, n, num_classes):
+    kind = rng.integers(0, 3)
+    if kind == 0:
+        return None
+    if kind == 1:
+        return np.array([rng.integers(0, num_classes + 1)], np.int64)
+    return rng.integers(0, num_classes + 2, n).astype(np.int64)  # some labels mean "skip"
+
+
+def engine_state(model):
+    layer = model.layers[-1]
+    w = layer.get_variable("weights")
+    return w.reshape(-1, w.shape[-1]), layer.get_variable("threshold_learning"), layer.get_plasticity()
+
+
+def assert_matches(model, oracle):
+    weights, thresholds, plasticity = engine_state(model)
+    np.testing.assert_array_equal(weights, oracle.weights, err_msg="weights")
+    np.testing.assert_array_equal(thresholds, oracle.threshold_learning, err_msg="threshold_learning")
+    np.testing.assert_array_equal(plasticity, oracle.plasticity, err_msg="plasticity")
+
+
+@pytest.mark.parametrize("case", range(60))
+def test_fully_connected_learning_matches_oracle(case):
+    rng = np.random.default_rng(1000 + case)
+    h, w, neurons = int(rng.integers(2, 7)), int(rng.integers(2, 9)), int(rng.integers(1, 13))
+    connections = h * w
+    num_weights = int(rng.integers(1, connections + 1))
+    params = random_params(rng, neurons)
+    model = akida.Model([akida.InputData(w, h, 1, input_bits=1), akida.FullyConnected(neurons, activations_enabled=False)])
+    model.compile(num_weights=num_weights, **params)
+    oracle = LearningOracle.compile(connections, neurons, num_weights, **params)
+    assert_matches(model, oracle)
+    for _ in range(3):  # several fit calls: the state carries over
+        n = int(rng.integers(1, 40))
+        x = random_inputs(rng, n, (h, w, 1))
+        labels = random_labels(rng, n, params["num_classes"])
+        model.fit(x, labels)
+        oracle.fit_fully_connected(x, labels)
+        assert_matches(model, oracle)
+
+
+@pytest.mark.parametrize("case", range(30))
+def test_convolutional_learning_matches_oracle(case):
+    rng = np.random.default_rng(2000 + case)
+    size, channels = int(rng.integers(3, 8)), int(rng.integers(1, 3))
+    kernel = int(rng.choice([1, 2, 3]))
+    stride = int(rng.choice([1, 2]))
+    mode = [akida.ConvolutionMode.Same, akida.ConvolutionMode.Valid][int(rng.integers(0, 2))]
+    neurons = int(rng.integers(1, 7))
+    connections = kernel * kernel * channels
+    num_weights = int(rng.integers(1, connections + 1))
+    params = random_params(rng, neurons)
+    model = akida.Model(
+        [
+            akida.InputData(size, size, channels, input_bits=1),
+            akida.Convolutional(kernel, kernel, neurons, convolution_mode=mode, stride_x=stride, stride_y=stride,
+                                activations_enabled=False),
+        ]
+    )
+    model.compile(num_weights=num_weights, **params)
+    oracle = LearningOracle.compile(connections, neurons, num_weights, **params)
+    assert_matches(model, oracle)
+    n = int(rng.integers(1, 30))
+    x = random_inputs(rng, n, (size, size, channels))
+    labels = random_labels(rng, n, params["num_classes"])
+    model.fit(x, labels)
+    oracle.fit_convolutional(x, (kernel, kernel, channels), (stride, stride), mode, labels)
+    assert_matches(model, oracle)
+
+
+def test_counts_halve_after_255_steps_as_the_oracle_says():
+    """One neuron learns 600 samples: its input counts saturate and halve twice; the weights it
+    keeps depend on that, and must still match the oracle."""
+    rng = np.random.default_rng(7)
+    x = random_inputs(rng, 600, (4, 5, 1))
+    params = dict(num_classes=1, initial_plasticity=1.0, min_plasticity=0.3, plasticity_decay=0.1,
+                  learning_competition=0.0, seed=3)
+    model = akida.Model([akida.InputData(5, 4, 1, input_bits=1), akida.FullyConnected(1, activations_enabled=False)])
+    model.compile(num_weights=8, **params)
+    oracle = LearningOracle.compile(20, 1, 8, **params)
+    model.fit(x)
+    oracle.fit_fully_connected(x)
+    assert oracle.counts.max() < 255 and oracle.counts.max() > 100
+    assert_matches(model, oracle)
+
+
+def test_input_counts_decide_which_weights_move():
+    """Hand-checked (4 weights, 8 inputs, plasticity 1 -> 0.75 -> 0.5, floor 0.5):
+    A = {0,1,2,3} three times: the weights become A, counts of 0..3 are 3.
+    C = {0,1,4,5}: silent {2,3}, free {4,5}, k = min(round(.5*2), round(.5*2)) = 1: one of 2/3
+    drops (tie), one of 4/5 rises (tie); counts: 0,1 -> 4, 4,5 -> 1.
+    D = {0,1,6,7}: silent = {kept of 2/3 (count 3), risen of 4/5 (count 1)}, k = 1: the one seen
+    once drops, the one seen three times stays.
+    F = {0,1,2,3,4,5}: silent = {risen of 6/7}, free = {dropped of 2/3 (count 3), 4, 5 (count <= 1)},
+    k = min(round(.5*1), round(.5*3)) = 1: the input seen three times rises."""
+    model = akida.Model([akida.InputData(8, 1, 1, input_bits=1), akida.FullyConnected(1, activations_enabled=False)])
+    model.compile(num_weights=4, initial_plasticity=1.0, plasticity_decay=0.25, min_plasticity=0.5, seed=11)
+
+    def sample(ones):
+        x = np.zeros((1, 1, 8, 1), np.uint8)
+        x[0, 0, list(ones)] = 1
+        return x
+
+    def ones():
+        return set(np.flatnonzero(engine_state(model)[0][:, 0]).tolist())
+
+    model.fit(np.concatenate([sample({0, 1, 2, 3})] * 3))
+    assert ones() == {0, 1, 2, 3}
+    model.fit(sample({0, 1, 4, 5}))
+    after_c = ones()
+    assert len(after_c) == 4 and {0, 1} <= after_c
+    (kept23,) = after_c & {2, 3}
+    (risen45,) = after_c & {4, 5}
+    model.fit(sample({0, 1, 6, 7}))
+    after_d = ones()
+    assert risen45 not in after_d and kept23 in after_d
+    assert len(after_d & {6, 7}) == 1
+    model.fit(sample({0, 1, 2, 3, 4, 5}))
+    assert ones() == {0, 1, 2, 3}
