@@ -51,7 +51,14 @@ proptest! {
     #[test]
     fn damaged_buffers_never_panic(seed in any::<u64>(), compressed in any::<bool>(), kind in 0u8..4) {
         let mut rng = Rng(seed);
-        let model = random_model(&mut rng);
+        // One model in four has a learning layer that learned (a Learning table with input counts).
+        let model = if rng.range(0, 3) == 0 {
+            let mut model = learning_model(rng.range(0, 1) == 1, seed);
+            fit(&mut model, &mut rng, 4);
+            model
+        } else {
+            random_model(&mut rng)
+        };
         let raw = serialize(&model).unwrap();
         let mut bytes = if compressed { compress(&raw) } else { raw };
         let len = bytes.len();
@@ -175,6 +182,24 @@ fn learning_resumes_after_a_reload() {
             }
         }
     }
+}
+
+#[test]
+fn learning_state_with_wrong_input_counts_is_refused() {
+    let mut model = learning_model(false, 4);
+    fit(&mut model, &mut Rng(4), 6);
+    let last = model.layers().len() - 1;
+    let learning = model.layers()[last].learning().unwrap().clone();
+    assert!(learning.state.input_counts.iter().any(|&c| c > 0));
+    for len in [0, learning.state.input_counts.len() - 1, learning.state.input_counts.len() + 1] {
+        let mut bad = learning.clone();
+        bad.state.input_counts.resize(len, 0);
+        let err = model.clone().restore_learning(last, bad).unwrap_err();
+        assert!(matches!(err, Error::Variable(_)) && err.to_string().contains("input counts"), "{err}");
+    }
+    let mut copy = model.clone();
+    copy.restore_learning(last, learning).unwrap();
+    assert_eq!(copy, model);
 }
 
 #[test]
