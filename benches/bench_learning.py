@@ -16,7 +16,7 @@ Reports:
 - scikit-learn digits, a fixed stratified 70/30 split;
 - training speed (samples/s of ``fit``) for the plain (50, 200) set-up, best of 3; target >= 25,000.
 
-    python benches/bench_learning.py [--json out.json] [--quick]
+    python benches/bench_learning.py [--json out.json] [--quick] [--seeds N] [--few-shot-draws N]
 """
 
 from __future__ import annotations
@@ -104,11 +104,45 @@ def accuracy(model, x_train, y_train, x_test, y_test) -> float:
     return float(np.mean(model.predict(x_test, num_classes=10) == y_test))
 
 
+def few_shot_draws(draws: int, spikes, labels, train, test, results) -> None:
+    """The few-shot set-up over random draws of the shots (seeded), next to a nearest-exemplar
+    baseline: each test image takes the class of the training image with the highest cosine
+    similarity |x & e| / sqrt(|x| |e|) over the same 1-bit pixels. With c = 0 every shot recruits
+    its own neuron, whose weights become the shot's active pixels plus leftover initial weights,
+    so the learned layer is itself a nearest-exemplar matcher; the baseline shows what that kind of
+    matcher reaches on this data."""
+    rng = np.random.default_rng(12345)
+    x_test = spikes[test].reshape(len(test), -1).astype(np.float32)
+    print(f"few-shot over {draws} random draws of the shots (engine (50, 150) | cosine nearest exemplar):")
+    for shots in (1, 5, 10):
+        engine, baseline = [], []
+        for draw in range(draws):
+            chosen = np.concatenate(
+                [rng.choice([i for i in train if labels[i] == d], shots, replace=False) for d in range(10)]
+            ).astype(np.int64)
+            model = plain_model(50, 150, seed=draw)
+            engine.append(accuracy(model, spikes[chosen], labels[chosen], spikes[test], labels[test]))
+            exemplars = spikes[chosen].reshape(len(chosen), -1).astype(np.float32)
+            similarity = (x_test @ exemplars.T) / np.sqrt(exemplars.sum(axis=1))[None, :]
+            baseline.append(float(np.mean(labels[chosen][np.argmax(similarity, axis=1)] == labels[test])))
+        results[f"few_shot_{shots}_draws"] = {"engine": engine, "cosine_nearest_exemplar": baseline}
+        print(
+            f"  {shots:>2} shots: engine mean {np.mean(engine):.1%} (min {min(engine):.1%}, max {max(engine):.1%}) | "
+            f"baseline mean {np.mean(baseline):.1%} (min {min(baseline):.1%}, max {max(baseline):.1%})"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--quick", action="store_true", help="fewer set-ups (smoke test)")
     parser.add_argument("--seeds", type=int, default=1, help="also report the spread over this many compile seeds")
+    parser.add_argument(
+        "--few-shot-draws",
+        type=int,
+        default=0,
+        help="also draw the few-shot images at random this many times and compare with a cosine nearest-exemplar baseline",
+    )
     args = parser.parse_args()
 
     images, labels, train, test = mnist_split()
@@ -141,6 +175,9 @@ def main() -> None:
         acc = accuracy(plain_model(50, 150), spikes[chosen], labels[chosen], spikes[test], labels[test])
         rows.append((f"few-shot {shots}/class (50, 150)", acc, target))
         results[f"few_shot_{shots}"] = acc
+
+    if args.few_shot_draws:
+        few_shot_draws(args.few_shot_draws, spikes, labels, train, test, results)
 
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
