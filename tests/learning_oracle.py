@@ -9,7 +9,9 @@ It handles a FullyConnected or Convolutional learning layer fed directly by
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 import numpy as np
 
@@ -85,10 +87,13 @@ class LearningOracle:
 
     # -- the rule, one sample ------------------------------------------------------------------
 
-    def _winner(self, potentials, allowed):
-        """potentials: (positions, neurons). Returns (position, neuron) or None."""
+    def _winner(self, potentials, allowed, eligible):
+        """potentials: (positions, neurons); eligible(position) -> bool. Returns (position, neuron)
+        or None."""
         best = {True: None, False: None}  # trained? -> (potential, position, neuron)
         for position in range(potentials.shape[0]):
+            if not eligible(position):
+                continue
             for neuron in allowed:
                 trained = bool(self.threshold_learning[neuron] > 0)
                 p = int(potentials[position, neuron])
@@ -111,8 +116,8 @@ class LearningOracle:
         free = [j for j in range(len(w)) if w[j] == 0 and active[j]]
         p = np.float32(self.plasticity[neuron])
 
-        def share(n):
-            return int(np.floor(p * np.float32(n) + np.float32(0.5)))
+        def share(n):  # exact, on the float32 value of the plasticity
+            return math.floor(Fraction(float(p)) * n + Fraction(1, 2))
 
         k = min(share(len(silent)), share(len(free)))
         if k > 0:
@@ -138,7 +143,8 @@ class LearningOracle:
             return
         if not events or self.initial_plasticity == 0:
             return
-        winner = self._winner(potentials, allowed)
+        # Only positions whose window saw a spike (always true for a FullyConnected layer).
+        winner = self._winner(potentials, allowed, lambda position: bool(actives_at(position).any()))
         if winner is None:
             return
         position, neuron = winner
@@ -148,7 +154,8 @@ class LearningOracle:
             decayed = np.float32(self.plasticity[neuron]) - np.float32(self.plasticity_decay) * np.float32(
                 self.initial_plasticity
             )
-            self.plasticity[neuron] = max(decayed, np.float32(self.min_plasticity))
+            floor = min(np.float32(self.min_plasticity), np.float32(self.initial_plasticity))
+            self.plasticity[neuron] = max(decayed, floor)
 
     # -- layers ----------------------------------------------------------------------------------
 

@@ -149,6 +149,11 @@ impl Layer {
         &mut self.weights
     }
 
+    /// The weights and the learning state at once, for a learning step.
+    pub(crate) fn weights_and_learning_mut(&mut self) -> (&mut [i8], Option<&mut Learning>) {
+        (&mut self.weights, self.learning.as_mut())
+    }
+
     /// Number of inputs each neuron connects to (FullyConnected: the input size; convolutions:
     /// kernel taps times input channels).
     pub fn connections(&self) -> usize {

@@ -6,7 +6,7 @@ use crate::error::Error;
 use crate::error::{bail, Result};
 use crate::events::Event;
 use crate::kernels;
-use crate::layer::OutputKind;
+use crate::layer::{OutputKind, Resolved};
 use crate::model::{Input, LayerStatistics, Model, Output, Plan, Scratch, Sink};
 use crate::params::{LayerKind, LayerParams};
 use rayon::prelude::*;
@@ -68,7 +68,7 @@ impl LearningConfig {
 /// Everything `fit` depends on besides the weights; saved with the model.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LearningState {
-    /// Per neuron, in [min_plasticity, initial_plasticity].
+    /// Per neuron, between min(min_plasticity, initial_plasticity) and initial_plasticity.
     pub plasticity: Vec<f32>,
     /// Per neuron: 0 until it learns, then its potential right after its last learning step.
     pub threshold_learning: Vec<i32>,
@@ -148,18 +148,22 @@ pub(crate) struct Candidate {
     pub neuron: usize,
 }
 
-/// The neuron that learns from a sample, given the potentials `(positions, neurons)` and the
-/// neurons allowed to learn. See `docs/learning.md`, "Choosing the winner".
+/// The neuron that learns from a sample, given the potentials `(positions, neurons)`, the
+/// neurons allowed to learn and, for a convolution, the positions allowed to learn. See `docs/learning.md`, "Choosing the winner".
 pub(crate) fn select_winner(
     potentials: &[i32],
     neurons: usize,
     allowed: std::ops::Range<usize>,
+    eligible_positions: Option<&[bool]>,
     threshold_learning: &[i32],
     competition: f32,
 ) -> Option<Candidate> {
     let mut best_trained: Option<Candidate> = None;
     let mut best_untrained: Option<Candidate> = None;
     for (position, values) in potentials.chunks_exact(neurons).enumerate() {
+        if eligible_positions.is_some_and(|e| !e[position]) {
+            continue;
+        }
         for neuron in allowed.clone() {
             let candidate = Candidate { potential: values[neuron], position, neuron };
             let slot = if threshold_learning[neuron] > 0 { &mut best_trained } else { &mut best_untrained };
@@ -175,6 +179,14 @@ pub(crate) fn select_winner(
         }
     }
     best_untrained.or(best_trained)
+}
+
+/// `floor(plasticity * n + 0.5)`, evaluated exactly on the float32 value of `plasticity` (in
+/// double precision, where the product of a float32 and an integer below 2^29 is exact), and
+/// never more than `n`.
+pub(crate) fn share(plasticity: f32, n: usize) -> usize {
+    let exact = (f64::from(plasticity) * n as f64 + 0.5).floor();
+    (exact as usize).min(n)
 }
 
 /// One learning step of `neuron`: with `active[j]` telling which of its connections saw a spike,
@@ -205,8 +217,7 @@ pub(crate) fn learn_step(
             (false, false) => {}
         }
     }
-    let share = |n: usize| (plasticity * n as f32 + 0.5).floor() as usize;
-    let k = share(silent.len()).min(share(free.len()));
+    let k = share(plasticity, silent.len()).min(share(plasticity, free.len()));
     if k > 0 {
         choose_ranked(&mut silent, k, |j| i32::from(counts[j]), rng);
         choose_ranked(&mut free, k, |j| -i32::from(counts[j]), rng);
@@ -226,9 +237,10 @@ pub(crate) fn learn_step(
 }
 
 /// Plasticity after a learning step: `plasticity_decay * initial_plasticity` less, never below
-/// `min_plasticity`.
+/// `min(min_plasticity, initial_plasticity)` (so it never rises), in float32 arithmetic.
 pub(crate) fn decayed(plasticity: f32, config: &LearningConfig) -> f32 {
-    (plasticity - config.plasticity_decay * config.initial_plasticity).max(config.min_plasticity)
+    let floor = config.min_plasticity.min(config.initial_plasticity);
+    (plasticity - config.plasticity_decay * config.initial_plasticity).max(floor)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -432,158 +444,227 @@ impl Model {
         if !size_ok {
             bail!(Input, "the output buffer does not match the model output");
         }
-        // 1. The inputs of the learning layer, for all samples (in parallel: nothing learns yet).
-        let source = self.inbound[last][0];
-        let plan = Plan::new(self, source);
-        let prefix = |scratch: &mut Scratch, s: usize| {
-            let mut stats = self.empty_statistics();
-            self.run_sample(&plan, &input, s, scratch, Sink::Discard, &mut stats);
-            (std::mem::take(&mut scratch.outputs[source].events), stats)
-        };
-        let new_scratch = || Scratch::new(self.layers.len());
-        let per_sample: Vec<(Vec<Event>, Vec<LayerStatistics>)> = if parallel {
-            (0..samples).into_par_iter().map_init(new_scratch, prefix).collect()
-        } else {
-            let mut scratch = new_scratch();
-            (0..samples).map(|s| prefix(&mut scratch, s)).collect()
-        };
-        let mut stats = self.empty_statistics();
-        let mut inbound_events = Vec::with_capacity(samples);
-        for (events, s) in per_sample {
-            stats.iter_mut().zip(&s).for_each(|(a, b)| a.merge(b));
-            inbound_events.push(events);
-        }
-        // 2. Learning, one sample after the other.
         let activation = *self.layers[last].params().activation().expect("learning layers have an activation");
         // Learning changes weights only, so the thresholds hold for the whole call.
         let thresholds = {
             let layer = &self.layers[last];
             Thresholds::new(layer.threshold_fire(), layer.threshold_fire_step(), activation.threshold_fire_bits)
         };
+        let mut work = LearningScratch::new(&r, self.layers[last].connections());
+        let mut stats = self.empty_statistics();
         let mut output = output;
-        let mut potentials = vec![0i32; r.potentials_shape.len()];
-        let mut pooled = vec![0i32; r.output_shape.len()];
-        let mut sums = Vec::new();
-        let mut spikes = Vec::new();
-        let mut active = vec![false; self.layers[last].connections()];
-        let mut dense_input = vec![false; r.input_shape.len()];
-        let st = &mut stats[last];
-        for (s, events) in inbound_events.iter().enumerate() {
-            let layer = &self.layers[last];
-            let neurons = r.potentials_shape.channels;
-            potentials.fill(0);
-            st.samples += 1;
-            st.input_nonzero += events.len() as u64;
-            st.synaptic_operations += match layer.params() {
-                LayerParams::FullyConnected { .. } => {
-                    kernels::fully_connected_events(events, &r.input_shape, layer.weights(), neurons, &mut potentials)
-                }
-                _ => kernels::convolve_events(
-                    events,
-                    &r.input_shape,
-                    r.conv.as_ref().expect("convolutions have a geometry"),
-                    layer.weights(),
-                    neurons,
-                    &mut potentials,
-                ),
+        let source = self.inbound[last][0];
+        let plan = Plan::new(self, source);
+        // Chunks bound the memory held for the learning layer's inputs, whatever the batch size.
+        for first in (0..samples).step_by(FIT_CHUNK) {
+            let chunk = first..samples.min(first + FIT_CHUNK);
+            // 1. The inputs of the learning layer (in parallel: nothing learns in these layers).
+            let prefix = |scratch: &mut Scratch, s: usize| {
+                let mut stats = self.empty_statistics();
+                self.run_sample(&plan, &input, s, scratch, Sink::Discard, &mut stats);
+                (std::mem::take(&mut scratch.outputs[source].events), stats)
             };
-            // The output, as forward computes it, before this sample's learning step.
-            let values: &[i32] = match &r.pool {
-                Some(g) => {
-                    kernels::pool(&potentials, &r.potentials_shape, g, &mut pooled, &mut sums);
-                    &pooled
-                }
-                None => &potentials,
+            let new_scratch = || Scratch::new(self.layers.len());
+            let per_sample: Vec<(Vec<Event>, Vec<LayerStatistics>)> = if parallel {
+                chunk.clone().into_par_iter().map_init(new_scratch, prefix).collect()
+            } else {
+                let mut scratch = new_scratch();
+                chunk.clone().map(|s| prefix(&mut scratch, s)).collect()
             };
-            let chunk = s * out_len..(s + 1) * out_len;
-            match &mut output {
-                Output::Activations(o) => {
-                    spikes.clear();
-                    kernels::activate(values, &r.output_shape, &thresholds, &mut spikes);
-                    let dst = &mut o[chunk];
-                    dst.fill(0);
-                    for e in &spikes {
-                        dst[e.index(&r.output_shape)] = e.value as u8;
-                    }
-                    st.output_nonzero += spikes.len() as u64;
-                }
-                Output::Potentials(o) => {
-                    o[chunk].copy_from_slice(values);
-                    st.output_nonzero += values.iter().filter(|&&v| v != 0).count() as u64;
-                }
-            }
-            // The learning step.
-            let learning = layer.learning.as_ref().expect("checked by compiled_layer");
-            let config = learning.config;
-            let per_class = neurons / config.num_classes;
-            let allowed = match labels.map(|l| l[if l.len() == 1 { 0 } else { s }]) {
-                None => 0..neurons,
-                Some(label) if (label as u64) < config.num_classes as u64 => {
-                    label as usize * per_class..(label as usize + 1) * per_class
-                }
-                Some(_) => continue,
-            };
-            if events.is_empty() || config.initial_plasticity == 0.0 {
-                continue;
-            }
-            let Some(winner) = select_winner(
-                &potentials,
-                neurons,
-                allowed,
-                &learning.state.threshold_learning,
-                config.learning_competition,
-            ) else {
-                continue;
-            };
-            active.fill(false);
-            match (layer.params(), &r.conv) {
-                (LayerParams::FullyConnected { .. }, _) => {
-                    for e in events {
-                        active[e.index(&r.input_shape)] = true;
-                    }
-                }
-                (_, Some(g)) => {
-                    dense_input.fill(false);
-                    for e in events {
-                        dense_input[e.index(&r.input_shape)] = true;
-                    }
-                    let (oy, ox) = (winner.position / g.x.output, winner.position % g.x.output);
-                    let channels = r.input_shape.channels;
-                    for wy in 0..g.y.kernel {
-                        let Some(iy) = g.y.input_cell(oy, g.y.kernel - 1 - wy) else { continue };
-                        for wx in 0..g.x.kernel {
-                            let Some(ix) = g.x.input_cell(ox, g.x.kernel - 1 - wx) else { continue };
-                            for c in 0..channels {
-                                active[(wy * g.x.kernel + wx) * channels + c] =
-                                    dense_input[r.input_shape.index(iy, ix, c)];
-                            }
+            // 2. Learning, one sample after the other.
+            for (s, (events, sample_stats)) in chunk.zip(per_sample) {
+                stats.iter_mut().zip(&sample_stats).for_each(|(a, b)| a.merge(b));
+                let label = labels.map(|l| l[if l.len() == 1 { 0 } else { s }]);
+                let values = self.learn_sample(last, &r, &events, label, &mut work, &mut stats[last])?;
+                let dst = s * out_len..(s + 1) * out_len;
+                let st = &mut stats[last];
+                let values = match values {
+                    OutputValues::Potentials => &work.potentials[..],
+                    OutputValues::Pooled => &work.pooled[..],
+                };
+                match &mut output {
+                    Output::Activations(o) => {
+                        work.spikes.clear();
+                        kernels::activate(values, &r.output_shape, &thresholds, &mut work.spikes);
+                        let dst = &mut o[dst];
+                        dst.fill(0);
+                        for e in &work.spikes {
+                            dst[e.index(&r.output_shape)] = e.value as u8;
                         }
+                        st.output_nonzero += work.spikes.len() as u64;
+                    }
+                    Output::Potentials(o) => {
+                        o[dst].copy_from_slice(values);
+                        st.output_nonzero += values.iter().filter(|&&v| v != 0).count() as u64;
                     }
                 }
-                _ => return Err(Error::Architecture("a learning convolution has no geometry".into())),
             }
-            let layer = &mut self.layers[last];
-            let mut learning = layer.learning.take().expect("checked by compiled_layer");
-            let n = winner.neuron;
-            let connections = active.len();
-            let potential = learn_step(
-                layer.weights_mut(),
-                neurons,
-                n,
-                &active,
-                &mut learning.state.input_counts[n * connections..(n + 1) * connections],
-                learning.state.plasticity[n],
-                &mut learning.state.rng,
-            );
-            // A winner whose weights already fit the input (nothing to move) has still learned it.
-            if potential > 0 {
-                learning.state.threshold_learning[n] = potential;
-                learning.state.plasticity[n] = decayed(learning.state.plasticity[n], &learning.config);
-            }
-            layer.learning = Some(learning);
         }
         Ok(stats)
     }
+
+    /// One sample of `fit` for the learning layer `last`: computes its potentials (and pooled
+    /// output) from `events`, then lets the winner learn. Returns where the output values are in
+    /// `work` (computed before the learning step).
+    fn learn_sample(
+        &mut self,
+        last: usize,
+        r: &Resolved,
+        events: &[Event],
+        label: Option<i64>,
+        work: &mut LearningScratch,
+        st: &mut LayerStatistics,
+    ) -> Result<OutputValues> {
+        let neurons = r.potentials_shape.channels;
+        let layer = &self.layers[last];
+        work.potentials.fill(0);
+        st.samples += 1;
+        st.input_nonzero += events.len() as u64;
+        st.synaptic_operations += match layer.params() {
+            LayerParams::FullyConnected { .. } => {
+                kernels::fully_connected_events(events, &r.input_shape, layer.weights(), neurons, &mut work.potentials)
+            }
+            _ => kernels::convolve_events(
+                events,
+                &r.input_shape,
+                r.conv.as_ref().expect("convolutions have a geometry"),
+                layer.weights(),
+                neurons,
+                &mut work.potentials,
+            ),
+        };
+        // The output, as forward computes it, before this sample's learning step.
+        let values = match &r.pool {
+            Some(g) => {
+                kernels::pool(&work.potentials, &r.potentials_shape, g, &mut work.pooled, &mut work.sums);
+                OutputValues::Pooled
+            }
+            None => OutputValues::Potentials,
+        };
+        // The learning step.
+        let learning = layer.learning.as_ref().expect("checked by compiled_layer");
+        let config = learning.config;
+        let per_class = neurons / config.num_classes;
+        let allowed = match label {
+            None => 0..neurons,
+            Some(label) if (label as u64) < config.num_classes as u64 => {
+                label as usize * per_class..(label as usize + 1) * per_class
+            }
+            Some(_) => return Ok(values),
+        };
+        if events.is_empty() || config.initial_plasticity == 0.0 {
+            return Ok(values);
+        }
+        // For a convolution, only positions whose window saw a spike can learn.
+        let eligible = match &r.conv {
+            Some(g) if matches!(layer.params(), LayerParams::Convolutional { .. }) => {
+                work.spiking_positions.fill(false);
+                for e in events {
+                    let (y0, y1) = g.y.reached_outputs(e.y as usize);
+                    let (x0, x1) = g.x.reached_outputs(e.x as usize);
+                    for oy in y0..y1 {
+                        work.spiking_positions[oy * g.x.output + x0..oy * g.x.output + x1].fill(true);
+                    }
+                }
+                Some(&work.spiking_positions[..])
+            }
+            _ => None,
+        };
+        let Some(winner) = select_winner(
+            &work.potentials,
+            neurons,
+            allowed,
+            eligible,
+            &learning.state.threshold_learning,
+            config.learning_competition,
+        ) else {
+            return Ok(values);
+        };
+        let active = &mut work.active;
+        active.fill(false);
+        match (layer.params(), &r.conv) {
+            (LayerParams::FullyConnected { .. }, _) => {
+                for e in events {
+                    active[e.index(&r.input_shape)] = true;
+                }
+            }
+            (_, Some(g)) => {
+                work.dense_input.fill(false);
+                for e in events {
+                    work.dense_input[e.index(&r.input_shape)] = true;
+                }
+                let (oy, ox) = (winner.position / g.x.output, winner.position % g.x.output);
+                let channels = r.input_shape.channels;
+                for wy in 0..g.y.kernel {
+                    let Some(iy) = g.y.input_cell(oy, g.y.kernel - 1 - wy) else { continue };
+                    for wx in 0..g.x.kernel {
+                        let Some(ix) = g.x.input_cell(ox, g.x.kernel - 1 - wx) else { continue };
+                        for c in 0..channels {
+                            active[(wy * g.x.kernel + wx) * channels + c] =
+                                work.dense_input[r.input_shape.index(iy, ix, c)];
+                        }
+                    }
+                }
+            }
+            _ => return Err(Error::Architecture("a learning convolution has no geometry".into())),
+        }
+        let (weights, learning) = self.layers[last].weights_and_learning_mut();
+        let learning = learning.expect("checked by compiled_layer");
+        let n = winner.neuron;
+        let connections = active.len();
+        let state = &mut learning.state;
+        let potential = learn_step(
+            weights,
+            neurons,
+            n,
+            active,
+            &mut state.input_counts[n * connections..(n + 1) * connections],
+            state.plasticity[n],
+            &mut state.rng,
+        );
+        // A winner whose weights already fit the input (nothing to move) has still learned it.
+        if potential > 0 {
+            state.threshold_learning[n] = potential;
+            state.plasticity[n] = decayed(state.plasticity[n], &learning.config);
+        }
+        Ok(values)
+    }
+}
+
+/// Samples whose learning-layer inputs `fit` holds at once.
+const FIT_CHUNK: usize = 1024;
+
+/// Buffers of `fit`, reused from sample to sample.
+struct LearningScratch {
+    potentials: Vec<i32>,
+    pooled: Vec<i32>,
+    sums: Vec<i64>,
+    spikes: Vec<Event>,
+    active: Vec<bool>,
+    dense_input: Vec<bool>,
+    spiking_positions: Vec<bool>,
+}
+
+impl LearningScratch {
+    fn new(r: &Resolved, connections: usize) -> Self {
+        let positions = r.potentials_shape.len() / r.potentials_shape.channels;
+        LearningScratch {
+            potentials: vec![0; r.potentials_shape.len()],
+            pooled: vec![0; r.output_shape.len()],
+            sums: Vec::new(),
+            spikes: Vec::new(),
+            active: vec![false; connections],
+            dense_input: vec![false; r.input_shape.len()],
+            spiking_positions: vec![false; positions],
+        }
+    }
+}
+
+/// Where a sample's output values are in [`LearningScratch`].
+#[derive(Clone, Copy)]
+enum OutputValues {
+    Potentials,
+    Pooled,
 }
 
 #[cfg(test)]
@@ -650,11 +731,33 @@ mod tests {
     }
 
     #[test]
+    fn share_is_exact_and_never_exceeds_n() {
+        assert_eq!(share(1.0, 5), 5);
+        assert_eq!(share(0.5, 5), 3); // 2.5 + 0.5 = 3
+        assert_eq!(share(0.5, 3), 2);
+        assert_eq!(share(0.0, 7), 0);
+        // 0.7 as float32 is 0.699999988...: 0.7 * 5 + 0.5 is just below 4.
+        assert_eq!(share(0.7, 5), 3);
+        // Beyond 2^24 a float32 product would round past n.
+        for n in [(1 << 24) + 3, (1 << 30) + 1, usize::MAX >> 12] {
+            assert_eq!(share(1.0, n), n);
+            assert!(share(0.999_999_9, n) <= n);
+        }
+        let config = LearningConfig::new(3, 1, 0.35, 0.5, 0.25, 0.0, 0).unwrap();
+        assert_eq!(decayed(0.35, &config), 0.35, "plasticity never rises above initial_plasticity");
+    }
+
+    #[test]
     fn winner_prefers_untrained_without_competition() {
         let p = [5, 9, 7, 2];
         let trained = [0, 8, 0, 0];
-        assert_eq!(select_winner(&p, 4, 0..4, &trained, 0.0).unwrap().neuron, 2);
-        assert_eq!(select_winner(&p, 4, 0..4, &trained, 0.5).unwrap().neuron, 1);
-        assert_eq!(select_winner(&p, 4, 0..2, &[3, 8, 0, 0], 0.0).unwrap().neuron, 1);
+        assert_eq!(select_winner(&p, 4, 0..4, None, &trained, 0.0).unwrap().neuron, 2);
+        assert_eq!(select_winner(&p, 4, 0..4, None, &trained, 0.5).unwrap().neuron, 1);
+        assert_eq!(select_winner(&p, 4, 0..2, None, &[3, 8, 0, 0], 0.0).unwrap().neuron, 1);
+        // Two positions of two neurons; the second position's window saw no spike.
+        let p = [0, 0, 5, 9];
+        let w = select_winner(&p, 2, 0..2, Some(&[true, false]), &[0, 0], 0.0).unwrap();
+        assert_eq!((w.position, w.neuron, w.potential), (0, 0, 0));
+        assert!(select_winner(&p, 2, 0..2, Some(&[false, false]), &[0, 0], 0.0).is_none());
     }
 }

@@ -17,6 +17,11 @@ fn same_outputs(a: &Model, b: &Model, rng: &mut Rng) -> bool {
 /// Loading arbitrary bytes returns a model or an error; a model that loads can run.
 fn load_never_panics(bytes: &[u8], rng: &mut Rng) {
     if let Ok(model) = deserialize(bytes, &Limits::default()) {
+        // A damaged dimension can make a valid model with a huge input (a convolution's weights
+        // do not depend on the input size): loading it is right, feeding it is out of reach.
+        if model.input_shape().unwrap().len() > 1 << 22 {
+            return;
+        }
         let inputs = random_inputs(&model, rng, 1);
         let _ = engine_forward(&model, Input::Dense { data: &inputs, num_samples: 1 }, false);
     }
