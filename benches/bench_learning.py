@@ -106,32 +106,35 @@ def accuracy(model, x_train, y_train, x_test, y_test) -> float:
     return float(np.mean(model.predict(x_test, num_classes=10) == y_test))
 
 
-def few_shot_draws(draws: int, spikes, labels, train, test, results) -> None:
+def few_shot_draws(draws: int, images, labels, train, test, results) -> None:
     """The few-shot set-up over random draws of the shots (seeded), next to a nearest-exemplar
     baseline: each test image takes the class of the training image with the highest cosine
     similarity |x & e| / sqrt(|x| |e|) over the same 1-bit pixels. With c = 0 every shot recruits
     its own neuron, whose weights become the shot's active pixels plus leftover initial weights,
     so the learned layer is itself a nearest-exemplar matcher; the baseline shows what that kind of
-    matcher reaches on this data."""
+    matcher reaches on this data. The edge front end (50, 600) runs on the same draws."""
     rng = np.random.default_rng(12345)
+    spikes = (images > 127).astype(np.uint8)
     x_test = spikes[test].reshape(len(test), -1).astype(np.float32)
-    print(f"few-shot over {draws} random draws of the shots (engine (50, 150) | cosine nearest exemplar):")
+    print(f"few-shot over {draws} random draws of the shots, mean (min..max):")
+    print(f"  {'shots':>5}  {'plain (50, 150)':>22}  {'cosine nearest exemplar':>24}  {'edges+pixels (50, 600)':>24}")
+
+    def spread(values):
+        return f"{np.mean(values):.1%} ({min(values):.1%}..{max(values):.1%})"
+
     for shots in (1, 5, 10):
-        engine, baseline = [], []
+        plain, baseline, edges = [], [], []
         for draw in range(draws):
             chosen = np.concatenate(
                 [rng.choice([i for i in train if labels[i] == d], shots, replace=False) for d in range(10)]
             ).astype(np.int64)
-            model = plain_model(50, 150, seed=draw)
-            engine.append(accuracy(model, spikes[chosen], labels[chosen], spikes[test], labels[test]))
+            plain.append(accuracy(plain_model(50, 150, seed=draw), spikes[chosen], labels[chosen], spikes[test], labels[test]))
             exemplars = spikes[chosen].reshape(len(chosen), -1).astype(np.float32)
             similarity = (x_test @ exemplars.T) / np.sqrt(exemplars.sum(axis=1))[None, :]
             baseline.append(float(np.mean(labels[chosen][np.argmax(similarity, axis=1)] == labels[test])))
-        results[f"few_shot_{shots}_draws"] = {"engine": engine, "cosine_nearest_exemplar": baseline}
-        print(
-            f"  {shots:>2} shots: engine mean {np.mean(engine):.1%} (min {min(engine):.1%}, max {max(engine):.1%}) | "
-            f"baseline mean {np.mean(baseline):.1%} (min {min(baseline):.1%}, max {max(baseline):.1%})"
-        )
+            edges.append(accuracy(edge_model(50, 600, seed=draw), images[chosen], labels[chosen], images[test], labels[test]))
+        results[f"few_shot_{shots}_draws"] = {"plain": plain, "cosine_nearest_exemplar": baseline, "edges": edges}
+        print(f"  {shots:>5}  {spread(plain):>22}  {spread(baseline):>24}  {spread(edges):>24}")
 
 
 def main() -> None:
@@ -185,9 +188,15 @@ def main() -> None:
         acc = accuracy(plain_model(50, 150), spikes[chosen], labels[chosen], spikes[test], labels[test])
         rows.append((f"few-shot {shots}/class (50, 150)", acc, target))
         results[f"few_shot_{shots}"] = acc
+    if not args.quick:  # for comparison: the same shots through the edge front end (no target)
+        for shots in (1, 5, 10):
+            chosen = np.concatenate([[i for i in train if labels[i] == d][:shots] for d in range(10)]).astype(np.int64)
+            acc = accuracy(edge_model(50, 600), images[chosen], labels[chosen], images[test], labels[test])
+            rows.append((f"few-shot {shots}/class, edges+pixels (50, 600)", acc, None))
+            results[f"few_shot_{shots}_edges"] = acc
 
     if args.few_shot_draws:
-        few_shot_draws(args.few_shot_draws, spikes, labels, train, test, results)
+        few_shot_draws(args.few_shot_draws, images, labels, train, test, results)
 
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
