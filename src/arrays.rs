@@ -42,6 +42,10 @@ fn check_uint64(array: &Bound<'_, PyUntypedArray>, what: &str, variable: bool) -
 pub fn integer_array(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<(Vec<usize>, Vec<i64>)> {
     let array = as_array(obj)?;
     let kind = dtype_kind(&array)?;
+    // An empty list becomes an empty float64 array in numpy; with no values, nothing is lost.
+    if array.len() == 0 {
+        return Ok((array.shape().to_vec(), Vec::new()));
+    }
     if !matches!(kind, 'i' | 'u' | 'b') {
         return raise(Error::DType(format!("{what} must be an integer array, got dtype {}", array.dtype())));
     }

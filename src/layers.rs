@@ -357,6 +357,18 @@ impl LayerParameters {
         }
     }
 
+    fn __setattr__(&self, name: &str, _value: &Bound<'_, PyAny>) -> PyResult<()> {
+        Err(pyo3::exceptions::PyAttributeError::new_err(format!(
+            "layer parameters are read-only (cannot set '{name}'); build a new layer with the parameters you want"
+        )))
+    }
+
+    fn __delattr__(&self, name: &str) -> PyResult<()> {
+        Err(pyo3::exceptions::PyAttributeError::new_err(format!(
+            "layer parameters are read-only (cannot delete '{name}')"
+        )))
+    }
+
     /// The parameters as a new dict.
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         self.values.bind(py).copy()

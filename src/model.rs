@@ -74,10 +74,16 @@ impl PyModel {
         };
         guarded(|| {
             let mut slot = lock(&layer.get().slot);
-            let LayerSlot::Detached(detached) = &*slot else {
-                return Err(Error::Architecture(
-                    "this layer already belongs to a model; build a new layer object".into(),
-                ));
+            let detached = match &*slot {
+                LayerSlot::Detached(detached) => detached,
+                LayerSlot::Attached { model, id } => {
+                    let popped = crate::layers::index_of_id(&lock(model), *id).is_err();
+                    return Err(Error::Architecture(if popped {
+                        "this layer object refers to a layer removed by pop_layer(); build a new layer object".into()
+                    } else {
+                        "this layer already belongs to a model; build a new layer object".into()
+                    }));
+                }
             };
             let mut state = lock(&self.state);
             let inbound: Option<Vec<usize>> = match inbound_ids {
@@ -463,8 +469,11 @@ impl PyModel {
         min_plasticity: f64,
         plasticity_decay: f64,
         learning_competition: f64,
-        seed: u64,
+        seed: i128,
     ) -> PyResult<()> {
+        let Ok(seed) = u64::try_from(seed) else {
+            return raise(Error::Parameter(format!("seed must be in [0, 2**64), got {seed}")));
+        };
         let config = akida_engine::learning::LearningConfig::new(
             num_weights,
             num_classes,

@@ -619,3 +619,59 @@ def test_get_layer_index_out_of_range():
         model.get_layer(1)
     with pytest.raises(akida.LayerNotFoundError):
         akida.Model().get_layer(0)
+
+
+# ----------------------------------------------------------------------------------------------
+# Messages found unclear in a review of the documentation against behaviour
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [-1, 2**64, -(2**70)])
+def test_compile_seed_out_of_range_is_a_parameter_error(seed):
+    model = akida.Model([input_data(bits=1), akida.FullyConnected(4)])
+    with pytest.raises(akida.ParameterError, match=r"seed must be in \[0, 2\*\*64\)"):
+        model.compile(3, seed=seed)
+    model.compile(3, seed=2**64 - 1)  # the largest seed is accepted
+
+
+def test_layer_parameters_are_read_only_with_a_clear_message():
+    params = akida.FullyConnected(4).parameters
+    with pytest.raises(AttributeError, match="read-only.*num_neurons"):
+        params.num_neurons = 3
+    with pytest.raises(AttributeError, match="read-only"):
+        del params.num_neurons
+    assert params.num_neurons == 4
+
+
+def test_empty_event_lists_are_no_events():
+    events = akida.Events((4, 4, 1), [], [], [], [], [])
+    assert events.to_dense().shape == (0, 4, 4, 1)
+
+
+def test_unnamed_layer_errors_name_the_layer_type():
+    with pytest.raises(akida.ArchitectureError, match=r"layer <unnamed InputConvolutional>: kernel_height 5"):
+        akida.InputConvolutional(4, 4, 1, 5, 5, 2, convolution_mode=Mode.Valid)
+
+
+def test_learning_weights_bits_message_shows_the_value():
+    model = akida.Model([input_data(bits=1), akida.FullyConnected(4, weights_bits=2)])
+    with pytest.raises(akida.ArchitectureError, match=r"needs weights_bits=1, it has weights_bits=2$"):
+        model.compile(3)
+
+
+def test_fit_after_adding_a_layer_behind_the_compiled_one_says_what_to_do():
+    model = akida.Model([input_data(bits=1), akida.FullyConnected(4, name="learner")])
+    model.compile(3)
+    model.add(akida.FullyConnected(2, name="head"))
+    with pytest.raises(akida.ArchitectureError, match=r"last layer 'head' is not compiled.*'learner' is: pop"):
+        model.fit(np.zeros((1, 4, 4, 1), np.uint8))
+
+
+def test_adding_a_popped_layer_object_says_it_was_popped():
+    model = akida.Model([input_data(), akida.FullyConnected(4)])
+    popped = model.layers[-1]
+    model.pop_layer()
+    with pytest.raises(akida.LayerNotFoundError, match="pop_layer"):
+        popped.name
+    with pytest.raises(akida.ArchitectureError, match="removed by pop_layer"):
+        akida.Model([input_data()]).add(popped)

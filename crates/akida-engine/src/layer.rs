@@ -81,6 +81,15 @@ impl Layer {
         &self.name
     }
 
+    /// How messages name the layer: `'name'`, or `<unnamed Type>` before it has a name.
+    pub fn label(&self) -> String {
+        if self.name.is_empty() {
+            format!("<unnamed {}>", self.kind().type_name())
+        } else {
+            format!("'{}'", self.name)
+        }
+    }
+
     pub fn kind(&self) -> LayerKind {
         self.params.kind()
     }
@@ -97,8 +106,8 @@ impl Layer {
     pub(crate) fn expect_resolved(&self) -> Result<&Resolved> {
         self.resolved.as_ref().ok_or_else(|| {
             Error::Architecture(format!(
-                "layer '{}' ({}) is not in a model yet, so its input shape is unknown",
-                self.name,
+                "layer {} ({}) is not in a model yet, so its input shape is unknown",
+                self.label(),
                 self.kind().type_name()
             ))
         })
@@ -173,14 +182,14 @@ impl Layer {
         let Some(new) = new else {
             bail!(
                 Parameter,
-                "layer '{}' cannot grow from {old} to {old} + {extra} neurons (at most {})",
-                self.name,
+                "layer {} cannot grow from {old} to {old} + {extra} neurons (at most {})",
+                self.label(),
                 crate::params::MAX_NEURONS
             );
         };
         let connections = self.weights.len() / old;
         if connections as u128 * new as u128 > MAX_WEIGHTS {
-            bail!(Architecture, "layer '{}' would have more than {MAX_WEIGHTS} weights", self.name);
+            bail!(Architecture, "layer {} would have more than {MAX_WEIGHTS} weights", self.label());
         }
         let mut weights: Vec<i8> = crate::error::zeroed_vec(connections.checked_mul(new), "the grown weights")?;
         for (dst, src) in weights.chunks_exact_mut(new).zip(self.weights.chunks_exact(old)) {
@@ -193,7 +202,7 @@ impl Layer {
         match &mut self.params {
             LayerParams::FullyConnected { num_neurons, .. } => *num_neurons = new,
             LayerParams::Convolutional { conv, .. } => conv.num_neurons = new,
-            _ => bail!(Architecture, "layer '{}' cannot grow neurons", self.name),
+            _ => bail!(Architecture, "layer {} cannot grow neurons", self.label()),
         }
         // The input shape is unchanged, so resolving keeps the variables as they are.
         if let Err(e) = self.resolve(r.input_shape, r.input_max) {
@@ -212,7 +221,7 @@ impl Layer {
     /// and steps from the constructor). Rejects shapes the layer cannot take and potentials that
     /// could overflow int32.
     pub(crate) fn resolve(&mut self, input_shape: Shape3, input_max: i32) -> Result<()> {
-        let name = self.name.clone();
+        let name = self.label();
         let kind = self.kind();
         let mut conv_geometry = None;
         let (potentials_shape, connections, weight_max) = match &self.params {
@@ -227,7 +236,7 @@ impl Layer {
                 let axis = |n, k, s, which: &str| {
                     AxisGeometry::new(n, k, s, conv.mode).ok_or_else(|| {
                         Error::Architecture(format!(
-                            "layer '{name}': kernel_{which} {k} is larger than the input {which} {n} \
+                            "layer {name}: kernel_{which} {k} is larger than the input {which} {n} \
                              in {:?} mode",
                             conv.mode
                         ))
@@ -253,7 +262,7 @@ impl Layer {
         if bound > i32::MAX as u128 {
             bail!(
                 Architecture,
-                "layer '{name}': its potentials could reach {bound}, beyond the int32 range \
+                "layer {name}: its potentials could reach {bound}, beyond the int32 range \
                  (input {input_shape}, largest input value {input_max}); use fewer connections or bits"
             );
         }
@@ -264,10 +273,7 @@ impl Layer {
             }),
         };
         if elements > MAX_WEIGHTS {
-            bail!(
-                Architecture,
-                "layer '{name}' would have {elements} weights; the engine allows at most {MAX_WEIGHTS}"
-            );
+            bail!(Architecture, "layer {name} would have {elements} weights; the engine allows at most {MAX_WEIGHTS}");
         }
         let pool = match self.params.pooling() {
             Some(p) => PoolGeometry::new(p, potentials_shape.height, potentials_shape.width, &name)?,
@@ -367,8 +373,8 @@ impl Layer {
             Some((_, shape)) => Ok(shape),
             None => bail!(
                 Variable,
-                "layer '{}' ({}) has no variable '{name}'; its variables are {:?}",
-                self.name,
+                "layer {} ({}) has no variable '{name}'; its variables are {:?}",
+                self.label(),
                 self.kind().type_name(),
                 self.variable_names()
             ),
@@ -394,14 +400,14 @@ impl Layer {
     /// Replaces variable `name` after checking the shape, the element type and every value.
     pub fn set_variable(&mut self, name: &str, shape: &[usize], values: VariableValues) -> Result<()> {
         let expected = self.variable_shape(name)?;
-        let layer = &self.name;
+        let layer = &self.label();
         if shape != expected.as_slice() {
-            bail!(Variable, "variable '{name}' of layer '{layer}' has shape {expected:?}, got {shape:?}");
+            bail!(Variable, "variable '{name}' of layer {layer} has shape {expected:?}, got {shape:?}");
         }
         if values.len() != expected.iter().product::<usize>() {
             bail!(
                 Variable,
-                "variable '{name}' of layer '{layer}' needs {} values, got {}",
+                "variable '{name}' of layer {layer} needs {} values, got {}",
                 expected.iter().product::<usize>(),
                 values.len()
             );
@@ -414,7 +420,7 @@ impl Layer {
                     .map(|(i, v)| match crate::params::validate_step(v) {
                         Ok(()) => Ok(v as f32),
                         Err(_) => Err(Error::Variable(format!(
-                            "variable '{name}' of layer '{layer}': value {v} at index {i} is not a finite number > 0"
+                            "variable '{name}' of layer {layer}: value {v} at index {i} is not a finite number > 0"
                         ))),
                     })
                     .collect::<Result<_>>()?,
@@ -429,7 +435,7 @@ impl Layer {
                         Ok(v)
                     } else {
                         Err(Error::Variable(format!(
-                            "variable '{name}' of layer '{layer}': value {v} at flat index {i} does not fit its type"
+                            "variable '{name}' of layer {layer}: value {v} at flat index {i} does not fit its type"
                         )))
                     }
                 };
@@ -450,7 +456,7 @@ impl Layer {
                             let (lo, hi) = weight_range(self.params.weights_bits().unwrap_or(1));
                             bail!(
                                 Variable,
-                                "variable '{name}' of layer '{layer}': value {v} at flat index {i} is outside the weight range {lo}..={hi}"
+                                "variable '{name}' of layer {layer}: value {v} at flat index {i} is outside the weight range {lo}..={hi}"
                             );
                         }
                         out.push(v as i8);
@@ -465,7 +471,7 @@ impl Layer {
     /// Replaces variable `name` with `data`, which must have the variable's element type and
     /// length; every value is range-checked.
     fn set_variable_data(&mut self, name: &str, data: VariableData) -> Result<()> {
-        let layer = &self.name;
+        let layer = &self.label();
         match (name, data) {
             ("weights" | "weights_pw", VariableData::I8(values)) => {
                 let bits = self.params.weights_bits().unwrap_or(1);
@@ -473,7 +479,7 @@ impl Layer {
                 if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| !(lo..=hi).contains(&i32::from(**v))) {
                     bail!(
                         Variable,
-                        "variable '{name}' of layer '{layer}': value {v} at flat index {i} is outside \
+                        "variable '{name}' of layer {layer}: value {v} at flat index {i} is outside \
                          the {bits}-bit weight range {lo}..={hi}"
                     );
                 }
@@ -495,7 +501,7 @@ impl Layer {
                     if closed.contains(&values[i]) {
                         bail!(
                             Variable,
-                            "variable '{name}' of layer '{layer}': group {} is split (neuron {i}); a group must be \
+                            "variable '{name}' of layer {layer}: group {} is split (neuron {i}); a group must be \
                              consecutive neurons",
                             values[i]
                         );
@@ -505,7 +511,7 @@ impl Layer {
             }
             ("threshold_learning", VariableData::I32(values)) => {
                 if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| **v < 0) {
-                    bail!(Variable, "variable '{name}' of layer '{layer}': value {v} at index {i} is negative");
+                    bail!(Variable, "variable '{name}' of layer {layer}: value {v} at index {i} is negative");
                 }
                 if let Some(learning) = self.learning.as_mut() {
                     learning.state.threshold_learning = values;
@@ -515,7 +521,7 @@ impl Layer {
                 if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| !(v.is_finite() && **v > 0.0)) {
                     bail!(
                         Variable,
-                        "variable '{name}' of layer '{layer}': value {v} at index {i} is not a finite number > 0"
+                        "variable '{name}' of layer {layer}: value {v} at index {i} is not a finite number > 0"
                     );
                 }
                 self.threshold_fire_step = values;
@@ -526,7 +532,7 @@ impl Layer {
                     VariableData::I32(_) => "int32",
                     VariableData::F32(_) => "float32",
                 };
-                bail!(DType, "variable '{name}' of layer '{layer}' does not hold {kind} values")
+                bail!(DType, "variable '{name}' of layer {layer} does not hold {kind} values")
             }
         }
         Ok(())
@@ -537,7 +543,7 @@ fn integers(values: VariableValues, name: &str, layer: &str) -> Result<Vec<i64>>
     match values {
         VariableValues::Int(v) => Ok(v),
         VariableValues::Exact(_) | VariableValues::Float(_) => {
-            bail!(DType, "variable '{name}' of layer '{layer}' holds integers; got a floating-point array")
+            bail!(DType, "variable '{name}' of layer {layer} holds integers; got a floating-point array")
         }
     }
 }

@@ -289,12 +289,8 @@ impl Model {
                 layer.kind().type_name()
             );
         }
-        if layer.params().weights_bits() != Some(1) {
-            bail!(
-                Architecture,
-                "the learning layer '{name}' needs weights_bits=1, it has {:?}",
-                layer.params().weights_bits()
-            );
+        if let Some(bits) = layer.params().weights_bits().filter(|&b| b != 1) {
+            bail!(Architecture, "the learning layer '{name}' needs weights_bits=1, it has weights_bits={bits}");
         }
         if r.input_max != 1 {
             bail!(
@@ -408,7 +404,17 @@ impl Model {
     fn compiled_layer(&self) -> Result<usize> {
         match self.layers.last() {
             Some(l) if l.learning.is_some() => Ok(self.layers.len() - 1),
-            _ => bail!(Architecture, "the model is not compiled for learning; call compile() first"),
+            Some(last) => match self.layers.iter().rev().find(|l| l.learning.is_some()) {
+                Some(compiled) => bail!(
+                    Architecture,
+                    "the last layer '{}' is not compiled for learning; layer '{}' is: pop the layers after it \
+                     to resume its learning, or call compile() to make the last layer learn",
+                    last.name(),
+                    compiled.name()
+                ),
+                None => bail!(Architecture, "the model is not compiled for learning; call compile() first"),
+            },
+            None => bail!(Architecture, "the model is not compiled for learning; call compile() first"),
         }
     }
 

@@ -124,7 +124,7 @@ impl PoolGeometry {
             let window = if size < 0 { n } else { size as usize };
             let stride = if stride < 0 { window } else { stride as usize };
             if window > n {
-                bail!(Architecture, "layer '{layer}': pooling_{which} {window} is larger than the map ({n})");
+                bail!(Architecture, "layer {layer}: pooling_{which} {window} is larger than the map ({n})");
             }
             Ok(PoolAxis { window, stride, output: (n - window) / stride + 1 })
         };
