@@ -127,17 +127,31 @@ pub(crate) fn choose_ranked(items: &mut [usize], k: usize, rank: impl Fn(usize) 
 }
 
 /// Sets exactly `num_weights` random weights of neuron `neuron` to 1 (others 0) in a
-/// `(connections, neurons)` weight matrix.
-pub(crate) fn random_neuron(weights: &mut [i8], neurons: usize, neuron: usize, num_weights: usize, rng: &mut u64) {
+/// `(connections, neurons)` weight matrix. `indices` is scratch space of one entry per connection
+/// (allocated once by the caller, fallibly: see [`connection_indices`]).
+pub(crate) fn random_neuron(
+    weights: &mut [i8],
+    neurons: usize,
+    neuron: usize,
+    num_weights: usize,
+    indices: &mut [usize],
+    rng: &mut u64,
+) {
     let connections = weights.len() / neurons;
-    let mut indices: Vec<usize> = (0..connections).collect();
-    choose(&mut indices, num_weights, rng);
+    let indices = &mut indices[..connections];
+    indices.iter_mut().enumerate().for_each(|(j, v)| *v = j);
+    choose(indices, num_weights, rng);
     for j in 0..connections {
         weights[j * neurons + neuron] = 0;
     }
     for &j in &indices[..num_weights] {
         weights[j * neurons + neuron] = 1;
     }
+}
+
+/// Scratch space for [`random_neuron`], or [`Error::Memory`] when it cannot be allocated.
+pub(crate) fn connection_indices(connections: usize) -> Result<Vec<usize>> {
+    crate::error::zeroed_vec(Some(connections), "the connection indices of the initial weights")
 }
 
 /// A candidate winner: potential, then position and neuron.
@@ -260,9 +274,10 @@ impl Model {
         let input_counts = crate::error::zeroed_vec(neurons.checked_mul(connections), "the learning input counts")?;
         let mut rng = config.seed;
         let layer = &mut self.layers[last];
+        let mut indices = connection_indices(connections)?;
         let weights = layer.weights_mut();
         for n in 0..neurons {
-            random_neuron(weights, neurons, n, config.num_weights, &mut rng);
+            random_neuron(weights, neurons, n, config.num_weights, &mut indices, &mut rng);
         }
         layer.learning = Some(Learning {
             config,
@@ -386,9 +401,17 @@ impl Model {
             layer.learning = Some(learning);
             bail!(Memory, "cannot allocate the learning input counts of {classes} more classes");
         }
+        let mut indices = match connection_indices(layer.connections()) {
+            Ok(indices) => indices,
+            Err(e) => {
+                layer.learning = Some(learning);
+                return Err(e);
+            }
+        };
         let num_weights = learning.config.num_weights;
         let rng = &mut learning.state.rng;
-        let result = layer.grow_neurons(extra, |w, total, n| random_neuron(w, total, n, num_weights, rng));
+        let result =
+            layer.grow_neurons(extra, |w, total, n| random_neuron(w, total, n, num_weights, &mut indices, rng));
         if result.is_ok() {
             learning.config.num_classes += classes;
             learning.state.plasticity.resize(neurons + extra, learning.config.initial_plasticity);
@@ -691,7 +714,7 @@ mod tests {
         let mut rng = 5;
         let neurons = 3;
         let mut w = vec![0i8; 20 * neurons];
-        random_neuron(&mut w, neurons, 1, 8, &mut rng);
+        random_neuron(&mut w, neurons, 1, 8, &mut connection_indices(20).unwrap(), &mut rng);
         let active: Vec<bool> = (0..20).map(|j| j % 2 == 0).collect();
         let before: i32 = (0..20).filter(|&j| active[j] && w[j * neurons + 1] == 1).count() as i32;
         let mut counts = vec![0u8; 20];
