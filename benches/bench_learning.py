@@ -183,14 +183,18 @@ def main() -> None:
         rows.append((name, acc, 0.90))
         results["edge_100_600"] = acc
 
+    def first_shots(shots: int) -> np.ndarray:
+        """The first `shots` training images of each class, in the shuffled training order."""
+        return np.concatenate([[i for i in train if labels[i] == d][:shots] for d in range(10)]).astype(np.int64)
+
     for shots, target in [(1, 0.50), (5, 0.60), (10, 0.70)]:
-        chosen = np.concatenate([[i for i in train if labels[i] == d][:shots] for d in range(10)]).astype(np.int64)
+        chosen = first_shots(shots)
         acc = accuracy(plain_model(50, 150), spikes[chosen], labels[chosen], spikes[test], labels[test])
         rows.append((f"few-shot {shots}/class (50, 150)", acc, target))
         results[f"few_shot_{shots}"] = acc
     if not args.quick:  # for comparison: the same shots through the edge front end (no target)
         for shots in (1, 5, 10):
-            chosen = np.concatenate([[i for i in train if labels[i] == d][:shots] for d in range(10)]).astype(np.int64)
+            chosen = first_shots(shots)
             acc = accuracy(edge_model(50, 600), images[chosen], labels[chosen], images[test], labels[test])
             rows.append((f"few-shot {shots}/class, edges+pixels (50, 600)", acc, None))
             results[f"few_shot_{shots}_edges"] = acc

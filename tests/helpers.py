@@ -223,6 +223,18 @@ def add_conv(rng, specs, layer_type, x, last, inbound=None, geometry=None, pooli
     return spec
 
 
+def add_chain(rng, specs, x, kinds):
+    """Append one layer per entry of ``kinds`` ("FullyConnected", "Convolutional" or
+    "SeparableConvolutional"), each fed by the previous one; only the last may output potentials."""
+    for i, kind in enumerate(kinds):
+        last = i == len(kinds) - 1
+        act = rand_activation_params(rng, last)
+        if kind == "FullyConnected":
+            add_fc(rng, specs, x, last, act=act)
+        else:
+            add_conv(rng, specs, kind, x, last, act=act)
+
+
 def add_fc(rng, specs, x, last, bits=None, act=None, num_neurons=None, inbound=None):
     src = OracleModel(specs)
     h, w, c = src.out_shape[inbound[0] if inbound else src.names[-1]]

@@ -307,13 +307,7 @@ def _chain_case(rng, kinds, first="InputData"):
                                    act=H.rand_activation_params(rng, False, enabled=True))]
         x = H.rand_input(rng, int(rng.integers(1, 4)), OracleModel(specs).input_shape, 8)
         H.calibrate(rng, specs, 0, x)
-    for i, kind in enumerate(kinds):
-        last = i == len(kinds) - 1
-        act = H.rand_activation_params(rng, last)
-        if kind == "FullyConnected":
-            H.add_fc(rng, specs, x, last, act=act)
-        else:
-            H.add_conv(rng, specs, kind, x, last, act=act)
+    H.add_chain(rng, specs, x, kinds)
     return specs, x
 
 

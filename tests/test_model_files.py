@@ -211,16 +211,6 @@ def _start_input_conv(rng, last):
     return specs, x
 
 
-def _chain(rng, specs, x, kinds):
-    for i, kind in enumerate(kinds):
-        last = i == len(kinds) - 1
-        act = H.rand_activation_params(rng, last)
-        if kind == "FullyConnected":
-            H.add_fc(rng, specs, x, last, act=act)
-        else:
-            H.add_conv(rng, specs, kind, x, last, act=act)
-
-
 def _random_names(rng, specs):
     """Explicit (sometimes non-ASCII) names on some layers of a chain."""
     for i, spec in enumerate(specs):
@@ -269,20 +259,20 @@ def random_case(rng, family):
     if family in ("conv", "sep", "fc"):
         specs, x = _start_input_data(rng)
         kind = {"conv": "Convolutional", "sep": "SeparableConvolutional", "fc": "FullyConnected"}[family]
-        _chain(rng, specs, x, [kind])
+        H.add_chain(rng, specs, x, [kind])
         return specs, x
     if family == "chain_data":
         specs, x = _start_input_data(rng, h=int(rng.integers(3, 10)), w=int(rng.integers(3, 10)))
         kinds = [str(k) for k in rng.choice(["Convolutional", "SeparableConvolutional", "FullyConnected"],
                                             size=int(rng.integers(2, 4)))]
-        _chain(rng, specs, x, kinds)
+        H.add_chain(rng, specs, x, kinds)
         _random_names(rng, specs)
         return specs, x
     if family == "chain_input_conv":
         specs, x = _start_input_conv(rng, last=False)
         kinds = [str(k) for k in rng.choice(["Convolutional", "SeparableConvolutional", "FullyConnected"],
                                             size=int(rng.integers(1, 4)))]
-        _chain(rng, specs, x, kinds)
+        H.add_chain(rng, specs, x, kinds)
         _random_names(rng, specs)
         return specs, x
     if family == "concat":

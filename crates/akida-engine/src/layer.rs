@@ -173,11 +173,9 @@ impl Layer {
         }
     }
 
-    /// Adds `extra` neurons at the end: the weight matrix grows by columns (filled by `init`),
-    /// thresholds and steps take the constructor values.
-    pub(crate) fn grow_neurons(&mut self, extra: usize, mut init: impl FnMut(&mut [i8], usize, usize)) -> Result<()> {
-        let r = *self.expect_resolved()?;
-        let old = r.potentials_shape.channels;
+    /// The number of neurons after adding `extra`, if the neuron and weight limits allow it.
+    pub(crate) fn grown_neuron_count(&self, extra: usize) -> Result<usize> {
+        let old = self.expect_resolved()?.potentials_shape.channels;
         let new = old.checked_add(extra).filter(|&n| n <= crate::params::MAX_NEURONS as usize);
         let Some(new) = new else {
             bail!(
@@ -187,10 +185,19 @@ impl Layer {
                 crate::params::MAX_NEURONS
             );
         };
-        let connections = self.weights.len() / old;
-        if connections as u128 * new as u128 > MAX_WEIGHTS {
+        if (self.weights.len() / old) as u128 * new as u128 > MAX_WEIGHTS {
             bail!(Architecture, "layer {} would have more than {MAX_WEIGHTS} weights", self.label());
         }
+        Ok(new)
+    }
+
+    /// Adds `extra` neurons at the end: the weight matrix grows by columns (filled by `init`),
+    /// thresholds and steps take the constructor values.
+    pub(crate) fn grow_neurons(&mut self, extra: usize, mut init: impl FnMut(&mut [i8], usize, usize)) -> Result<()> {
+        let r = *self.expect_resolved()?;
+        let old = r.potentials_shape.channels;
+        let new = self.grown_neuron_count(extra)?;
+        let connections = self.weights.len() / old;
         let mut weights: Vec<i8> = crate::error::zeroed_vec(connections.checked_mul(new), "the grown weights")?;
         for (dst, src) in weights.chunks_exact_mut(new).zip(self.weights.chunks_exact(old)) {
             dst[..old].copy_from_slice(src);

@@ -373,55 +373,32 @@ impl Model {
     pub fn add_classes(&mut self, classes: usize) -> Result<()> {
         let last = self.compiled_layer()?;
         let layer = &mut self.layers[last];
-        let mut learning = layer.learning.take().expect("checked by compiled_layer");
+        let learning = layer.learning.as_ref().expect("checked by compiled_layer");
         let neurons = learning.state.plasticity.len();
         let per_class = neurons / learning.config.num_classes;
         let Some(extra) = per_class.checked_mul(classes).filter(|&e| e > 0) else {
-            layer.learning = Some(learning);
             bail!(Parameter, "cannot add {classes} classes of {per_class} neurons");
         };
-        // Refuse impossible sizes before reserving anything (grow_neurons checks them again).
-        if neurons.checked_add(extra).is_none_or(|n| n > crate::params::MAX_NEURONS as usize) {
-            layer.learning = Some(learning);
-            bail!(
-                Parameter,
-                "cannot add {classes} classes of {per_class} neurons to the {neurons} neurons of '{}' (at most {})",
-                layer.name(),
-                crate::params::MAX_NEURONS
-            );
-        }
-        let counts_needed = (neurons + extra)
-            .checked_mul(layer.connections())
-            .map(|n| n.saturating_sub(learning.state.input_counts.len()));
-        let reserved = match counts_needed {
-            Some(more) => learning.state.input_counts.try_reserve_exact(more).is_ok(),
-            None => false,
-        };
-        if !reserved {
-            layer.learning = Some(learning);
+        // Everything that can fail comes before any change: the size limits, then the memory.
+        let total = layer.grown_neuron_count(extra)?;
+        let connections = layer.connections();
+        let mut indices = connection_indices(connections)?;
+        let counts = &mut layer.learning.as_mut().expect("checked by compiled_layer").state.input_counts;
+        // Within the weight limit that grown_neuron_count checked, so no overflow.
+        if counts.try_reserve_exact(total * connections - counts.len()).is_err() {
             bail!(Memory, "cannot allocate the learning input counts of {classes} more classes");
         }
-        let mut indices = match connection_indices(layer.connections()) {
-            Ok(indices) => indices,
-            Err(e) => {
-                layer.learning = Some(learning);
-                return Err(e);
-            }
-        };
-        let num_weights = learning.config.num_weights;
-        let rng = &mut learning.state.rng;
-        let result =
-            layer.grow_neurons(extra, |w, total, n| random_neuron(w, total, n, num_weights, &mut indices, rng));
-        if result.is_ok() {
-            learning.config.num_classes += classes;
-            learning.state.plasticity.resize(neurons + extra, learning.config.initial_plasticity);
-            learning.state.threshold_learning.resize(neurons + extra, 0);
-            // Neuron-major, so the new neurons' counts go at the end (reserved above).
-            let connections = layer.connections();
-            learning.state.input_counts.resize((neurons + extra) * connections, 0);
-        }
-        layer.learning = Some(learning);
-        result
+        let learning = layer.learning.as_ref().expect("checked by compiled_layer");
+        let (num_weights, mut rng) = (learning.config.num_weights, learning.state.rng);
+        layer.grow_neurons(extra, |w, total, n| random_neuron(w, total, n, num_weights, &mut indices, &mut rng))?;
+        let learning = layer.learning.as_mut().expect("checked by compiled_layer");
+        learning.config.num_classes += classes;
+        learning.state.rng = rng;
+        learning.state.plasticity.resize(total, learning.config.initial_plasticity);
+        learning.state.threshold_learning.resize(total, 0);
+        // Neuron-major, so the new neurons' counts go at the end (reserved above).
+        learning.state.input_counts.resize(total * connections, 0);
+        Ok(())
     }
 
     fn compiled_layer(&self) -> Result<usize> {
@@ -586,7 +563,7 @@ impl Model {
         }
         // For a convolution, only positions whose window saw a spike can learn.
         let eligible = match &r.conv {
-            Some(g) if matches!(layer.params(), LayerParams::Convolutional { .. }) => {
+            Some(g) => {
                 work.spiking_positions.fill(false);
                 for e in events {
                     let (y0, y1) = g.y.reached_outputs(e.y as usize);
