@@ -24,10 +24,11 @@ from ._akida import (
     __version__,
     engine_info,
 )
-from . import converters
+from . import cnn2snn, converters
 from .errors import (
     AkidaError,
     ArchitectureError,
+    ConversionError,
     DTypeError,
     InputError,
     LayerNotFoundError,
@@ -39,6 +40,7 @@ from .errors import (
 __all__ = [
     "AkidaError",
     "ArchitectureError",
+    "ConversionError",
     "Concat",
     "ConvolutionMode",
     "Convolutional",
@@ -59,6 +61,7 @@ __all__ = [
     "SeparableConvolutional",
     "VariableError",
     "__version__",
+    "cnn2snn",
     "converters",
     "engine_info",
 ]

@@ -13,6 +13,7 @@ __all__ = [
     "VariableError",
     "LayerNotFoundError",
     "ModelFormatError",
+    "ConversionError",
 ]
 
 
@@ -49,3 +50,8 @@ class LayerNotFoundError(AkidaError, KeyError, IndexError):
 
 class ModelFormatError(AkidaError, ValueError):
     """A model file or buffer is corrupt, truncated, not an akida model, or of a newer format."""
+
+
+class ConversionError(AkidaError, ValueError):
+    """A CNN cannot be converted to Akida: the message names each layer, the rule it breaks and
+    what to change."""
