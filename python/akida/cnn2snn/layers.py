@@ -101,38 +101,37 @@ class _Planner:
     def problem(self, node: Node, rule: str, change: str) -> None:
         self.problems.append(Problem(node.label(), rule, change))
 
-    def chain(self) -> list[Node]:
-        """The nodes after the input as a serial chain; branches become problems."""
+    def _report_merges(self, fallback: Node, consumers: list[Node]) -> None:
+        merges = [n for n in self.graph.nodes if len(n.inputs) > 1]
+        for merge in merges:
+            kind = {"add": "a residual connection (Add)", "concat": "a Concatenate"}.get(merge.op, "a merge")
+            self.problem(
+                merge,
+                f"{kind} joins several branches; the conversion takes serial feed-forward models only",
+                "remove the branch, or convert the branches as separate models and join them with an "
+                "Akida Concat layer after conversion",
+            )
+        if not merges:
+            self.problem(
+                fallback,
+                f"its output feeds {len(consumers)} layers ({', '.join(c.label() for c in consumers)}); "
+                "the conversion takes serial feed-forward models only",
+                "keep one path from the input to the output",
+            )
+
+    def chain(self) -> list[Node] | None:
+        """The nodes after the input as a serial chain, or None (with problems) for a branched graph."""
         graph = self.graph
         nodes = []
         current = graph.input
-        seen = {current.name}
         while current.name != graph.output:
             consumers = graph.consumers(current.name)
-            for c in consumers:
-                if len(c.inputs) > 1:
-                    kind = {"add": "a residual connection (Add)", "concat": "a Concatenate"}.get(c.op, "a merge")
-                    self.problem(
-                        c,
-                        f"{kind} joins several branches; the conversion takes serial feed-forward models only",
-                        "remove the branch, or convert the branches as separate models and join them with an "
-                        "Akida Concat layer after conversion",
-                    )
-                    return nodes
-            if len(consumers) != 1:
+            if len(consumers) != 1 or len(consumers[0].inputs) != 1:
                 if not consumers:
                     break
-                self.problem(
-                    current,
-                    f"its output feeds {len(consumers)} layers ({', '.join(c.label() for c in consumers)}); "
-                    "the conversion takes serial feed-forward models only",
-                    "keep one path from the input to the output",
-                )
-                return nodes
+                self._report_merges(current, consumers)
+                return None
             current = consumers[0]
-            if current.name in seen:
-                break
-            seen.add(current.name)
             nodes.append(current)
         return nodes
 
@@ -144,6 +143,8 @@ class _Planner:
         if "rescale_problem" in self.graph.input.attrs:
             self.problem(self.graph.input, self.graph.input.attrs["rescale_problem"], "")
         nodes = self.chain()
+        if nodes is None:
+            return
         rescales = [n for n in nodes if n.op == "rescale"]
         for r in rescales:
             self.problem(
@@ -189,6 +190,13 @@ class _Planner:
                 flattened = False
                 stage = "weighted"
                 continue
+            if op == "depthwise":
+                self.problem(
+                    node,
+                    "a depthwise convolution that is not followed directly by a 1 x 1 convolution",
+                    "use SeparableConv2D, or follow the DepthwiseConv2D with a 1 x 1 Conv2D",
+                )
+                return
             if current is None:
                 self.problem(
                     node,
@@ -241,13 +249,6 @@ class _Planner:
             if op == "softmax":
                 self.problem(node, "a softmax inside the model", "keep a softmax only at the very end")
                 continue
-            if op == "depthwise":
-                self.problem(
-                    node,
-                    "a depthwise convolution that is not followed directly by a 1 x 1 convolution",
-                    "use SeparableConv2D, or follow the DepthwiseConv2D with a 1 x 1 Conv2D",
-                )
-                return
             if op == "activation":
                 self.problem(
                     node,
@@ -263,7 +264,7 @@ class _Planner:
                 "Dropout and a final Softmax",
             )
             return
-        if not self.layers:
+        if not self.layers and not self.problems:
             self.problem(self.graph.input, "the model has no convolution or dense layer", "")
 
     def _describe(self, node: Node) -> str:

@@ -43,7 +43,15 @@ from .graph import ActivationQuant, Graph, Node, WeightQuant
 if TYPE_CHECKING:  # pragma: no cover
     import onnx
 
-__all__ = ["ONNX_OP_HANDLERS", "QONNX_DOMAINS", "QONNX_OP_HANDLERS", "read_onnx"]
+__all__ = [
+    "ONNX_EXTRA_MESSAGE",
+    "ONNX_OP_HANDLERS",
+    "QONNX_DOMAINS",
+    "QONNX_OP_HANDLERS",
+    "chw_to_hwc_order",
+    "read_onnx",
+    "tf_same_pads",
+]
 
 #: The message of the ImportError raised when the ``onnx`` package is missing.
 ONNX_EXTRA_MESSAGE = "akida.cnn2snn needs the 'onnx' extra: pip install openakida[onnx]"
@@ -115,14 +123,34 @@ class _Unsupported(Exception):
     node then becomes an ``"unsupported"`` graph node with this reason."""
 
 
-@dataclass
-class _PendingQuant:
-    """The grid of a ``QuantizeLinear`` on an activation, until its ``DequantizeLinear``."""
+@dataclass(frozen=True)
+class _Grid:
+    """The quantization grid of an activation: ``scale * (q - zero_point)`` for integers ``q`` of
+    ``bits`` bits (signed or not). Scales and zero points are per tensor or per channel."""
 
-    scale: np.ndarray
-    zero_point: np.ndarray
+    scale: tuple[float, ...]
+    zero_point: tuple[int, ...]
     bits: int
     signed: bool
+
+    @property
+    def step(self) -> float:
+        return self.scale[0]
+
+    @property
+    def per_tensor(self) -> bool:
+        return len(self.scale) == 1 and len(self.zero_point) == 1
+
+    @property
+    def starts_at_zero(self) -> bool:
+        """Whether the grid clips below at 0 (a ReLU): unsigned, zero point 0."""
+        return not self.signed and not any(self.zero_point)
+
+    def scale_value(self) -> Any:
+        return self.scale[0] if len(self.scale) == 1 else np.array(self.scale)
+
+    def zero_point_value(self) -> Any:
+        return self.zero_point[0] if len(self.zero_point) == 1 else np.array(self.zero_point)
 
 
 @dataclass
@@ -137,7 +165,12 @@ class _Value:
     node: str
     shape: tuple[int, ...] | None
     perm: np.ndarray | None = None
-    pending_quant: _PendingQuant | None = None
+    #: The grid the values are known to lie on (after a QDQ pair or a QONNX Quant, kept by
+    #: max pooling, flatten, ...).
+    grid: _Grid | None = None
+    #: On the output of a QuantizeLinear of an activation: its grid and node, until the
+    #: DequantizeLinear that closes it.
+    pending: tuple[_Grid, Any] | None = None
 
     @property
     def is_image(self) -> bool:
@@ -278,15 +311,19 @@ def _window(
         top, left, bottom, right = onnx_pads
     else:
         raise _Unsupported(f"unknown auto_pad {auto_pad!r}")
+    extra = (0, 0)
     if attrs.get("ceil_mode", 0):
         if in_hw is None:
             raise _Unsupported("ceil_mode=1 on an input of unknown size")
-        bottom += _ceil_mode_extra(in_hw[0], top, bottom, extents[0], strides[0])
-        right += _ceil_mode_extra(in_hw[1], left, right, extents[1], strides[1])
-        if not ceil_mode_allowed and (bottom, right) != _pads_without_ceil(attrs, in_hw, kernel):
+        extra = (
+            _ceil_mode_extra(in_hw[0], top, bottom, extents[0], strides[0]),
+            _ceil_mode_extra(in_hw[1], left, right, extents[1], strides[1]),
+        )
+        if extra != (0, 0) and not ceil_mode_allowed:
             raise _Unsupported("ceil_mode=1 adds windows past the padded input")
+        bottom, right = bottom + extra[0], right + extra[1]
     pads4 = (top, bottom, left, right)
-    if auto_pad == "SAME_UPPER":
+    if auto_pad == "SAME_UPPER" and extra == (0, 0):
         padding: Any = "same"
     elif pads4 == (0, 0, 0, 0):
         padding = "valid"
@@ -314,13 +351,6 @@ def _ceil_mode_extra(size: int, before: int, after: int, extent: int, stride: in
     if (out - 1) * stride >= size + before:
         out -= 1
     return max((out - 1) * stride + extent - (size + before + after), 0)
-
-
-def _pads_without_ceil(attrs: dict[str, Any], in_hw: tuple[int, int], kernel: tuple[int, int]) -> tuple[int, int]:
-    without = dict(attrs, ceil_mode=0)
-    window = _window(without, kernel, in_hw, False)
-    assert window.pads is not None
-    return window.pads[1], window.pads[3]
 
 
 # --------------------------------------------------------------------------------------------
@@ -434,6 +464,7 @@ class _Reader:
                 f"the ONNX input '{info.name}' has shape {dims} with unknown non-batch dimensions; "
                 "export the model with a fixed input size"
             )
+        sizes = [int(d) for d in dims[1:] if d is not None]
         self.batch = dims[0] or 1
         absorbed: set[int] = set()
         consumers = [n for n in needed if info.name in n.input]
@@ -442,19 +473,20 @@ class _Reader:
             and consumers
             and all(n.op_type == "Transpose" and list(self.attrs(n).get("perm", [])) == [0, 3, 1, 2] for n in consumers)
         )
-        if len(dims) == 4:
-            c, h, w = (dims[3], dims[1], dims[2]) if nhwc else (dims[1], dims[2], dims[3])
+        if len(sizes) == 3:
+            c, h, w = (sizes[2], sizes[0], sizes[1]) if nhwc else (sizes[0], sizes[1], sizes[2])
             shape: tuple[int, ...] = (c, h, w)
             ir_shape = (h, w, c)
         else:
-            shape = (dims[1],)
-            ir_shape = (1, 1, dims[1])
+            shape = (sizes[0],)
+            ir_shape = (1, 1, sizes[0])
         node = self._add(Node("input", self._unique(info.name), attrs={"shape": ir_shape}, source=f"ONNX input '{info.name}'"))
         value = _Value(node.name, shape)
         self._bind(info.name, value, fresh=True)
         if nhwc:
             for transpose in consumers:
                 self._bind(transpose.output[0], value)
+                self.readers[node.name] -= 1  # the transpose is no reader of its own
                 absorbed.add(id(transpose))
         return absorbed
 
@@ -550,22 +582,21 @@ class _Reader:
         attrs: dict[str, Any] | None = None,
         params: dict[str, np.ndarray] | None = None,
         perm: np.ndarray | None = None,
-        suffix: str = "",
         output: str | None = None,
+        grid: _Grid | None = None,
     ) -> Node:
         """Adds a graph node for ``node`` and binds its output (``output`` or ``node.output[0]``)."""
-        base = _node_label(node) + suffix
         graph_node = self._add(
             Node(
                 op,
-                self._unique(base),
+                self._unique(_node_label(node)),
                 inputs=[v.node for v in inputs],
                 attrs=attrs or {},
                 params=params or {},
                 source=self.source(node),
             )
         )
-        self._bind(output if output is not None else node.output[0], _Value(graph_node.name, shape, perm), fresh=True)
+        self._bind(output if output is not None else node.output[0], _Value(graph_node.name, shape, perm, grid), fresh=True)
         return graph_node
 
     def emit_chain(self, node: Any, steps: list[tuple[str, tuple[int, ...] | None, dict[str, Any]]], x: _Value) -> None:
@@ -581,10 +612,10 @@ class _Reader:
                 self.readers[graph_node.name] = 1
         self._bind(node.output[0], current, fresh=True)
 
-    def alias(self, node: Any, value: _Value, output_index: int = 0) -> None:
+    def alias(self, node: Any, value: _Value) -> None:
         """Binds the node's output to an existing tensor (the node computes nothing the graph
         needs to see): its readers become readers of that tensor's graph node."""
-        self._bind(node.output[output_index], value)
+        self._bind(node.output[0], value)
         # the aliasing node itself no longer reads the graph node
         self.readers[value.node] = self.readers.get(value.node, 0) - 1
 
@@ -721,7 +752,7 @@ def _conv(r: _Reader, node: Any) -> None:
     attrs = r.attrs(node)
     group = int(attrs.get("group", 1))
     out_channels, in_per_group, kh, kw = weights.shape
-    window = _window(attrs, (kh, kw), x.shape[1:] if x.shape else None, ceil_mode_allowed=False)  # type: ignore[arg-type]
+    window = _window(attrs, (kh, kw), (x.shape[1], x.shape[2]) if x.shape else None, ceil_mode_allowed=False)
     if group == 1:
         op, layout = "conv", (2, 3, 1, 0)
     elif group == out_channels and in_per_group == 1 and (x.shape is None or x.shape[0] == group):
@@ -825,7 +856,8 @@ def _batchnorm(r: _Reader, node: Any) -> None:
 def _relu_node(r: _Reader, node: Any, max_value: float | None = None, negative_slope: float = 0.0, threshold: float = 0.0) -> None:
     x = r.value(node.input[0])
     attrs = {"max_value": max_value, "negative_slope": negative_slope, "threshold": threshold}
-    r.emit(node, "relu", [x], x.shape, attrs, perm=x.perm)
+    grid = x.grid if max_value is None and negative_slope == 0.0 and threshold == 0.0 else None
+    r.emit(node, "relu", [x], x.shape, attrs, perm=x.perm, grid=grid)
 
 
 def _relu(r: _Reader, node: Any) -> None:
@@ -912,6 +944,13 @@ def _image(r: _Reader, node: Any) -> tuple[_Value, tuple[int, int] | None]:
     return x, (x.shape[1], x.shape[2]) if x.shape is not None else None
 
 
+def _pool_size(attrs: dict[str, Any]) -> tuple[int, int]:
+    size = [int(k) for k in attrs["kernel_shape"]]
+    if len(size) != 2:
+        raise _Unsupported(f"a {len(size)}-D pooling: only 2-D is supported")
+    return size[0], size[1]
+
+
 def _maxpool(r: _Reader, node: Any) -> None:
     """MaxPool -> "maxpool"; ceil_mode=1 becomes extra end padding (padded cells never win)."""
     x, in_hw = _image(r, node)
@@ -920,24 +959,29 @@ def _maxpool(r: _Reader, node: Any) -> None:
         raise _Unsupported("the Indices output")
     if any(int(d) != 1 for d in attrs.get("dilations", (1, 1))):
         raise _Unsupported("dilated pooling")
-    window = _window(attrs, tuple(attrs["kernel_shape"]), in_hw, ceil_mode_allowed=True)  # type: ignore[arg-type]
+    window = _window(attrs, _pool_size(attrs), in_hw, ceil_mode_allowed=True)
     shape = (x.shape[0],) + window.out_hw if x.shape is not None and window.out_hw else None
-    r.emit(node, "maxpool", [x], shape, {"pool": window.kernel, "strides": window.strides, "padding": window.padding})
+    graph_attrs = {"pool": window.kernel, "strides": window.strides, "padding": window.padding}
+    r.emit(node, "maxpool", [x], shape, graph_attrs, grid=x.grid)
 
 
 def _avgpool(r: _Reader, node: Any) -> None:
-    """AveragePool -> "avgpool" with attrs count_include_pad (bool)."""
+    """AveragePool -> "avgpool" with attrs count_include_pad (bool); ceil_mode=1 becomes extra
+    end padding unless padded cells count."""
     x, in_hw = _image(r, node)
     attrs = r.attrs(node)
     if any(int(d) != 1 for d in attrs.get("dilations", (1, 1))):
         raise _Unsupported("dilated pooling")
-    window = _window(attrs, tuple(attrs["kernel_shape"]), in_hw, ceil_mode_allowed=False)  # type: ignore[arg-type]
+    # ceil_mode windows past the padding average their input cells only: exact as end padding
+    # when padded cells never count
+    include_pad = bool(attrs.get("count_include_pad", 0))
+    window = _window(attrs, _pool_size(attrs), in_hw, ceil_mode_allowed=not include_pad)
     shape = (x.shape[0],) + window.out_hw if x.shape is not None and window.out_hw else None
     graph_attrs = {
         "pool": window.kernel,
         "strides": window.strides,
         "padding": window.padding,
-        "count_include_pad": bool(attrs.get("count_include_pad", 0)),
+        "count_include_pad": include_pad,
     }
     r.emit(node, "avgpool", [x], shape, graph_attrs)
 
@@ -946,7 +990,7 @@ def _global_pool(r: _Reader, node: Any) -> None:
     """GlobalAveragePool / GlobalMaxPool -> "global_avgpool" / "global_maxpool" (keeps 1 x 1)."""
     x, _ = _image(r, node)
     op = "global_avgpool" if node.op_type == "GlobalAveragePool" else "global_maxpool"
-    r.emit(node, op, [x], (x.shape[0], 1, 1) if x.shape is not None else None)
+    r.emit(node, op, [x], (x.shape[0], 1, 1) if x.shape is not None else None, grid=x.grid if op == "global_maxpool" else None)
 
 
 def _reduce(r: _Reader, node: Any) -> None:
@@ -984,9 +1028,9 @@ def _emit_flatten(r: _Reader, node: Any, x: _Value) -> None:
     if x.is_image:
         c, h, w = x.shape
         perm = None if h * w == 1 or c == 1 else chw_to_hwc_order(c, h, w)
-        r.emit(node, "flatten", [x], (c * h * w,), perm=perm)
+        r.emit(node, "flatten", [x], (c * h * w,), perm=perm, grid=x.grid)
     elif x.is_flat:
-        r.emit(node, "flatten", [x], x.shape, perm=x.perm)
+        r.emit(node, "flatten", [x], x.shape, perm=x.perm, grid=x.grid)
     else:
         raise _Unsupported(f"flatten of a {x.shape} tensor")
 
@@ -1002,7 +1046,7 @@ def _reshape(r: _Reader, node: Any) -> None:
     if sample is None:
         raise _Unsupported(f"a reshape of (N, {', '.join(map(str, x.shape))}) to {list(np.asarray(target).ravel())}")
     if sample == x.shape:
-        r.emit(node, "identity", [x], x.shape, perm=x.perm)
+        r.emit(node, "identity", [x], x.shape, perm=x.perm, grid=x.grid)
     elif len(sample) == 1:
         _emit_flatten(r, node, x)
     elif len(sample) == 3 and x.is_flat:
@@ -1015,7 +1059,7 @@ def _reshape(r: _Reader, node: Any) -> None:
             raise _Unsupported(
                 f"features reshaped to a channels-first ({c}, {h}, {w}) image would need a reorder"
             )
-        r.emit(node, "reshape", [x], sample, {"shape": (h, w, c)})
+        r.emit(node, "reshape", [x], sample, {"shape": (h, w, c)}, grid=x.grid)
     else:
         raise _Unsupported(f"a reshape of (N, {', '.join(map(str, x.shape))}) to (N, {', '.join(map(str, sample))})")
 
@@ -1061,28 +1105,31 @@ def _identity(r: _Reader, node: Any) -> None:
         training = r.const(node, 2)
         if training is not None and bool(np.asarray(training).ravel()[0]):
             raise _Unsupported("training-mode dropout")
-    r.emit(node, "identity", [x], x.shape, perm=x.perm)
+    r.emit(node, "identity", [x], x.shape, perm=x.perm, grid=x.grid)
 
 
 def _concat(r: _Reader, node: Any) -> None:
     """Concat along channels (images) or features -> "concat"."""
     inputs = [r.value(name) for name in node.input if name]
     axis = int(r.attrs(node)["axis"])
-    if any(v.shape is None for v in inputs):
+    shapes = [v.shape for v in inputs]
+    if any(shape is None for shape in shapes):
         raise _Unsupported("a concatenation of tensors of unknown shape")
-    ranks = {len(v.shape) for v in inputs}  # type: ignore[arg-type]
-    if ranks == {3} and axis in (1, -3) and len({v.shape[1:] for v in inputs}) == 1:  # type: ignore[index]
-        shape = (sum(v.shape[0] for v in inputs),) + inputs[0].shape[1:]  # type: ignore[index]
-        r.emit(node, "concat", inputs, shape)
+    known = [shape for shape in shapes if shape is not None]
+    ranks = {len(shape) for shape in known}
+    grids = {v.grid for v in inputs}
+    grid = grids.pop() if len(grids) == 1 else None
+    if ranks == {3} and axis in (1, -3) and len({shape[1:] for shape in known}) == 1:
+        r.emit(node, "concat", inputs, (sum(shape[0] for shape in known),) + known[0][1:], grid=grid)
     elif ranks == {1} and axis in (1, -1):
-        sizes = [v.shape[0] for v in inputs]  # type: ignore[index]
+        sizes = [shape[0] for shape in known]
         perm = None
         if any(v.perm is not None for v in inputs):
             offsets = np.cumsum([0] + sizes[:-1])
             perm = np.concatenate(
                 [(v.perm if v.perm is not None else np.arange(n)) + o for v, n, o in zip(inputs, sizes, offsets)]
             )
-        r.emit(node, "concat", inputs, (sum(sizes),), perm=perm)
+        r.emit(node, "concat", inputs, (sum(sizes),), perm=perm, grid=grid)
     else:
         raise _Unsupported(f"a concatenation along axis {axis}: only along channels")
 
@@ -1112,7 +1159,8 @@ def _sum(r: _Reader, node: Any) -> None:
     if len(shapes) != 1:
         raise _Unsupported(f"a broadcasting sum of shapes {sorted(map(str, shapes))}")
     perms = [v.perm for v in inputs]
-    if any(p is not None for p in perms) and not all(p is not None and np.array_equal(p, perms[0]) for p in perms):
+    first = perms[0]
+    if any(p is not None for p in perms) and not (first is not None and all(p is not None and np.array_equal(p, first) for p in perms)):
         raise _Unsupported("a sum of features in different orders")
     r.emit(node, "add", inputs, inputs[0].shape, perm=perms[0])
 
@@ -1191,55 +1239,63 @@ def _div(r: _Reader, node: Any) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+def _quantized_dtype(r: _Reader, node: Any, zero_point: np.ndarray | None) -> np.dtype:
+    """The integer dtype a QuantizeLinear outputs: its zero point's, else ``output_dtype``,
+    else uint8."""
+    if zero_point is not None:
+        return np.dtype(zero_point.dtype)
+    output_dtype = int(r.attrs(node).get("output_dtype", 0))
+    return np.dtype(r.onnx.helper.tensor_dtype_to_np_dtype(output_dtype)) if output_dtype else np.dtype(np.uint8)
+
+
 def _activation_format(r: _Reader, node: Any, zero_point: np.ndarray | None) -> tuple[int, bool]:
     """``(bits, signed)`` of a QuantizeLinear's output."""
-    if zero_point is not None:
-        dtype = zero_point.dtype
-    else:
-        output_dtype = int(r.attrs(node).get("output_dtype", 0))
-        dtype = np.dtype(r.onnx.helper.tensor_dtype_to_np_dtype(output_dtype)) if output_dtype else np.dtype(np.uint8)
+    dtype = _quantized_dtype(r, node, zero_point)
     fmt = _integer_format(dtype)
     if fmt is None:
-        raise _Unsupported(f"quantization to {np.dtype(dtype).name}")
+        raise _Unsupported(f"quantization to {dtype.name}")
     return fmt
 
 
+def _grid(scale: np.ndarray, zero_point: np.ndarray | None, bits: int, signed: bool) -> _Grid:
+    zero = np.zeros(1, np.int64) if zero_point is None else np.rint(np.asarray(zero_point, dtype=np.float64)).astype(np.int64)
+    return _Grid(
+        tuple(float(v) for v in np.asarray(scale, dtype=np.float64).ravel()),
+        tuple(int(v) for v in zero.ravel()),
+        bits,
+        signed,
+    )
+
+
 def _quantize_linear(r: _Reader, node: Any) -> None:
-    """QuantizeLinear of an activation: remembered until its DequantizeLinear."""
+    """QuantizeLinear of an activation: remembered until the DequantizeLinear that closes it."""
     x = r.value(node.input[0])
     scale = r.const(node, 1)
     zero_point = r.const(node, 2)
     bits, signed = _activation_format(r, node, zero_point)
-    pending = _PendingQuant(
-        np.asarray(scale, dtype=np.float64),
-        _as_int64(zero_point) if zero_point is not None else np.zeros((), np.int64),
-        bits,
-        signed,
-    )
-    r.alias(node, _Value(x.node, x.shape, x.perm, pending))
+    grid = _grid(np.asarray(scale), None if zero_point is None else _as_int64(zero_point), bits, signed)
+    r.alias(node, _Value(x.node, x.shape, x.perm, x.grid, pending=(grid, node)))
 
 
 def _dequantize_linear(r: _Reader, node: Any) -> None:
-    """DequantizeLinear closing a QuantizeLinear: both disappear, the node before them is
-    annotated (see :func:`_annotate_activation`). On an integer graph input: input_quant."""
+    """DequantizeLinear closing a QuantizeLinear: both disappear into the graph (see
+    :func:`_quantized_activation`). On an integer graph input: ``input_quant``."""
     x = r.value(node.input[0])
-    if x.pending_quant is None:
+    scale = r.const(node, 1)
+    zero_point = r.const(node, 2)
+    if x.pending is None:
         producer = r.node_of(x)
         if producer.op != "input":
             raise _Unsupported("a dequantization of an integer tensor computed by the graph")
-        scale = r.const(node, 1)
-        zero_point = r.const(node, 2)
-        producer.attrs["input_quant"] = (_scalar_or_array(scale), _int_or_array(zero_point))
-        r.alias(node, _Value(x.node, x.shape, x.perm))
+        fmt = _integer_format(zero_point.dtype) if zero_point is not None else (8, False)
+        grid = _grid(np.asarray(scale), None if zero_point is None else _as_int64(zero_point), *(fmt or (8, False)))
+        _quantized_activation(r, node, node, _Value(x.node, x.shape, x.perm), grid)
         return
-    pending = x.pending_quant
-    scale = np.asarray(r.const(node, 1), dtype=np.float64)
-    zero_point = r.const(node, 2)
-    zero_point = _as_int64(zero_point) if zero_point is not None else np.zeros((), np.int64)
-    if not (np.array_equal(scale, pending.scale) and np.array_equal(zero_point, pending.zero_point)):
+    grid, quantize_node = x.pending
+    closing = _grid(np.asarray(scale), None if zero_point is None else _as_int64(zero_point), grid.bits, grid.signed)
+    if closing != grid:
         raise _Unsupported("a DequantizeLinear whose scale or zero point differ from its QuantizeLinear's")
-    _annotate_activation(r, r.node_of(x), pending.scale, pending.zero_point, pending.bits, pending.signed)
-    r.alias(node, _Value(x.node, x.shape, x.perm))
+    _quantized_activation(r, quantize_node, node, _Value(x.node, x.shape, x.perm, x.grid), grid)
 
 
 def _int_or_array(x: np.ndarray | None) -> Any:
@@ -1249,29 +1305,44 @@ def _int_or_array(x: np.ndarray | None) -> Any:
     return int(x.ravel()[0]) if x.size == 1 else x
 
 
-def _annotate_activation(r: _Reader, producer: Node, scale: np.ndarray, zero_point: np.ndarray, bits: int, signed: bool) -> None:
-    """Records an activation quantization on the node whose output it quantizes.
+def _quantized_activation(r: _Reader, quantizer: Any, closing: Any, x: _Value, grid: _Grid) -> None:
+    """Translates the fake quantization of activation ``x`` onto ``grid`` (a QDQ pair from
+    ``quantizer`` to ``closing``, or one QONNX Quant) and binds the output of ``closing``.
 
-    After a ReLU: ``activation_quant`` (a signed grid keeps ``bits - 1`` bits of non-negative
-    levels); on the input: ``attrs["input_quant"] = (scale, zero_point)``; elsewhere
-    ``attrs["output_quant"] = (scale, zero_point, bits)``.
+    - on the graph input: ``attrs["input_quant"] = (scale, zero_point)``;
+    - on values already on that grid (a max pooling of them, ...): nothing;
+    - after a ReLU read by nothing else: its ``activation_quant`` (a signed grid keeps
+      ``bits - 1`` bits of non-negative levels);
+    - else, on a grid from 0 (unsigned, zero point 0): a new ReLU with that ``activation_quant``
+      (the quantization clips at 0 -- onnxruntime's quantizer removes the ReLUs it implies);
+    - else ``attrs["output_quant"] = (scale, zero_point, bits)`` on the node before, for
+      information: the reader drops that rounding.
     """
+    producer = r.node_of(x)
+    on_grid = _Value(x.node, x.shape, x.perm, grid)
     if producer.op == "input":
-        producer.attrs["input_quant"] = (_scalar_or_array(scale), _int_or_array(zero_point))
+        producer.attrs["input_quant"] = (grid.scale_value(), grid.zero_point_value())
+        r.alias(closing, on_grid)
         return
-    if producer.op != "relu":
-        producer.attrs["output_quant"] = (_scalar_or_array(scale), _int_or_array(zero_point), bits)
+    if x.grid == grid:
+        r.alias(closing, on_grid)
         return
-    if np.asarray(scale).size != 1:
-        r.problem(producer, "per-channel activation scales")
-    elif np.any(zero_point != 0):
-        r.problem(producer, f"activation zero point {_int_or_array(zero_point)} (must be 0)")
-    else:
-        quant = ActivationQuant(bits=bits - 1 if signed else bits, step=float(np.asarray(scale).ravel()[0]))
-        if producer.activation_quant is None:
-            producer.activation_quant = quant
-        elif producer.activation_quant != quant:
-            producer.attrs["output_quant"] = (quant.step, 0, bits)
+    if producer.op == "relu" and producer.activation_quant is None and r.sole_reader(x):
+        if not grid.per_tensor:
+            r.problem(producer, "per-channel activation scales")
+        elif any(grid.zero_point):
+            r.problem(producer, f"activation zero point {grid.zero_point_value()} (must be 0)")
+        else:
+            producer.activation_quant = ActivationQuant(grid.bits - 1 if grid.signed else grid.bits, grid.step)
+        r.alias(closing, on_grid)
+        return
+    if grid.starts_at_zero and grid.per_tensor:
+        attrs = {"max_value": None, "negative_slope": 0.0, "threshold": 0.0}
+        relu = r.emit(quantizer, "relu", [x], x.shape, attrs, perm=x.perm, output=closing.output[0], grid=grid)
+        relu.activation_quant = ActivationQuant(grid.bits, grid.step)
+        return
+    producer.attrs.setdefault("output_quant", (grid.scale_value(), grid.zero_point_value(), grid.bits))
+    r.alias(closing, on_grid)
 
 
 def _qonnx_parameters(node: Any, args: list[np.ndarray | None], attrs: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, float, bool, bool]:
@@ -1282,15 +1353,14 @@ def _qonnx_parameters(node: Any, args: list[np.ndarray | None], attrs: dict[str,
 
 
 def _qonnx_quant(r: _Reader, node: Any) -> None:
-    """A QONNX Quant of an activation: disappears; the node before it is annotated (after a
-    ReLU: activation_quant with bits = bitwidth and step = scale)."""
+    """A QONNX Quant of an activation disappears like a QDQ pair (after a ReLU: its
+    activation_quant, with bits = bitwidth and step = scale)."""
     x = r.value(node.input[0])
     args = [None] + [r.const(node, i) for i in (1, 2, 3)]
     scale, zero_point, bitwidth, signed, _ = _qonnx_parameters(node, args, r.attrs(node))
     if bitwidth != int(bitwidth):
         raise _Unsupported(f"a non-integer bit width {bitwidth}")
-    _annotate_activation(r, r.node_of(x), scale, np.round(zero_point).astype(np.int64), int(bitwidth), signed)
-    r.alias(node, _Value(x.node, x.shape, x.perm))
+    _quantized_activation(r, node, node, x, _grid(scale, zero_point, int(bitwidth), signed))
 
 
 def _bipolar_quant(r: _Reader, node: Any) -> None:
@@ -1350,11 +1420,8 @@ def _fold_quantize(r: _Reader, node: Any, args: list[Any]) -> np.ndarray:
     """QuantizeLinear of a constant: round half to even, saturate, keep the integer dtype."""
     x, scale, zero_point = args[0], args[1], args[2] if len(args) > 2 else None
     axis = int(r.attrs(node).get("axis", 1))
-    dtype = zero_point.dtype if zero_point is not None else np.dtype(np.uint8)
-    fmt = _integer_format(dtype)
-    if fmt is None:
-        raise ValueError(f"{_node_label(node)}: quantization to {np.dtype(dtype).name} is not supported")
-    bits, signed = fmt
+    dtype = _quantized_dtype(r, node, zero_point)
+    bits, signed = _activation_format(r, node, zero_point)
     x = np.asarray(x, dtype=np.float64)
     s = _broadcast_along(np.asarray(scale, dtype=np.float64), axis, x.ndim)
     zp = _broadcast_along(_as_int64(zero_point) if zero_point is not None else np.zeros(()), axis, x.ndim)
@@ -1366,32 +1433,32 @@ def _fold_dequantize(r: _Reader, node: Any, args: list[Any]) -> np.ndarray:
     """DequantizeLinear of integer weights: the float weights, and their integers remembered."""
     q, scale, zero_point = args[0], args[1], args[2] if len(args) > 2 else None
     attrs = r.attrs(node)
-    fmt = _integer_format(np.asarray(q).dtype)
     ints = _as_int64(q)
-    axis = int(attrs.get("axis", 1)) if ints.ndim else 0
+    rank = ints.ndim
+    axis = int(attrs.get("axis", 1)) % max(rank, 1)
     scale = np.asarray(scale, dtype=np.float64)
+    zero = np.zeros((), np.int64) if zero_point is None else _as_int64(zero_point)
     problem = None
-    block_size = int(attrs.get("block_size", 0))
-    if block_size and scale.ndim > 0 and scale.size > 1 and ints.ndim and scale.shape != ints.shape[axis:axis + 1]:
-        scale = np.repeat(scale, block_size, axis=axis)[tuple(slice(0, n) for n in ints.shape)]
+    if int(attrs.get("block_size", 0)) and scale.ndim == rank and rank:
+        block = int(attrs["block_size"])
+        crop = tuple(slice(0, n) for n in ints.shape)
+        s = np.repeat(scale, block, axis=axis)[crop]
+        zero = np.repeat(zero, block, axis=axis)[crop] if zero.ndim == rank else zero
         problem = "blocked quantization (several scales per output channel)"
-        s = scale
     else:
-        s = _broadcast_along(scale, axis, max(ints.ndim, 1)) if scale.ndim <= 1 else scale
-    zp = np.zeros((), np.int64) if zero_point is None else _as_int64(zero_point)
-    zp = _broadcast_along(zp, axis, max(ints.ndim, 1)) if zp.ndim <= 1 else zp
-    centered = ints - zp
-    result = (centered * s).reshape(ints.shape)
+        s = _broadcast_along(scale, axis, rank)
+        zero = _broadcast_along(zero, axis, rank)
+    centered = ints - zero
+    fmt = _integer_format(np.asarray(q).dtype)
     if fmt is None:
-        problem = problem or f"{np.asarray(q).dtype.name} weights"
-        bits = 0
+        bits, problem = 0, problem or f"{np.asarray(q).dtype.name} weights"
     else:
-        bits, problem_bits = _smallest_weight_bits(centered, fmt[0])
-        if np.any(zp != 0):
+        bits, too_wide = _smallest_weight_bits(centered, fmt[0])
+        if np.any(zero != 0):
             problem = problem or f"weight zero point {_int_or_array(zero_point)} (must be 0)"
-        problem = problem or problem_bits
-    r.quantized[node.output[0]] = _QuantizedConstant(centered.reshape(ints.shape), np.asarray(s), bits, problem)
-    return result
+        problem = problem or too_wide
+    r.quantized[node.output[0]] = _QuantizedConstant(centered, s, bits, problem)
+    return centered * s
 
 
 def _fold_qonnx_quant(r: _Reader, node: Any, args: list[Any]) -> np.ndarray:
@@ -1418,8 +1485,7 @@ def _fold_qonnx_quant(r: _Reader, node: Any, args: list[Any]) -> np.ndarray:
         problem = problem or f"weight zero point {_scalar_or_array(zero_point)} (must be 0)"
     elif not signed:
         problem = problem or "unsigned weights"
-    scale_full = np.broadcast_to(scale, np.broadcast_shapes(scale.shape, (1,) * x.ndim)) if scale.ndim < x.ndim else scale
-    scale_full = np.asarray(scale_full).reshape((1,) * (x.ndim - scale_full.ndim) + scale_full.shape)
+    scale_full = scale.reshape((1,) * (x.ndim - scale.ndim) + scale.shape) if scale.ndim <= x.ndim else scale
     r.quantized[node.output[0]] = _QuantizedConstant(np.rint(centered).astype(np.int64), scale_full, b, problem)
     return centered * scale
 

@@ -30,6 +30,13 @@ class QuantizedWeights:
     def make(cls, kernel: np.ndarray, bits: int, fixed: WeightQuant | None, per_tensor: bool = False) -> "QuantizedWeights":
         kernel = np.asarray(kernel, dtype=np.float64)
         if fixed is not None:
+            if per_tensor and np.ptp(np.asarray(fixed.unit, dtype=np.float64)) > 0:
+                raise ConversionError(
+                    "a depthwise kernel quantized with one scale per channel: Akida's separable layer holds one "
+                    "depthwise scale; quantize the depthwise weights per tensor"
+                )
+            if per_tensor:
+                fixed = WeightQuant(fixed.bits, fixed.ints, np.asarray(fixed.unit, dtype=np.float64).ravel()[:1])
             units = np.broadcast_to(np.asarray(fixed.unit, dtype=np.float64).ravel(), (1 if per_tensor else kernel.shape[-1],))
             return cls(kernel, fixed.bits, np.asarray(fixed.ints, dtype=np.int64), units.copy())
         if bits == 0:
