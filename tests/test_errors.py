@@ -55,15 +55,32 @@ def input_conv(**kw):
         ("DTypeError", ("AkidaError", TypeError)),
         ("VariableError", ("AkidaError", ValueError)),
         ("LayerNotFoundError", ("AkidaError", KeyError, IndexError)),
+        ("ModelFormatError", ("AkidaError", ValueError)),
+        ("ConversionError", ("AkidaError", ValueError)),
     ],
 )
 def test_error_hierarchy(name, bases):
     errors = importlib.import_module("akida.errors")
     cls = getattr(akida, name)
     assert cls is getattr(errors, name)
+    assert name in errors.__all__ and name in akida.__all__
     for base in bases:
         base = getattr(akida, base) if isinstance(base, str) else base
         assert issubclass(cls, base), (name, base)
+
+
+def test_every_error_class_is_exported():
+    errors = importlib.import_module("akida.errors")
+    classes = {n for n, v in vars(errors).items() if isinstance(v, type) and issubclass(v, Exception)}
+    assert classes == set(errors.__all__)
+    assert classes <= set(akida.__all__)
+
+
+def test_conversion_error_is_raised_and_caught_like_the_others():
+    with pytest.raises(ValueError, match="unsupported layer"):
+        raise akida.ConversionError("unsupported layer 'x'")
+    with pytest.raises(akida.AkidaError):
+        raise akida.errors.ConversionError("no")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from . import converters
 from .errors import (
     AkidaError,
     ArchitectureError,
+    ConversionError,
     DTypeError,
     InputError,
     LayerNotFoundError,
@@ -40,6 +41,7 @@ __all__ = [
     "AkidaError",
     "ArchitectureError",
     "Concat",
+    "ConversionError",
     "ConvolutionMode",
     "Convolutional",
     "DTypeError",

@@ -13,6 +13,7 @@ __all__ = [
     "VariableError",
     "LayerNotFoundError",
     "ModelFormatError",
+    "ConversionError",
 ]
 
 
@@ -49,3 +50,8 @@ class LayerNotFoundError(AkidaError, KeyError, IndexError):
 
 class ModelFormatError(AkidaError, ValueError):
     """A model file or buffer is corrupt, truncated, not an akida model, or of a newer format."""
+
+
+class ConversionError(AkidaError, ValueError):
+    """A network cannot be converted to an akida model (raised by the converters of other
+    frameworks, such as ``akida.cnn2snn``): an unsupported layer, option or value."""
