@@ -375,25 +375,46 @@ def test_input_conv_kernel_larger_than_input_in_valid_mode():
         akida.Model().add(input_conv(input_width=2, convolution_mode=akida.ConvolutionMode.Valid))
 
 
-def test_pool_window_larger_than_map():
+@pytest.mark.parametrize("mode", ["Valid", "Full"])
+def test_pool_window_larger_than_map(mode):
+    mode = getattr(akida.ConvolutionMode, mode)
     model = model_with(input_data(w=4, h=3))
-    with pytest.raises(akida.ArchitectureError, match="(?i)pool"):
-        model.add(conv(pooling_type=akida.PoolingType.Max, pooling_width=2, pooling_height=4))
-    with pytest.raises(akida.ArchitectureError, match="(?i)pool"):
-        model.add(conv(pooling_type=akida.PoolingType.Average, pooling_width=5, pooling_height=1))
+    # Full 1x1 convolution: the map stays 3x4
+    with pytest.raises(akida.ArchitectureError, match="pooling_height 4 is larger than the map \\(3\\)"):
+        model.add(conv(kernel_width=1, kernel_height=1, convolution_mode=mode, pooling_type=akida.PoolingType.Max,
+                       pooling_width=2, pooling_height=4))
+    with pytest.raises(akida.ArchitectureError, match="(?i)pool.*Same mode"):
+        model.add(conv(kernel_width=1, kernel_height=1, convolution_mode=mode,
+                       pooling_type=akida.PoolingType.Average, pooling_width=5, pooling_height=1))
     # Valid 3x3 conv on 3x4 -> 1x2; a 2x2 window no longer fits
     with pytest.raises(akida.ArchitectureError, match="(?i)pool"):
         model.add(conv(convolution_mode=akida.ConvolutionMode.Valid, pooling_type=akida.PoolingType.Max,
                        pooling_width=2, pooling_height=2))
     assert model.get_layer_count() == 1
-    model.add(conv(pooling_type=akida.PoolingType.Max, pooling_width=4, pooling_height=3))
+    model.add(conv(kernel_width=1, kernel_height=1, convolution_mode=mode, pooling_type=akida.PoolingType.Max,
+                   pooling_width=4, pooling_height=3))
     assert model.output_shape == (1, 1, 2)
+
+
+def test_pool_window_larger_than_map_is_allowed_in_same_mode():
+    # TensorFlow's 'same' pooling: ceil(n / s) windows, the padded cells ignored
+    model = model_with(input_data(w=4, h=3))
+    model.add(conv(pooling_type=akida.PoolingType.Max, pooling_width=2, pooling_height=4))
+    assert model.output_shape == (1, 2, 2)
+    model.pop_layer()
+    model.add(conv(pooling_type=akida.PoolingType.Average, pooling_width=5, pooling_height=1, pooling_stride_x=1))
+    assert model.output_shape == (3, 4, 2)
 
 
 def test_pool_window_larger_than_map_input_conv():
     with pytest.raises(akida.ArchitectureError, match="(?i)pool"):
-        akida.Model().add(input_conv(input_width=3, input_height=3, pooling_type=akida.PoolingType.Max,
+        akida.Model().add(input_conv(input_width=3, input_height=3, convolution_mode=akida.ConvolutionMode.Valid,
+                                     kernel_width=1, kernel_height=1, pooling_type=akida.PoolingType.Max,
                                      pooling_width=4, pooling_height=4))
+    model = akida.Model()
+    model.add(input_conv(input_width=3, input_height=3, pooling_type=akida.PoolingType.Max, pooling_width=4,
+                         pooling_height=4))
+    assert model.output_shape == (1, 1, 2)
 
 
 @pytest.mark.parametrize("nxt", ["FullyConnected", "Convolutional", "SeparableConvolutional", "Concat"])
