@@ -3,17 +3,25 @@
 
 Each golden model is small and fully deterministic (hand-chosen parameters, weights and inputs from
 fixed seeds, thresholds calibrated from the oracle's potentials); together they cover every layer
-type and option of format version 1: both input layers, every convolution mode, pooling type
-(windowed, global, custom strides), weight width, activation width, disabled activations (int32 and
-Concat outputs), padding values, branches joined by Concat in either order, default and explicit
-names.
+type and option: both input layers, every convolution mode, pooling type (windowed, global, custom
+strides), weight width, activation width, disabled activations (int32 and Concat outputs), padding
+values, branches joined by Concat in either order, default and explicit names; and, since format
+version 2, Same-mode pooling with padded windows (odd sizes, windows larger than their stride and
+than the map) and per-neuron output rescaling (``output_scale``, ``output_offset``).
+
+Most files were written by format version 1 and are kept as they are: they are the proof that
+version-1 files still load. ``gray_input_conv`` was rewritten in format version 2 when Same-mode
+pooling became TensorFlow's 'same' pooling (its pooled shape changed); its version-1 file is kept in
+``tests/golden/version1_refused/``, where the tests check that it is refused with a clear message.
 
 ``<name>.npz`` holds what ``tests/test_golden_models.py`` checks a loaded model against:
 - ``meta``: JSON (layer names, types, parameters with enums as names, inbound names);
 - ``var_<i>_<variable>``: the variables of layer ``i``;
 - ``inputs``: fixed inputs;
 - ``output_<i>``: the outputs of layer ``i`` on ``inputs``, computed by the numpy oracle
-  (``tests/oracle.py``), not by the engine, so they are an independent reference.
+  (``tests/oracle.py``), not by the engine, so they are an independent reference;
+- ``evaluate`` (models whose last layer outputs potentials): ``Model.evaluate`` on ``inputs``, from
+  the oracle too.
 
 The script checks that the engine agrees with the oracle before writing anything. The files are
 checked in and must never be rewritten to make a test pass: files written by an earlier version
@@ -39,7 +47,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from oracle import LayerSpec, OracleModel, build_akida_model, enum_name, weight_range  # noqa: E402
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 NUM_SAMPLES = 6
 
 
@@ -47,8 +55,9 @@ def L(layer_type, name="", inbound=None, **params):  # noqa: N802 - short constr
     return LayerSpec(layer_type, params, name=name, inbound=inbound)
 
 
-# Each model: (name, seed, layer specs, layers whose thresholds are calibrated).
-# Layers not listed keep the constructor's threshold_fire / threshold_fire_step.
+# Each model: (name, seed, layer specs, layers whose thresholds are calibrated[, fixed variables]).
+# Layers not listed keep the constructor's threshold_fire / threshold_fire_step. Fixed variables:
+# {layer index: {variable: values}}, set as they are.
 GOLDEN_MODELS = [
     (
         "fully_connected",
@@ -134,6 +143,28 @@ GOLDEN_MODELS = [
         [0],
     ),
     (
+        "same_pooling_rescaled",
+        909,
+        [
+            L("InputData", input_width=7, input_height=5, input_channels=2, input_bits=4),
+            # 5x7 map, Max 3x3 / 2: 3x4 windows, one padded row and column before and after
+            L("Convolutional", "overlapping", kernel_width=3, kernel_height=3, num_neurons=4,
+              convolution_mode="Same", weights_bits=2, pooling_type="Max", pooling_width=3, pooling_height=3,
+              pooling_stride_x=2, pooling_stride_y=2, threshold_fire_bits=4),
+            # 3x4 map, Average 5x5 / 1: windows larger than the map, 2 padded cells before each axis
+            L("SeparableConvolutional", "larger_than_map", kernel_width=3, kernel_height=3, num_neurons=3,
+              convolution_mode="Same", weights_bits=4, pooling_type="Average", pooling_width=5, pooling_height=5,
+              pooling_stride_x=1, pooling_stride_y=1, threshold_fire_bits=2),
+            # 3x4 map, Average 2x2: 2x2 windows, the last row padded; potentials rescaled by evaluate
+            L("Convolutional", "rescaled", kernel_width=1, kernel_height=1, num_neurons=3, convolution_mode="Same",
+              weights_bits=4, pooling_type="Average", pooling_width=2, pooling_height=2,
+              activations_enabled=False),
+        ],
+        [1, 2],
+        {3: {"output_scale": np.array([0.125, -2.5, 1e-3], np.float32),
+             "output_offset": np.array([-1.75, 0.0, 3.3], np.float32)}},
+    ),
+    (
         "input_data_only",
         808,
         [
@@ -180,8 +211,8 @@ def _calibrate(rng, specs, index, x):
     specs[index].variables["threshold_fire_step"] = steps
 
 
-def build(seed, specs, calibrated):
-    """Fill in weights, inputs and thresholds; returns (specs, inputs)."""
+def build(seed, specs, calibrated, fixed=None):
+    """Fill in weights, inputs, thresholds and fixed variables; returns (specs, inputs)."""
     rng = np.random.default_rng(seed)
     specs = [LayerSpec(s.layer_type, dict(s.params), s.name, s.inbound, {}) for s in specs]
     shapes = OracleModel(specs)
@@ -195,6 +226,8 @@ def build(seed, specs, calibrated):
     x = np.where(rng.random(x.shape) < 0.7, x, 0).astype(np.uint8)
     for index in calibrated:
         _calibrate(rng, specs, index, x)
+    for index, variables in (fixed or {}).items():
+        specs[index].variables.update(variables)
     return specs, x
 
 
@@ -228,8 +261,8 @@ def write_npz(arrays) -> io.BytesIO:
     return buf
 
 
-def make(name, seed, layer_specs, calibrated, out: Path):
-    specs, x = build(seed, layer_specs, calibrated)
+def make(name, seed, layer_specs, calibrated, out: Path, fixed=None):
+    specs, x = build(seed, layer_specs, calibrated, fixed)
     oracle = OracleModel(specs)
     result = oracle.run(x)
     model = build_akida_model(specs)
@@ -247,6 +280,10 @@ def make(name, seed, layer_specs, calibrated, out: Path):
     last = arrays[f"output_{len(oracle.names) - 1}"]
     if got.dtype != last.dtype or not np.array_equal(got, last):
         raise SystemExit(f"{name}: the engine disagrees with the oracle; not writing golden files")
+    if not oracle.emits_activations(oracle.names[-1]):
+        arrays["evaluate"] = oracle.evaluate(x)
+        if model.evaluate(x).tobytes() != arrays["evaluate"].tobytes():
+            raise SystemExit(f"{name}: the engine's evaluate disagrees with the oracle; not writing golden files")
     meta = dict(name=name, format_version=FORMAT_VERSION, seed=seed, layers=describe(model))
     arrays["meta"] = np.array(json.dumps(meta, sort_keys=True))
     model.save(out / f"{name}.fbz")
@@ -267,10 +304,10 @@ def main():
         raise SystemExit(f"unknown golden models {sorted(unknown)}; known: {known}")
     args.out.mkdir(parents=True, exist_ok=True)
     total = 0
-    for name, seed, specs, calibrated in GOLDEN_MODELS:
+    for name, seed, specs, calibrated, *fixed in GOLDEN_MODELS:
         if args.names and name not in args.names:
             continue
-        fbz, npz, fired = make(name, seed, specs, calibrated, args.out)
+        fbz, npz, fired = make(name, seed, specs, calibrated, args.out, *fixed)
         total += fbz + npz
         print(f"{name:22s} {fbz:6d} B .fbz  {npz:6d} B .npz  non-zero outputs per layer: "
               + " ".join(f"{f:.2f}" for f in fired))

@@ -67,7 +67,9 @@ pub fn variable_values(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<(Vec<usiz
     if dtype.is_equiv_to(&numpy::dtype::<i32>(py)) && name == "threshold_fire" {
         return Ok((shape, VariableValues::Exact(VariableData::I32(flat::<i32>(&array, "int32")?))));
     }
-    if dtype.is_equiv_to(&numpy::dtype::<f32>(py)) && name == "threshold_fire_step" {
+    if dtype.is_equiv_to(&numpy::dtype::<f32>(py))
+        && matches!(name, "threshold_fire_step" | "output_scale" | "output_offset")
+    {
         return Ok((shape, VariableValues::Exact(VariableData::F32(flat::<f32>(&array, "float32")?))));
     }
     match dtype_kind(&array)? {

@@ -49,6 +49,28 @@ pub fn dense_u8_input<'py>(obj: &Bound<'py, PyAny>, expected: Option<Shape3>) ->
 enum Values {
     Activations(Vec<u8>),
     Potentials(Vec<i32>),
+    /// Rescaled potentials (`evaluate`).
+    Rescaled(Vec<f32>),
+}
+
+/// What a run computes besides the model output.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Forward,
+    /// `evaluate`: the last layer's potentials, rescaled.
+    Evaluate,
+}
+
+impl Values {
+    /// The values as a numpy array `(samples, H, W, C)` of their dtype.
+    fn into_array<'py>(self, py: Python<'py>, shape: Shape3, samples: usize) -> PyResult<Bound<'py, PyAny>> {
+        let dims = (samples, shape.height, shape.width, shape.channels);
+        match self {
+            Values::Activations(v) => PyArray1::from_vec(py, v).call_method1("reshape", (dims,)),
+            Values::Potentials(v) => PyArray1::from_vec(py, v).call_method1("reshape", (dims,)),
+            Values::Rescaled(v) => PyArray1::from_vec(py, v).call_method1("reshape", (dims,)),
+        }
+    }
 }
 
 /// A model of layers: one input layer first, then data-processing layers, each fed by the layer
@@ -123,21 +145,25 @@ impl PyModel {
         inputs: &Bound<'_, PyAny>,
         batch_size: Option<i64>,
     ) -> PyResult<(Values, Shape3, usize)> {
-        self.run_with(py, inputs, batch_size, None)
+        self.run_with(py, inputs, batch_size, None, Mode::Forward)
     }
 
     /// [`run`](Self::run), learning from every chunk when `labels` is `Some` (`Some(None)`:
-    /// unlabeled learning).
+    /// unlabeled learning), or rescaling the output potentials for `Mode::Evaluate`.
     fn run_with(
         &self,
         py: Python<'_>,
         inputs: &Bound<'_, PyAny>,
         batch_size: Option<i64>,
         labels: Option<Option<Vec<i64>>>,
+        mode: Mode,
     ) -> PyResult<(Values, Shape3, usize)> {
         let (input_shape, output_shape, kind) = guarded(|| {
             let state = lock(&self.state);
             let m = &state.model;
+            if mode == Mode::Evaluate {
+                m.check_rescalable()?;
+            }
             Ok((m.input_shape()?, m.output_shape()?, m.output_kind()?))
         })?;
         let events: Option<Arc<EventBatch>> = inputs.cast::<PyEvents>().ok().map(|e| e.get().batch.clone());
@@ -163,9 +189,10 @@ impl PyModel {
         let out_len = output_shape.len();
         let total = samples.checked_mul(out_len);
         let mut values = guarded(|| {
-            Ok(match kind {
-                OutputKind::Activations { .. } => Values::Activations(zeroed_vec(total, "the model output")?),
-                OutputKind::Potentials => Values::Potentials(zeroed_vec(total, "the model output")?),
+            Ok(match (kind, mode) {
+                (_, Mode::Evaluate) => Values::Rescaled(zeroed_vec(total, "the model output")?),
+                (OutputKind::Activations { .. }, _) => Values::Activations(zeroed_vec(total, "the model output")?),
+                (OutputKind::Potentials, _) => Values::Potentials(zeroed_vec(total, "the model output")?),
             })
         })?;
         let mut totals: Option<Vec<LayerStatistics>> = None;
@@ -186,6 +213,7 @@ impl PyModel {
             let output = match &mut values {
                 Values::Activations(v) => Output::Activations(&mut v[start * out_len..end * out_len]),
                 Values::Potentials(v) => Output::Potentials(&mut v[start * out_len..end * out_len]),
+                Values::Rescaled(v) => Output::Rescaled(&mut v[start * out_len..end * out_len]),
             };
             let state = &self.state;
             let chunk_labels: Option<Option<&[i64]>> = labels
@@ -220,6 +248,7 @@ impl PyModel {
             let output = match &mut values {
                 Values::Activations(v) => Output::Activations(v),
                 Values::Potentials(v) => Output::Potentials(v),
+                Values::Rescaled(v) => Output::Rescaled(v),
             };
             let state = &self.state;
             let learn = labels.is_some();
@@ -414,11 +443,21 @@ impl PyModel {
         batch_size: Option<i64>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let (values, shape, samples) = self.run(py, inputs, batch_size)?;
-        let dims = (samples, shape.height, shape.width, shape.channels);
-        match values {
-            Values::Activations(v) => PyArray1::from_vec(py, v).call_method1("reshape", (dims,)),
-            Values::Potentials(v) => PyArray1::from_vec(py, v).call_method1("reshape", (dims,)),
-        }
+        values.into_array(py, shape, samples)
+    }
+
+    /// The last layer's potentials rescaled per neuron, as float32 `(N, H, W, C)`:
+    /// `float32(float64(potential) * float64(output_scale[c]) + float64(output_offset[c]))`.
+    /// The last layer must have activations disabled (`forward` gives the activations).
+    #[pyo3(signature = (inputs, batch_size = None))]
+    fn evaluate<'py>(
+        &self,
+        py: Python<'py>,
+        inputs: &Bound<'py, PyAny>,
+        batch_size: Option<i64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (values, shape, samples) = self.run_with(py, inputs, batch_size, None, Mode::Evaluate)?;
+        values.into_array(py, shape, samples)
     }
 
     /// The class of each sample (int32), -1 when no neuron responds. Neurons form `num_classes`
@@ -451,6 +490,8 @@ impl PyModel {
         let classes = match &values {
             Values::Activations(v) => classify(v, channels, samples, num_classes),
             Values::Potentials(v) => classify(v, channels, samples, num_classes),
+            // `run` never rescales.
+            Values::Rescaled(_) => Err(Error::Architecture("predict classifies activations or potentials".into())),
         }
         .map_err(to_pyerr)?;
         Ok(PyArray1::from_vec(py, classes))
@@ -507,12 +548,8 @@ impl PyModel {
             None => None,
             Some(l) => Some(crate::arrays::integer_array(l, "input_labels")?.1),
         };
-        let (values, shape, samples) = self.run_with(py, inputs, batch_size, Some(labels))?;
-        let dims = (samples, shape.height, shape.width, shape.channels);
-        match values {
-            Values::Activations(v) => PyArray1::from_vec(py, v).call_method1("reshape", (dims,)),
-            Values::Potentials(v) => PyArray1::from_vec(py, v).call_method1("reshape", (dims,)),
-        }
+        let (values, shape, samples) = self.run_with(py, inputs, batch_size, Some(labels), Mode::Forward)?;
+        values.into_array(py, shape, samples)
     }
 
     /// Adds `num_classes` classes (groups of new neurons) to the compiled last layer.

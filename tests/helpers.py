@@ -53,14 +53,18 @@ def rand_input(rng, n, shape, bits, density=None):
     return x.astype(np.uint8)
 
 
-def rand_pooling(rng, oh, ow, kind=None):
-    """Pooling parameters valid for a (oh, ow) map (windows never larger than the map)."""
+def rand_pooling(rng, oh, ow, kind=None, mode=None):
+    """Pooling parameters valid for a (oh, ow) map of a layer in convolution ``mode``: windows of
+    1..3 cells, never larger than the map in Valid and Full mode; in Same mode (padded windows)
+    1..4 cells whatever the map size, often larger than it."""
     kind = kind or rng.choice(POOLINGS)
     if kind == "NoPooling":
         return dict(pooling_type="NoPooling")
     choice = rng.integers(3)
     if choice == 0:  # global
         params = dict(pooling_width=-1, pooling_height=-1)
+    elif mode == "Same":
+        params = dict(pooling_width=int(rng.integers(1, 5)), pooling_height=int(rng.integers(1, 5)))
     else:
         params = dict(
             pooling_width=int(rng.integers(1, min(3, ow) + 1)),
@@ -207,7 +211,7 @@ def add_conv(rng, specs, layer_type, x, last, inbound=None, geometry=None, pooli
     src_name = inbound[0] if inbound else src.names[-1]
     h, w, c = src.out_shape[src_name]
     geo, oh, ow = geometry if geometry is not None else rand_conv_geometry(rng, h, w)
-    pool = pooling if pooling is not None else rand_pooling(rng, oh, ow)
+    pool = pooling if pooling is not None else rand_pooling(rng, oh, ow, mode=geo["convolution_mode"])
     n = num_neurons or int(rng.integers(1, 5))
     wbits = bits or int(rng.choice([1, 2, 4]))
     params = dict(num_neurons=n, weights_bits=wbits, **geo, **pool, **(act or rand_activation_params(rng, last)))
@@ -253,7 +257,7 @@ def input_conv_spec(rng, x_shape=None, geometry=None, pooling=None, bits=None, a
     h, w = x_shape if x_shape else (int(rng.integers(1, 9)), int(rng.integers(1, 9)))
     c = channels or int(rng.choice([1, 3]))
     geo, oh, ow = geometry if geometry is not None else rand_conv_geometry(rng, h, w)
-    pool = pooling if pooling is not None else rand_pooling(rng, oh, ow)
+    pool = pooling if pooling is not None else rand_pooling(rng, oh, ow, mode=geo["convolution_mode"])
     n = num_neurons or int(rng.integers(1, 5))
     wbits = bits or int(rng.choice([1, 2, 4, 8]))
     if padding_value is None:

@@ -111,18 +111,34 @@ def conv_out_and_pad(n: int, k: int, s: int, mode) -> tuple[int, int]:
     raise ValueError(f"unknown convolution mode {mode!r}")
 
 
+def pool_axis(n: int, size: int, stride: int, mode) -> tuple[int, int, int, int]:
+    """(window, stride, padding before, output size) of pooling along one axis of ``n`` cells
+    (docs/semantics.md, Pooling):
+    - size -1 (global): one window of the whole map, whatever the mode and stride;
+    - Same mode: ceil(n / s) windows, total padding P = max((out - 1) * s + w - n, 0), P // 2 before;
+    - Valid and Full: windows inside the map, floor((n - w) / s) + 1 of them (error if w > n)."""
+    if size == -1:
+        return n, n, 0, 1
+    window = size
+    stride = window if stride == -1 else stride
+    if enum_name(mode) == "Same":
+        out = -(-n // stride)  # ceil(n / stride)
+        total = max((out - 1) * stride + window - n, 0)
+        return window, stride, total // 2, out
+    if window > n:
+        raise ValueError("pooling window larger than the map")
+    return window, stride, 0, (n - window) // stride + 1
+
+
 def pooling_geometry(h: int, w: int, params: dict):
-    """Return (window_h, window_w, stride_y, stride_x, out_h, out_w) or None for NoPooling."""
+    """Return ((window, stride, pad, out) along y, the same along x), or None for NoPooling."""
     if enum_name(params["pooling_type"]) == "NoPooling":
         return None
+    mode = params["convolution_mode"]
     ph, pw = params["pooling_height"], params["pooling_width"]
-    if ph == -1 and pw == -1:  # global pooling
-        ph, pw = h, w
-    sy = ph if params["pooling_stride_y"] == -1 else params["pooling_stride_y"]
-    sx = pw if params["pooling_stride_x"] == -1 else params["pooling_stride_x"]
-    if ph > h or pw > w:
-        raise ValueError("pooling window larger than the map")
-    return ph, pw, sy, sx, (h - ph) // sy + 1, (w - pw) // sx + 1
+    assert (ph == -1) == (pw == -1)
+    return (pool_axis(h, ph, params["pooling_stride_y"], mode),
+            pool_axis(w, pw, params["pooling_stride_x"], mode))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -164,20 +180,25 @@ def depthwise_convolve(x, weights, sy, sx, mode):
 
 
 def pool(p, params):
+    """Window (oy, ox) covers the padded rows oy*sy - pad_y .. + ph and columns ox*sx - pad_x .. + pw;
+    only the cells inside the map count (Max of them; Average: their sum // their count)."""
     geo = pooling_geometry(p.shape[0], p.shape[1], params)
     if geo is None:
         return p
-    ph, pw, sy, sx, oh, ow = geo
+    (ph, sy, pad_y, oh), (pw, sx, pad_x, ow) = geo
+    h, w = p.shape[:2]
     kind = enum_name(params["pooling_type"])
     out = np.empty((oh, ow, p.shape[2]), dtype=np.int64)
     for oy in range(oh):
+        rows = [y for y in range(oy * sy - pad_y, oy * sy - pad_y + ph) if 0 <= y < h]
         for ox in range(ow):
-            window = p[oy * sy : oy * sy + ph, ox * sx : ox * sx + pw, :]
-            assert window.shape[:2] == (ph, pw)
+            cols = [x for x in range(ox * sx - pad_x, ox * sx - pad_x + pw) if 0 <= x < w]
+            window = p[rows][:, cols]
+            assert window.shape[:2] == (len(rows), len(cols)) and window.size > 0
             if kind == "Max":
                 out[oy, ox] = window.max(axis=(0, 1))
             elif kind == "Average":
-                out[oy, ox] = window.sum(axis=(0, 1)) // (ph * pw)  # floor division
+                out[oy, ox] = window.sum(axis=(0, 1)) // (len(rows) * len(cols))  # floor division
             else:
                 raise ValueError(kind)
     return out
@@ -329,7 +350,7 @@ class OracleModel:
             ow, _ = conv_out_and_pad(w, p["kernel_width"], p["stride_x"], p["convolution_mode"])
             geo = pooling_geometry(oh, ow, p)
             if geo is not None:
-                oh, ow = geo[4], geo[5]
+                oh, ow = geo[0][3], geo[1][3]
             self.out_shape[name] = (oh, ow, p["num_neurons"])
 
     def variable_shapes(self, name):
@@ -347,6 +368,8 @@ class OracleModel:
         if t != "InputData":
             shapes["threshold_fire"] = (n,)
             shapes["threshold_fire_step"] = (n,)
+            shapes["output_scale"] = (n,)
+            shapes["output_offset"] = (n,)
         if t == "InputConvolutional":
             shapes["wta_groups"] = (n,)
         return shapes
@@ -364,9 +387,11 @@ class OracleModel:
                 arr = np.full(shape, p["threshold_fire_step"])
             elif var == "wta_groups":
                 arr = np.arange(shape[0])  # every neuron its own group
+            elif var == "output_scale":
+                arr = np.ones(shape)
             else:
                 arr = np.zeros(shape)
-            if var == "threshold_fire_step":
+            if var in ("threshold_fire_step", "output_scale", "output_offset"):
                 out[var] = arr.astype(np.float32)
             else:
                 out[var] = arr.astype(np.int64)
@@ -477,6 +502,17 @@ class OracleModel:
     def output_dtype(self):
         return np.uint8 if self.emits_activations(self.names[-1]) else np.int32
 
+    def evaluate(self, inputs):
+        """Model.evaluate (docs/semantics.md, Outputs): the last layer's potentials p of neuron c as
+        float32(float64(p) * float64(output_scale[c]) + float64(output_offset[c]))."""
+        last = self.names[-1]
+        if self.emits_activations(last):
+            raise ValueError("evaluate needs a last layer with activations disabled")
+        p = self.forward(inputs).astype(np.float64)
+        scale = self.variables[last]["output_scale"].astype(np.float64)
+        offset = self.variables[last]["output_offset"].astype(np.float64)
+        return (p * scale + offset).astype(np.float32)
+
     def predict(self, inputs, num_classes=None):
         return predict_from_outputs(self.forward(inputs), num_classes)
 
@@ -545,7 +581,9 @@ def spec_from_akida(model):
         for key in ENUM_PARAMS:
             if key in params:
                 params[key] = enum_name(params[key])
-        variables = {v: np.array(layer.get_variable(v)) for v in layer.get_variable_names()}
+        # threshold_learning is learning state (docs/learning.md): it does not change the outputs
+        variables = {v: np.array(layer.get_variable(v)) for v in layer.get_variable_names()
+                     if v != "threshold_learning"}
         inbound = [l.name for l in layer.inbound_layers]
         specs.append(LayerSpec(layer.layer_type, params, layer.name,
                                inbound if inbound else None, variables))

@@ -55,15 +55,32 @@ def input_conv(**kw):
         ("DTypeError", ("AkidaError", TypeError)),
         ("VariableError", ("AkidaError", ValueError)),
         ("LayerNotFoundError", ("AkidaError", KeyError, IndexError)),
+        ("ModelFormatError", ("AkidaError", ValueError)),
+        ("ConversionError", ("AkidaError", ValueError)),
     ],
 )
 def test_error_hierarchy(name, bases):
     errors = importlib.import_module("akida.errors")
     cls = getattr(akida, name)
     assert cls is getattr(errors, name)
+    assert name in errors.__all__ and name in akida.__all__
     for base in bases:
         base = getattr(akida, base) if isinstance(base, str) else base
         assert issubclass(cls, base), (name, base)
+
+
+def test_every_error_class_is_exported():
+    errors = importlib.import_module("akida.errors")
+    classes = {n for n, v in vars(errors).items() if isinstance(v, type) and issubclass(v, Exception)}
+    assert classes == set(errors.__all__)
+    assert classes <= set(akida.__all__)
+
+
+def test_conversion_error_is_raised_and_caught_like_the_others():
+    with pytest.raises(ValueError, match="unsupported layer"):
+        raise akida.ConversionError("unsupported layer 'x'")
+    with pytest.raises(akida.AkidaError):
+        raise akida.errors.ConversionError("no")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -358,25 +375,46 @@ def test_input_conv_kernel_larger_than_input_in_valid_mode():
         akida.Model().add(input_conv(input_width=2, convolution_mode=akida.ConvolutionMode.Valid))
 
 
-def test_pool_window_larger_than_map():
+@pytest.mark.parametrize("mode", ["Valid", "Full"])
+def test_pool_window_larger_than_map(mode):
+    mode = getattr(akida.ConvolutionMode, mode)
     model = model_with(input_data(w=4, h=3))
-    with pytest.raises(akida.ArchitectureError, match="(?i)pool"):
-        model.add(conv(pooling_type=akida.PoolingType.Max, pooling_width=2, pooling_height=4))
-    with pytest.raises(akida.ArchitectureError, match="(?i)pool"):
-        model.add(conv(pooling_type=akida.PoolingType.Average, pooling_width=5, pooling_height=1))
+    # Full 1x1 convolution: the map stays 3x4
+    with pytest.raises(akida.ArchitectureError, match="pooling_height 4 is larger than the map \\(3\\)"):
+        model.add(conv(kernel_width=1, kernel_height=1, convolution_mode=mode, pooling_type=akida.PoolingType.Max,
+                       pooling_width=2, pooling_height=4))
+    with pytest.raises(akida.ArchitectureError, match="(?i)pool.*Same mode"):
+        model.add(conv(kernel_width=1, kernel_height=1, convolution_mode=mode,
+                       pooling_type=akida.PoolingType.Average, pooling_width=5, pooling_height=1))
     # Valid 3x3 conv on 3x4 -> 1x2; a 2x2 window no longer fits
     with pytest.raises(akida.ArchitectureError, match="(?i)pool"):
         model.add(conv(convolution_mode=akida.ConvolutionMode.Valid, pooling_type=akida.PoolingType.Max,
                        pooling_width=2, pooling_height=2))
     assert model.get_layer_count() == 1
-    model.add(conv(pooling_type=akida.PoolingType.Max, pooling_width=4, pooling_height=3))
+    model.add(conv(kernel_width=1, kernel_height=1, convolution_mode=mode, pooling_type=akida.PoolingType.Max,
+                   pooling_width=4, pooling_height=3))
     assert model.output_shape == (1, 1, 2)
+
+
+def test_pool_window_larger_than_map_is_allowed_in_same_mode():
+    # TensorFlow's 'same' pooling: ceil(n / s) windows, the padded cells ignored
+    model = model_with(input_data(w=4, h=3))
+    model.add(conv(pooling_type=akida.PoolingType.Max, pooling_width=2, pooling_height=4))
+    assert model.output_shape == (1, 2, 2)
+    model.pop_layer()
+    model.add(conv(pooling_type=akida.PoolingType.Average, pooling_width=5, pooling_height=1, pooling_stride_x=1))
+    assert model.output_shape == (3, 4, 2)
 
 
 def test_pool_window_larger_than_map_input_conv():
     with pytest.raises(akida.ArchitectureError, match="(?i)pool"):
-        akida.Model().add(input_conv(input_width=3, input_height=3, pooling_type=akida.PoolingType.Max,
+        akida.Model().add(input_conv(input_width=3, input_height=3, convolution_mode=akida.ConvolutionMode.Valid,
+                                     kernel_width=1, kernel_height=1, pooling_type=akida.PoolingType.Max,
                                      pooling_width=4, pooling_height=4))
+    model = akida.Model()
+    model.add(input_conv(input_width=3, input_height=3, pooling_type=akida.PoolingType.Max, pooling_width=4,
+                         pooling_height=4))
+    assert model.output_shape == (1, 1, 2)
 
 
 @pytest.mark.parametrize("nxt", ["FullyConnected", "Convolutional", "SeparableConvolutional", "Concat"])

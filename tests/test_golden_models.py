@@ -1,12 +1,16 @@
-"""Golden model files: ``tests/golden/<name>.fbz`` (format version 1) must keep loading, forever.
+"""Golden model files: ``tests/golden/<name>.fbz`` (format versions 1 and 2) must keep loading, forever.
 
 The files were written by ``scripts/make_golden_models.py``; next to each, ``<name>.npz`` holds the
 layer descriptions, the variables, fixed inputs and the output of every layer computed by the numpy
-oracle (not by the engine). A loaded golden model must match all of them, every layer's output is
-checked by popping layers off the end, and the model must re-save and reload identically.
+oracle (not by the engine), and for the newer files the output of ``Model.evaluate``. A loaded
+golden model must match all of them, every layer's output is checked by popping layers off the end,
+and the model must re-save and reload identically.
 
 Never regenerate these files to make this test pass: a failure means that files written by an
-earlier version no longer load the same way.
+earlier version no longer load the same way. The one deliberate exception is documented in the
+script: when Same-mode pooling changed (format version 2), ``gray_input_conv`` was rewritten, and
+its version-1 file moved to ``tests/golden/version1_refused/``, which must be refused with a message
+naming the layer and both pooled shapes.
 """
 
 from __future__ import annotations
@@ -50,21 +54,73 @@ def test_golden_files_are_present_and_small():
     assert len(NAMES) >= 5, NAMES
     for name in NAMES:
         assert (GOLDEN / f"{name}.npz").is_file()
-    total = sum(p.stat().st_size for p in GOLDEN.iterdir())
+    total = sum(p.stat().st_size for p in GOLDEN.rglob("*") if p.is_file())
     assert total < 200_000
     covered = {layer["layer_type"] for name in NAMES for layer in load_expected(name)[0]["layers"]}
     assert covered == LAYER_TYPES
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_golden_file_is_format_version_1(name):
-    data = (GOLDEN / f"{name}.fbz").read_bytes()
+def file_format_version(path):
+    data = path.read_bytes()
     assert data[:4] == b"AKZ1"
     raw = zlib.decompress(data[12:])
     assert struct.unpack_from("<Q", data, 4)[0] == len(raw)
     assert raw[4:8] == b"AKDA"
-    assert format_version_of(raw) == 1
-    assert load_expected(name)[0]["format_version"] == 1
+    return format_version_of(raw)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_golden_file_has_its_recorded_format_version(name):
+    version = file_format_version(GOLDEN / f"{name}.fbz")
+    assert version in (1, 2)
+    assert load_expected(name)[0]["format_version"] == version
+
+
+def test_most_golden_files_are_version_1():
+    """The version-1 files are what proves that old files still load: keep them."""
+    versions = {name: file_format_version(GOLDEN / f"{name}.fbz") for name in NAMES}
+    assert sorted(n for n, v in versions.items() if v == 1) == [
+        "branches", "concat_output", "fully_connected", "input_conv_defaults", "input_data_only",
+        "rgb_input_conv", "separable_chain"]
+
+
+def test_version1_file_with_changed_same_pooling_is_refused():
+    path = GOLDEN / "version1_refused" / "gray_input_conv.fbz"
+    assert file_format_version(path) == 1
+    for load in (lambda: akida.Model(path), lambda: akida.Model(serialized_buffer=path.read_bytes())):
+        with pytest.raises(akida.ModelFormatError) as info:
+            load()
+        message = str(info.value)
+        # 6x7 Same convolution, Average 2x2 pooling with strides (y 1, x 2): version 1 kept the
+        # windows inside the map (5x3), version 2 pools like TensorFlow (6x4)
+        for part in ("layer 0 ('input_conv')", "(5, 3, 3)", "(6, 4, 3)", "older engine",
+                     "Same pooling kept windows inside the map"):
+            assert part in message, (part, message)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_golden_model_evaluate(name):
+    """evaluate = potentials * output_scale + output_offset; files without the variables (all of
+    format version 1) have scale 1 and offset 0."""
+    meta, arrays = load_expected(name)
+    model = akida.Model(GOLDEN / f"{name}.fbz")
+    last = len(meta["layers"]) - 1
+    expected = arrays[f"output_{last}"]
+    if expected.dtype != np.int32:
+        with pytest.raises(akida.ArchitectureError, match="activations_enabled=False"):
+            model.evaluate(arrays["inputs"])
+        return
+    got = model.evaluate(arrays["inputs"])
+    assert got.dtype == np.float32
+    if "evaluate" in arrays:
+        assert got.tobytes() == arrays["evaluate"].tobytes()
+        scale = arrays[f"var_{last}_output_scale"].astype(np.float64)
+        offset = arrays[f"var_{last}_output_offset"].astype(np.float64)
+        assert got.tobytes() == (expected * scale + offset).astype(np.float32).tobytes()
+    else:
+        np.testing.assert_array_equal(model.layers[-1].get_variable("output_scale"), 1)
+        np.testing.assert_array_equal(model.layers[-1].get_variable("output_offset"), 0)
+        assert got.tobytes() == expected.astype(np.float32).tobytes()
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -195,32 +195,83 @@ IMAGE_4x4 = np.arange(1, 17).reshape(4, 4)
 @pytest.mark.parametrize(
     "weight, pooling, expected",
     [
+        # Windows that fit the map exactly: the same in every mode.
         (1, dict(pooling_type="Max", pooling_width=2, pooling_height=2), [[6, 8], [14, 16]]),
         # (1+2+5+6)/4 = 3.5 -> 3 ; 22/4 -> 5 ; 46/4 -> 11 ; 54/4 -> 13
         (1, dict(pooling_type="Average", pooling_width=2, pooling_height=2), [[3, 5], [11, 13]]),
         # negative potentials: floor(-3.5) = -4, floor(-5.5) = -6, -11.5 -> -12, -13.5 -> -14
         (-1, dict(pooling_type="Average", pooling_width=2, pooling_height=2), [[-4, -6], [-12, -14]]),
         (-1, dict(pooling_type="Max", pooling_width=2, pooling_height=2), [[-1, -3], [-9, -11]]),
-        # 3x3 window, default stride 3: floor((4-3)/3) + 1 = 1 window over rows/cols 0..2
-        (1, dict(pooling_type="Max", pooling_width=3, pooling_height=3), [[11]]),
-        # sum of the 3x3 block = 54, /9 = 6
-        (1, dict(pooling_type="Average", pooling_width=3, pooling_height=3), [[6]]),
-        # 3x3 window, stride 1 -> 2x2
-        (1, dict(pooling_type="Max", pooling_width=3, pooling_height=3, pooling_stride_x=1, pooling_stride_y=1),
-         [[11, 12], [15, 16]]),
-        # 2x1 window (height 1, width 2), stride x 1, stride y 3: rows 0 and 3
-        (1, dict(pooling_type="Max", pooling_width=2, pooling_height=1, pooling_stride_x=1, pooling_stride_y=3),
-         [[2, 3, 4], [14, 15, 16]]),
         # global: 136 / 16 = 8.5 -> 8 ; max 16
         (1, dict(pooling_type="Average", pooling_width=-1, pooling_height=-1), [[8]]),
         (1, dict(pooling_type="Max", pooling_width=-1, pooling_height=-1), [[16]]),
         (-1, dict(pooling_type="Average", pooling_width=-1, pooling_height=-1), [[-9]]),
+        # global with a stride: still one window
+        (1, dict(pooling_type="Max", pooling_width=-1, pooling_height=-1, pooling_stride_x=1, pooling_stride_y=1),
+         [[16]]),
+        # Valid mode: windows stay inside the map, floor((n - w) / s) + 1 of them.
+        # 3x3 window, default stride 3: floor((4-3)/3) + 1 = 1 window over rows/cols 0..2
+        (1, dict(convolution_mode="Valid", pooling_type="Max", pooling_width=3, pooling_height=3), [[11]]),
+        # sum of the 3x3 block = 54, /9 = 6
+        (1, dict(convolution_mode="Valid", pooling_type="Average", pooling_width=3, pooling_height=3), [[6]]),
+        # 3x3 window, stride 1 -> 2x2
+        (1, dict(convolution_mode="Valid", pooling_type="Max", pooling_width=3, pooling_height=3,
+                 pooling_stride_x=1, pooling_stride_y=1), [[11, 12], [15, 16]]),
+        # 2x1 window (height 1, width 2), stride x 1, stride y 3: rows 0 and 3
+        (1, dict(convolution_mode="Valid", pooling_type="Max", pooling_width=2, pooling_height=1,
+                 pooling_stride_x=1, pooling_stride_y=3), [[2, 3, 4], [14, 15, 16]]),
+        # Same mode: ceil(n / s) windows, total padding P = (out-1)*s + w - n, P // 2 before; padded
+        # cells are ignored.
+        # 3x3 window, stride 3: out = 2, P = 3 + 3 - 4 = 2 (one row/column before, one after), so
+        # each window holds a 2x2 block of the map: like the 2x2 pooling above
+        (1, dict(pooling_type="Max", pooling_width=3, pooling_height=3), [[6, 8], [14, 16]]),
+        (1, dict(pooling_type="Average", pooling_width=3, pooling_height=3), [[3, 5], [11, 13]]),
+        # 3x3 window, stride 1: out = 4, P = 3 + 3 - 4 = 2, one before: the max of each cell's
+        # neighbourhood, clipped at the edges
+        (1, dict(pooling_type="Max", pooling_width=3, pooling_height=3, pooling_stride_x=1, pooling_stride_y=1),
+         [[6, 7, 8, 8], [10, 11, 12, 12], [14, 15, 16, 16], [14, 15, 16, 16]]),
+        # 2x1 window, stride x 1, stride y 3: rows: out = 2, P = 0 -> rows 0 and 3; columns: out = 4,
+        # P = 3 + 2 - 4 = 1, after: windows (0 1) (1 2) (2 3) (3 pad)
+        (1, dict(pooling_type="Max", pooling_width=2, pooling_height=1, pooling_stride_x=1, pooling_stride_y=3),
+         [[2, 3, 4, 4], [14, 15, 16, 16]]),
+        # 3x3 window, stride 2: out = 2, P = 2 + 3 - 4 = 1, after. Windows: rows/cols 0..2 and 2..3.
+        # (1+2+3+5+6+7+9+10+11)/9 = 54/9 = 6 ; (3+4+7+8+11+12)/6 = 7.5 -> 7 ;
+        # (9+10+11+13+14+15)/6 = 12 ; (11+12+15+16)/4 = 13.5 -> 13: divided by the valid cells
+        (1, dict(pooling_type="Average", pooling_width=3, pooling_height=3, pooling_stride_x=2, pooling_stride_y=2),
+         [[6, 7], [12, 13]]),
+        # negative: -6 ; floor(-7.5) = -8 ; -12 ; floor(-13.5) = -14
+        (-1, dict(pooling_type="Average", pooling_width=3, pooling_height=3, pooling_stride_x=2, pooling_stride_y=2),
+         [[-6, -8], [-12, -14]]),
+        # Max ignores the padded cells too (a padding of 0 would win): -1 ; -3 ; -9 ; -11
+        (-1, dict(pooling_type="Max", pooling_width=3, pooling_height=3, pooling_stride_x=2, pooling_stride_y=2),
+         [[-1, -3], [-9, -11]]),
+        # a window larger than the map: 5x5, stride 5: out = 1, P = 5 - 4 = 1, after: the whole map
+        (1, dict(pooling_type="Average", pooling_width=5, pooling_height=5), [[8]]),
+        (-1, dict(pooling_type="Max", pooling_width=5, pooling_height=5), [[-1]]),
     ],
 )
 def test_pooling_by_hand(weight, pooling, expected):
     specs = [input_conv(4, 4, 1, 1, np.full((1, 1, 1, 1), weight), weights_bits=2, **pooling)]
     got = run(specs, as_input(IMAGE_4x4))
     assert got[0, :, :, 0].tolist() == expected
+
+
+def test_same_pooling_of_an_odd_row_by_hand():
+    # Row [1 2 3 4 5], Max and Average window 2, stride 2, Same: out = 3, P = 2*2 + 2 - 5 = 1, after:
+    # windows (1 2) (3 4) (5 pad) -> Max [2, 4, 5], Average [1, 3, 5] (the last one divides by 1).
+    # Window 4, stride 1: out = 5, P = 4 + 4 - 5 = 3: one before, two after:
+    # windows (pad 1 2 3) (1 2 3 4) (2 3 4 5) (3 4 5 pad) (4 5 pad pad) -> Average 6/3, 10/4, 14/4, 12/3, 9/2.
+    row = as_input([[1, 2, 3, 4, 5]])
+    for kind, window, stride, expected in [
+        ("Max", 2, -1, [2, 4, 5]),
+        ("Average", 2, -1, [1, 3, 5]),
+        ("Average", 4, 1, [2, 2, 3, 4, 4]),
+        ("Max", 4, 1, [3, 4, 5, 5, 5]),
+    ]:
+        specs = [input_conv(1, 5, 1, 1, np.ones((1, 1, 1, 1)), pooling_type=kind, pooling_width=window,
+                            pooling_height=1, pooling_stride_x=stride)]
+        assert run(specs, row).ravel().tolist() == expected, (kind, window, stride)
+        assert build_akida_model(specs).output_shape == (1, len(expected), 1)
 
 
 def test_pooling_happens_before_activation():

@@ -71,7 +71,7 @@ def test_input_conv_pooling(pool_type):
         h, w = int(rng.integers(2, 10)), int(rng.integers(2, 10))
         geo = H.rand_conv_geometry(rng, h, w)
         spec = [H.input_conv_spec(rng, x_shape=(h, w), geometry=geo,
-                                  pooling=H.rand_pooling(rng, geo[1], geo[2], kind=pool_type))]
+                                  pooling=H.rand_pooling(rng, geo[1], geo[2], kind=pool_type, mode=geo[0]["convolution_mode"]))]
         x = H.rand_input(rng, 2, OracleModel(spec).input_shape, 8)
         H.calibrate(rng, spec, 0, x)
         H.assert_same(spec, x)
@@ -101,7 +101,7 @@ def _single_conv_case(rng, layer_type, mode=None, stride=None, kernel=None, pool
         specs = [H.input_data_spec(rng, h=h, w=w, bits=in_bits)]
     x = H.rand_input(rng, int(rng.integers(1, 4)), H.out_shape(specs), specs[0].params["input_bits"])
     geo = H.rand_conv_geometry(rng, h, w, mode=mode, kernel=kernel, stride=stride)
-    pool = H.rand_pooling(rng, geo[1], geo[2], kind=pooling_kind)
+    pool = H.rand_pooling(rng, geo[1], geo[2], kind=pooling_kind, mode=geo[0]["convolution_mode"])
     act = H.rand_activation_params(rng, True, bits=fire_bits, enabled=enabled)
     H.add_conv(rng, specs, layer_type, x, True, geometry=geo, pooling=pool, bits=wbits, act=act)
     return specs, x
@@ -235,7 +235,7 @@ def _concat_case(rng, enabled=None, fire_bits=None, with_fc=True):
     s = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
     geo_a = H.rand_conv_geometry(rng, h, w, mode="Same", stride=s)
     geo_b = H.rand_conv_geometry(rng, h, w, mode="Same", stride=s)
-    pool = H.rand_pooling(rng, geo_a[1], geo_a[2])
+    pool = H.rand_pooling(rng, geo_a[1], geo_a[2], mode="Same")
     src = ["input_data"]
     types = [str(rng.choice(["Convolutional", "SeparableConvolutional"])) for _ in range(2)]
     act = lambda: H.rand_activation_params(rng, False, enabled=True)  # noqa: E731

@@ -746,6 +746,48 @@ def test_fit_conv_batching_does_not_matter(rng):
     assert_same_state(state(whole), state(other))
 
 
+@pytest.mark.parametrize(
+    "pooling, shape",
+    [
+        # 7x7 map, Max 3x3 / 2: 4x4 windows, one padded row and column on each side
+        (dict(pooling_type=akida.PoolingType.Max, pooling_width=3, pooling_height=3, pooling_stride_x=2,
+              pooling_stride_y=2), (4, 4, 4)),
+        # Average 2x2: 4x4 windows, the last row and column padded
+        (dict(pooling_type=akida.PoolingType.Average, pooling_width=2, pooling_height=2), (4, 4, 4)),
+        # a window larger than the map: one window
+        (dict(pooling_type=akida.PoolingType.Max, pooling_width=9, pooling_height=8), (1, 1, 4)),
+    ],
+    ids=["max3s2", "avg2", "larger-than-map"],
+)
+@pytest.mark.parametrize("activations_enabled", [False, True])
+def test_conv_learning_with_same_pooling(rng, pooling, shape, activations_enabled):
+    """fit's outputs are forward's (Same-mode pooling with padded windows) before each step, as the
+    oracle computes them; pooling does not change what is learned (winners come from potentials)."""
+    from oracle import run_oracle_on_akida
+
+    def make(**extra):
+        m = conv_model(num_neurons=4, size=7, activations_enabled=activations_enabled, threshold_fire=2, **extra)
+        m.compile(num_weights=5, num_classes=2, seed=8)
+        return m
+
+    model, replay, unpooled = make(**pooling), make(**pooling), make()
+    assert model.output_shape == shape
+    x = binary_inputs(rng, 8, shape=(7, 7, 1), density=0.3)
+    labels = [0, 1, 1, 0, 1, 0, 0, 1]
+    expected = []
+    for i in range(len(x)):
+        out = replay.forward(x[i : i + 1])
+        np.testing.assert_array_equal(out, run_oracle_on_akida(replay, x[i : i + 1]))
+        expected.append(out)
+        replay.fit(x[i : i + 1], [labels[i]])
+    got = model.fit(x, labels)
+    assert got.shape == (len(x),) + shape
+    np.testing.assert_array_equal(got, np.concatenate(expected))
+    assert_same_state(state(model), state(replay))
+    unpooled.fit(x, labels)
+    assert_same_state(state(model), state(unpooled))
+
+
 # ---------------------------------------------------------------------------------------------
 # 5. a separable toy dataset
 # ---------------------------------------------------------------------------------------------

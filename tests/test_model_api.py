@@ -204,6 +204,20 @@ def test_summary_names_every_layer(capsys):
         assert layer.layer_type in out
 
 
+def test_summary_and_statistics_follow_same_pooling(capsys):
+    # 5x7 map, Same Max 2x2: ceil(5/2) x ceil(7/2) = 3x4 padded windows (version 1 had 2x3)
+    model = akida.Model([akida.InputData(7, 5, 1, input_bits=1),
+                         akida.Convolutional(3, 3, 2, name="pooled", pooling_type=akida.PoolingType.Max,
+                                             pooling_width=2, pooling_height=2)])
+    assert model.output_shape == model.layers[1].output_shape == (3, 4, 2)
+    model.summary()
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("pooled"))
+    assert "[5, 7, 1]" in row and "[3, 4, 2]" in row and "max pool 2x2" in row
+    model.forward(np.ones((2, 5, 7, 1), np.uint8))
+    stats = model.get_statistics()["pooled"]
+    assert stats.samples == 2 and 0.0 <= stats.output_sparsity <= 1.0
+
+
 # ----------------------------------------------------------------------------------------------
 # Parameters and variables
 # ----------------------------------------------------------------------------------------------
@@ -293,13 +307,14 @@ def test_variable_names_per_layer_type():
               inbound_layers=[model.get_layer(0)])
     model.add(akida.Concat(), inbound_layers=[model.get_layer(1), model.get_layer(2)])
     model.add(akida.FullyConnected(num_neurons=2))
-    act = {"threshold_fire", "threshold_fire_step"}
+    act = {"threshold_fire", "threshold_fire_step", "output_scale", "output_offset"}
     assert set(model.get_layer("input_conv").get_variable_names()) == {"weights", "wta_groups"} | act
     assert set(model.get_layer("conv").get_variable_names()) == {"weights"} | act
     assert set(model.get_layer("sep_conv").get_variable_names()) == {"weights", "weights_pw"} | act
     assert set(model.get_layer("concat").get_variable_names()) == act
     assert set(model.get_layer("fully_connected").get_variable_names()) == {"weights"} | act
     assert model.get_layer("concat").get_variable("threshold_fire").shape == (4,)
+    assert model.get_layer("concat").get_variable("output_scale").shape == (4,)
     data = akida.InputData(input_width=1, input_height=1, input_channels=1)
     assert list(data.get_variable_names()) == []
 

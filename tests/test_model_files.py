@@ -35,12 +35,12 @@ import pytest
 
 import helpers as H
 from conftest import seeded_rng
-from oracle import LayerSpec, OracleModel, build_akida_model, enum_name
+from oracle import LayerSpec, OracleModel, build_akida_model, enum_name, spec_from_akida
 
 akida = pytest.importorskip("akida")
 
 TESTS = Path(__file__).resolve().parent
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MAGIC = b"AKZ1"
 IDENTIFIER = b"AKDA"
 
@@ -235,7 +235,7 @@ def _concat_case(rng, input_branch=False):
         s = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
         geo_a = H.rand_conv_geometry(rng, h, w, mode="Same", stride=s)
         geo_b = H.rand_conv_geometry(rng, h, w, mode="Same", stride=s)
-        pool = H.rand_pooling(rng, geo_a[1], geo_a[2])
+        pool = H.rand_pooling(rng, geo_a[1], geo_a[2], mode="Same")
         for branch in ("branch_a", "branch_b"):
             kind = str(rng.choice(["Convolutional", "SeparableConvolutional"]))
             spec = H.add_conv(rng, specs, kind, x, False, inbound=["input_data"],
@@ -309,7 +309,7 @@ def _single_layer_specs(rng, layer_type, opts):
     if layer_type == "InputConvolutional":
         h, w = int(rng.integers(3, 8)), int(rng.integers(3, 8))
         geo = H.rand_conv_geometry(rng, h, w, mode=opts.get("mode"))
-        pool = H.rand_pooling(rng, geo[1], geo[2], kind=opts.get("pooling"))
+        pool = H.rand_pooling(rng, geo[1], geo[2], kind=opts.get("pooling"), mode=geo[0]["convolution_mode"])
         if opts.get("global_pool"):
             pool = dict(pooling_type=opts["global_pool"])
         specs = [H.input_conv_spec(rng, x_shape=(h, w), geometry=geo, pooling=pool, bits=opts.get("wbits"), act=act,
@@ -326,7 +326,7 @@ def _single_layer_specs(rng, layer_type, opts):
     else:
         h, w, _ = H.out_shape(specs)
         geo = H.rand_conv_geometry(rng, h, w, mode=opts.get("mode"))
-        pool = H.rand_pooling(rng, geo[1], geo[2], kind=opts.get("pooling"))
+        pool = H.rand_pooling(rng, geo[1], geo[2], kind=opts.get("pooling"), mode=geo[0]["convolution_mode"])
         if opts.get("global_pool"):
             pool = dict(pooling_type=opts["global_pool"])
         H.add_conv(rng, specs, layer_type, x, True, geometry=geo, pooling=pool, bits=opts.get("wbits"), act=act)
@@ -530,6 +530,8 @@ def small_model():
                 layer.set_variable(var, rng.integers(-5, 40, size=shape))
             elif var == "threshold_fire_step":
                 layer.set_variable(var, rng.uniform(0.5, 5.0, size=shape).astype(np.float32))
+            elif var in ("output_scale", "output_offset"):
+                continue  # the defaults, which files omit
             else:
                 bits = layer.parameters.weights_bits
                 lo, hi = (0, 1) if bits == 1 else (-(2 ** (bits - 1) - 1), 2 ** (bits - 1) - 1)
@@ -696,7 +698,7 @@ def test_compressed_header_mismatches():
 def test_newer_format_version_is_refused_naming_both_versions(compressed, tmp_path):
     raw = small_model().to_buffer()
     assert format_version_of(raw) == FORMAT_VERSION
-    for version in (2, 3, 1000, 2**32 - 1):
+    for version in (FORMAT_VERSION + 1, FORMAT_VERSION + 2, 1000, 2**32 - 1):
         data = with_format_version(raw, version)
         if compressed:
             data = compress(data)
@@ -710,6 +712,70 @@ def test_newer_format_version_is_refused_naming_both_versions(compressed, tmp_pa
         path.write_bytes(data)
         with pytest.raises(akida.ModelFormatError, match=f"format version {version}"):
             akida.Model(path)
+
+
+def _same_pooling_model(h, w, **pooling):
+    model = akida.Model()
+    model.add(akida.InputData(input_width=w, input_height=h, input_channels=2, input_bits=2))
+    model.add(akida.Convolutional(3, 3, 3, weights_bits=2, name="pooled", **pooling))
+    model.add(akida.FullyConnected(2, weights_bits=2, activations_enabled=False))
+    rng = seeded_rng("same-pooling-v1", h, w, sorted((k, str(v)) for k, v in pooling.items()))
+    for layer in model.layers[1:]:
+        shape = layer.get_variable("weights").shape
+        layer.set_variable("weights", rng.integers(-1, 2, size=shape))
+    return model
+
+
+@pytest.mark.parametrize("compressed", [False, True], ids=["fb", "fbz"])
+def test_version1_same_pooling_loads_where_the_geometry_is_unchanged(compressed, tmp_path):
+    # 6x4 map: 2x2 windows fit exactly (3x2 windows under both rules), so do 3x2 ones (2x2), and 1x1
+    # windows with stride 2 (3x2: a window of one cell never needs padding); global pooling never
+    # changed
+    for pooling in (dict(pooling_type=akida.PoolingType.Max, pooling_width=2, pooling_height=2),
+                    dict(pooling_type=akida.PoolingType.Average, pooling_width=-1, pooling_height=-1,
+                         pooling_stride_x=2, pooling_stride_y=2),
+                    dict(pooling_type=akida.PoolingType.Average, pooling_width=2, pooling_height=3),
+                    dict(pooling_type=akida.PoolingType.Max, pooling_width=1, pooling_height=1,
+                         pooling_stride_x=2, pooling_stride_y=2)):
+        model = _same_pooling_model(6, 4, **pooling)
+        v1 = with_format_version(model.to_buffer(), 1)
+        data = compress(v1) if compressed else v1
+        loaded = akida.Model(serialized_buffer=data)
+        assert_same_model(loaded, model)
+        x = model_inputs(model, seeded_rng("same-pooling-v1-inputs"), 5)
+        assert_same_outputs(loaded, model, x)
+        H.assert_same(spec_from_akida(model), x, model=loaded)  # and against the oracle
+        # saving writes the current version
+        assert format_version_of(loaded.to_buffer()) == FORMAT_VERSION
+        path = tmp_path / ("v1.fbz" if compressed else "v1.fb")
+        path.write_bytes(data)
+        assert_same_model(akida.Model(path), model)
+
+
+@pytest.mark.parametrize("compressed", [False, True], ids=["fb", "fbz"])
+def test_version1_same_pooling_with_another_geometry_is_refused(compressed):
+    # 5x5 map, 2x2 windows: version 1 had 2x2 windows inside the map, version 2 has 3x3
+    cases = [
+        (dict(pooling_type=akida.PoolingType.Max, pooling_width=2, pooling_height=2), (5, 5), "(2, 2, 3)",
+         (3, 3, 3)),
+        # 3x3 window, stride 1 on 4x6: version 1: 2x4, version 2: 4x6 (padded)
+        (dict(pooling_type=akida.PoolingType.Average, pooling_width=3, pooling_height=3, pooling_stride_x=1,
+              pooling_stride_y=1), (4, 6), "(2, 4, 3)", (4, 6, 3)),
+        # a window larger than the map: impossible in version 1
+        (dict(pooling_type=akida.PoolingType.Max, pooling_width=5, pooling_height=2), (3, 4), "larger than the map",
+         (2, 1, 3)),
+    ]
+    for pooling, (h, w), old, new in cases:
+        model = _same_pooling_model(h, w, **pooling)
+        assert model.layers[1].output_shape == new
+        v1 = with_format_version(model.to_buffer(), 1)
+        with pytest.raises(akida.ModelFormatError) as info:
+            akida.Model(serialized_buffer=compress(v1) if compressed else v1)
+        message = str(info.value)
+        for part in ("layer 1 ('pooled')", old, str(new), "older engine", "Same pooling kept windows inside the map"):
+            assert part in message, (part, message)
+        # the version-2 buffer of the same model loads
+        assert_same_model(akida.Model(serialized_buffer=model.to_buffer()), model)
 
 
 def test_format_version_zero_is_refused():

@@ -1,10 +1,20 @@
 """Self-checks of the numpy oracle (no engine needed)."""
 
 import numpy as np
+import pytest
 
 from conftest import seeded_rng
 import helpers as H
-from oracle import LayerSpec, OracleModel, activate, activation_scalar, conv_out_and_pad, weight_range
+from oracle import (
+    LayerSpec,
+    OracleModel,
+    activate,
+    activation_scalar,
+    conv_out_and_pad,
+    pool,
+    pool_axis,
+    weight_range,
+)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -57,3 +67,49 @@ def test_weight_range_helper():
     assert weight_range(2) == (-1, 1)
     assert weight_range(4) == (-7, 7)
     assert weight_range(8) == (-127, 127)
+
+
+def test_oracle_pool_axis_table():
+    # (window, stride, padding before, output)
+    assert pool_axis(5, 2, -1, "Same") == (2, 2, 0, 3)  # P = 2*2 + 2 - 5 = 1, after
+    assert pool_axis(6, 3, 1, "Same") == (3, 1, 1, 6)  # P = 5 + 3 - 6 = 2, one before
+    assert pool_axis(7, 3, 2, "Same") == (3, 2, 1, 4)  # P = 6 + 3 - 7 = 2
+    assert pool_axis(3, 5, -1, "Same") == (5, 5, 1, 1)  # larger than the map: P = 2
+    assert pool_axis(10, 1, 4, "Same") == (1, 4, 0, 3)  # P = max(8 + 1 - 10, 0) = 0
+    assert pool_axis(4, 3, 3, "Valid") == (3, 3, 0, 1)
+    assert pool_axis(5, 2, 1, "Full") == (2, 1, 0, 4)
+    for mode in ("Valid", "Same", "Full"):
+        assert pool_axis(7, -1, 2, mode) == (7, 7, 0, 1)  # global: one window whatever the stride
+    for mode in ("Valid", "Full"):
+        with pytest.raises(ValueError):
+            pool_axis(3, 5, -1, mode)
+
+
+def test_oracle_same_pooling_equals_tensorflow_padding_with_uncounted_cells():
+    """A second formulation of Same pooling: pad the map as TensorFlow does (P // 2 before, the rest
+    after) with cells marked as not counting, then slide whole windows over the padded map."""
+    rng = seeded_rng("same-pooling-self-check")
+    for _ in range(400):
+        h, w, c = (int(v) for v in rng.integers(1, 9, size=3))
+        ph, pw = (int(v) for v in rng.integers(1, 7, size=2))
+        sy, sx = (int(v) for v in rng.integers(1, 5, size=2))
+        kind = str(rng.choice(["Max", "Average"]))
+        params = dict(pooling_type=kind, pooling_width=pw, pooling_height=ph, pooling_stride_x=sx,
+                      pooling_stride_y=sy, convolution_mode="Same")
+        p = rng.integers(-60, 60, size=(h, w, c))
+        out_h, out_w = -(-h // sy), -(-w // sx)
+        pad_y, pad_x = max((out_h - 1) * sy + ph - h, 0), max((out_w - 1) * sx + pw - w, 0)
+        padded = np.pad(p.astype(float), ((pad_y // 2, pad_y - pad_y // 2), (pad_x // 2, pad_x - pad_x // 2), (0, 0)),
+                        constant_values=np.nan)
+        want = np.empty((out_h, out_w, c), np.int64)
+        for oy in range(out_h):
+            for ox in range(out_w):
+                window = padded[oy * sy : oy * sy + ph, ox * sx : ox * sx + pw]
+                assert window.shape[:2] == (ph, pw)
+                counted = ~np.isnan(window)
+                assert counted.any(axis=(0, 1)).all(), "a window without map cells"
+                for n in range(c):
+                    cells = [int(v) for v in window[..., n][counted[..., n]]]
+                    want[oy, ox, n] = max(cells) if kind == "Max" else sum(cells) // len(cells)
+        np.testing.assert_array_equal(pool(p, params), want)
+

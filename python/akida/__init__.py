@@ -40,8 +40,8 @@ from .errors import (
 __all__ = [
     "AkidaError",
     "ArchitectureError",
-    "ConversionError",
     "Concat",
+    "ConversionError",
     "ConvolutionMode",
     "Convolutional",
     "DTypeError",

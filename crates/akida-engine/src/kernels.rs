@@ -279,22 +279,24 @@ fn fully_connected_impl<A: Accumulator>(
     (events.len() * neurons) as u64
 }
 
-/// Pools `input` (`(H, W, N)` potentials) into `out` (`(PH, PW, N)`). `sums` is scratch space.
+/// Pools `input` (`(H, W, N)` potentials) into `out` (`(PH, PW, N)`): each window covers the map
+/// cells [`PoolAxis::cells`](crate::shape::PoolAxis::cells) gives (Same-mode padding is skipped, so
+/// an average divides by the number of map cells). `sums` is scratch space.
 pub fn pool(input: &[i32], shape: &Shape3, g: &PoolGeometry, out: &mut [i32], sums: &mut Vec<i64>) {
     let n = shape.channels;
-    let count = (g.y.window * g.x.window) as i64;
     for py in 0..g.y.output {
+        let (y0, y1) = g.y.cells(py);
         for px in 0..g.x.output {
-            let (y0, x0) = (py * g.y.stride, px * g.x.stride);
+            let (x0, x1) = g.x.cells(px);
             let o = (py * g.x.output + px) * n;
             let dst = &mut out[o..o + n];
             match g.kind {
                 PoolingType::Max => {
                     dst.fill(i32::MIN);
-                    for y in y0..y0 + g.y.window {
-                        for x in x0..x0 + g.x.window {
-                            let s = shape.index(y, x, 0);
-                            for (d, &v) in dst.iter_mut().zip(&input[s..s + n]) {
+                    for y in y0..y1 {
+                        let row = &input[shape.index(y, x0, 0)..shape.index(y, x1 - 1, n)];
+                        for values in row.chunks_exact(n) {
+                            for (d, &v) in dst.iter_mut().zip(values) {
                                 *d = (*d).max(v);
                             }
                         }
@@ -303,14 +305,15 @@ pub fn pool(input: &[i32], shape: &Shape3, g: &PoolGeometry, out: &mut [i32], su
                 PoolingType::Average => {
                     sums.clear();
                     sums.resize(n, 0);
-                    for y in y0..y0 + g.y.window {
-                        for x in x0..x0 + g.x.window {
-                            let s = shape.index(y, x, 0);
-                            for (acc, &v) in sums.iter_mut().zip(&input[s..s + n]) {
+                    for y in y0..y1 {
+                        let row = &input[shape.index(y, x0, 0)..shape.index(y, x1 - 1, n)];
+                        for values in row.chunks_exact(n) {
+                            for (acc, &v) in sums.iter_mut().zip(values) {
                                 *acc += i64::from(v);
                             }
                         }
                     }
+                    let count = ((y1 - y0) * (x1 - x0)) as i64;
                     for (d, &sum) in dst.iter_mut().zip(sums.iter()) {
                         *d = sum.div_euclid(count) as i32;
                     }

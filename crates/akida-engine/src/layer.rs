@@ -46,6 +46,9 @@ pub struct Layer {
     weights_pw: Vec<i8>,
     threshold_fire: Vec<i32>,
     threshold_fire_step: Vec<f32>,
+    /// Per neuron: `Model::evaluate` outputs `potential * output_scale + output_offset`.
+    output_scale: Vec<f32>,
+    output_offset: Vec<f32>,
     /// InputConvolutional only: winner-take-all group id per neuron.
     wta_groups: Vec<i32>,
     pub(crate) learning: Option<Learning>,
@@ -62,6 +65,8 @@ impl Layer {
             weights_pw: Vec::new(),
             threshold_fire: Vec::new(),
             threshold_fire_step: Vec::new(),
+            output_scale: Vec::new(),
+            output_offset: Vec::new(),
             wta_groups: Vec::new(),
             learning: None,
         };
@@ -129,6 +134,16 @@ impl Layer {
         &self.threshold_fire_step
     }
 
+    /// Per-neuron factor of the rescaled output (`Model::evaluate`); empty for InputData.
+    pub fn output_scale(&self) -> &[f32] {
+        &self.output_scale
+    }
+
+    /// Per-neuron offset of the rescaled output (`Model::evaluate`); empty for InputData.
+    pub fn output_offset(&self) -> &[f32] {
+        &self.output_offset
+    }
+
     /// Winner-take-all group id per neuron (InputConvolutional only; empty otherwise).
     pub fn wta_groups(&self) -> &[i32] {
         &self.wta_groups
@@ -192,7 +207,7 @@ impl Layer {
     }
 
     /// Adds `extra` neurons at the end: the weight matrix grows by columns (filled by `init`),
-    /// thresholds and steps take the constructor values.
+    /// thresholds and steps take the constructor values, output scales 1 and offsets 0.
     pub(crate) fn grow_neurons(&mut self, extra: usize, mut init: impl FnMut(&mut [i8], usize, usize)) -> Result<()> {
         let r = *self.expect_resolved()?;
         let old = r.potentials_shape.channels;
@@ -221,6 +236,8 @@ impl Layer {
         self.weights = weights;
         self.threshold_fire.resize(new, activation.threshold_fire);
         self.threshold_fire_step.resize(new, activation.threshold_fire_step);
+        self.output_scale.resize(new, 1.0);
+        self.output_offset.resize(new, 0.0);
         Ok(())
     }
 
@@ -283,7 +300,10 @@ impl Layer {
             bail!(Architecture, "layer {name} would have {elements} weights; the engine allows at most {MAX_WEIGHTS}");
         }
         let pool = match self.params.pooling() {
-            Some(p) => PoolGeometry::new(p, potentials_shape.height, potentials_shape.width, &name)?,
+            Some(p) => {
+                let mode = self.params.convolution().expect("pooling layers have a convolution").mode;
+                PoolGeometry::new(p, potentials_shape.height, potentials_shape.width, mode, &name)?
+            }
             None => None,
         };
         let output_shape = match &pool {
@@ -330,6 +350,8 @@ impl Layer {
                     let s = self.params.activation().map_or(1.0, |a| a.threshold_fire_step);
                     self.threshold_fire_step = vec![s; len];
                 }
+                "output_scale" => self.output_scale = vec![1.0; len],
+                "output_offset" => self.output_offset = vec![0.0; len],
                 "wta_groups" => self.wta_groups = (0..len as i32).collect(),
                 _ => unreachable!("unknown variable spec {name}"),
             }
@@ -358,6 +380,8 @@ impl Layer {
         }
         specs.push(("threshold_fire", vec![n]));
         specs.push(("threshold_fire_step", vec![n]));
+        specs.push(("output_scale", vec![n]));
+        specs.push(("output_offset", vec![n]));
         if self.kind() == LayerKind::InputConvolutional {
             specs.push(("wta_groups", vec![n]));
         }
@@ -399,6 +423,8 @@ impl Layer {
             "threshold_learning" => VariableData::I32(
                 self.learning.as_ref().map(|l| l.state.threshold_learning.clone()).unwrap_or_default(),
             ),
+            "output_scale" => VariableData::F32(self.output_scale.clone()),
+            "output_offset" => VariableData::F32(self.output_offset.clone()),
             _ => VariableData::F32(self.threshold_fire_step.clone()),
         };
         Ok(Variable { shape, data })
@@ -432,9 +458,23 @@ impl Layer {
                     })
                     .collect::<Result<_>>()?,
             ),
-            ("threshold_fire_step", VariableValues::Int(ints)) => {
+            ("threshold_fire_step" | "output_scale" | "output_offset", VariableValues::Int(ints)) => {
                 VariableData::F32(ints.into_iter().map(|v| v as f32).collect())
             }
+            ("output_scale" | "output_offset", VariableValues::Float(f)) => VariableData::F32(
+                f.into_iter()
+                    .enumerate()
+                    .map(|(i, v)| {
+                        if v.is_finite() && (v as f32).is_finite() {
+                            Ok(v as f32)
+                        } else {
+                            Err(Error::Variable(format!(
+                                "variable '{name}' of layer {layer}: value {v} at index {i} is not a finite float32 number"
+                            )))
+                        }
+                    })
+                    .collect::<Result<_>>()?,
+            ),
             (_, values) => {
                 let ints = integers(values, name, layer)?;
                 let narrow = |v: i64, i: usize, limit: (i64, i64)| {
@@ -532,6 +572,19 @@ impl Layer {
                     );
                 }
                 self.threshold_fire_step = values;
+            }
+            ("output_scale" | "output_offset", VariableData::F32(values)) => {
+                if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+                    bail!(
+                        Variable,
+                        "variable '{name}' of layer {layer}: value {v} at index {i} is not a finite number"
+                    );
+                }
+                if name == "output_scale" {
+                    self.output_scale = values;
+                } else {
+                    self.output_offset = values;
+                }
             }
             (_, data) => {
                 let kind = match data {

@@ -445,6 +445,7 @@ impl Model {
         let size_ok = match (&output, r.output) {
             (Output::Activations(o), OutputKind::Activations { .. }) => Some(o.len()) == expected,
             (Output::Potentials(o), OutputKind::Potentials) => Some(o.len()) == expected,
+            (Output::Rescaled(o), OutputKind::Potentials) => Some(o.len()) == expected,
             _ => false,
         };
         if !size_ok {
@@ -501,6 +502,11 @@ impl Model {
                     }
                     Output::Potentials(o) => {
                         o[dst].copy_from_slice(values);
+                        st.output_nonzero += values.iter().filter(|&&v| v != 0).count() as u64;
+                    }
+                    Output::Rescaled(o) => {
+                        let layer = &self.layers[last];
+                        crate::model::rescale(values, layer.output_scale(), layer.output_offset(), &mut o[dst]);
                         st.output_nonzero += values.iter().filter(|&&v| v != 0).count() as u64;
                     }
                 }

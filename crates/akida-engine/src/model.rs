@@ -36,6 +36,10 @@ pub enum Output<'a> {
     Activations(&'a mut [u8]),
     /// For models whose last layer emits potentials.
     Potentials(&'a mut [i32]),
+    /// For models whose last layer emits potentials: each potential `p` of neuron `c` rescaled to
+    /// `float32(float64(p) * float64(output_scale[c]) + float64(output_offset[c]))` (see
+    /// [`rescale`]).
+    Rescaled(&'a mut [f32]),
 }
 
 /// Counters of one layer, summed over the samples of one or more forward calls.
@@ -143,6 +147,29 @@ impl Model {
     /// What the last layer emits.
     pub fn output_kind(&self) -> Result<OutputKind> {
         Ok(self.last()?.expect_resolved()?.output)
+    }
+
+    /// Checks that the model output can be rescaled (`Output::Rescaled`, `Model.evaluate`): the
+    /// last layer must emit potentials.
+    pub fn check_rescalable(&self) -> Result<()> {
+        let last = self.last()?;
+        if last.expect_resolved()?.output == OutputKind::Potentials {
+            return Ok(());
+        }
+        let why = match last.kind() {
+            LayerKind::InputData => " (InputData has no potentials)".to_owned(),
+            LayerKind::Concat => {
+                " (a Concat layer passes activations through even with activations_enabled=False)".to_owned()
+            }
+            _ => String::new(),
+        };
+        bail!(
+            Architecture,
+            "evaluate needs a last layer with activations_enabled=False, whose potentials it rescales; the last \
+             layer '{}' ({}) outputs activations{why}: use forward to get its activations",
+            last.name,
+            last.kind().type_name()
+        )
     }
 
     fn first(&self) -> Result<&Layer> {
@@ -331,9 +358,13 @@ impl Model {
         let samples = input.num_samples();
         let out_len = out_shape.len();
         let expected = samples.checked_mul(out_len);
+        if let Output::Rescaled(_) = output {
+            self.check_rescalable()?;
+        }
         match (&output, self.output_kind()?) {
             (Output::Activations(o), OutputKind::Activations { .. }) if Some(o.len()) == expected => {}
             (Output::Potentials(o), OutputKind::Potentials) if Some(o.len()) == expected => {}
+            (Output::Rescaled(o), OutputKind::Potentials) if Some(o.len()) == expected => {}
             _ => bail!(Input, "the output buffer does not match the model output"),
         }
         let plan = Plan::new(self, self.layers.len() - 1);
@@ -359,6 +390,11 @@ impl Model {
                 .enumerate()
                 .map_init(new_scratch, |sc, (s, chunk)| run(sc, s, Sink::Potentials(chunk)))
                 .reduce(zero, merge),
+            Output::Rescaled(o) if parallel => o
+                .par_chunks_mut(out_len)
+                .enumerate()
+                .map_init(new_scratch, |sc, (s, chunk)| run(sc, s, Sink::Rescaled(chunk)))
+                .reduce(zero, merge),
             Output::Activations(o) => {
                 let mut sc = new_scratch();
                 o.chunks_mut(out_len)
@@ -369,6 +405,10 @@ impl Model {
             Output::Potentials(o) => {
                 let mut sc = new_scratch();
                 o.chunks_mut(out_len).enumerate().map(|(s, c)| run(&mut sc, s, Sink::Potentials(c))).fold(zero(), merge)
+            }
+            Output::Rescaled(o) => {
+                let mut sc = new_scratch();
+                o.chunks_mut(out_len).enumerate().map(|(s, c)| run(&mut sc, s, Sink::Rescaled(c))).fold(zero(), merge)
             }
         };
         Ok(stats)
@@ -544,6 +584,10 @@ impl Model {
                 }
             }
             Sink::Potentials(chunk) => chunk.copy_from_slice(&result.potentials),
+            Sink::Rescaled(chunk) => {
+                let layer = &self.layers[last];
+                rescale(&result.potentials, layer.output_scale(), layer.output_offset(), chunk);
+            }
         }
     }
 }
@@ -551,6 +595,7 @@ impl Model {
 pub(crate) enum Sink<'a> {
     Activations(&'a mut [u8]),
     Potentials(&'a mut [i32]),
+    Rescaled(&'a mut [f32]),
     /// Keep the result in the scratch buffers only.
     Discard,
 }
@@ -614,6 +659,19 @@ impl Scratch {
             depthwise: Vec::new(),
             sums: Vec::new(),
             narrow: Vec::new(),
+        }
+    }
+}
+
+/// Rescales potentials `(positions, neurons)` per neuron `c` into `out`:
+/// `float32(float64(p) * float64(scale[c]) + float64(offset[c]))`, each operation rounded to the
+/// nearest float64 (no fused multiply-add), then rounded once to float32.
+pub fn rescale(potentials: &[i32], scale: &[f32], offset: &[f32], out: &mut [f32]) {
+    let n = scale.len();
+    debug_assert_eq!(offset.len(), n);
+    for (values, dst) in potentials.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
+        for (((d, &p), &s), &o) in dst.iter_mut().zip(values).zip(scale).zip(offset) {
+            *d = (f64::from(p) * f64::from(s) + f64::from(o)) as f32;
         }
     }
 }

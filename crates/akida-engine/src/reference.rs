@@ -90,17 +90,27 @@ pub fn fully_connected(input: &[i32], weights: &[i8], neurons: usize) -> Vec<i32
         .collect()
 }
 
-/// Pooling of dense potentials, one window at a time.
+/// Pooling of dense potentials, one window at a time: window `o` of an axis covers the padded cells
+/// `o * stride - pad_before .. o * stride - pad_before + window`; the cells outside the map are
+/// left out (Max of the others, Average over their count).
 pub fn pool(input: &[i32], shape: &Shape3, g: &PoolGeometry) -> Vec<i32> {
     let n = shape.channels;
+    let inside = |o: usize, t: usize, a: &crate::shape::PoolAxis| {
+        (o * a.stride + t).checked_sub(a.pad_before).filter(|&i| i < a.input)
+    };
     let mut out = Vec::with_capacity(g.y.output * g.x.output * n);
     for py in 0..g.y.output {
         for px in 0..g.x.output {
             for c in 0..n {
-                let cells = (0..g.y.window).flat_map(|dy| (0..g.x.window).map(move |dx| (dy, dx)));
-                let values: Vec<i64> = cells
-                    .map(|(dy, dx)| i64::from(input[shape.index(py * g.y.stride + dy, px * g.x.stride + dx, c)]))
-                    .collect();
+                let mut values: Vec<i64> = Vec::new();
+                for dy in 0..g.y.window {
+                    for dx in 0..g.x.window {
+                        if let (Some(y), Some(x)) = (inside(py, dy, &g.y), inside(px, dx, &g.x)) {
+                            values.push(i64::from(input[shape.index(y, x, c)]));
+                        }
+                    }
+                }
+                assert!(!values.is_empty(), "a pooling window without map cells");
                 let v = match g.kind {
                     PoolingType::Max => *values.iter().max().unwrap(),
                     PoolingType::Average => values.iter().sum::<i64>().div_euclid(values.len() as i64),

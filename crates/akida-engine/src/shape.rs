@@ -98,12 +98,58 @@ pub struct ConvGeometry {
     pub x: AxisGeometry,
 }
 
-/// Geometry of a pooling stage along one axis: windows never leave the map.
+/// Geometry of a pooling stage along one axis, as documented in `docs/semantics.md`: in Valid and
+/// Full mode the windows stay inside the map; in Same mode there are `ceil(n / s)` windows placed as
+/// TensorFlow's 'same' pooling, and the cells of a window that fall outside the map are ignored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolAxis {
+    /// Cells of the map along this axis.
+    pub input: usize,
     pub window: usize,
     pub stride: usize,
+    /// Padding cells before the first map cell (Same mode only; 0 otherwise).
+    pub pad_before: usize,
     pub output: usize,
+}
+
+impl PoolAxis {
+    /// The geometry for a window of `size` (-1: the whole map) and `stride` (-1: the window size)
+    /// over `n` cells, or a message saying why the window does not fit.
+    pub fn new(size: i32, stride: i32, n: usize, mode: ConvolutionMode) -> std::result::Result<Self, String> {
+        if size < 0 {
+            // Global pooling: one window covering the whole map, whatever the mode and stride.
+            let stride = if stride < 0 { n } else { stride as usize };
+            return Ok(PoolAxis { input: n, window: n, stride, pad_before: 0, output: 1 });
+        }
+        let window = size as usize;
+        let stride = if stride < 0 { window } else { stride as usize };
+        if window == 0 || stride == 0 || n == 0 {
+            return Err(format!("a window of {window} with stride {stride} over {n} cells is empty"));
+        }
+        match mode {
+            ConvolutionMode::Same => {
+                let output = n.div_ceil(stride);
+                let total = ((output - 1) * stride + window).saturating_sub(n);
+                Ok(PoolAxis { input: n, window, stride, pad_before: total / 2, output })
+            }
+            ConvolutionMode::Valid | ConvolutionMode::Full => {
+                if window > n {
+                    return Err(format!("is larger than the map ({n}) in {mode:?} mode"));
+                }
+                Ok(PoolAxis { input: n, window, stride, pad_before: 0, output: (n - window) / stride + 1 })
+            }
+        }
+    }
+
+    /// The map cells `lo..hi` of window `o` (padding excluded). Never empty: with `window >= 1`,
+    /// `pad_before < window` and the last window starts inside the map.
+    #[inline]
+    pub fn cells(&self, o: usize) -> (usize, usize) {
+        let start = o * self.stride; // in padded coordinates
+        let lo = start.saturating_sub(self.pad_before);
+        let hi = (start + self.window - self.pad_before).min(self.input);
+        (lo, hi)
+    }
 }
 
 /// Geometry of a pooling stage; `None` when the layer does not pool.
@@ -115,18 +161,27 @@ pub struct PoolGeometry {
 }
 
 impl PoolGeometry {
-    /// Resolves global pooling and default strides for a `height x width` map.
-    pub fn new(pooling: &Pooling, height: usize, width: usize, layer: &str) -> Result<Option<Self>> {
+    /// Resolves global pooling and default strides for a `height x width` map of a layer whose
+    /// convolution runs in `mode` (which decides the pooling geometry too).
+    pub fn new(
+        pooling: &Pooling,
+        height: usize,
+        width: usize,
+        mode: ConvolutionMode,
+        layer: &str,
+    ) -> Result<Option<Self>> {
         if pooling.kind == PoolingType::NoPooling {
             return Ok(None);
         }
         let axis = |size: i32, stride: i32, n: usize, which: &str| -> Result<PoolAxis> {
-            let window = if size < 0 { n } else { size as usize };
-            let stride = if stride < 0 { window } else { stride as usize };
-            if window > n {
-                bail!(Architecture, "layer {layer}: pooling_{which} {window} is larger than the map ({n})");
+            match PoolAxis::new(size, stride, n, mode) {
+                Ok(a) => Ok(a),
+                Err(why) => bail!(
+                    Architecture,
+                    "layer {layer}: pooling_{which} {size} {why}; only Same mode pools with windows that \
+                     overlap the edge of the map"
+                ),
             }
-            Ok(PoolAxis { window, stride, output: (n - window) / stride + 1 })
         };
         Ok(Some(PoolGeometry {
             kind: pooling.kind,
@@ -171,6 +226,54 @@ mod tests {
                                 assert_eq!(hit, (lo..hi).contains(&o), "{mode:?} n{n} k{k} s{s} i{i} o{o}");
                             }
                         }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn same_pooling_follows_tensorflow() {
+        // 5 cells, window 2, stride 2: 3 windows, P = 2*2 + 2 - 5 = 1, none before, one after.
+        let a = PoolAxis::new(2, -1, 5, ConvolutionMode::Same).unwrap();
+        assert_eq!((a.output, a.pad_before), (3, 0));
+        assert_eq!([a.cells(0), a.cells(1), a.cells(2)], [(0, 2), (2, 4), (4, 5)]);
+        // 6 cells, window 3, stride 1: 6 windows, P = 2, one before and one after.
+        let a = PoolAxis::new(3, 1, 6, ConvolutionMode::Same).unwrap();
+        assert_eq!((a.output, a.pad_before), (6, 1));
+        assert_eq!((a.cells(0), a.cells(5)), ((0, 2), (4, 6)));
+        // A window larger than the map: one window over everything in Same mode, an error otherwise.
+        let a = PoolAxis::new(5, -1, 3, ConvolutionMode::Same).unwrap();
+        assert_eq!((a.output, a.pad_before, a.cells(0)), (1, 1, (0, 3)));
+        assert!(PoolAxis::new(5, -1, 3, ConvolutionMode::Valid).is_err());
+        assert!(PoolAxis::new(5, -1, 3, ConvolutionMode::Full).is_err());
+        // Valid and Full keep the windows inside the map.
+        let a = PoolAxis::new(2, 1, 5, ConvolutionMode::Full).unwrap();
+        assert_eq!((a.output, a.pad_before, a.cells(3)), (4, 0, (3, 5)));
+        // Global pooling ignores the mode and the stride.
+        for mode in [ConvolutionMode::Valid, ConvolutionMode::Same, ConvolutionMode::Full] {
+            let a = PoolAxis::new(-1, 2, 7, mode).unwrap();
+            assert_eq!((a.output, a.cells(0)), (1, (0, 7)));
+        }
+    }
+
+    #[test]
+    fn every_same_pooling_window_holds_a_map_cell() {
+        for n in 1..12 {
+            for w in 1..9 {
+                for s in 1..6 {
+                    let a = PoolAxis::new(w, s, n, ConvolutionMode::Same).unwrap();
+                    assert_eq!(a.output, n.div_ceil(s as usize));
+                    let total = ((a.output - 1) * s as usize + w as usize).saturating_sub(n);
+                    assert_eq!(a.pad_before, total / 2);
+                    for o in 0..a.output {
+                        let (lo, hi) = a.cells(o);
+                        // The cells of the padded window o*s - pad .. o*s - pad + w inside the map.
+                        let start = (o * s as usize) as i64 - a.pad_before as i64;
+                        let expected: Vec<i64> =
+                            (start..start + w as i64).filter(|&i| (0..n as i64).contains(&i)).collect();
+                        assert!(lo < hi, "n{n} w{w} s{s} o{o}");
+                        assert_eq!((lo as i64..hi as i64).collect::<Vec<_>>(), expected, "n{n} w{w} s{s} o{o}");
                     }
                 }
             }

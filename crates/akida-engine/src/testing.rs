@@ -32,21 +32,29 @@ fn random_activation(rng: &mut Rng, allow_disabled: bool) -> Activation {
     Activation::new(enabled, rng.range(-4, 6), step, bits).unwrap()
 }
 
-fn random_pooling(rng: &mut Rng) -> Pooling {
-    match rng.range(0, 3) {
+/// Random pooling: none, global, or windows of 1..5 cells (odd and even, often larger than the
+/// small maps of the random models, which Same mode allows) with default or custom strides
+/// (smaller or larger than the window).
+pub fn random_pooling(rng: &mut Rng) -> Pooling {
+    match rng.range(0, 4) {
         0 => Pooling::default(),
-        1 => Pooling::new(PoolingType::Max, -1, -1, -1, -1).unwrap(),
+        1 => {
+            let kind = rng.pick(&[PoolingType::Max, PoolingType::Average]);
+            let stride = if rng.chance(0.3) { rng.range(1, 3) } else { -1 };
+            Pooling::new(kind, -1, -1, stride, stride).unwrap()
+        }
         _ => {
             let kind = rng.pick(&[PoolingType::Max, PoolingType::Average]);
-            let stride = |rng: &mut Rng| if rng.chance(0.5) { -1 } else { rng.range(1, 3) };
+            let stride = |rng: &mut Rng| if rng.chance(0.4) { -1 } else { rng.range(1, 4) };
             let (sx, sy) = (stride(rng), stride(rng));
-            Pooling::new(kind, rng.range(1, 3), rng.range(1, 3), sx, sy).unwrap()
+            Pooling::new(kind, rng.range(1, 5), rng.range(1, 5), sx, sy).unwrap()
         }
     }
 }
 
 fn random_convolution(rng: &mut Rng, bits: &[u8]) -> Convolution {
-    let mode = rng.pick(&[ConvolutionMode::Valid, ConvolutionMode::Same, ConvolutionMode::Full]);
+    // Same (the default of the layers, and the only mode with padded pooling windows) half the time.
+    let mode = rng.pick(&[ConvolutionMode::Valid, ConvolutionMode::Same, ConvolutionMode::Full, ConvolutionMode::Same]);
     Convolution::new(
         rng.range(1, 4),
         rng.range(1, 4),
@@ -73,6 +81,12 @@ fn randomize(model: &mut Model, index: usize, rng: &mut Rng) {
                 (0..len).map(|_| if rng.chance(density) { rng.range(lo.into(), hi.into()) } else { 0 }).collect(),
             ),
             "threshold_fire" => VariableValues::Int((0..len).map(|_| rng.range(-3, 12)).collect()),
+            "output_scale" => VariableValues::Float(
+                (0..len).map(|_| rng.pick(&[1.0, 0.5, -2.0, 0.1, 1e-3, 3.75, -0.3, 1e6])).collect(),
+            ),
+            "output_offset" => {
+                VariableValues::Float((0..len).map(|_| rng.pick(&[0.0, 0.25, -1.5, 100.0, -0.0, 1e-7])).collect())
+            }
             "wta_groups" => {
                 // Random runs of consecutive neurons.
                 let mut group = 0;
@@ -198,6 +212,14 @@ pub fn random_inputs(model: &Model, rng: &mut Rng, samples: usize) -> Vec<u8> {
     };
     let density = rng.pick(&[0.05, 0.3, 0.8, 1.0]);
     (0..shape.len() * samples).map(|_| if rng.chance(density) { rng.range(1, max) as u8 } else { 0 }).collect()
+}
+
+/// Runs the optimized engine into an `Output::Rescaled` buffer (the last layer must emit
+/// potentials).
+pub fn engine_evaluate(model: &Model, input: Input<'_>, parallel: bool) -> Vec<f32> {
+    let mut out = vec![0f32; model.output_shape().unwrap().len() * input.num_samples()];
+    model.forward(input, Output::Rescaled(&mut out), parallel).unwrap();
+    out
 }
 
 /// Runs the optimized engine and returns its output as i32 values.

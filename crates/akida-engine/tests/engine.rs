@@ -1,9 +1,11 @@
 //! Integration tests of the engine: optimized kernels and the whole forward pass against the plain
 //! reference implementation, on many random models, shapes and sparsities.
 
-use akida_engine::testing::{engine_forward, random_inputs, random_model, Rng};
+use akida_engine::shape::PoolGeometry;
+use akida_engine::testing::{engine_evaluate, engine_forward, random_inputs, random_model, random_pooling, Rng};
 use akida_engine::{
-    reference, Activation, EventBatch, Input, Layer, LayerKind, LayerParams, Model, Output, VariableValues,
+    kernels, reference, Activation, ConvolutionMode, EventBatch, Input, Layer, LayerKind, LayerParams, Model, Output,
+    OutputKind, PoolingType, Shape3, VariableValues,
 };
 use proptest::prelude::*;
 
@@ -31,8 +33,62 @@ proptest! {
         }
         if model.layers()[0].kind() == LayerKind::InputData {
             let batch = EventBatch::from_dense(model.input_shape().unwrap(), samples, &inputs).unwrap();
-            prop_assert_eq!(engine_forward(&model, Input::Events(&batch), true), got);
+            prop_assert_eq!(engine_forward(&model, Input::Events(&batch), true), got.clone());
         }
+        // The rescaled output: per neuron, float32(float64(p) * scale + offset), written out here.
+        if model.output_kind().unwrap() == OutputKind::Potentials {
+            let last = model.layers().last().unwrap();
+            let (scale, offset) = (last.output_scale(), last.output_offset());
+            let n = scale.len();
+            let expected: Vec<f32> = got
+                .iter()
+                .enumerate()
+                .map(|(i, &p)| (p as f64 * scale[i % n] as f64 + offset[i % n] as f64) as f32)
+                .collect();
+            let rescaled = engine_evaluate(&model, dense, true);
+            prop_assert_eq!(
+                rescaled.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                expected.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+            );
+            prop_assert_eq!(engine_evaluate(&model, dense, false), rescaled);
+        }
+    }
+
+    /// The pooling kernel against the reference on random maps, modes and windows (odd sizes,
+    /// windows larger than their stride and than the map, extreme potentials).
+    #[test]
+    fn pool_kernel_matches_reference(seed in any::<u64>()) {
+        let mut rng = Rng(seed);
+        let shape = Shape3::new(rng.range(1, 11) as usize, rng.range(1, 11) as usize, rng.range(1, 6) as usize);
+        let mode = rng.pick(&[ConvolutionMode::Valid, ConvolutionMode::Same, ConvolutionMode::Full]);
+        let pooling = random_pooling(&mut rng);
+        let Ok(Some(g)) = PoolGeometry::new(&pooling, shape.height, shape.width, mode, "'pool'") else {
+            return Ok(());
+        };
+        let extremes = [i32::MIN, i32::MIN + 1, -1, 0, 1, i32::MAX - 1, i32::MAX];
+        let input: Vec<i32> = (0..shape.len())
+            .map(|_| if rng.chance(0.2) { rng.pick(&extremes) } else { rng.range(-40, 40) as i32 })
+            .collect();
+        let mut out = vec![0; g.y.output * g.x.output * shape.channels];
+        kernels::pool(&input, &shape, &g, &mut out, &mut Vec::new());
+        prop_assert_eq!(out, reference::pool(&input, &shape, &g));
+    }
+}
+
+#[test]
+fn same_pooling_ignores_the_padded_cells() {
+    // One row 1..=5, window 2, stride 2, Same: windows [1 2] [3 4] [5 + pad].
+    let pooling = |kind| akida_engine::Pooling::new(kind, 2, 1, -1, -1).unwrap();
+    let shape = Shape3::new(1, 5, 1);
+    let input = [1, 2, 3, 4, -5];
+    for (kind, expected) in [(PoolingType::Max, [2, 4, -5]), (PoolingType::Average, [1, 3, -5])] {
+        let g = PoolGeometry::new(&pooling(kind), 1, 5, ConvolutionMode::Same, "'p'").unwrap().unwrap();
+        let mut out = vec![0; 3];
+        kernels::pool(&input, &shape, &g, &mut out, &mut Vec::new());
+        assert_eq!(out, expected);
+        assert_eq!(reference::pool(&input, &shape, &g), expected);
+        let err = PoolGeometry::new(&pooling(kind), 1, 1, ConvolutionMode::Valid, "'p'").unwrap_err();
+        assert!(err.to_string().contains("pooling_width 2 is larger than the map (1) in Valid mode"), "{err}");
     }
 }
 
@@ -117,5 +173,37 @@ proptest! {
         for n in 0..12 {
             prop_assert_eq!(weights.chunks_exact(12).filter(|row| row[n] == 1).count(), 9);
         }
+    }
+}
+
+/// The random models of the property tests do exercise the corners of Same-mode pooling.
+#[test]
+fn random_models_cover_same_pooling() {
+    let (mut padded, mut larger_than_map, mut overlapping, mut odd, mut rescaled) = (0, 0, 0, 0, 0);
+    for seed in 0..1500 {
+        let model = random_model(&mut Rng(seed));
+        for layer in model.layers() {
+            let r = layer.resolved().unwrap();
+            let (Some(g), Some(c)) = (r.pool, layer.params().convolution()) else { continue };
+            if c.mode != ConvolutionMode::Same || layer.params().pooling().unwrap().width < 0 {
+                continue;
+            }
+            for a in [g.y, g.x] {
+                padded += usize::from(a.pad_before > 0 || (a.output - 1) * a.stride + a.window > a.input);
+                larger_than_map += usize::from(a.window > a.input);
+                overlapping += usize::from(a.window > a.stride);
+                odd += usize::from(a.window % 2 == 1 && a.window > 1);
+            }
+        }
+        rescaled += usize::from(model.output_kind().unwrap() == OutputKind::Potentials);
+    }
+    for (what, count) in [
+        ("padded windows", padded),
+        ("windows larger than the map", larger_than_map),
+        ("windows larger than the stride", overlapping),
+        ("odd windows", odd),
+        ("models with rescaled potentials", rescaled),
+    ] {
+        assert!(count >= 100, "only {count} {what}");
     }
 }

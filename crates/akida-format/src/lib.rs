@@ -16,6 +16,7 @@ use flatbuffers::{FlatBufferBuilder, VerifierOptions, WIPOffset};
 
 use akida_engine::learning::{Learning, LearningConfig, LearningState};
 use akida_engine::params::Convolution;
+use akida_engine::shape::PoolGeometry;
 use akida_engine::{
     Activation, ConvolutionMode, Error, Layer, LayerParams, Model, Pooling, PoolingType, Result, VariableData,
     VariableValues,
@@ -29,8 +30,10 @@ mod generated;
 
 use generated::akida::format as fb;
 
-/// The format version this engine writes and the newest it reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version this engine writes and the newest it reads. Version history in
+/// `schema/akida.fbs`; version 2 changed what the stored shapes of Same-mode layers with pooling
+/// mean (see [`check_version1_pooling`]).
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Header of compressed (`.fbz`) files.
 pub const COMPRESSED_MAGIC: &[u8; 4] = b"AKZ1";
@@ -169,6 +172,18 @@ fn variables<'a>(fbb: &mut FlatBufferBuilder<'a>, layer: &Layer) -> Vec<WIPOffse
         if name == "wta_groups" && layer.wta_groups().iter().enumerate().all(|(i, &g)| g == i as i32) {
             continue; // the default (no competition) is what a missing variable means
         }
+        // Likewise for the output rescaling: all 1.0 scales and all +0.0 offsets (bit for bit, so
+        // that a -0.0 survives) are what missing variables mean.
+        let rescaling = match name {
+            "output_scale" => Some((layer.output_scale(), 1.0f32)),
+            "output_offset" => Some((layer.output_offset(), 0.0f32)),
+            _ => None,
+        };
+        if let Some((values, default)) = rescaling {
+            if values.iter().all(|v| v.to_bits() == default.to_bits()) {
+                continue;
+            }
+        }
         let shape32: Vec<u32> = shape.iter().map(|&d| d as u32).collect();
         let (dtype, mut args) = (fb::DType::Int8, fb::VariableArgs::default());
         let dtype = match name {
@@ -181,6 +196,11 @@ fn variables<'a>(fbb: &mut FlatBufferBuilder<'a>, layer: &Layer) -> Vec<WIPOffse
                 let data = if name == "threshold_fire" { layer.threshold_fire() } else { layer.wta_groups() };
                 args.int32_data = Some(fbb.create_vector(data));
                 fb::DType::Int32
+            }
+            "output_scale" | "output_offset" => {
+                let data = if name == "output_scale" { layer.output_scale() } else { layer.output_offset() };
+                args.float32_data = Some(fbb.create_vector(data));
+                fb::DType::Float32
             }
             _ => {
                 args.float32_data = Some(fbb.create_vector(layer.threshold_fire_step()));
@@ -257,7 +277,9 @@ pub fn serialize(model: &Model) -> Result<Vec<u8>> {
     serialize_with_version(model, FORMAT_VERSION)
 }
 
-/// [`serialize`] with another format version number in the file, for compatibility tests.
+/// [`serialize`] with another format version number in the file, for compatibility tests (the
+/// content is the current one: a version-1 file of a model with output rescaling is not what a
+/// version-1 engine could write, and is refused on reading).
 pub fn serialize_with_version(model: &Model, format_version: u32) -> Result<Vec<u8>> {
     let weights: usize = model
         .layers()
@@ -504,7 +526,14 @@ fn variable_data(v: &fb::Variable<'_>) -> Result<VariableData> {
     })
 }
 
-fn load_layer(model: &mut Model, layer: &fb::Layer<'_>) -> Result<()> {
+/// Variables a file may omit, with what their absence means (see `Layer::allocate_variables`):
+/// `wta_groups` (every neuron its own group), `output_scale` (1.0) and `output_offset` (0.0).
+const OPTIONAL_VARIABLES: [&str; 3] = ["wta_groups", "output_scale", "output_offset"];
+
+/// Variables that appeared in format version 2.
+const VERSION2_VARIABLES: [&str; 2] = ["output_scale", "output_offset"];
+
+fn load_layer(model: &mut Model, layer: &fb::Layer<'_>, version: u32) -> Result<()> {
     let params = params_of(layer)?;
     let inbound: Vec<usize> = layer.inbound().map(|v| v.iter().map(|i| i as usize).collect()).unwrap_or_default();
     model.add(Layer::new(layer.name(), params)?, Some(&inbound))?;
@@ -515,12 +544,17 @@ fn load_layer(model: &mut Model, layer: &fb::Layer<'_>) -> Result<()> {
         let Some(position) = expected.iter().position(|&n| n == v.name()) else {
             return Err(format_error(format!("unexpected or repeated variable '{}'", v.name())));
         };
+        if version < 2 && VERSION2_VARIABLES.contains(&v.name()) {
+            return Err(format_error(format!(
+                "variable '{}' does not exist in format version {version} (it appeared in version 2)",
+                v.name()
+            )));
+        }
         expected.swap_remove(position);
         let shape: Vec<usize> = v.shape().iter().map(|d| d as usize).collect();
         target.set_variable(v.name(), &shape, VariableValues::Exact(variable_data(&v)?))?;
     }
-    // Files may omit wta_groups: every neuron is then its own group.
-    expected.retain(|&name| name != "wta_groups");
+    expected.retain(|name| !OPTIONAL_VARIABLES.contains(name));
     if let Some(name) = expected.first() {
         return Err(format_error(format!("variable '{name}' is missing")));
     }
@@ -529,6 +563,42 @@ fn load_layer(model: &mut Model, layer: &fb::Layer<'_>) -> Result<()> {
         model.restore_learning(index, learning_of(l, connections_and_neurons)?)?;
     }
     Ok(())
+}
+
+/// Format version 1 pooled Same-mode layers with windows kept inside the map (the rule Valid and
+/// Full still follow); version 2 pools them like TensorFlow's 'same' pooling. A version-1 layer
+/// where the two rules give the same pooled shape has the same windows under both (equal window
+/// counts mean no padding), so it loads unchanged; any other is refused rather than computed
+/// differently from what its author saw; the error message completes "layer 'name' ...".
+pub fn check_version1_pooling(layer: &Layer) -> std::result::Result<(), String> {
+    let (Some(conv), Some(pooling), Some(r)) =
+        (layer.params().convolution(), layer.params().pooling(), layer.resolved())
+    else {
+        return Ok(());
+    };
+    if conv.mode != ConvolutionMode::Same || pooling.kind == PoolingType::NoPooling {
+        return Ok(());
+    }
+    let p = r.potentials_shape;
+    let old = PoolGeometry::new(pooling, p.height, p.width, ConvolutionMode::Valid, &layer.label())
+        .ok()
+        .flatten()
+        .map(|g| akida_engine::Shape3::new(g.y.output, g.x.output, p.channels));
+    if old == Some(r.output_shape) {
+        return Ok(());
+    }
+    let old = match old {
+        Some(shape) => format!("pooled output shape {shape}"),
+        None => "no valid pooled output (its window is larger than the map, which version 1 refused)".to_owned(),
+    };
+    Err(format!(
+        "pools in Same mode and the file has format version 1: it had {old} when the file was \
+         written, and would have pooled output shape {} now. The file was written by an older engine whose \
+         Same pooling kept windows inside the map; this engine pools Same-mode layers like TensorFlow's \
+         'same' pooling (ceil(n / stride) windows, padded cells ignored), so it refuses the file rather than \
+         compute different outputs. Rebuild the model with this engine.",
+        r.output_shape
+    ))
 }
 
 /// Rebuilds a model from `.fb` or `.fbz` bytes, verifying everything.
@@ -557,13 +627,18 @@ pub fn deserialize(bytes: &[u8], limits: &Limits) -> Result<Model> {
     }
     let mut model = Model::new();
     for (i, layer) in root.layers().iter().enumerate() {
-        load_layer(&mut model, &layer).map_err(|e| {
+        load_layer(&mut model, &layer, version).map_err(|e| {
             let detail = match e {
                 Error::Format(m) => m,
                 other => other.to_string(),
             };
             format_error(format!("invalid model file: layer {i} ('{}'): {detail}", layer.name()))
         })?;
+        if version == 1 {
+            let loaded = model.layers().last().expect("just loaded");
+            check_version1_pooling(loaded)
+                .map_err(|m| format_error(format!("cannot load the model file: layer {i} ('{}') {m}", layer.name())))?;
+        }
     }
     if model.layers().is_empty() {
         return Err(format_error("invalid model file: it has no layers"));

@@ -225,3 +225,89 @@ fn a_compiled_layer_followed_by_another_keeps_its_state() {
     loaded.pop_layer().unwrap();
     assert_eq!(loaded, learned);
 }
+
+/// InputData (h x w) then a Same-mode Convolutional with a `pool` window (stride = window).
+fn same_pooling_model(h: usize, w: usize, pool: (i64, i64)) -> Model {
+    let mut model = Model::new();
+    model.add(Layer::new("in", LayerParams::input_data(w as i64, h as i64, 1, 1).unwrap()).unwrap(), None).unwrap();
+    let conv = Convolution::new(3, 3, 2, ConvolutionMode::Same, 1, 1, 1, &[1]).unwrap();
+    let pooling = Pooling::new(akida_engine::PoolingType::Max, pool.1, pool.0, -1, -1).unwrap();
+    let params = LayerParams::Convolutional { conv, pooling, activation: Activation::default() };
+    model.add(Layer::new("pooled", params).unwrap(), None).unwrap();
+    model
+}
+
+#[test]
+fn version1_same_pooling_loads_where_the_geometry_is_unchanged() {
+    // 4x6 map, 2x3 windows: 2x2 windows under both rules, no padding.
+    let model = same_pooling_model(4, 6, (2, 3));
+    assert_eq!(model.output_shape().unwrap(), akida_engine::Shape3::new(2, 2, 2));
+    let v1 = serialize_with_version(&model, 1).unwrap();
+    assert_eq!(deserialize(&v1, &Limits::default()).unwrap(), model);
+    assert_eq!(deserialize(&compress(&v1), &Limits::default()).unwrap(), model);
+    // Global pooling and Valid or Full pooling never changed.
+    let mut global = Model::new();
+    global.add(Layer::new("in", LayerParams::input_data(5, 3, 1, 1).unwrap()).unwrap(), None).unwrap();
+    for (mode, pooling) in [
+        (ConvolutionMode::Same, Pooling::new(akida_engine::PoolingType::Average, -1, -1, 2, 2).unwrap()),
+        (ConvolutionMode::Valid, Pooling::new(akida_engine::PoolingType::Max, 2, 1, -1, -1).unwrap()),
+        (ConvolutionMode::Full, Pooling::new(akida_engine::PoolingType::Max, 2, 2, 1, 1).unwrap()),
+    ] {
+        let conv = Convolution::new(1, 1, 2, mode, 1, 1, 1, &[1]).unwrap();
+        let params = LayerParams::Convolutional { conv, pooling, activation: Activation::default() };
+        global.add(Layer::new("", params).unwrap(), Some(&[0])).unwrap();
+    }
+    let v1 = serialize_with_version(&global, 1).unwrap();
+    assert_eq!(deserialize(&v1, &Limits::default()).unwrap(), global);
+}
+
+#[test]
+fn version1_same_pooling_with_another_geometry_is_refused() {
+    // 5x5 map, 2x2 windows: 2x2 windows inside the map in version 1, 3x3 padded ones now.
+    let model = same_pooling_model(5, 5, (2, 2));
+    assert_eq!(model.output_shape().unwrap(), akida_engine::Shape3::new(3, 3, 2));
+    let v1 = serialize_with_version(&model, 1).unwrap();
+    let Err(Error::Format(message)) = deserialize(&v1, &Limits::default()) else { panic!("loaded") };
+    for part in
+        ["layer 1 ('pooled')", "(2, 2, 2)", "(3, 3, 2)", "older engine", "Same pooling kept windows inside the map"]
+    {
+        assert!(message.contains(part), "{part}: {message}");
+    }
+    // The current version of the same model loads.
+    assert_eq!(deserialize(&serialize(&model).unwrap(), &Limits::default()).unwrap(), model);
+    // A window larger than the map had no version-1 geometry at all.
+    let model = same_pooling_model(2, 3, (3, 3));
+    assert_eq!(model.output_shape().unwrap(), akida_engine::Shape3::new(1, 1, 2));
+    let Err(Error::Format(message)) = deserialize(&serialize_with_version(&model, 1).unwrap(), &Limits::default())
+    else {
+        panic!("loaded")
+    };
+    assert!(message.contains("larger than the map") && message.contains("(1, 1, 2)"), "{message}");
+}
+
+#[test]
+fn output_rescaling_is_saved_only_when_set() {
+    let mut model = same_pooling_model(4, 4, (2, 2));
+    let default = serialize(&model).unwrap();
+    let contains = |bytes: &[u8], name: &[u8]| bytes.windows(name.len()).any(|w| w == name);
+    assert!(!contains(&default, b"output_scale") && !contains(&default, b"output_offset"));
+    let scale = akida_engine::VariableValues::Float(vec![0.5, -3.0]);
+    model.layer_mut(1).unwrap().set_variable("output_scale", &[2], scale).unwrap();
+    let scaled = serialize(&model).unwrap();
+    assert!(contains(&scaled, b"output_scale") && !contains(&scaled, b"output_offset"));
+    let loaded = deserialize(&scaled, &Limits::default()).unwrap();
+    assert_eq!(loaded.layers()[1].output_scale(), [0.5, -3.0]);
+    assert_eq!(loaded.layers()[1].output_offset(), [0.0, 0.0]);
+    // A negative zero offset is not the default: it is kept bit for bit.
+    let offset = akida_engine::VariableValues::Float(vec![-0.0, 0.0]);
+    model.layer_mut(1).unwrap().set_variable("output_offset", &[2], offset).unwrap();
+    let loaded = deserialize(&serialize(&model).unwrap(), &Limits::default()).unwrap();
+    assert_eq!(loaded.layers()[1].output_offset()[0].to_bits(), (-0.0f32).to_bits());
+    assert_eq!(loaded, model);
+    // Version 1 had no such variables.
+    let Err(Error::Format(message)) = deserialize(&serialize_with_version(&model, 1).unwrap(), &Limits::default())
+    else {
+        panic!("loaded")
+    };
+    assert!(message.contains("'output_scale' does not exist in format version 1"), "{message}");
+}
