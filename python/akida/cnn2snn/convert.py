@@ -201,7 +201,9 @@ def _build(qmodel: QuantizedModel, input_scaling: Any, details: dict[str, Any] |
     for index, layer in enumerate(layers):
         last = index == len(layers) - 1
         c = _scales(layer, in_unit)
-        b = layer.effective_bias().astype(np.float64)
+        # The bias snaps for the unit the layer really receives: an input_scaling given here can
+        # change the first layer's unit from the one quantize() saw.
+        b = layer.effective_bias(in_unit).astype(np.float64)
         if in_zero != 0:
             b = b - c * in_zero * _neuron_weight_sums(layer)
         akida_layer = _make_layer(akida, layer, first_is_image and index == 0, in_zero, qmodel)
@@ -216,8 +218,8 @@ def _build(qmodel: QuantizedModel, input_scaling: Any, details: dict[str, Any] |
             info["inexact_neurons"] = inexact
             in_unit = float(layer.activation_step)
         else:
-            if "output_scale" in added.get_variable_names(): added.set_variable("output_scale", c.astype(np.float32))
-            if "output_offset" in added.get_variable_names(): added.set_variable("output_offset", b.astype(np.float32))
+            added.set_variable("output_scale", c.astype(np.float32))
+            added.set_variable("output_offset", b.astype(np.float32))
             if not last:
                 raise ConversionError(f"{layer.source}: a hidden layer without a quantized ReLU")
         in_zero = 0.0

@@ -87,21 +87,23 @@ class QuantizedLayer:
     def weight_bits(self) -> int:
         return self.weights.bits
 
-    def potential_unit(self) -> np.ndarray | None:
-        """Per neuron, the float value of one unit of the integer potential, once quantized."""
-        if self.input_unit is None or self.weights.units is None:
+    def potential_unit(self, input_unit: float | None = None) -> np.ndarray | None:
+        """Per neuron, the float value of one unit of the integer potential, once quantized
+        (for inputs of unit ``input_unit``, by default the layer's own)."""
+        input_unit = self.input_unit if input_unit is None else input_unit
+        if input_unit is None or self.weights.units is None:
             return None
-        unit = self.input_unit * self.weights.units
+        unit = input_unit * self.weights.units
         if self.depthwise is not None:
             if self.depthwise.units is None:
                 return None
             unit = unit * self.depthwise.units[0]
         return np.broadcast_to(unit, (self.num_neurons,))
 
-    def effective_bias(self) -> np.ndarray:
+    def effective_bias(self, input_unit: float | None = None) -> np.ndarray:
         """The bias the layer computes with: snapped (:func:`.quantization.snap_bias`) when the
-        layer has a quantized ReLU."""
-        unit = self.potential_unit()
+        layer has a quantized ReLU, for inputs of unit ``input_unit`` (by default its own)."""
+        unit = self.potential_unit(input_unit)
         if unit is None or not self.activation_bits or self.activation_step is None:
             return self.bias
         return q.snap_bias(self.bias, unit, self.activation_step, self.activation_bits)
@@ -164,7 +166,7 @@ class QuantizedModel:
 
     def _prepare(self, inputs: Any) -> np.ndarray:
         x = np.asarray(inputs, dtype=np.float64)
-        if self.flat_input and x.ndim == 2:
+        if x.ndim == 2 and tuple(self.input_shape[:2]) == (1, 1):
             x = x.reshape(x.shape[0], 1, 1, -1)
         if x.ndim != 4 or tuple(x.shape[1:]) != tuple(self.input_shape):
             raise ValueError(f"inputs of shape {x.shape[1:]} do not match the model input {tuple(self.input_shape)}")
@@ -220,7 +222,8 @@ def layer_bits_problems(model: QuantizedModel) -> list[Problem]:
     for i, layer in enumerate(model.layers):
         allowed = q.INPUT_WEIGHT_BITS if i == 0 and is_input_convolution(model) else q.HIDDEN_WEIGHT_BITS
         role = "the input convolution" if allowed is q.INPUT_WEIGHT_BITS else "a data-processing layer"
-        for weights in [w for w in (layer.weights, layer.depthwise) if w is not None]:
+        kernels = [w for w in (layer.weights, layer.depthwise) if w is not None]
+        for weights in {w.bits: w for w in kernels}.values():
             if weights.bits == 0:
                 problems.append(Problem(layer.source, "its weights are not quantized", "quantize them (weight bits 2 or 4)"))
             elif weights.bits not in allowed:
