@@ -26,6 +26,7 @@ build: $(STAMP) ## Build the extension (release) into .venv
 
 demo: build ## Set up, build and run the demo on scikit-learn's digits
 	$(PY) examples/demo_digits.py
+	$(PY) examples/cnn2snn_deep_flow.py
 
 test-rust: ## Run the Rust tests (core property tests and unit tests)
 	cargo test --workspace --exclude akida-py
@@ -43,6 +44,7 @@ bench: build ## Python benchmarks: forward vs numpy, learning accuracy, model fi
 	$(PY) benches/bench_learning.py
 	$(PY) benches/bench_model_files.py
 	$(PY) benches/bench_packetizer.py
+	$(PY) benches/bench_cnn2snn.py
 
 bench-rust: ## Criterion benches of the kernels
 	cargo bench -p akida-engine --bench kernels

@@ -176,6 +176,24 @@ def test_rescaling_with_offset_becomes_the_padding_value(rng):
     assert converted.get_layer(0).parameters.padding_value == 128
 
 
+def test_built_in_activations_and_a_final_softmax(rng):
+    model = randomize(sequential((8, 8, 1), L.Conv2D(4, 3, padding="same", activation="relu"), L.Flatten(),
+                                 L.Dense(6, activation="relu"), L.Dense(3, activation="softmax")), rng)
+    qmodel, converted = convert_and_compare(model, rng, images(rng, 64, (8, 8, 1)), min_agreement=1.0)
+    assert [layer.layer_type for layer in converted.layers] == ["InputConvolutional", "FullyConnected", "FullyConnected"]
+
+
+def test_a_half_integer_zero_needs_valid_padding(rng):
+    body = [L.Conv2D(4, 3, padding="valid"), L.ReLU(), L.Flatten(), L.Dense(3)]
+    model = randomize(sequential((6, 6, 1), L.Rescaling(1 / 127.5, -1.0), *body), rng)
+    convert_and_compare(model, rng, images(rng, 64, (6, 6, 1)))
+    same = randomize(sequential((6, 6, 1), L.Rescaling(1 / 127.5, -1.0), L.Conv2D(4, 3, padding="same", name="c"),
+                                L.ReLU(), L.Flatten(), L.Dense(3)), rng)
+    qmodel = cnn2snn.quantize(same, 4, 4, 8, calibration_data=images(rng, 16, (6, 6, 1)))
+    with pytest.raises(akida.ConversionError, match=r"QuantizedConv2D 'c'.*input value 127.5.*Rescaling\(1/128, -1\)"):
+        cnn2snn.convert(qmodel)
+
+
 def test_flat_input_dense_network(rng):
     model = randomize(sequential((20,), L.Dense(16), L.ReLU(), L.Dense(4)), rng)
     x = images(rng, 64, (20,), 16)
@@ -340,6 +358,10 @@ def test_misplaced_batchnorm_and_pooling_are_refused(rng):
     model = sequential((8, 8, 1), L.Conv2D(4, 3, padding="same"), L.ReLU(), L.GlobalAveragePooling2D(name="gap"),
                        L.Dense(2))
     _refused(model, rng, "GlobalAveragePooling2D 'gap': average pooling after the ReLU")
+    model = sequential((8, 8, 1), L.Conv2D(4, 3, padding="same"), L.ReLU(), L.AveragePooling2D(2, name="ap"),
+                       L.Flatten(), L.Dense(2))
+    problems = _refused(model, rng, "AveragePooling2D 'ap': average pooling after the ReLU")
+    assert len(problems) == 1 and problems[0].endswith("BatchNormalization/ReLU."), problems
     model = sequential((7, 7, 1), L.Conv2D(4, 3, padding="same"), L.ReLU(), L.MaxPooling2D(name="mp"),
                        L.Flatten(), L.Dense(2))
     _refused(model, rng, "MaxPooling2D 'mp': 'valid' pooling on the 7 x 7 output of a 'same' convolution")
@@ -397,7 +419,7 @@ def test_bad_arguments_raise_clear_errors(rng):
     qmodel = cnn2snn.quantize(model, calibration_data=images(rng, 8, (8, 8, 1)))
     with pytest.raises(ValueError, match="scale must be a finite number > 0"):
         cnn2snn.convert(qmodel, input_scaling=(0, 0))
-    with pytest.raises(akida.ConversionError, match="pads with an integer in 0..255"):
+    with pytest.raises(akida.ConversionError, match="pads with one integer in 0..255"):
         cnn2snn.convert(qmodel, input_scaling=(1.0, 0.5))
     with pytest.raises(TypeError, match="expected a Keras model"):
         cnn2snn.quantize(object())

@@ -182,11 +182,14 @@ def _build(qmodel: QuantizedModel, input_scaling: Any, details: dict[str, Any] |
     first_is_image = is_input_convolution(qmodel)
     if first_is_image:
         zero = round(in_zero)
-        if abs(zero - in_zero) > 1e-6 or not 0 <= zero <= 255:
+        if layers[0].padding == "valid" and abs(zero - in_zero) > 1e-6:
+            zero = in_zero  # no padded cell: the zero need not be an integer
+        elif abs(zero - in_zero) > 1e-6 or not 0 <= zero <= 255:
             raise ConversionError(
-                f"{layers[0].source}: the Akida input value standing for 0 is {in_zero:.6g}; the input convolution "
-                "pads with an integer in 0..255: choose input_scaling so that scale * 0 + offset-equivalent is an "
-                "integer (for images in 0..255 rescaled to [0, 1], input_scaling=(1, 0) with Rescaling(1/255))"
+                f"{layers[0].source}: its 'same' padding stands for the float input 0, which is the Akida input value "
+                f"{in_zero:.6g}; the input convolution pads with one integer in 0..255 (padding_value). Use a "
+                "rescaling (or input_scaling) under which 0 falls on an integer input value, for example "
+                "Rescaling(1/128, -1) instead of Rescaling(1/127.5, -1), or 'valid' padding on the first convolution"
             )
         in_zero = float(zero)
     else:
@@ -209,6 +212,11 @@ def _build(qmodel: QuantizedModel, input_scaling: Any, details: dict[str, Any] |
         akida_layer = _make_layer(akida, layer, first_is_image and index == 0, in_zero, qmodel)
         model.add(akida_layer)
         added = model.get_layer(model.get_layer_count() - 1)
+        if tuple(added.output_shape) != tuple(layer.output_shape):
+            raise ConversionError(
+                f"{layer.source}: the engine's layer gives {tuple(added.output_shape)} where the source gives "
+                f"{tuple(layer.output_shape)}; please report this model"
+            )
         _set_weights(added, layer, first_is_image and index == 0)
         info: dict[str, Any] = {"in_unit": in_unit, "scales": c, "offsets": b, "inexact_neurons": []}
         if layer.activation_bits:
@@ -257,7 +265,8 @@ def _make_layer(akida: Any, layer: QuantizedLayer, image_input: bool, in_zero: f
     if image_input:
         h, w, ch = qmodel.input_shape
         return akida.InputConvolutional(
-            input_width=w, input_height=h, input_channels=ch, padding_value=int(in_zero), **conv
+            input_width=w, input_height=h, input_channels=ch,
+            padding_value=int(in_zero) if layer.padding == "same" else 0, **conv
         )
     if layer.kind == "conv":
         return akida.Convolutional(**conv)

@@ -52,10 +52,10 @@ def _activation_nodes(layer: Any, node: Node) -> list[Node]:
     if name == "linear":
         return [node]
     if name == "relu":
-        return [node, Node("relu", f"{layer.name}/relu", [node.name], {"max_value": None}, source=f"{node.source} activation")]
+        return [node, Node("relu", f"{layer.name}__relu", [node.name], {"max_value": None}, source=f"{node.source} activation")]
     if name == "softmax":
-        return [node, Node("softmax", f"{layer.name}/softmax", [node.name], source=f"{node.source} activation")]
-    return [node, Node("activation", f"{layer.name}/{name}", [node.name], {"function": name}, source=f"{node.source} activation")]
+        return [node, Node("softmax", f"{layer.name}__softmax", [node.name], source=f"{node.source} activation")]
+    return [node, Node("activation", f"{layer.name}__{name}", [node.name], {"function": name}, source=f"{node.source} activation")]
 
 
 def _check_channels_last(layer: Any, source: str) -> dict[str, Any]:
@@ -171,7 +171,7 @@ def _global_pool(op: str) -> Callable[[Any, str, list[str]], list[Node]]:
             return [Node("unsupported", layer.name, inputs, bad, source=source)]
         nodes = [Node(op, layer.name, inputs, source=source)]
         if not getattr(layer, "keepdims", False):
-            nodes.append(Node("flatten", f"{layer.name}/squeeze", [layer.name], source=source))
+            nodes.append(Node("flatten", f"{layer.name}__squeeze", [layer.name], source=source))
         return nodes
 
     return handler
@@ -258,7 +258,7 @@ def read_keras(model: Any) -> Graph:
         # Consumers name the Keras layer; the last node of its expansion carries that name.
         if len(produced) > 1:
             last = produced[-1]
-            first_name = f"{layer.name}/op"
+            first_name = f"{layer.name}__op"
             produced[0].name = first_name
             for n in produced[1:]:
                 n.inputs = [first_name if i == layer.name else i for i in n.inputs]

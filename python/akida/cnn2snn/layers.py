@@ -29,7 +29,8 @@ class Problem:
     change: str
 
     def __str__(self) -> str:
-        return f"{self.where}: {self.rule}. {self.change}"
+        change = f" {self.change[:1].upper()}{self.change[1:]}." if self.change else ""
+        return f"{self.where}: {self.rule}.{change}"
 
 
 @dataclass
@@ -217,6 +218,7 @@ class _Planner:
                         "average pooling after the ReLU: Akida averages the potentials before the activation",
                         "place the pooling between the convolution and its BatchNormalization/ReLU",
                     )
+                    h, w, c = self._source_pool_shape(node, (h, w, c))
                     continue
                 pool = self._pool(node, current)
                 if pool is not None:
@@ -327,6 +329,16 @@ class _Planner:
         out = (conv_output(h, kh, sy, padding), conv_output(w, kw, sx, padding), n)
         return LayerSpec(node, shape, out, padding=padding)
 
+    def _source_pool_shape(self, node: Node, shape: tuple[int, int, int]) -> tuple[int, int, int]:
+        """The map a pooling gives in the source, to keep checking the layers after a refused one."""
+        h, w, c = shape
+        if node.op in ("global_avgpool", "global_maxpool"):
+            return (1, 1, c)
+        ph, pw = node.attrs["pool"]
+        sy, sx = node.attrs.get("strides") or (ph, pw)
+        padding = _normalized_padding(node, h, w, (ph, pw), (sy, sx)) or "valid"
+        return (conv_output(h, ph, sy, padding), conv_output(w, pw, sx, padding), c)
+
     def _pool(self, node: Node, layer: LayerSpec) -> PoolSpec | None:
         h, w, c = layer.output_shape
         if node.op in ("global_avgpool", "global_maxpool"):
@@ -361,6 +373,7 @@ class _Planner:
                 f"({engine[0]} x {engine[1]})",
                 f"use padding='{layer.padding}' on the pooling (or a map size that the pooling stride divides)",
             )
+            layer.output_shape = (wanted[0], wanted[1], c)
             return None
         layer.output_shape = (wanted[0], wanted[1], c)
         return PoolSpec(kind, (ph, pw), (sy, sx), node)
