@@ -41,19 +41,18 @@ def quantize_kernel(kernel: Any, bits: int, per_tensor: bool = False) -> Any:
     return quantize_kernel_with_unit(kernel, bits, per_tensor)[0]
 
 
-class _BiasSnapping:
-    """Snaps the bias as :func:`akida.cnn2snn.quantization.snap_bias` does, when the layer knows
-    its input unit (the previous ReLU's step) and the step of the ReLU after it."""
+class _QuantizedWeights:
+    """What the quantized weighted layers share: ``weight_bits``, and the bias snapping of
+    :func:`akida.cnn2snn.quantization.snap_bias`, applied when the layer knows its input unit (the
+    previous ReLU's step) and the step and bits of the ReLU after it."""
 
-    input_unit: float | None
-    activation_step: float | None
-
-    def _snap_config(self, input_unit: float | None, activation_step: float | None, activation_bits: int) -> None:
+    def __init__(self, *args: Any, weight_bits: int = 4, input_unit: float | None = None,
+                 activation_step: float | None = None, activation_bits: int = 0, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.weight_bits = int(weight_bits)
         self.input_unit = None if input_unit is None else float(input_unit)
         self.activation_step = None if activation_step is None else float(activation_step)
         self.activation_bits = int(activation_bits)
-
-    activation_bits: int
 
     def snapped_bias(self, bias: Any, weight_unit: Any) -> Any:
         if bias is None or weight_unit is None or self.input_unit is None or self.activation_step is None:
@@ -69,8 +68,10 @@ class _BiasSnapping:
         snapped = step / 2 - unit * (ops.round(t - f) + f)
         return _straight_through(bias, snapped)
 
-    def snap_config(self) -> dict[str, Any]:
+    def get_config(self) -> dict[str, Any]:
         return {
+            **super().get_config(),  # type: ignore[misc]
+            "weight_bits": self.weight_bits,
             "input_unit": self.input_unit,
             "activation_step": self.activation_step,
             "activation_bits": self.activation_bits,
@@ -78,15 +79,9 @@ class _BiasSnapping:
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class QuantizedConv2D(_BiasSnapping, keras.layers.Conv2D):
+class QuantizedConv2D(_QuantizedWeights, keras.layers.Conv2D):
     """``Conv2D`` whose kernel is quantized to ``weight_bits`` per output channel, and whose bias
-    is snapped (see :class:`_BiasSnapping`) when ``input_unit`` and ``activation_step`` are set."""
-
-    def __init__(self, *args: Any, weight_bits: int = 4, input_unit: float | None = None,
-                 activation_step: float | None = None, activation_bits: int = 0, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self.weight_bits = int(weight_bits)
-        self._snap_config(input_unit, activation_step, activation_bits)
+    is snapped (see :class:`_QuantizedWeights`) when ``input_unit`` and ``activation_step`` are set."""
 
     def call(self, inputs: Any) -> Any:
         kernel, unit = quantize_kernel_with_unit(self.kernel, self.weight_bits)
@@ -97,21 +92,12 @@ class QuantizedConv2D(_BiasSnapping, keras.layers.Conv2D):
             outputs = self.activation(outputs)
         return outputs
 
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "weight_bits": self.weight_bits, **self.snap_config()}
-
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class QuantizedSeparableConv2D(_BiasSnapping, keras.layers.SeparableConv2D):
+class QuantizedSeparableConv2D(_QuantizedWeights, keras.layers.SeparableConv2D):
     """``SeparableConv2D`` with a depthwise kernel quantized per tensor and a pointwise kernel
     quantized per output channel, both to ``weight_bits``; the bias snaps as in
     :class:`QuantizedConv2D`."""
-
-    def __init__(self, *args: Any, weight_bits: int = 4, input_unit: float | None = None,
-                 activation_step: float | None = None, activation_bits: int = 0, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self.weight_bits = int(weight_bits)
-        self._snap_config(input_unit, activation_step, activation_bits)
 
     def call(self, inputs: Any) -> Any:
         depthwise, depthwise_unit = quantize_kernel_with_unit(self.depthwise_kernel, self.weight_bits, per_tensor=True)
@@ -132,20 +118,11 @@ class QuantizedSeparableConv2D(_BiasSnapping, keras.layers.SeparableConv2D):
             outputs = self.activation(outputs)
         return outputs
 
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "weight_bits": self.weight_bits, **self.snap_config()}
-
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class QuantizedDense(_BiasSnapping, keras.layers.Dense):
+class QuantizedDense(_QuantizedWeights, keras.layers.Dense):
     """``Dense`` whose kernel is quantized to ``weight_bits`` per output unit; the bias snaps as
     in :class:`QuantizedConv2D`."""
-
-    def __init__(self, *args: Any, weight_bits: int = 4, input_unit: float | None = None,
-                 activation_step: float | None = None, activation_bits: int = 0, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self.weight_bits = int(weight_bits)
-        self._snap_config(input_unit, activation_step, activation_bits)
 
     def call(self, inputs: Any, training: Any = None) -> Any:
         kernel, unit = quantize_kernel_with_unit(self.kernel, self.weight_bits)
@@ -155,9 +132,6 @@ class QuantizedDense(_BiasSnapping, keras.layers.Dense):
         if self.activation is not None:
             x = self.activation(x)
         return x
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "weight_bits": self.weight_bits, **self.snap_config()}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
