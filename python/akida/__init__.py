@@ -33,6 +33,7 @@ from .errors import (
     InputError,
     LayerNotFoundError,
     ModelFormatError,
+    NotFittedError,
     ParameterError,
     VariableError,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "LayerStatistics",
     "Model",
     "ModelFormatError",
+    "NotFittedError",
     "ParameterError",
     "PoolingType",
     "SeparableConvolutional",

@@ -14,6 +14,7 @@ __all__ = [
     "LayerNotFoundError",
     "ModelFormatError",
     "ConversionError",
+    "NotFittedError",
 ]
 
 
@@ -55,3 +56,8 @@ class ModelFormatError(AkidaError, ValueError):
 class ConversionError(AkidaError, ValueError):
     """A CNN cannot be converted to Akida: the message names each layer, the rule it breaks and
     what to change."""
+
+
+class NotFittedError(AkidaError, ValueError, AttributeError):
+    """A converter that learns from data (:class:`akida.converters.QuantileOneHotEncoder`) is used
+    before ``fit``."""
