@@ -126,8 +126,10 @@ pub struct Limits {
     pub np_max_height: Fact<usize>,
     /// Most filters one NP holds.
     pub np_max_filters: Fact<usize>,
-    /// SRAM of one NP for weights and thresholds, in bytes.
+    /// SRAM of one convolutional NP for weights and thresholds, in bytes.
     pub np_memory_bytes: Fact<usize>,
+    /// SRAM of one fully connected NP (FNP3), in bytes.
+    pub fnp_memory_bytes: Fact<usize>,
 }
 
 /// A versioned description of a device.
@@ -197,6 +199,11 @@ impl Device {
                     100 * 1024,
                     "assumption: no public per-NP figure; about 8 MB of SRAM shared by 80 NPs is 100 KB each",
                 ),
+                fnp_memory_bytes: Fact::assumption(
+                    320 * 1024,
+                    "assumption: the published AkidaNet 0.5 mapping runs its 1000-class classifier (512 inputs, 4-bit \
+                     weights: 260 KB with thresholds) on one FNP3",
+                ),
             },
         }
     }
@@ -255,6 +262,7 @@ impl Device {
             ("NP max input height", l.np_max_height.value.to_string(), l.np_max_height.source),
             ("NP max filters", l.np_max_filters.value.to_string(), l.np_max_filters.source),
             ("NP memory (bytes)", l.np_memory_bytes.value.to_string(), l.np_memory_bytes.source),
+            ("FNP3 memory (bytes)", l.fnp_memory_bytes.value.to_string(), l.fnp_memory_bytes.source),
         ]
     }
 }

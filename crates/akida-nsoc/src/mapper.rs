@@ -8,11 +8,15 @@
 //!    and the limit, and what would make it fit.
 //! 3. A hardware layer is split over NPs: its input width in bands of at most `np_max_width`
 //!    columns (convolutions), and its filters in groups that fit one NP's filter limit and memory.
-//!    [`MapMode::Minimal`] uses the largest groups that fit; [`MapMode::AllNps`] also caps a group
-//!    at `allnps_filters_per_np` filters (an assumption, see [`MapperOptions`]) to spread the work.
-//! 4. Consecutive hardware layers form a hardware sequence; NPs are taken in mesh order from the
-//!    NPs that can take the layer's type (convolutions: CNP1/CNP2; FullyConnected: FNP3). When the
-//!    mesh runs out, the sequence starts a new pass. Software layers form software sequences.
+//!    [`MapMode::Minimal`] uses the largest groups that fit.
+//! 4. Consecutive hardware layers form a hardware sequence, cut into passes: a layer that does not
+//!    fit in the NPs left in the pass (convolutions: CNP1/CNP2-capable NPs; FullyConnected: FNP3)
+//!    starts a new pass. Software layers form software sequences.
+//! 5. [`MapMode::AllNps`] then spreads each pass over its free NPs: it doubles the filter groups
+//!    of the convolutional layer whose NPs hold the most filters, as long as the pass has the NPs
+//!    and every NP keeps at least `min_filters_per_np` filters ([`MapperOptions`]).
+//! 6. NPs are given in mesh order; fully connected layers first, and convolutional layers take
+//!    the NPs that cannot be FNP3 before those that can.
 
 use std::fmt;
 use std::ops::Range;
@@ -33,9 +37,9 @@ pub enum MapMode {
 /// Knobs of the mapper that no public document fixes.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MapperOptions {
-    /// In [`MapMode::AllNps`], the most filters one NP takes (assumption: spread the filters of
-    /// wide layers so that one NP never holds more than a quarter of the splitter's 512).
-    pub allnps_filters_per_np: usize,
+    /// In [`MapMode::AllNps`], the fewest filters an NP keeps when a layer spreads (assumption:
+    /// the published DS-CNN mapping puts each 64-filter separable layer on 16 NPs, 4 filters each).
+    pub min_filters_per_np: usize,
     /// Bytes an NP needs per filter besides its weights: threshold and step (assumption: a
     /// 20-bit threshold and a 4-bit step rounded up to 4 bytes).
     pub bytes_per_filter_overhead: usize,
@@ -43,7 +47,7 @@ pub struct MapperOptions {
 
 impl Default for MapperOptions {
     fn default() -> Self {
-        MapperOptions { allnps_filters_per_np: 128, bytes_per_filter_overhead: 4 }
+        MapperOptions { min_filters_per_np: 4, bytes_per_filter_overhead: 4 }
     }
 }
 
@@ -167,68 +171,148 @@ pub fn map(model: &Model, device: &Device, mode: MapMode) -> Mapping {
 
 /// Maps `model` onto `device`.
 pub fn map_with(model: &Model, device: &Device, mode: MapMode, options: MapperOptions) -> Mapping {
+    let planned: Vec<(String, Result<Planned, SoftwareReason>)> = (0..model.layers().len())
+        .map(|index| {
+            let layer = &model.layers()[index];
+            let mut plan = place(model, index, device, options, input_bits(model, index));
+            if let Ok(Planned::Nps(p)) = &plan {
+                let (needed, capacity) = (p.nps(), capacity(device, p.np_type));
+                if needed > capacity {
+                    plan = Err(reason(
+                        layer.kind(),
+                        layer.name(),
+                        format!("needs {needed} {} NPs, the device has {capacity}", p.np_type),
+                        "use fewer filters, fewer input channels or a narrower input",
+                    ));
+                }
+            }
+            (layer.name().to_owned(), plan)
+        })
+        .collect();
+    // Sequences of consecutive layers with one backend; hardware sequences cut into passes.
     let mut sequences: Vec<Sequence> = Vec::new();
-    let mut pool = NpPool::new(device);
-    for (index, layer) in model.layers().iter().enumerate() {
-        let name = layer.name().to_owned();
-        let input_bits = input_bits(model, index);
-        let placement = place(model, index, device, mode, options, input_bits);
-        let placement = match placement {
+    let mut pass_plans: Vec<Vec<(usize, NpPlan)>> = Vec::new();
+    let mut usage = Usage::default();
+    for (index, (name, plan)) in planned.into_iter().enumerate() {
+        let backend = if plan.is_err() { Backend::Software } else { Backend::Hardware };
+        if sequences.last().map(|s| s.backend) != Some(backend) {
+            finish_passes(&mut sequences, &mut pass_plans, device, mode, options);
+            sequences.push(Sequence { backend, passes: vec![Pass::default()] });
+            usage = Usage::default();
+            if backend == Backend::Hardware {
+                pass_plans.push(Vec::new());
+            }
+        }
+        let placement = match plan {
             Err(reason) => Placement::Software(reason),
             Ok(Planned::Input) => Placement::Input,
             Ok(Planned::Hrc) => Placement::Hrc,
-            Ok(Planned::Nps { np_type, filter_groups, column_bands, shared_bytes, bytes_per_filter }) => {
-                let needed = filter_groups.len() * column_bands.len();
-                let available = pool.capacity(np_type);
-                if needed > available {
-                    Placement::Software(reason(
-                        layer.kind(),
-                        &name,
-                        format!("needs {needed} {np_type} NPs, the device has {available}"),
-                        "use fewer filters or a narrower input",
-                    ))
-                } else {
-                    if pool.free(np_type) < needed {
-                        pool.next_pass();
-                        if let Some(seq) = sequences.last_mut().filter(|s| s.backend == Backend::Hardware) {
-                            seq.passes.push(Pass::default());
-                        }
-                    }
-                    let mut shares = Vec::with_capacity(needed);
-                    for filters in &filter_groups {
-                        for columns in &column_bands {
-                            let ident = pool.take(np_type).expect("free NPs were counted");
-                            shares.push(NpShare {
-                                ident,
-                                np_type,
-                                filters: filters.clone(),
-                                columns: columns.clone(),
-                                memory_bytes: shared_bytes + filters.len() * bytes_per_filter,
-                            });
-                        }
-                    }
-                    Placement::Nps(shares)
+            Ok(Planned::Nps(p)) => {
+                if !usage.fits(device, p.np_type, p.nps()) {
+                    sequences.last_mut().expect("pushed above").passes.push(Pass::default());
+                    pass_plans.push(Vec::new());
+                    usage = Usage::default();
                 }
+                usage.add(p.np_type, p.nps());
+                pass_plans.last_mut().expect("a hardware sequence has a pass").push((index, p));
+                Placement::Nps(Vec::new())
             }
         };
-        let backend = match placement {
-            Placement::Software(_) => Backend::Software,
-            _ => Backend::Hardware,
-        };
-        if sequences.last().map(|s| s.backend) != Some(backend) {
-            if backend == Backend::Hardware {
-                pool = NpPool::new(device);
-            }
-            sequences.push(Sequence { backend, passes: vec![Pass::default()] });
-        }
-        let seq = sequences.last_mut().expect("pushed above");
-        seq.passes.last_mut().expect("a sequence has a pass").layers.push(LayerMapping {
+        let sequence = sequences.last_mut().expect("pushed above");
+        sequence.passes.last_mut().expect("a sequence has a pass").layers.push(LayerMapping {
             layer: index,
             name,
             placement,
         });
     }
+    finish_passes(&mut sequences, &mut pass_plans, device, mode, options);
     Mapping { mode, device: device.version.clone(), sequences }
+}
+
+/// NPs of a pass so far, by kind.
+#[derive(Default)]
+struct Usage {
+    convolutional: usize,
+    fully_connected: usize,
+}
+
+impl Usage {
+    fn fits(&self, device: &Device, kind: NpType, extra: usize) -> bool {
+        let (c, f) = if kind.is_convolutional() {
+            (self.convolutional + extra, self.fully_connected)
+        } else {
+            (self.convolutional, self.fully_connected + extra)
+        };
+        c <= capacity(device, NpType::Cnp1) && f <= capacity(device, NpType::Fnp3) && c + f <= device.nps.len()
+    }
+
+    fn add(&mut self, kind: NpType, extra: usize) {
+        if kind.is_convolutional() {
+            self.convolutional += extra;
+        } else {
+            self.fully_connected += extra;
+        }
+    }
+}
+
+fn capacity(device: &Device, kind: NpType) -> usize {
+    device.nps_of(kind).count()
+}
+
+/// Spreads the layers of the pending passes (AllNps) and gives them concrete NPs.
+fn finish_passes(
+    sequences: &mut [Sequence],
+    pass_plans: &mut Vec<Vec<(usize, NpPlan)>>,
+    device: &Device,
+    mode: MapMode,
+    options: MapperOptions,
+) {
+    let Some(sequence) = sequences.last_mut().filter(|s| s.backend == Backend::Hardware) else {
+        pass_plans.clear();
+        return;
+    };
+    for (pass, mut plans) in sequence.passes.iter_mut().zip(pass_plans.drain(..)) {
+        if mode == MapMode::AllNps {
+            spread(&mut plans, device, options);
+        }
+        let mut pool = NpPool::new(device);
+        // Fully connected layers first: they need the NPs that can be FNP3.
+        plans.sort_by_key(|(_, p)| p.np_type.is_convolutional());
+        for (index, plan) in plans {
+            let shares = plan.shares(&mut pool);
+            let mapping = pass.layers.iter_mut().find(|l| l.layer == index).expect("planned layers are in their pass");
+            mapping.placement = Placement::Nps(shares);
+        }
+    }
+}
+
+/// AllNps: while the pass has free NPs, doubles the filter groups of the convolutional layer whose
+/// NPs hold the most filters, as long as each NP keeps at least `min_filters_per_np` filters.
+fn spread(plans: &mut [(usize, NpPlan)], device: &Device, options: MapperOptions) {
+    let mut usage = Usage::default();
+    for (_, p) in plans.iter() {
+        usage.add(p.np_type, p.nps());
+    }
+    let mut frozen = vec![false; plans.len()];
+    loop {
+        let candidate = plans
+            .iter()
+            .enumerate()
+            .filter(|(i, (_, p))| !frozen[*i] && p.np_type.is_convolutional())
+            .max_by_key(|(i, (_, p))| (p.neurons.div_ceil(p.groups), std::cmp::Reverse(*i)))
+            .map(|(i, _)| i);
+        let Some(i) = candidate else { break };
+        let p = &mut plans[i].1;
+        let most = (p.neurons / options.min_filters_per_np.max(1)).max(1);
+        let groups = (p.groups * 2).min(most);
+        let extra = (groups - p.groups.min(groups)) * p.bands.len();
+        if groups <= p.groups || !usage.fits(device, p.np_type, extra) {
+            frozen[i] = true;
+            continue;
+        }
+        usage.add(p.np_type, extra);
+        p.groups = groups;
+    }
 }
 
 /// NPs still free in the current pass, by the type they would take.
@@ -240,14 +324,6 @@ struct NpPool<'d> {
 impl<'d> NpPool<'d> {
     fn new(device: &'d Device) -> Self {
         NpPool { device, used: vec![false; device.nps.len()] }
-    }
-
-    fn capacity(&self, kind: NpType) -> usize {
-        self.device.nps_of(kind).count()
-    }
-
-    fn free(&self, kind: NpType) -> usize {
-        self.device.nps.iter().zip(&self.used).filter(|(np, used)| !**used && np.types.contains(&kind)).count()
     }
 
     /// The first free NP that can take `kind`. Convolutional layers take NPs that cannot be
@@ -264,23 +340,46 @@ impl<'d> NpPool<'d> {
         self.used[i] = true;
         Some(np.ident)
     }
-
-    fn next_pass(&mut self) {
-        self.used.iter_mut().for_each(|u| *u = false);
-    }
 }
 
 enum Planned {
     Input,
     Hrc,
-    Nps {
-        np_type: NpType,
-        filter_groups: Vec<Range<usize>>,
-        column_bands: Vec<Range<usize>>,
-        /// Bytes an NP holds for its share: shared (depthwise kernels) + per filter.
-        shared_bytes: usize,
-        bytes_per_filter: usize,
-    },
+    Nps(NpPlan),
+}
+
+/// How a layer splits over NPs: `groups` filter groups times its column bands.
+struct NpPlan {
+    np_type: NpType,
+    neurons: usize,
+    groups: usize,
+    bands: Vec<Range<usize>>,
+    /// Bytes an NP holds for its share: shared (depthwise kernels) + per filter.
+    shared_bytes: usize,
+    bytes_per_filter: usize,
+}
+
+impl NpPlan {
+    fn nps(&self) -> usize {
+        self.groups * self.bands.len()
+    }
+
+    fn shares(&self, pool: &mut NpPool<'_>) -> Vec<NpShare> {
+        let mut shares = Vec::with_capacity(self.nps());
+        for filters in ranges(self.neurons, self.groups) {
+            for columns in &self.bands {
+                let ident = pool.take(self.np_type).expect("the pass was sized to its NPs");
+                shares.push(NpShare {
+                    ident,
+                    np_type: self.np_type,
+                    filters: filters.clone(),
+                    columns: columns.clone(),
+                    memory_bytes: self.shared_bytes + filters.len() * self.bytes_per_filter,
+                });
+            }
+        }
+        shares
+    }
 }
 
 fn reason(kind: LayerKind, layer: &str, rule: String, fix: &str) -> SoftwareReason {
@@ -301,7 +400,6 @@ fn place(
     model: &Model,
     index: usize,
     device: &Device,
-    mode: MapMode,
     options: MapperOptions,
     input_bits: u32,
 ) -> Result<Planned, SoftwareReason> {
@@ -445,19 +543,16 @@ fn place(
         }
         _ => return fail("no hardware unit runs this layer type".into(), ""),
     };
-    let memory = limits.np_memory_bytes.value;
+    let memory = if np_type.is_convolutional() { limits.np_memory_bytes.value } else { limits.fnp_memory_bytes.value };
     if shared_bytes + bytes_per_filter > memory {
         return fail(
             format!("one filter needs {} bytes, an NP holds {memory}", shared_bytes + bytes_per_filter),
             "use fewer input channels or weight bits",
         );
     }
-    let mut per_np = limits.np_max_filters.value.min((memory - shared_bytes) / bytes_per_filter);
-    if mode == MapMode::AllNps {
-        per_np = per_np.min(options.allnps_filters_per_np);
-    }
+    let per_np = limits.np_max_filters.value.min((memory - shared_bytes) / bytes_per_filter);
     let groups = neurons.div_ceil(per_np.max(1));
-    Ok(Planned::Nps { np_type, filter_groups: ranges(neurons, groups), column_bands, shared_bytes, bytes_per_filter })
+    Ok(Planned::Nps(NpPlan { np_type, neurons, groups, bands: column_bands, shared_bytes, bytes_per_filter }))
 }
 
 fn check_input_conv(layer: &akida_engine::Layer, limits: &Limits) -> Result<(), SoftwareReason> {
@@ -589,12 +684,15 @@ mod tests {
                 dense("fc_2", 10, false),
             ],
         );
-        let mapping = map(&m, &Device::akd1000(), MapMode::AllNps);
+        let mapping = map(&m, &Device::akd1000(), MapMode::Minimal);
         assert!(mapping.software_reasons().is_empty(), "{:?}", mapping.software_reasons());
         assert_eq!(mapping.sequences.len(), 1);
         assert_eq!(mapping.sequences[0].passes.len(), 1);
         assert_eq!(mapping.layers().next().unwrap().placement, Placement::Input);
         assert_eq!(mapping.nps_used(), 5);
+        let spread = map(&m, &Device::akd1000(), MapMode::AllNps);
+        assert_eq!(spread.sequences[0].passes.len(), 1);
+        assert!(spread.nps_used() > 5 && spread.nps_used() <= 80);
         for share in mapping.layers().filter_map(|l| match &l.placement {
             Placement::Nps(s) => Some(s),
             _ => None,
@@ -615,9 +713,10 @@ mod tests {
         let all = map(&m, &Device::akd1000(), MapMode::AllNps);
         let minimal = map(&m, &Device::akd1000(), MapMode::Minimal);
         // 112 columns: 4 bands of at most 32. One filter: 3 * 3 * 64 weights of 4 bits + 4 bytes =
-        // 292 bytes, so 350 fit in 100 KB: Minimal needs 2 groups; AllNps caps groups at 128 filters.
+        // 292 bytes, so 350 fit in 100 KB: Minimal needs 2 groups. AllNps doubles the groups while
+        // the 80 NPs allow: 4 groups (16 NPs), then 8 (32), then 16 (64); 32 would need 128.
         assert_eq!(nps(&minimal, "wide"), 4 * 2);
-        assert_eq!(nps(&all, "wide"), 4 * 4);
+        assert_eq!(nps(&all, "wide"), 4 * 16);
         let Placement::Nps(shares) = &all.layers().nth(1).unwrap().placement else { panic!() };
         let covered: usize = shares.iter().filter(|s| s.columns.start == 0).map(|s| s.filters.len()).sum();
         assert_eq!(covered, 512);
@@ -644,15 +743,119 @@ mod tests {
     #[test]
     fn a_full_mesh_starts_a_new_pass() {
         // Each layer: 64 columns (2 bands) x 512 1 x 1 filters (260 bytes each, so memory allows
-        // 393) in AllNps groups of 128 (4 groups): 8 NPs. The 80 NPs hold 10 layers per pass.
-        let layers = (0..12).map(|i| convolutional(&format!("c{i}"), 1, 512, Pooling::default())).collect();
+        // 393: 2 groups): 4 NPs in Minimal. 20 layers fill the 80 NPs of a pass.
+        let layers = (0..24).map(|i| convolutional(&format!("c{i}"), 1, 512, Pooling::default())).collect();
         let m = model((8, 64, 16), layers);
-        let mapping = map(&m, &Device::akd1000(), MapMode::AllNps);
+        let mapping = map(&m, &Device::akd1000(), MapMode::Minimal);
         assert!(mapping.software_reasons().is_empty());
         assert_eq!(mapping.sequences.len(), 1);
         let passes = &mapping.sequences[0].passes;
         assert_eq!(passes.len(), 2);
-        assert_eq!(passes[0].layers.len(), 1 + 10);
-        assert_eq!(mapping.nps_used(), 80);
+        // c0 sees 16 channels: its 512 filters fit one group, so 2 NPs; then 19 layers of 4.
+        assert_eq!(passes[0].layers.len(), 1 + 20);
+        assert_eq!(mapping.nps_used(), 78);
+        let spread = map(&m, &Device::akd1000(), MapMode::AllNps);
+        assert_eq!(spread.sequences[0].passes.len(), 2);
+    }
+
+    fn separable(name: &str, neurons: i64, stride: i64, pooling: Pooling) -> Layer {
+        let params = LayerParams::SeparableConvolutional {
+            conv: conv(3, neurons, stride, 4),
+            pooling,
+            activation: activation(4),
+        };
+        Layer::new(name, params).unwrap()
+    }
+
+    fn conv4(name: &str, neurons: i64, stride: i64) -> Layer {
+        let params = LayerParams::Convolutional {
+            conv: conv(3, neurons, stride, 4),
+            pooling: Pooling::default(),
+            activation: activation(4),
+        };
+        Layer::new(name, params).unwrap()
+    }
+
+    fn image_model(input: (i64, i64, i64), kernel: i64, filters: i64, stride: i64, layers: Vec<Layer>) -> Model {
+        let c = Convolution::new(
+            kernel,
+            kernel,
+            filters,
+            ConvolutionMode::Same,
+            stride,
+            stride,
+            8,
+            akida_engine::INPUT_CONV_WEIGHT_BITS,
+        )
+        .unwrap();
+        let params =
+            LayerParams::input_convolutional(input.1, input.0, input.2, c, Pooling::default(), activation(4), 0)
+                .unwrap();
+        let mut m = Model::new();
+        m.add(Layer::new("conv_0", params).unwrap(), None).unwrap();
+        for layer in layers {
+            m.add(layer, None).unwrap();
+        }
+        m
+    }
+
+    /// AkidaNet 0.5 at 224 x 224 as the public model zoo describes it: an input convolution, three
+    /// convolutions, ten separable convolutions, a 1000-class classifier.
+    pub(crate) fn akidanet_half_224() -> Model {
+        let mut layers = vec![conv4("conv_1", 32, 1), conv4("conv_2", 64, 2), conv4("conv_3", 64, 1)];
+        layers.push(separable("separable_4", 128, 1, max2()));
+        layers.push(separable("separable_5", 128, 1, Pooling::default()));
+        layers.push(separable("separable_6", 256, 1, max2()));
+        for i in 7..=11 {
+            layers.push(separable(&format!("separable_{i}"), 256, 1, Pooling::default()));
+        }
+        layers.push(separable("separable_12", 512, 1, max2()));
+        layers.push(separable("separable_13", 512, 1, global_average()));
+        layers.push(
+            Layer::new(
+                "classifier",
+                LayerParams::fully_connected(1000, 4, Activation::new(false, 0, 1.0, 1).unwrap()).unwrap(),
+            )
+            .unwrap(),
+        );
+        image_model((224, 224, 3), 3, 16, 2, layers)
+    }
+
+    /// A DS-CNN keyword-spotting net: MFCC frames 49 x 10, an input convolution, four separable
+    /// convolutions of 64 filters (the last pooling globally), a 33-word classifier.
+    pub(crate) fn ds_cnn_kws() -> Model {
+        let mut layers: Vec<Layer> =
+            (1..=3).map(|i| separable(&format!("separable_{i}"), 64, 1, Pooling::default())).collect();
+        layers.push(separable("separable_4", 64, 1, global_average()));
+        layers.push(
+            Layer::new(
+                "classifier",
+                LayerParams::fully_connected(33, 4, Activation::new(false, 0, 1.0, 1).unwrap()).unwrap(),
+            )
+            .unwrap(),
+        );
+        image_model((49, 10, 1), 5, 64, 2, layers)
+    }
+
+    fn within(measured: usize, published: usize, tolerance: f64) -> bool {
+        (measured as f64 - published as f64).abs() <= tolerance * published as f64
+    }
+
+    #[test]
+    fn published_architectures_land_near_their_published_np_counts() {
+        let device = Device::akd1000();
+        let akidanet = map(&akidanet_half_224(), &device, MapMode::AllNps);
+        let kws_all = map(&ds_cnn_kws(), &device, MapMode::AllNps);
+        let kws_minimal = map(&ds_cnn_kws(), &device, MapMode::Minimal);
+        for m in [&akidanet, &kws_all, &kws_minimal] {
+            assert!(m.software_reasons().is_empty(), "{:?}", m.software_reasons());
+            assert_eq!(m.sequences.len(), 1);
+            assert_eq!(m.sequences[0].passes.len(), 1);
+        }
+        let counts = (akidanet.nps_used(), kws_all.nps_used(), kws_minimal.nps_used());
+        eprintln!("AkidaNet 0.5 AllNps {}, DS-CNN AllNps {}, Minimal {}", counts.0, counts.1, counts.2);
+        assert!(within(counts.0, 68, 0.15), "AkidaNet 0.5: {} NPs, published 68", counts.0);
+        assert!(within(counts.1, 65, 0.15), "DS-CNN AllNps: {} NPs, published 65", counts.1);
+        assert!(within(counts.2, 5, 0.15), "DS-CNN Minimal: {} NPs, published 5", counts.2);
     }
 }
