@@ -124,7 +124,9 @@ pub struct Limits {
     pub np_max_width: Fact<usize>,
     /// Highest input (in rows) an NP processes.
     pub np_max_height: Fact<usize>,
-    /// Most filters one NP holds.
+    /// Most filters one convolutional NP holds (fully connected NPs are bounded by their memory
+    /// only: an assumption, since the published AkidaNet 0.5 mapping runs a 1000-class
+    /// classifier on one FNP3).
     pub np_max_filters: Fact<usize>,
     /// SRAM of one convolutional NP for weights and thresholds, in bytes.
     pub np_memory_bytes: Fact<usize>,

@@ -550,7 +550,8 @@ fn place(
             "use fewer input channels or weight bits",
         );
     }
-    let per_np = limits.np_max_filters.value.min((memory - shared_bytes) / bytes_per_filter);
+    let by_memory = (memory - shared_bytes) / bytes_per_filter;
+    let per_np = if np_type.is_convolutional() { limits.np_max_filters.value.min(by_memory) } else { by_memory };
     let groups = neurons.div_ceil(per_np.max(1));
     Ok(Planned::Nps(NpPlan { np_type, neurons, groups, bands: column_bands, shared_bytes, bytes_per_filter }))
 }
