@@ -7,6 +7,7 @@ mod errors;
 mod events;
 mod layers;
 mod model;
+mod nsoc;
 mod runtime;
 
 use pyo3::prelude::*;
@@ -38,6 +39,15 @@ fn _akida(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<events::PyEvents>()?;
     m.add_class::<model::PyModel>()?;
     m.add_class::<model::PyLayerStatistics>()?;
+    m.add_class::<nsoc::PyNpType>()?;
+    m.add_class::<nsoc::PyMapMode>()?;
+    m.add_class::<nsoc::PyBackendType>()?;
+    m.add_class::<nsoc::PyNp>()?;
+    m.add_class::<nsoc::PyMesh>()?;
+    m.add_class::<nsoc::PyDevice>()?;
+    m.add_class::<nsoc::PyMappedNp>()?;
+    m.add_function(wrap_pyfunction!(nsoc::akd1000, m)?)?;
+    m.add_function(wrap_pyfunction!(nsoc::devices, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(engine_info, m)?)?;
     m.add_function(wrap_pyfunction!(converters::packetize, m)?)?;

@@ -8,6 +8,15 @@ a :class:`Model` of layers (:class:`InputData`, :class:`InputConvolutional`,
 """
 
 from ._akida import (
+    AKD1000,
+    BackendType,
+    Device,
+    MapMode,
+    MappedNP,
+    Mesh,
+    NP,
+    NpType,
+    devices,
     Concat,
     Convolutional,
     ConvolutionMode,
@@ -39,6 +48,15 @@ from .errors import (
 )
 
 __all__ = [
+    "AKD1000",
+    "BackendType",
+    "Device",
+    "MapMode",
+    "MappedNP",
+    "Mesh",
+    "NP",
+    "NpType",
+    "devices",
     "AkidaError",
     "ArchitectureError",
     "Concat",

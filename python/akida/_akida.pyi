@@ -9,9 +9,12 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "AKD1000",
+    "BackendType",
     "Concat",
     "ConvolutionMode",
     "Convolutional",
+    "Device",
     "Events",
     "FullyConnected",
     "InputConvolutional",
@@ -19,10 +22,16 @@ __all__ = [
     "Layer",
     "LayerParameters",
     "LayerStatistics",
+    "MapMode",
+    "MappedNP",
+    "Mesh",
     "Model",
+    "NP",
+    "NpType",
     "PoolingType",
     "SeparableConvolutional",
     "__version__",
+    "devices",
     "engine_info",
     "packetize",
 ]
@@ -274,3 +283,60 @@ class Model:
     ) -> npt.NDArray[Any]: ...
     def add_classes(self, num_classes: int) -> None: ...
     def __len__(self) -> int: ...
+
+@final
+class NpType:
+    CNP1: NpType
+    CNP2: NpType
+    FNP2: NpType
+    FNP3: NpType
+    def __int__(self) -> int: ...
+
+@final
+class MapMode:
+    AllNps: MapMode
+    Minimal: MapMode
+    def __int__(self) -> int: ...
+
+@final
+class BackendType:
+    Software: BackendType
+    Hardware: BackendType
+    Hybrid: BackendType
+    def __int__(self) -> int: ...
+
+@final
+class NP:
+    @property
+    def ident(self) -> tuple[int, int, int]: ...
+    @property
+    def types(self) -> list[NpType]: ...
+
+@final
+class Mesh:
+    @property
+    def nps(self) -> list[NP]: ...
+
+@final
+class Device:
+    @property
+    def version(self) -> str: ...
+    @property
+    def mesh(self) -> Mesh: ...
+    def facts(self) -> list[tuple[str, str, str]]: ...
+
+@final
+class MappedNP:
+    @property
+    def ident(self) -> tuple[int, int, int]: ...
+    @property
+    def type(self) -> NpType: ...
+    @property
+    def filters(self) -> range: ...
+    @property
+    def columns(self) -> range: ...
+    @property
+    def memory_bytes(self) -> int: ...
+
+def AKD1000() -> Device: ...
+def devices() -> list[Device]: ...

@@ -1,0 +1,212 @@
+//! Python classes of the NSoC description and of a mapping: `akida.AKD1000()`, `akida.devices()`,
+//! `Device`, `Mesh`, `NP`, `NpType`, `MapMode`, `BackendType`, and the mapped-NP records.
+
+use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+
+use akida_nsoc::{Device, MapMode, NpIdent, NpShare, NpType};
+
+/// The types of neural processing unit.
+#[pyclass(name = "NpType", module = "akida", eq, eq_int, frozen, hash, from_py_object)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PyNpType {
+    CNP1,
+    CNP2,
+    FNP2,
+    FNP3,
+}
+
+impl From<NpType> for PyNpType {
+    fn from(t: NpType) -> Self {
+        match t {
+            NpType::Cnp1 => PyNpType::CNP1,
+            NpType::Cnp2 => PyNpType::CNP2,
+            NpType::Fnp2 => PyNpType::FNP2,
+            NpType::Fnp3 => PyNpType::FNP3,
+        }
+    }
+}
+
+/// How `Model.map` spreads layers over NPs.
+#[pyclass(name = "MapMode", module = "akida", eq, eq_int, frozen, hash, from_py_object)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PyMapMode {
+    /// As many NPs as the layer limits allow, for the fewest passes (the default).
+    AllNps,
+    /// The fewest NPs.
+    Minimal,
+}
+
+impl From<PyMapMode> for MapMode {
+    fn from(m: PyMapMode) -> Self {
+        match m {
+            PyMapMode::AllNps => MapMode::AllNps,
+            PyMapMode::Minimal => MapMode::Minimal,
+        }
+    }
+}
+
+/// Where a sequence of layers runs.
+#[pyclass(name = "BackendType", module = "akida", eq, eq_int, frozen, hash, from_py_object)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PyBackendType {
+    Software,
+    Hardware,
+    Hybrid,
+}
+
+fn ident_tuple<'py>(py: Python<'py>, ident: NpIdent) -> PyResult<Bound<'py, PyTuple>> {
+    PyTuple::new(py, [ident.col, ident.row, ident.id])
+}
+
+/// One neural processing unit of a device: its mesh ident `(col, row, id)` and the types it can
+/// take.
+#[pyclass(name = "NP", module = "akida", frozen)]
+pub struct PyNp {
+    ident: NpIdent,
+    types: Vec<PyNpType>,
+}
+
+#[pymethods]
+impl PyNp {
+    #[getter]
+    fn ident<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        ident_tuple(py, self.ident)
+    }
+
+    #[getter]
+    fn types(&self) -> Vec<PyNpType> {
+        self.types.clone()
+    }
+
+    fn __repr__(&self) -> String {
+        let types: Vec<&str> = self.types.iter().map(|t| type_name(*t)).collect();
+        format!("NP(ident={}, types=[{}])", self.ident, types.join(", "))
+    }
+}
+
+fn type_name(t: PyNpType) -> &'static str {
+    match t {
+        PyNpType::CNP1 => "CNP1",
+        PyNpType::CNP2 => "CNP2",
+        PyNpType::FNP2 => "FNP2",
+        PyNpType::FNP3 => "FNP3",
+    }
+}
+
+/// The mesh of a device: its NPs in mesh order.
+#[pyclass(name = "Mesh", module = "akida", frozen)]
+pub struct PyMesh {
+    device: Device,
+}
+
+#[pymethods]
+impl PyMesh {
+    #[getter]
+    fn nps(&self) -> Vec<PyNp> {
+        self.device
+            .nps
+            .iter()
+            .map(|np| PyNp { ident: np.ident, types: np.types.iter().map(|t| (*t).into()).collect() })
+            .collect()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Mesh({} NPs)", self.device.nps.len())
+    }
+}
+
+/// A virtual device: the description of an Akida chip that `Model.map` maps onto.
+#[pyclass(name = "Device", module = "akida", frozen)]
+pub struct PyDevice {
+    pub(crate) device: Device,
+}
+
+#[pymethods]
+impl PyDevice {
+    /// The device and the version of its description.
+    #[getter]
+    fn version(&self) -> String {
+        self.device.version.clone()
+    }
+
+    #[getter]
+    fn mesh(&self) -> PyMesh {
+        PyMesh { device: self.device.clone() }
+    }
+
+    /// Every fact of the description as `(name, value, source)`; a source starting with
+    /// "assumption" marks a number no public document gives.
+    fn facts(&self) -> Vec<(String, String, String)> {
+        self.device.facts().into_iter().map(|(n, v, s)| (n.to_owned(), v, s.to_owned())).collect()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Device({}, {} NPs)", self.device.version, self.device.nps.len())
+    }
+}
+
+/// The virtual AKD1000 (80 NPs in 20 nodes; see docs/nsoc.md for every fact and its source).
+#[pyfunction(name = "AKD1000")]
+pub fn akd1000() -> PyDevice {
+    PyDevice { device: Device::akd1000() }
+}
+
+/// The physical Akida devices attached to this machine: none, in this engine.
+#[pyfunction]
+pub fn devices() -> Vec<PyDevice> {
+    Vec::new()
+}
+
+/// The share of a layer that one NP holds, in `layer.mapping.nps`.
+#[pyclass(name = "MappedNP", module = "akida", frozen)]
+pub struct PyMappedNp {
+    share: NpShare,
+}
+
+impl PyMappedNp {
+    pub fn new(share: NpShare) -> Self {
+        PyMappedNp { share }
+    }
+}
+
+#[pymethods]
+impl PyMappedNp {
+    #[getter]
+    fn ident<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        ident_tuple(py, self.share.ident)
+    }
+
+    #[getter]
+    fn r#type(&self) -> PyNpType {
+        self.share.np_type.into()
+    }
+
+    /// The filters (output channels) this NP computes, as `range(start, stop)`.
+    #[getter]
+    fn filters<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let r = &self.share.filters;
+        py.import("builtins")?.getattr("range")?.call1((r.start, r.end))
+    }
+
+    /// The input columns this NP receives, as `range(start, stop)`.
+    #[getter]
+    fn columns<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let r = &self.share.columns;
+        py.import("builtins")?.getattr("range")?.call1((r.start, r.end))
+    }
+
+    /// Bytes of bit-packed weights and thresholds the NP holds.
+    #[getter]
+    fn memory_bytes(&self) -> usize {
+        self.share.memory_bytes
+    }
+
+    fn __repr__(&self) -> String {
+        let s = &self.share;
+        format!(
+            "MappedNP(ident={}, type={}, filters={}..{}, columns={}..{})",
+            s.ident, s.np_type, s.filters.start, s.filters.end, s.columns.start, s.columns.end
+        )
+    }
+}
