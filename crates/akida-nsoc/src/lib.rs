@@ -13,4 +13,7 @@ pub mod device;
 pub mod mapper;
 
 pub use device::{Device, Fact, Limits, Np, NpIdent, NpType};
-pub use mapper::{map, LayerMapping, MapMode, Mapping, NpShare, Pass, Sequence, SoftwareReason};
+pub use mapper::{
+    map, map_with, report, Backend, LayerMapping, MapMode, MapperOptions, Mapping, NpShare, Pass, Placement, Sequence,
+    SoftwareReason,
+};

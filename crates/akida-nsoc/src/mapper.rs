@@ -860,3 +860,75 @@ mod tests {
         assert!(within(counts.2, 5, 0.15), "DS-CNN Minimal: {} NPs, published 5", counts.2);
     }
 }
+
+/// A text report of a mapping: per sequence and pass, each layer's placement with its NPs and
+/// memory, then the NPs used of the device and the largest memory an NP holds.
+pub fn report(mapping: &Mapping, device: &Device) -> String {
+    use std::fmt::Write;
+    let mode = match mapping.mode {
+        MapMode::AllNps => "AllNps",
+        MapMode::Minimal => "Minimal",
+    };
+    let mut out = String::new();
+    let passes: usize = mapping.sequences.iter().map(|s| s.passes.len()).sum();
+    let _ = writeln!(
+        out,
+        "{} on {}: {} of {} NPs, {} sequence(s), {} pass(es)",
+        mode,
+        mapping.device,
+        mapping.nps_used(),
+        device.nps.len(),
+        mapping.sequences.len(),
+        passes
+    );
+    let mut largest = 0;
+    for (s, sequence) in mapping.sequences.iter().enumerate() {
+        let backend = match sequence.backend {
+            Backend::Hardware => "hardware",
+            Backend::Software => "software",
+        };
+        for (p, pass) in sequence.passes.iter().enumerate() {
+            let _ = writeln!(out, "  sequence {s} ({backend}), pass {p}:");
+            for layer in &pass.layers {
+                let place = match &layer.placement {
+                    Placement::Input => "input (events over DMA)".to_owned(),
+                    Placement::Hrc => "HRC (input conversion)".to_owned(),
+                    Placement::Software(reason) => format!("software: {reason}"),
+                    Placement::Nps(shares) => {
+                        let bytes: Vec<usize> = shares.iter().map(|s| s.memory_bytes).collect();
+                        let max = bytes.iter().copied().max().unwrap_or(0);
+                        largest = largest.max(max);
+                        let kind = shares.first().map_or("", |s| s.np_type.name());
+                        format!("{} {kind} NP(s), up to {max} bytes each", shares.len())
+                    }
+                };
+                let _ = writeln!(out, "    {:<24} {place}", layer.name);
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "largest NP memory use: {largest} of {} bytes ({})",
+        device.limits.np_memory_bytes.value,
+        if device.limits.np_memory_bytes.is_assumption() { "an assumed size" } else { "public" }
+    );
+    out
+}
+
+#[cfg(test)]
+mod report_tests {
+    use super::*;
+
+    #[test]
+    fn the_report_lists_every_layer_and_the_totals() {
+        let device = Device::akd1000();
+        let mapping = map(&tests::ds_cnn_kws(), &device, MapMode::Minimal);
+        let text = report(&mapping, &device);
+        assert!(
+            text.starts_with("Minimal on AKD1000 (description 1): 5 of 80 NPs, 1 sequence(s), 1 pass(es)"),
+            "{text}"
+        );
+        assert!(text.contains("conv_0                   HRC (input conversion)"), "{text}");
+        assert!(text.contains("classifier               1 FNP3 NP(s)"), "{text}");
+    }
+}
