@@ -192,3 +192,26 @@ def test_qdq_graph_with_4_bit_activations_converts_with_its_own_scales(rng):
     # The bias snaps by at most half a potential unit; everything else is the graph's own arithmetic.
     assert (got.argmax(1) == expected.argmax(1)).mean() >= 0.95
     np.testing.assert_allclose(got, expected, atol=0.1 * np.abs(expected).max())
+
+
+def test_a_graph_that_quantizes_its_own_input_takes_those_integers(rng):
+    model, _, _ = qdq_model(rng, TensorProto.UINT4)
+    graph = model.graph
+    in_scale, in_zero = np.float32(0.05), 10
+    graph.initializer.extend([numpy_helper.from_array(in_scale, "in_s"), numpy_helper.from_array(np.uint8(in_zero), "in_z")])
+    quantize = helper.make_node("QuantizeLinear", ["x", "in_s", "in_z"], ["xq"], name="q_in")
+    dequantize = helper.make_node("DequantizeLinear", ["xq", "in_s", "in_z"], ["xd"], name="dq_in")
+    conv = next(n for n in graph.node if n.op_type == "Conv")
+    conv.input[0] = "xd"
+    nodes = [quantize, dequantize] + list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    onnx.checker.check_model(model)
+    q = rng.integers(0, 256, (32, 1, 4, 4))
+    x = ((q - in_zero) * in_scale).astype(np.float32)  # on the input grid: quantizing is exact
+    converted = cnn2snn.convert(model)
+    assert converted.get_layer(0).parameters.padding_value == in_zero
+    got = converted.evaluate(nhwc(q).astype(np.uint8)).reshape(32, -1)
+    expected = run_ort(model, x)
+    assert (got.argmax(1) == expected.argmax(1)).mean() >= 0.95
+    np.testing.assert_allclose(got, expected, atol=0.1 * np.abs(expected).max())

@@ -38,7 +38,10 @@ def _input_mapping(model: QuantizedModel, input_scaling: Any) -> tuple[float, fl
     rescaling gives the first layer ``r * x + o``. So ``in_unit = r / scale`` and
     ``in_zero = offset - o * scale / r``.
     """
-    if input_scaling is None:
+    if input_scaling is None and model.input_quant is not None:
+        # The source quantizes its own input: its integers are the Akida inputs.
+        scale, offset = 1.0 / model.input_quant[0], model.input_quant[1]
+    elif input_scaling is None:
         scale, offset = 1.0, 0.0
     else:
         try:
@@ -139,7 +142,8 @@ def convert(model: Any, input_scaling: Any = None) -> Any:
     input_scaling : (float, float), optional
         ``(scale, offset)``: the Akida model receives ``scale * x + offset`` for the inputs ``x``
         of the source model (``scale > 0``). Default ``(1, 0)``: the inputs are given as they are,
-        as uint8.
+        as uint8; for an ONNX graph that quantizes its own input (``QuantizeLinear`` of scale
+        ``s`` and zero point ``z``), ``(1 / s, z)``: its integers are the Akida inputs.
 
     Returns
     -------

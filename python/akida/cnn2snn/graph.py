@@ -16,6 +16,16 @@ Conventions, whatever the source:
 - Padding is ``"same"`` (TensorFlow's rule: ``ceil(n / stride)`` outputs, the smaller half of the
   padding before), ``"valid"``, or ``("explicit", (top, bottom, left, right))`` when a source gives
   pads that are neither.
+- ``rescale`` nodes may appear anywhere; only those right after the input are absorbed.
+
+Attributes a reader may set besides those of :data:`OPS`:
+
+- on the input node: ``flat`` (the source input was a vector), ``input_quant = (scale,
+  zero_point)`` (the source quantizes its input: integer ``q`` stands for ``scale * (q - zp)``);
+- on any node: ``output_quant = (scale, zero_point, bits)`` (a quantizer the conversion does not
+  use, for information) and ``quant_problem`` (why a source quantization could not be kept);
+- on ``unsupported`` nodes: ``reason`` and ``domain``; on ``avgpool``: ``count_include_pad``;
+  on ``activation``: the source attributes (``min``/``max`` for a clip).
 """
 
 from __future__ import annotations
@@ -60,7 +70,9 @@ class WeightQuant:
     """Integer weights of a weighted node whose source already fixed them (QDQ, QONNX).
 
     ``ints`` has the shape of the float kernel; the float weight of output channel ``n`` is
-    ``ints[..., n] * unit[n]`` (``unit`` has one value per output channel, or one for all).
+    ``ints[..., n] * unit[n]`` (``unit`` has one value per output channel, or one for all). For
+    a depthwise kernel ``(kh, kw, C, 1)`` the unit is per channel ``c`` (``ints[:, :, c, 0]``);
+    the conversion needs it to be one value for the tensor.
     """
 
     bits: int
@@ -71,7 +83,8 @@ class WeightQuant:
 @dataclass
 class ActivationQuant:
     """A quantized ReLU whose source already fixed its scale: outputs ``step * q`` with
-    ``q`` in ``0 .. 2**bits - 1``."""
+    ``q`` in ``0 .. 2**bits - 1``. A signed ``b``-bit quantizer after a ReLU keeps only its
+    non-negative levels: ``bits = b - 1``."""
 
     bits: int
     step: float

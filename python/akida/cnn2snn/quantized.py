@@ -73,6 +73,8 @@ class QuantizedLayer:
     #: Activation bits (0: float ReLU) and step; None for a layer without ReLU (the last).
     activation_bits: int | None = None
     activation_step: float | None = None
+    #: Why the source's own quantization of the weights could not be kept, if it had one.
+    quant_problem: str | None = None
     #: The clip of a float ReLU (activation_bits == 0), None when unbounded.
     relu_max: float | None = None
     #: The float value of one unit of this layer's integer inputs (the previous ReLU's step, or
@@ -163,6 +165,9 @@ class QuantizedModel:
     #: True when the input shape was a flat vector (outputs and inputs are then 2-D).
     flat_input: bool = False
     name: str = ""
+    #: ``(scale, zero_point)`` of a source that quantizes its own input (an ONNX QuantizeLinear
+    #: on the graph input): the integer input ``q`` stands for ``scale * (q - zero_point)``.
+    input_quant: tuple[float, float] | None = None
 
     def _prepare(self, inputs: Any) -> np.ndarray:
         x = np.asarray(inputs, dtype=np.float64)
@@ -225,7 +230,10 @@ def layer_bits_problems(model: QuantizedModel) -> list[Problem]:
         kernels = [w for w in (layer.weights, layer.depthwise) if w is not None]
         for weights in {w.bits: w for w in kernels}.values():
             if weights.bits == 0:
-                problems.append(Problem(layer.source, "its weights are not quantized", "quantize them (weight bits 2 or 4)"))
+                rule = "its weights are not quantized"
+                if layer.quant_problem:
+                    rule += f" (the source's quantization was not kept: {layer.quant_problem})"
+                problems.append(Problem(layer.source, rule, "quantize them (weight bits 2 or 4)"))
             elif weights.bits not in allowed:
                 hint = (
                     "this first layer is not an image input convolution, so it takes hidden-layer bits: "
@@ -347,13 +355,16 @@ def quantize_graph(
             pool=None if spec.pool is None else (spec.pool.kind, spec.pool.size, spec.pool.strides),
             relu_first=spec.relu_first,
             input_unit=in_unit,
+            quant_problem=node.attrs.get("quant_problem"),
         )
         if spec.relu is not None:
             _set_activation(layer, spec, activ_bits, observed)
         in_unit = layer.activation_step
         layers.append(layer)
-    model = QuantizedModel(shape, layers, rescale, input_max, notes, flat_input, graph.name)
-    return model
+    input_quant = rewritten.input.attrs.get("input_quant")
+    if input_quant is not None:
+        input_quant = (float(input_quant[0]), float(input_quant[1]))
+    return QuantizedModel(shape, layers, rescale, input_max, notes, flat_input, graph.name, input_quant)
 
 
 def _set_activation(layer: QuantizedLayer, spec: LayerSpec, activ_bits: int, observed: dict[str, np.ndarray]) -> None:
