@@ -9,9 +9,11 @@
 //!
 //! Pure Rust, no Python: the bindings expose it as `akida.AKD1000()` and `Model.map`.
 
+pub mod cost;
 pub mod device;
 pub mod mapper;
 
+pub use cost::{xy_hops, CostModel, Counts, Estimate};
 pub use device::{Device, Fact, Limits, Np, NpIdent, NpType};
 pub use mapper::{
     map, map_with, report, Backend, LayerMapping, MapMode, MapperOptions, Mapping, NpShare, Pass, Placement, Sequence,
