@@ -8,6 +8,7 @@ mod events;
 mod layers;
 mod model;
 mod runtime;
+mod state;
 
 use pyo3::prelude::*;
 

@@ -11,11 +11,10 @@ use akida_engine::{Error, EventBatch, Input, LayerStatistics, Output, OutputKind
 
 use crate::errors::{raise, to_pyerr};
 use crate::events::PyEvents;
-use crate::layers::{layer_object, lock, LayerSlot, ModelState, PyLayer, SharedModel};
+use crate::layers::{layer_object, PyLayer};
 use crate::runtime::{compute, guarded, parallel_allowed};
+use crate::state::{lock, new_layer_id, shared, LayerSlot, ModelState, SharedModel};
 use akida_engine::error::zeroed_vec;
-
-static NEXT_LAYER_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// `obj` as a C-contiguous 4-D uint8 numpy array; checks the type, dtype, rank and (when given)
 /// the sample shape.
@@ -99,7 +98,7 @@ impl PyModel {
             let detached = match &*slot {
                 LayerSlot::Detached(detached) => detached,
                 LayerSlot::Attached { model, id } => {
-                    let popped = crate::layers::index_of_id(&lock(model), *id).is_err();
+                    let popped = lock(model).index_of_id(*id).is_err();
                     return Err(Error::Architecture(if popped {
                         "this layer object refers to a layer removed by pop_layer(); build a new layer object".into()
                     } else {
@@ -121,7 +120,7 @@ impl PyModel {
                 ),
             };
             state.model.add((**detached).clone(), inbound.as_deref())?;
-            let id = NEXT_LAYER_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let id = new_layer_id();
             state.ids.push(id);
             state.statistics = None;
             *slot = LayerSlot::Attached { model: self.state.clone(), id };
@@ -309,14 +308,7 @@ impl PyModel {
         } else {
             None
         };
-        let model = PyModel { state: Arc::new(std::sync::Mutex::new(ModelState::default())) };
-        if let Some(m) = loaded {
-            let mut state = lock(&model.state);
-            state.ids = (0..m.layers().len())
-                .map(|_| NEXT_LAYER_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
-                .collect();
-            state.model = m;
-        }
+        let model = PyModel { state: shared(loaded.map(ModelState::of_model).unwrap_or_default()) };
         for layer in layers.unwrap_or_default() {
             model.add_layer(&layer, None)?;
         }
