@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use numpy::{PyArray1, PyArray4, PyArrayDescrMethods, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyInt, PyList, PyString};
+use pyo3::types::{PyBytes, PyDict, PyInt, PyList, PyNone, PyString, PyType};
 
 use akida_engine::model::classify;
 use akida_engine::{Error, EventBatch, Input, LayerStatistics, Output, OutputKind, Shape3};
@@ -72,6 +72,9 @@ impl Values {
     }
 }
 
+/// What `Model.__reduce__` returns: the class and the arguments of its constructor.
+type Reduced<'py> = (Bound<'py, PyType>, (Bound<'py, PyNone>, Option<Bound<'py, PyBytes>>));
+
 /// A model of layers: one input layer first, then data-processing layers, each fed by the layer
 /// added before it unless `inbound_layers` says otherwise.
 #[pyclass(name = "Model", module = "akida", frozen)]
@@ -126,6 +129,19 @@ impl PyModel {
             *slot = LayerSlot::Attached { model: self.state.clone(), id };
             Ok(())
         })
+    }
+
+    /// The bytes of the model's `.fb` file, or None when it has no layers.
+    fn serialized<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let state = &self.state;
+        let bytes = compute(py, move || {
+            let guard = lock(state);
+            if guard.model.layers().is_empty() {
+                return Ok(None);
+            }
+            akida_format::serialize(&guard.model).map(Some)
+        })?;
+        Ok(bytes.map(|b| PyBytes::new(py, &b)))
     }
 
     fn layer_handle(&self, py: Python<'_>, index: usize) -> PyResult<Py<PyAny>> {
@@ -297,7 +313,7 @@ impl PyModel {
             let path: std::path::PathBuf = py.import("os")?.call_method1("fspath", (f,))?.extract()?;
             Some(compute(py, move || akida_format::load(&path, &akida_format::Limits::default()))?)
         } else if let Some(b) = serialized_buffer {
-            let bytes = b.cast::<pyo3::types::PyBytes>().map_err(|_| {
+            let bytes = b.cast::<PyBytes>().map_err(|_| {
                 to_pyerr(Error::DType(format!(
                     "serialized_buffer must be bytes, got {}",
                     b.get_type().name().map(|n| n.to_string()).unwrap_or_default()
@@ -331,16 +347,18 @@ impl PyModel {
 
     /// The model as bytes (the content of a `.fb` file), loadable with
     /// `Model(serialized_buffer=...)`.
-    fn to_buffer<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
-        let state = &self.state;
-        let bytes = compute(py, move || {
-            let guard = lock(state);
-            if guard.model.layers().is_empty() {
-                return Err(Error::Architecture("cannot serialize a model with no layers".into()));
-            }
-            akida_format::serialize(&guard.model)
-        })?;
-        Ok(pyo3::types::PyBytes::new(py, &bytes))
+    fn to_buffer<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        match self.serialized(py)? {
+            Some(bytes) => Ok(bytes),
+            None => raise(Error::Architecture("cannot serialize a model with no layers".into())),
+        }
+    }
+
+    /// Pickling (and `copy.deepcopy`): the model is rebuilt from its file bytes by
+    /// `Model(None, serialized_buffer)`, an empty model by `Model(None, None)`. The statistics of
+    /// the last call are not kept.
+    fn __reduce__<'py>(slf: &Bound<'py, Self>, py: Python<'py>) -> PyResult<Reduced<'py>> {
+        Ok((slf.get_type(), (PyNone::get(py).to_owned(), slf.get().serialized(py)?)))
     }
 
     /// Appends `layer`, fed by `inbound_layers` (default: the last layer added).
