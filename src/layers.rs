@@ -1,17 +1,18 @@
 //! `akida.Layer` and its six subclasses, the enums, and `LayerParameters`.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Mutex;
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use pyo3::PyClassInitializer;
 
 use akida_engine::params::{Convolution, INPUT_CONV_WEIGHT_BITS, WEIGHT_BITS};
-use akida_engine::{Activation, Error, Layer, LayerKind, LayerParams, Model, Pooling};
+use akida_engine::{Activation, Error, Layer, LayerKind, LayerParams, Pooling};
 
 use crate::arrays::{variable_to_numpy, variable_values};
 use crate::errors::to_pyerr;
 use crate::runtime::guarded;
+use crate::state::{lock, LayerSlot};
 
 /// How a convolution pads its input (see docs/semantics.md).
 #[pyclass(name = "ConvolutionMode", module = "akida", eq, eq_int, frozen, hash, from_py_object)]
@@ -71,29 +72,6 @@ impl From<akida_engine::PoolingType> for PyPoolingType {
     }
 }
 
-/// The state of a Python model object: the engine model, a stable id per layer (so layer handles
-/// survive insertions and notice removals) and the statistics of the last forward call.
-#[derive(Default)]
-pub struct ModelState {
-    pub model: Model,
-    pub ids: Vec<u64>,
-    pub statistics: Option<Vec<akida_engine::LayerStatistics>>,
-}
-
-pub type SharedModel = Arc<Mutex<ModelState>>;
-
-/// Locks a mutex, ignoring poisoning: engine state stays consistent because every mutation is
-/// validated before it is applied.
-pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// A layer is either standalone or a handle on a layer inside a model.
-pub enum LayerSlot {
-    Detached(Box<Layer>),
-    Attached { model: SharedModel, id: u64 },
-}
-
 /// Base class of all layers.
 #[pyclass(name = "Layer", module = "akida", subclass, frozen)]
 pub struct PyLayer {
@@ -108,41 +86,12 @@ impl PyLayer {
     /// Runs `f` on the layer under its locks; errors become Python exceptions only after the
     /// locks are released, and a panic becomes an internal `AkidaError`.
     pub fn with<R>(&self, f: impl FnOnce(&Layer) -> akida_engine::Result<R>) -> PyResult<R> {
-        guarded(|| {
-            let slot = lock(&self.slot);
-            match &*slot {
-                LayerSlot::Detached(layer) => f(layer),
-                LayerSlot::Attached { model, id } => {
-                    let state = lock(model);
-                    let index = index_of_id(&state, *id)?;
-                    f(&state.model.layers()[index])
-                }
-            }
-        })
+        guarded(|| lock(&self.slot).read(f))
     }
 
     fn with_mut<R>(&self, f: impl FnOnce(&mut Layer) -> akida_engine::Result<R>) -> PyResult<R> {
-        guarded(|| {
-            let mut slot = lock(&self.slot);
-            match &mut *slot {
-                LayerSlot::Detached(layer) => f(layer),
-                LayerSlot::Attached { model, id } => {
-                    let mut state = lock(model);
-                    let index = index_of_id(&state, *id)?;
-                    state.statistics = None;
-                    f(state.model.layer_mut(index)?)
-                }
-            }
-        })
+        guarded(|| lock(&self.slot).write(f))
     }
-}
-
-pub(crate) fn index_of_id(state: &ModelState, id: u64) -> akida_engine::Result<usize> {
-    state
-        .ids
-        .iter()
-        .position(|&i| i == id)
-        .ok_or_else(|| Error::LayerNotFound("this layer was removed from its model by pop_layer()".into()))
 }
 
 fn shape_tuple(s: akida_engine::Shape3) -> (usize, usize, usize) {
@@ -193,7 +142,7 @@ impl PyLayer {
         };
         let handles: Vec<(LayerKind, u64)> = guarded(|| {
             let state = lock(&model);
-            let index = index_of_id(&state, id)?;
+            let index = state.index_of_id(id)?;
             Ok(state.model.inbound(index).iter().map(|&j| (state.model.layers()[j].kind(), state.ids[j])).collect())
         })?;
         handles
@@ -407,6 +356,92 @@ fn activation(enabled: bool, threshold_fire: i64, step: f64, bits: i64) -> akida
     Activation::new(enabled, threshold_fire, step, bits)
 }
 
+/// The `#[new]` of a convolution layer class (InputConvolutional, Convolutional,
+/// SeparableConvolutional): the one Python signature of the convolution, pooling and activation
+/// arguments (names, order, defaults) and their checks, with the optional `i64` arguments `before`
+/// ahead of them and `after` (with their defaults) behind them. `weights_bits` must be
+/// one of `allowed_weights_bits`. `build` makes the layer parameters from the checked parts; the
+/// `before` and `after` arguments are in scope there. Without `build`, the parameters are the
+/// `LayerParams` variant named `kind`.
+macro_rules! convolution_layer_new {
+    (
+        $class:ident,
+        $kind:ident,
+        allowed_weights_bits = $allowed:expr,
+        weights_bits = $weights_bits:tt,
+        $(before = ($($before:ident),*),)?
+        $(after = ($($after:ident = $after_default:tt),*),)?
+        build = |$conv:ident, $pooling:ident, $activation:ident| $build:expr
+    ) => {
+        #[pymethods]
+        impl $class {
+            #[new]
+            #[pyo3(signature = ($($($before,)*)? kernel_width, kernel_height, num_neurons, name = "",
+                convolution_mode = PyConvolutionMode::Same, stride_x = 1, stride_y = 1,
+                weights_bits = $weights_bits, pooling_width = -1, pooling_height = -1,
+                pooling_type = PyPoolingType::NoPooling, pooling_stride_x = -1, pooling_stride_y = -1,
+                activations_enabled = true, threshold_fire = 0, threshold_fire_step = 1.0,
+                threshold_fire_bits = 1 $($(, $after = $after_default)*)?))]
+            #[allow(clippy::too_many_arguments)]
+            fn new(
+                $($($before: i64,)*)?
+                kernel_width: i64,
+                kernel_height: i64,
+                num_neurons: i64,
+                name: &str,
+                convolution_mode: PyConvolutionMode,
+                stride_x: i64,
+                stride_y: i64,
+                weights_bits: i64,
+                pooling_width: i64,
+                pooling_height: i64,
+                pooling_type: PyPoolingType,
+                pooling_stride_x: i64,
+                pooling_stride_y: i64,
+                activations_enabled: bool,
+                threshold_fire: i64,
+                threshold_fire_step: f64,
+                threshold_fire_bits: i64,
+                $($($after: i64,)*)?
+            ) -> PyResult<PyClassInitializer<Self>> {
+                // The convolution, then the pooling, then the activation: the first error wins.
+                let params = Convolution::new(
+                    kernel_width,
+                    kernel_height,
+                    num_neurons,
+                    convolution_mode.into(),
+                    stride_x,
+                    stride_y,
+                    weights_bits,
+                    $allowed,
+                )
+                .and_then(|$conv| {
+                    let $pooling = Pooling::new(
+                        pooling_type.into(),
+                        pooling_width,
+                        pooling_height,
+                        pooling_stride_x,
+                        pooling_stride_y,
+                    )?;
+                    let $activation =
+                        activation(activations_enabled, threshold_fire, threshold_fire_step, threshold_fire_bits)?;
+                    $build
+                });
+                Ok(PyClassInitializer::from(new_layer(LayerKind::$kind, name, params)?).add_subclass($class))
+            }
+        }
+    };
+    ($class:ident, $kind:ident, allowed_weights_bits = $allowed:expr, weights_bits = $weights_bits:tt) => {
+        convolution_layer_new!(
+            $class,
+            $kind,
+            allowed_weights_bits = $allowed,
+            weights_bits = $weights_bits,
+            build = |conv, pooling, activation| Ok(LayerParams::$kind { conv, pooling, activation })
+        );
+    };
+}
+
 /// Input layer for pre-generated spikes: uint8 values below `2**input_bits`, or `akida.Events`.
 #[pyclass(name = "InputData", module = "akida", extends = PyLayer, frozen)]
 pub struct PyInputData;
@@ -431,66 +466,23 @@ impl PyInputData {
 #[pyclass(name = "InputConvolutional", module = "akida", extends = PyLayer, frozen)]
 pub struct PyInputConvolutional;
 
-#[pymethods]
-impl PyInputConvolutional {
-    #[new]
-    #[pyo3(signature = (input_width, input_height, input_channels, kernel_width, kernel_height, num_neurons,
-        name = "", convolution_mode = PyConvolutionMode::Same, stride_x = 1, stride_y = 1, weights_bits = 1,
-        pooling_width = -1, pooling_height = -1, pooling_type = PyPoolingType::NoPooling,
-        pooling_stride_x = -1, pooling_stride_y = -1, activations_enabled = true, threshold_fire = 0,
-        threshold_fire_step = 1.0, threshold_fire_bits = 1, padding_value = 0))]
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        input_width: i64,
-        input_height: i64,
-        input_channels: i64,
-        kernel_width: i64,
-        kernel_height: i64,
-        num_neurons: i64,
-        name: &str,
-        convolution_mode: PyConvolutionMode,
-        stride_x: i64,
-        stride_y: i64,
-        weights_bits: i64,
-        pooling_width: i64,
-        pooling_height: i64,
-        pooling_type: PyPoolingType,
-        pooling_stride_x: i64,
-        pooling_stride_y: i64,
-        activations_enabled: bool,
-        threshold_fire: i64,
-        threshold_fire_step: f64,
-        threshold_fire_bits: i64,
-        padding_value: i64,
-    ) -> PyResult<PyClassInitializer<Self>> {
-        let params = (|| {
-            let conv = Convolution::new(
-                kernel_width,
-                kernel_height,
-                num_neurons,
-                convolution_mode.into(),
-                stride_x,
-                stride_y,
-                weights_bits,
-                INPUT_CONV_WEIGHT_BITS,
-            )?;
-            let pooling =
-                Pooling::new(pooling_type.into(), pooling_width, pooling_height, pooling_stride_x, pooling_stride_y)?;
-            let act = activation(activations_enabled, threshold_fire, threshold_fire_step, threshold_fire_bits)?;
-            LayerParams::input_convolutional(
-                input_width,
-                input_height,
-                input_channels,
-                conv,
-                pooling,
-                act,
-                padding_value,
-            )
-        })();
-        Ok(PyClassInitializer::from(new_layer(LayerKind::InputConvolutional, name, params)?)
-            .add_subclass(PyInputConvolutional))
-    }
-}
+convolution_layer_new!(
+    PyInputConvolutional,
+    InputConvolutional,
+    allowed_weights_bits = INPUT_CONV_WEIGHT_BITS,
+    weights_bits = 1,
+    before = (input_width, input_height, input_channels),
+    after = (padding_value = 0),
+    build = |conv, pooling, activation| LayerParams::input_convolutional(
+        input_width,
+        input_height,
+        input_channels,
+        conv,
+        pooling,
+        activation,
+        padding_value
+    )
+);
 
 /// Every input value connects to every neuron; output shape `(1, 1, num_neurons)`.
 #[pyclass(name = "FullyConnected", module = "akida", extends = PyLayer, frozen)]
@@ -516,155 +508,22 @@ impl PyFullyConnected {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn convolutional_params(
-    separable: bool,
-    kernel_width: i64,
-    kernel_height: i64,
-    num_neurons: i64,
-    convolution_mode: PyConvolutionMode,
-    stride_x: i64,
-    stride_y: i64,
-    weights_bits: i64,
-    pooling_width: i64,
-    pooling_height: i64,
-    pooling_type: PyPoolingType,
-    pooling_stride_x: i64,
-    pooling_stride_y: i64,
-    activations_enabled: bool,
-    threshold_fire: i64,
-    threshold_fire_step: f64,
-    threshold_fire_bits: i64,
-) -> akida_engine::Result<LayerParams> {
-    let conv = Convolution::new(
-        kernel_width,
-        kernel_height,
-        num_neurons,
-        convolution_mode.into(),
-        stride_x,
-        stride_y,
-        weights_bits,
-        WEIGHT_BITS,
-    )?;
-    let pooling = Pooling::new(pooling_type.into(), pooling_width, pooling_height, pooling_stride_x, pooling_stride_y)?;
-    let activation = activation(activations_enabled, threshold_fire, threshold_fire_step, threshold_fire_bits)?;
-    Ok(if separable {
-        LayerParams::SeparableConvolutional { conv, pooling, activation }
-    } else {
-        LayerParams::Convolutional { conv, pooling, activation }
-    })
-}
-
 /// True convolution (kernel flipped) over events, with optional pooling.
 #[pyclass(name = "Convolutional", module = "akida", extends = PyLayer, frozen)]
 pub struct PyConvolutional;
 
-#[pymethods]
-impl PyConvolutional {
-    #[new]
-    #[pyo3(signature = (kernel_width, kernel_height, num_neurons, name = "",
-        convolution_mode = PyConvolutionMode::Same, stride_x = 1, stride_y = 1, weights_bits = 1,
-        pooling_width = -1, pooling_height = -1, pooling_type = PyPoolingType::NoPooling,
-        pooling_stride_x = -1, pooling_stride_y = -1, activations_enabled = true, threshold_fire = 0,
-        threshold_fire_step = 1.0, threshold_fire_bits = 1))]
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        kernel_width: i64,
-        kernel_height: i64,
-        num_neurons: i64,
-        name: &str,
-        convolution_mode: PyConvolutionMode,
-        stride_x: i64,
-        stride_y: i64,
-        weights_bits: i64,
-        pooling_width: i64,
-        pooling_height: i64,
-        pooling_type: PyPoolingType,
-        pooling_stride_x: i64,
-        pooling_stride_y: i64,
-        activations_enabled: bool,
-        threshold_fire: i64,
-        threshold_fire_step: f64,
-        threshold_fire_bits: i64,
-    ) -> PyResult<PyClassInitializer<Self>> {
-        let params = convolutional_params(
-            false,
-            kernel_width,
-            kernel_height,
-            num_neurons,
-            convolution_mode,
-            stride_x,
-            stride_y,
-            weights_bits,
-            pooling_width,
-            pooling_height,
-            pooling_type,
-            pooling_stride_x,
-            pooling_stride_y,
-            activations_enabled,
-            threshold_fire,
-            threshold_fire_step,
-            threshold_fire_bits,
-        );
-        Ok(PyClassInitializer::from(new_layer(LayerKind::Convolutional, name, params)?).add_subclass(PyConvolutional))
-    }
-}
+convolution_layer_new!(PyConvolutional, Convolutional, allowed_weights_bits = WEIGHT_BITS, weights_bits = 1);
 
 /// Depthwise convolution per input channel, then a pointwise convolution mixing channels.
 #[pyclass(name = "SeparableConvolutional", module = "akida", extends = PyLayer, frozen)]
 pub struct PySeparableConvolutional;
 
-#[pymethods]
-impl PySeparableConvolutional {
-    #[new]
-    #[pyo3(signature = (kernel_width, kernel_height, num_neurons, name = "",
-        convolution_mode = PyConvolutionMode::Same, stride_x = 1, stride_y = 1, weights_bits = 2,
-        pooling_width = -1, pooling_height = -1, pooling_type = PyPoolingType::NoPooling,
-        pooling_stride_x = -1, pooling_stride_y = -1, activations_enabled = true, threshold_fire = 0,
-        threshold_fire_step = 1.0, threshold_fire_bits = 1))]
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        kernel_width: i64,
-        kernel_height: i64,
-        num_neurons: i64,
-        name: &str,
-        convolution_mode: PyConvolutionMode,
-        stride_x: i64,
-        stride_y: i64,
-        weights_bits: i64,
-        pooling_width: i64,
-        pooling_height: i64,
-        pooling_type: PyPoolingType,
-        pooling_stride_x: i64,
-        pooling_stride_y: i64,
-        activations_enabled: bool,
-        threshold_fire: i64,
-        threshold_fire_step: f64,
-        threshold_fire_bits: i64,
-    ) -> PyResult<PyClassInitializer<Self>> {
-        let params = convolutional_params(
-            true,
-            kernel_width,
-            kernel_height,
-            num_neurons,
-            convolution_mode,
-            stride_x,
-            stride_y,
-            weights_bits,
-            pooling_width,
-            pooling_height,
-            pooling_type,
-            pooling_stride_x,
-            pooling_stride_y,
-            activations_enabled,
-            threshold_fire,
-            threshold_fire_step,
-            threshold_fire_bits,
-        );
-        Ok(PyClassInitializer::from(new_layer(LayerKind::SeparableConvolutional, name, params)?)
-            .add_subclass(PySeparableConvolutional))
-    }
-}
+convolution_layer_new!(
+    PySeparableConvolutional,
+    SeparableConvolutional,
+    allowed_weights_bits = WEIGHT_BITS,
+    weights_bits = 2
+);
 
 /// Joins its inbound layers along channels, with its own optional activation.
 #[pyclass(name = "Concat", module = "akida", extends = PyLayer, frozen)]

@@ -9,6 +9,7 @@ mod layers;
 mod model;
 mod nsoc;
 mod runtime;
+mod state;
 
 use pyo3::prelude::*;
 

@@ -4,18 +4,17 @@ use std::sync::Arc;
 
 use numpy::{PyArray1, PyArray4, PyArrayDescrMethods, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyInt, PyList, PyString};
+use pyo3::types::{PyBytes, PyDict, PyInt, PyList, PyNone, PyString, PyType};
 
 use akida_engine::model::classify;
 use akida_engine::{Error, EventBatch, Input, LayerStatistics, Output, OutputKind, Shape3};
 
 use crate::errors::{raise, to_pyerr};
 use crate::events::PyEvents;
-use crate::layers::{layer_object, lock, LayerSlot, ModelState, PyLayer, SharedModel};
+use crate::layers::{layer_object, PyLayer};
 use crate::runtime::{compute, guarded, parallel_allowed};
+use crate::state::{lock, new_layer_id, shared, LayerSlot, ModelState, SharedModel};
 use akida_engine::error::zeroed_vec;
-
-static NEXT_LAYER_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// `obj` as a C-contiguous 4-D uint8 numpy array; checks the type, dtype, rank and (when given)
 /// the sample shape.
@@ -73,6 +72,9 @@ impl Values {
     }
 }
 
+/// What `Model.__reduce__` returns: the class and the arguments of its constructor.
+type Reduced<'py> = (Bound<'py, PyType>, (Bound<'py, PyNone>, Option<Bound<'py, PyBytes>>));
+
 /// A model of layers: one input layer first, then data-processing layers, each fed by the layer
 /// added before it unless `inbound_layers` says otherwise.
 #[pyclass(name = "Model", module = "akida", frozen)]
@@ -99,7 +101,7 @@ impl PyModel {
             let detached = match &*slot {
                 LayerSlot::Detached(detached) => detached,
                 LayerSlot::Attached { model, id } => {
-                    let popped = crate::layers::index_of_id(&lock(model), *id).is_err();
+                    let popped = lock(model).index_of_id(*id).is_err();
                     return Err(Error::Architecture(if popped {
                         "this layer object refers to a layer removed by pop_layer(); build a new layer object".into()
                     } else {
@@ -121,12 +123,25 @@ impl PyModel {
                 ),
             };
             state.model.add((**detached).clone(), inbound.as_deref())?;
-            let id = NEXT_LAYER_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let id = new_layer_id();
             state.ids.push(id);
             state.statistics = None;
             *slot = LayerSlot::Attached { model: self.state.clone(), id };
             Ok(())
         })
+    }
+
+    /// The bytes of the model's `.fb` file, or None when it has no layers.
+    fn serialized<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let state = &self.state;
+        let bytes = compute(py, move || {
+            let guard = lock(state);
+            if guard.model.layers().is_empty() {
+                return Ok(None);
+            }
+            akida_format::serialize(&guard.model).map(Some)
+        })?;
+        Ok(bytes.map(|b| PyBytes::new(py, &b)))
     }
 
     fn layer_handle(&self, py: Python<'_>, index: usize) -> PyResult<Py<PyAny>> {
@@ -298,7 +313,7 @@ impl PyModel {
             let path: std::path::PathBuf = py.import("os")?.call_method1("fspath", (f,))?.extract()?;
             Some(compute(py, move || akida_format::load(&path, &akida_format::Limits::default()))?)
         } else if let Some(b) = serialized_buffer {
-            let bytes = b.cast::<pyo3::types::PyBytes>().map_err(|_| {
+            let bytes = b.cast::<PyBytes>().map_err(|_| {
                 to_pyerr(Error::DType(format!(
                     "serialized_buffer must be bytes, got {}",
                     b.get_type().name().map(|n| n.to_string()).unwrap_or_default()
@@ -309,14 +324,7 @@ impl PyModel {
         } else {
             None
         };
-        let model = PyModel { state: Arc::new(std::sync::Mutex::new(ModelState::default())) };
-        if let Some(m) = loaded {
-            let mut state = lock(&model.state);
-            state.ids = (0..m.layers().len())
-                .map(|_| NEXT_LAYER_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
-                .collect();
-            state.model = m;
-        }
+        let model = PyModel { state: shared(loaded.map(ModelState::of_model).unwrap_or_default()) };
         for layer in layers.unwrap_or_default() {
             model.add_layer(&layer, None)?;
         }
@@ -339,16 +347,18 @@ impl PyModel {
 
     /// The model as bytes (the content of a `.fb` file), loadable with
     /// `Model(serialized_buffer=...)`.
-    fn to_buffer<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
-        let state = &self.state;
-        let bytes = compute(py, move || {
-            let guard = lock(state);
-            if guard.model.layers().is_empty() {
-                return Err(Error::Architecture("cannot serialize a model with no layers".into()));
-            }
-            akida_format::serialize(&guard.model)
-        })?;
-        Ok(pyo3::types::PyBytes::new(py, &bytes))
+    fn to_buffer<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        match self.serialized(py)? {
+            Some(bytes) => Ok(bytes),
+            None => raise(Error::Architecture("cannot serialize a model with no layers".into())),
+        }
+    }
+
+    /// Pickling (and `copy.deepcopy`): the model is rebuilt from its file bytes by
+    /// `Model(None, serialized_buffer)`, an empty model by `Model(None, None)`. The statistics of
+    /// the last call are not kept.
+    fn __reduce__<'py>(slf: &Bound<'py, Self>, py: Python<'py>) -> PyResult<Reduced<'py>> {
+        Ok((slf.get_type(), (PyNone::get(py).to_owned(), slf.get().serialized(py)?)))
     }
 
     /// Appends `layer`, fed by `inbound_layers` (default: the last layer added).
