@@ -51,6 +51,11 @@ pub fn internal_error(message: &str) -> PyErr {
     })
 }
 
+/// An `akida.MappingError`: a model does not fit a device with `hw_only=True`.
+pub fn mapping_error(message: String) -> PyErr {
+    Python::attach(|py| exception(py, "MappingError", message))
+}
+
 /// Shorthand for raising an engine error kind from the bindings.
 pub fn raise<T>(error: Error) -> PyResult<T> {
     Err(to_pyerr(error))

@@ -133,6 +133,16 @@ impl PyLayer {
         self.with(|l| Ok(shape_tuple(resolved(l)?.output_shape)))
     }
 
+    /// Where the layer runs once its model is mapped (`Model.map`), or None.
+    #[getter]
+    fn mapping(&self) -> PyResult<Option<crate::nsoc::PyLayerMapping>> {
+        let LayerSlot::Attached { model, id } = &*lock(&self.slot) else { return Ok(None) };
+        let state = lock(model);
+        let Some(mapping) = state.mapping() else { return Ok(None) };
+        let index = guarded(|| state.index_of_id(*id))?;
+        Ok(crate::nsoc::PyLayerMapping::of(&mapping, index))
+    }
+
     /// The layers feeding this one, in order.
     #[getter]
     fn inbound_layers(&self, py: Python<'_>) -> PyResult<Vec<Py<PyAny>>> {

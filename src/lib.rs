@@ -47,6 +47,9 @@ fn _akida(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<nsoc::PyMesh>()?;
     m.add_class::<nsoc::PyDevice>()?;
     m.add_class::<nsoc::PyMappedNp>()?;
+    m.add_class::<nsoc::PyLayerMapping>()?;
+    m.add_class::<nsoc::PyPass>()?;
+    m.add_class::<nsoc::PySequence>()?;
     m.add_function(wrap_pyfunction!(nsoc::akd1000, m)?)?;
     m.add_function(wrap_pyfunction!(nsoc::devices, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

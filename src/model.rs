@@ -12,6 +12,7 @@ use akida_engine::{Error, EventBatch, Input, LayerStatistics, Output, OutputKind
 use crate::errors::{raise, to_pyerr};
 use crate::events::PyEvents;
 use crate::layers::{layer_object, PyLayer};
+use crate::nsoc::{PyDevice, PyMapMode, PySequence};
 use crate::runtime::{compute, guarded, parallel_allowed};
 use crate::state::{lock, new_layer_id, shared, LayerSlot, ModelState, SharedModel};
 use akida_engine::error::zeroed_vec;
@@ -429,14 +430,95 @@ impl PyModel {
         Ok((s.height, s.width, s.channels))
     }
 
-    /// Prints one row per layer: name and type, shapes, kernel shape and main parameters.
+    /// Maps the model onto `device` (see docs/nsoc.md): each layer goes to the input
+    /// conversion block, to NPs or to software. With `hw_only=True` a model that does not fit
+    /// entirely raises `MappingError` naming every layer and rule, and stays unmapped.
+    /// `map(None)` returns to plain software. The mapping is not saved with the model; it is
+    /// recomputed from the device and mode whenever asked for.
+    #[pyo3(signature = (device, hw_only = false, mode = PyMapMode::AllNps))]
+    fn map(&self, device: Option<PyRef<'_, PyDevice>>, hw_only: bool, mode: PyMapMode) -> PyResult<()> {
+        let Some(device) = device else {
+            lock(&self.state).mapped = None;
+            return Ok(());
+        };
+        let device = device.device.clone();
+        let mode: akida_nsoc::MapMode = mode.into();
+        let refusal = guarded(|| {
+            let mut state = lock(&self.state);
+            if state.model.layers().is_empty() {
+                return Err(Error::Architecture("cannot map an empty model".into()));
+            }
+            let mapping = akida_nsoc::map(&state.model, &device, mode);
+            let reasons: Vec<String> = mapping.software_reasons().iter().map(|r| format!("  - {r}")).collect();
+            if hw_only && !reasons.is_empty() {
+                return Ok(Some(format!(
+                    "the model does not fit {} entirely (hw_only=True):\n{}",
+                    device.version,
+                    reasons.join("\n")
+                )));
+            }
+            state.mapped = Some((device, mode));
+            Ok(None)
+        })?;
+        match refusal {
+            Some(message) => Err(crate::errors::mapping_error(message)),
+            None => Ok(()),
+        }
+    }
+
+    /// Returns the model to plain software (as `map(None)`).
+    fn unmap(&self) {
+        lock(&self.state).mapped = None;
+    }
+
+    /// The device the model is mapped onto, or None.
+    #[getter]
+    fn device(&self) -> Option<PyDevice> {
+        lock(&self.state).mapped.as_ref().map(|(device, _)| PyDevice::new(device.clone()))
+    }
+
+    /// The model's sequences: runs of layers with one backend, in passes. An unmapped model is one
+    /// software sequence of one pass.
+    #[getter]
+    fn sequences(&self, py: Python<'_>) -> PyResult<Vec<PySequence>> {
+        let (mapping, count) = {
+            let state = lock(&self.state);
+            (state.mapping(), state.model.layers().len())
+        };
+        crate::nsoc::sequences(py, mapping.as_ref(), count, |index| self.layer_handle(py, index))
+    }
+
+    /// A text report of the mapping on `device` (default: the mapped device, else the AKD1000) in
+    /// both modes: NPs used, sequences, passes, each layer's placement and NP memory.
+    #[pyo3(signature = (device = None))]
+    fn map_report(&self, device: Option<PyRef<'_, PyDevice>>) -> String {
+        let state = lock(&self.state);
+        let device = match (device, &state.mapped) {
+            (Some(d), _) => d.device.clone(),
+            (None, Some((d, _))) => d.clone(),
+            (None, None) => akida_nsoc::Device::akd1000(),
+        };
+        [akida_nsoc::MapMode::AllNps, akida_nsoc::MapMode::Minimal]
+            .into_iter()
+            .map(|mode| akida_nsoc::report(&akida_nsoc::map(&state.model, &device, mode), &device))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Prints one row per layer: name and type, shapes, kernel shape and main parameters; for a
+    /// mapped model, then its sequences, passes and the NPs of each layer.
     fn summary(&self, py: Python<'_>) -> PyResult<()> {
         let text = {
             let state = lock(&self.state);
             if state.model.layers().is_empty() {
                 "The model has no layers.\n".to_owned()
             } else {
-                akida_engine::summary::summary(&state.model)
+                let mut text = akida_engine::summary::summary(&state.model);
+                if let (Some(mapping), Some((device, _))) = (state.mapping(), &state.mapped) {
+                    text.push('\n');
+                    text.push_str(&akida_nsoc::report(&mapping, device));
+                }
+                text
             }
         };
         py.import("builtins")?.getattr("print")?.call1((text.trim_end(),))?;

@@ -210,3 +210,137 @@ impl PyMappedNp {
         )
     }
 }
+
+/// Where a layer runs once its model is mapped: `layer.mapping`.
+#[pyclass(name = "LayerMapping", module = "akida", frozen)]
+pub struct PyLayerMapping {
+    placement: akida_nsoc::Placement,
+}
+
+#[pymethods]
+impl PyLayerMapping {
+    /// "input" (InputData: events over DMA), "hrc" (the input conversion block), "nps" or
+    /// "software".
+    #[getter]
+    fn placement(&self) -> &'static str {
+        match &self.placement {
+            akida_nsoc::Placement::Input => "input",
+            akida_nsoc::Placement::Hrc => "hrc",
+            akida_nsoc::Placement::Nps(_) => "nps",
+            akida_nsoc::Placement::Software(_) => "software",
+        }
+    }
+
+    /// The NPs holding the layer, each with the filters and input columns it computes.
+    #[getter]
+    fn nps(&self) -> Vec<PyMappedNp> {
+        match &self.placement {
+            akida_nsoc::Placement::Nps(shares) => shares.iter().cloned().map(PyMappedNp::new).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Why the layer runs in software (the rule, the value, the limit, what would fit), or None.
+    #[getter]
+    fn reason(&self) -> Option<String> {
+        match &self.placement {
+            akida_nsoc::Placement::Software(r) => Some(r.to_string()),
+            _ => None,
+        }
+    }
+
+    fn __repr__(&self) -> String {
+        match &self.placement {
+            akida_nsoc::Placement::Nps(shares) => format!("LayerMapping(nps: {} NPs)", shares.len()),
+            akida_nsoc::Placement::Software(r) => format!("LayerMapping(software: {r})"),
+            _ => format!("LayerMapping({})", self.placement()),
+        }
+    }
+}
+
+impl PyLayerMapping {
+    pub fn of(mapping: &akida_nsoc::Mapping, layer: usize) -> Option<Self> {
+        mapping.layers().find(|l| l.layer == layer).map(|l| PyLayerMapping { placement: l.placement.clone() })
+    }
+}
+
+/// Layers loaded on the device together.
+#[pyclass(name = "Pass", module = "akida", frozen)]
+pub struct PyPass {
+    layers: Vec<Py<PyAny>>,
+}
+
+#[pymethods]
+impl PyPass {
+    #[getter]
+    fn layers(&self, py: Python<'_>) -> Vec<Py<PyAny>> {
+        self.layers.iter().map(|l| l.clone_ref(py)).collect()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Pass({} layers)", self.layers.len())
+    }
+}
+
+/// Consecutive layers with one backend, in passes loaded one after another.
+#[pyclass(name = "Sequence", module = "akida", frozen)]
+pub struct PySequence {
+    backend: PyBackendType,
+    passes: Vec<Py<PyPass>>,
+}
+
+#[pymethods]
+impl PySequence {
+    #[getter]
+    fn backend(&self) -> PyBackendType {
+        self.backend
+    }
+
+    #[getter]
+    fn passes(&self, py: Python<'_>) -> Vec<Py<PyPass>> {
+        self.passes.iter().map(|p| p.clone_ref(py)).collect()
+    }
+
+    fn __repr__(&self) -> String {
+        let backend = match self.backend {
+            PyBackendType::Software => "Software",
+            PyBackendType::Hardware => "Hardware",
+            PyBackendType::Hybrid => "Hybrid",
+        };
+        format!("Sequence({backend}, {} passes)", self.passes.len())
+    }
+}
+
+/// The Python sequences of a mapping; `layer` makes the view of the layer at an index.
+pub fn sequences(
+    py: Python<'_>,
+    mapping: Option<&akida_nsoc::Mapping>,
+    layer_count: usize,
+    mut layer: impl FnMut(usize) -> PyResult<Py<PyAny>>,
+) -> PyResult<Vec<PySequence>> {
+    let Some(mapping) = mapping else {
+        let layers = (0..layer_count).map(&mut layer).collect::<PyResult<_>>()?;
+        let pass = Py::new(py, PyPass { layers })?;
+        return Ok(vec![PySequence { backend: PyBackendType::Software, passes: vec![pass] }]);
+    };
+    let mut out = Vec::new();
+    for sequence in &mapping.sequences {
+        let backend = match sequence.backend {
+            akida_nsoc::Backend::Hardware => PyBackendType::Hardware,
+            akida_nsoc::Backend::Software => PyBackendType::Software,
+        };
+        let mut passes = Vec::new();
+        for pass in &sequence.passes {
+            let layers = pass.layers.iter().map(|l| layer(l.layer)).collect::<PyResult<_>>()?;
+            passes.push(Py::new(py, PyPass { layers })?);
+        }
+        out.push(PySequence { backend, passes });
+    }
+    Ok(out)
+}
+
+impl PyDevice {
+    pub fn new(device: Device) -> Self {
+        PyDevice { device }
+    }
+}

@@ -11,12 +11,23 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use akida_engine::{Error, Layer, LayerStatistics, Model};
 
 /// The state of a Python model object: the engine model, a stable id per layer (so layer handles
-/// survive insertions and notice removals) and the statistics of the last forward call.
+/// survive insertions and notice removals), the statistics of the last forward call, and the
+/// device it is mapped onto.
 #[derive(Default)]
 pub struct ModelState {
     pub model: Model,
     pub ids: Vec<u64>,
     pub statistics: Option<Vec<LayerStatistics>>,
+    /// The device and mode of `Model.map`. The mapping itself is recomputed from them when asked
+    /// for (it takes microseconds), so it always describes the model as it is now.
+    pub mapped: Option<(akida_nsoc::Device, akida_nsoc::MapMode)>,
+}
+
+impl ModelState {
+    /// The mapping of the model onto its device, or None when it is not mapped.
+    pub fn mapping(&self) -> Option<akida_nsoc::Mapping> {
+        self.mapped.as_ref().map(|(device, mode)| akida_nsoc::map(&self.model, device, *mode))
+    }
 }
 
 /// A model state shared by the `Model` object and every handle on one of its layers.
@@ -33,7 +44,7 @@ impl ModelState {
     /// The state of a model built elsewhere (loaded from a file), with a new id per layer.
     pub fn of_model(model: Model) -> Self {
         let ids = (0..model.layers().len()).map(|_| new_layer_id()).collect();
-        ModelState { model, ids, statistics: None }
+        ModelState { model, ids, statistics: None, mapped: None }
     }
 
     /// The index of the layer with `id`, or `LayerNotFound` once that layer was popped.

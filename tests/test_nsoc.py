@@ -1,5 +1,7 @@
 """The virtual AKD1000: its NPs, their types, and the sources of every fact."""
 
+import pytest
+
 import akida
 
 
@@ -28,3 +30,79 @@ def test_every_fact_has_a_public_source_or_is_an_assumption():
 
 def test_no_physical_devices():
     assert akida.devices() == []
+
+
+def seed_mnist_model():
+    """The user guide's InputData > Conv > Conv > FC > FC net for 28 x 28 images."""
+    model = akida.Model()
+    model.add(akida.InputData(input_width=28, input_height=28, input_channels=1, input_bits=1))
+    model.add(akida.Convolutional(3, 3, 32, name="conv_1"))
+    model.add(akida.Convolutional(3, 3, 64, name="conv_2", pooling_type=akida.PoolingType.Max,
+                                  pooling_width=2, pooling_height=2))
+    model.add(akida.FullyConnected(128, name="fc_1"))
+    model.add(akida.FullyConnected(10, name="fc_2", activations_enabled=False))
+    return model
+
+
+def test_map_places_every_layer_and_unmap_returns_to_software():
+    model = seed_mnist_model()
+    (only,) = model.sequences
+    assert only.backend == akida.BackendType.Software and len(only.passes[0].layers) == 5
+    assert model.device is None and model.get_layer("conv_1").mapping is None
+    model.map(akida.AKD1000(), mode=akida.MapMode.Minimal)
+    assert model.device.version.startswith("AKD1000")
+    # The 1.0 hardware's FullyConnected takes 1 x 1 x C: fc_1 on the 14 x 14 map runs in software.
+    backends = [s.backend for s in model.sequences]
+    assert backends == [akida.BackendType.Hardware, akida.BackendType.Software, akida.BackendType.Hardware]
+    layers = [[layer.name for p in s.passes for layer in p.layers] for s in model.sequences]
+    assert layers == [["input_data", "conv_1", "conv_2"], ["fc_1"], ["fc_2"]]
+    assert model.get_layer("fc_1").mapping.reason.endswith("pool globally or flatten the input to 1 x 1 x C before it")
+    assert model.get_layer(0).mapping.placement == "input"
+    conv = model.get_layer("conv_1").mapping
+    assert conv.placement == "nps" and conv.reason is None
+    assert [np.type for np in conv.nps] == [akida.NpType.CNP1]
+    assert conv.nps[0].filters == range(0, 32) and conv.nps[0].columns == range(0, 28)
+    fc = model.get_layer("fc_2").mapping.nps
+    assert fc[0].type == akida.NpType.FNP3 and fc[0].ident[2] == 0
+    assert fc[0].memory_bytes == 10 * (128 // 8 + 4)  # 1-bit weights of 128 inputs + 4 bytes, 10 neurons
+    model.map(akida.AKD1000())  # AllNps spreads the same layers over more NPs
+    assert len(model.get_layer("conv_2").mapping.nps) > 1
+    model.map(None)
+    assert model.device is None and model.sequences[0].backend == akida.BackendType.Software
+    model.map(akida.AKD1000())
+    model.unmap()
+    assert model.device is None
+
+
+def test_refusals_name_the_rule_and_hw_only_raises():
+    model = akida.Model()
+    model.add(akida.InputData(input_width=16, input_height=16, input_channels=8, input_bits=1))
+    model.add(akida.SeparableConvolutional(9, 9, 16, name="sep_3"))
+    model.add(akida.FullyConnected(4, name="head", activations_enabled=False))
+    with pytest.raises(akida.MappingError) as info:
+        model.map(akida.AKD1000(), hw_only=True)
+    message = str(info.value)
+    assert "SeparableConvolutional 'sep_3': kernel 9 x 9, the 1.0 hardware takes 3, 5 or 7" in message
+    assert "FullyConnected 'head': input (16, 16, 16), the hardware's FullyConnected takes 1 x 1 x C" in message
+    assert model.device is None  # a refused mapping leaves the model unmapped
+    model.map(akida.AKD1000())
+    backends = [s.backend for s in model.sequences]
+    assert backends == [akida.BackendType.Hardware, akida.BackendType.Software]
+    assert model.get_layer("sep_3").mapping.reason.startswith("SeparableConvolutional 'sep_3': kernel 9 x 9")
+
+
+def test_mapping_follows_the_model_and_reports(capsys):
+    model = seed_mnist_model()
+    model.map(akida.AKD1000(), mode=akida.MapMode.Minimal)
+    model.pop_layer()
+    assert [l.name for l in model.sequences[-1].passes[0].layers] == ["fc_1"]
+    report = model.map_report()
+    assert report.startswith("AllNps on AKD1000") and "\nMinimal on AKD1000" in report
+    assert "of 80 NPs" in report
+    model.summary()
+    printed = capsys.readouterr().out
+    assert "Minimal on AKD1000 (description 1): 2 of 80 NPs, 2 sequence(s), 2 pass(es)" in printed
+    with pytest.raises(akida.ArchitectureError, match="cannot map an empty model"):
+        akida.Model().map(akida.AKD1000())
+    with pytest.raises(TypeError):
+        model.map("AKD1000")

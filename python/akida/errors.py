@@ -15,6 +15,7 @@ __all__ = [
     "ModelFormatError",
     "ConversionError",
     "NotFittedError",
+    "MappingError",
 ]
 
 
@@ -61,3 +62,8 @@ class ConversionError(AkidaError, ValueError):
 class NotFittedError(AkidaError, ValueError, AttributeError):
     """A converter that learns from data (:class:`akida.converters.QuantileOneHotEncoder`) is used
     before ``fit``."""
+
+
+class MappingError(AkidaError, ValueError):
+    """A model does not fit a device and ``Model.map(..., hw_only=True)`` refuses the software
+    fallback: the message names each layer, the rule it breaks and what would make it fit."""
