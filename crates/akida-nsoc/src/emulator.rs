@@ -1,0 +1,536 @@
+//! Running a mapped model NP by NP, counting what each NP does.
+//!
+//! Each NP of a layer holds a copy of its filters' weights and thresholds. It receives the events
+//! of the input columns its share needs (its band plus the halo its kernel and pooling reach),
+//! computes the potentials of its filters with the engine's own kernels, pools, thresholds, and
+//! keeps the outputs of the columns it owns: the band's proportional share of the layer's output
+//! columns. The union of the NPs' outputs is the layer's output, so the emulated forward equals
+//! the software forward exactly; the tests check it on random models in both modes.
+//!
+//! The input conversion block (HRC) and software layers run the engine's layer as a whole.
+//! Models with Concat layers are not emulated yet.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use akida_engine::activation::Thresholds;
+use akida_engine::events::events_from_dense;
+use akida_engine::kernels;
+use akida_engine::shape::{ConvGeometry, PoolGeometry};
+use akida_engine::{Error, Event, Input, Layer, LayerKind, LayerParams, Model, Output, OutputKind, Result, Shape3};
+
+use crate::cost::{xy_hops, Counts};
+use crate::device::NpIdent;
+use crate::mapper::{Mapping, NpShare, Placement};
+
+/// The virtual position of the input conversion block on the mesh, for hop counts (assumption:
+/// the HRC sits west of the first column, level with the first row).
+pub const HRC_IDENT: NpIdent = NpIdent { col: 0, row: 1, id: 0 };
+
+/// What an emulated forward produced and counted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Emulation {
+    /// The last layer's output, dense `(samples, H, W, C)`, as int32 (activations or potentials).
+    pub output: Vec<i32>,
+    /// Per layer, everything its units did.
+    pub layers: Vec<Counts>,
+    /// Per NP, everything it did (over all layers it holds).
+    pub nps: BTreeMap<NpIdent, Counts>,
+    /// The HRC's dense work (synaptic ops = multiply-adds, whatever the sparsity).
+    pub hrc: Counts,
+}
+
+/// An event and the unit that sent it (for hop counts).
+type Sent = (Event, NpIdent);
+
+/// One NP's share of a layer, ready to run.
+struct NpUnit {
+    share: NpShare,
+    /// The input columns the NP receives.
+    receive: Range<usize>,
+    /// The output columns (after pooling) the NP owns.
+    own: Range<usize>,
+    /// Its filters' weights: conv / FC rows restricted to its filters; separable: the pointwise.
+    weights: Vec<i8>,
+    thresholds: Option<Thresholds>,
+}
+
+enum Unit {
+    Input,
+    /// The whole layer on the HRC or in software: a one-layer model (with an InputData in front
+    /// for a data-processing layer).
+    Whole {
+        model: Model,
+        hrc: bool,
+    },
+    Nps(Vec<NpUnit>),
+}
+
+/// A mapped model ready to emulate.
+pub struct Emulator<'m> {
+    model: &'m Model,
+    units: Vec<Unit>,
+}
+
+fn layer_error(layer: &Layer, what: &str) -> Error {
+    Error::Architecture(format!("cannot emulate layer {} ({}): {what}", layer.label(), layer.kind().type_name()))
+}
+
+impl<'m> Emulator<'m> {
+    /// Prepares `model` as `mapping` places it.
+    pub fn new(model: &'m Model, mapping: &Mapping) -> Result<Self> {
+        let mut units = Vec::with_capacity(model.layers().len());
+        for (index, layer) in model.layers().iter().enumerate() {
+            if model.inbound(index).len() > 1 {
+                return Err(layer_error(layer, "layers with several inbound layers are not emulated yet"));
+            }
+            let placement = mapping
+                .layers()
+                .find(|l| l.layer == index)
+                .map(|l| &l.placement)
+                .ok_or_else(|| layer_error(layer, "the mapping does not describe it (map the model again)"))?;
+            let unit = match placement {
+                Placement::Input => Unit::Input,
+                Placement::Hrc => Unit::Whole { model: whole_layer_model(layer)?, hrc: true },
+                Placement::Software(_) => Unit::Whole { model: whole_layer_model(layer)?, hrc: false },
+                Placement::Nps(shares) => Unit::Nps(np_units(layer, shares)?),
+            };
+            units.push(unit);
+        }
+        Ok(Emulator { model, units })
+    }
+
+    /// Runs `samples` dense inputs (`u8`, the model's input shape, concatenated).
+    pub fn run(&self, inputs: &[u8], samples: usize) -> Result<Emulation> {
+        let model = self.model;
+        let input_shape = model.input_shape()?;
+        let output_shape = model.output_shape()?;
+        if inputs.len() != input_shape.len() * samples {
+            return Err(Error::Input(format!("{} input values for {samples} samples of {input_shape}", inputs.len())));
+        }
+        let layer_count = model.layers().len();
+        let mut emulation = Emulation {
+            output: Vec::with_capacity(output_shape.len() * samples),
+            layers: vec![Counts::default(); layer_count],
+            nps: BTreeMap::new(),
+            hrc: Counts::default(),
+        };
+        for sample in inputs.chunks_exact(input_shape.len().max(1)) {
+            // Per layer: its output events, and which unit sent each (for hops).
+            let mut outputs: Vec<Vec<Sent>> = Vec::with_capacity(layer_count);
+            let mut last_dense: Option<Vec<i32>> = None;
+            for (index, unit) in self.units.iter().enumerate() {
+                let layer = &model.layers()[index];
+                let inbound = model.inbound(index).first().copied();
+                let received: &[Sent] = inbound.map_or(&[], |i| &outputs[i]);
+                let last = index + 1 == layer_count;
+                let (events, dense) = match unit {
+                    Unit::Input => {
+                        let mut events = Vec::new();
+                        events_from_dense(&input_shape, sample, &mut events);
+                        emulation.layers[index].output_events += events.len() as u64;
+                        (events.into_iter().map(|e| (e, HRC_IDENT)).collect(), None)
+                    }
+                    Unit::Whole { model: whole, hrc } => {
+                        let image_input = layer.kind() == LayerKind::InputConvolutional;
+                        let dense_in: Vec<u8> = if image_input {
+                            sample.to_vec()
+                        } else {
+                            to_dense(received, &layer.resolved().expect("in a model").input_shape)
+                        };
+                        let (values, counts) = run_whole(whole, &dense_in)?;
+                        let shape = layer.resolved().expect("in a model").output_shape;
+                        let mut events = Vec::new();
+                        events_from_dense(&shape, &values, &mut events);
+                        let mut c = counts;
+                        c.input_events = if image_input { 0 } else { received.len() as u64 };
+                        c.output_events = events.len() as u64;
+                        emulation.layers[index] += c;
+                        if *hrc {
+                            emulation.hrc += c;
+                        }
+                        (events.into_iter().map(|e| (e, HRC_IDENT)).collect(), last.then_some(values))
+                    }
+                    Unit::Nps(nps) => {
+                        let (events, dense) = run_nps(index, layer, nps, received, last, &mut emulation)?;
+                        (events, dense)
+                    }
+                };
+                if let Some(d) = dense {
+                    last_dense = Some(d);
+                }
+                outputs.push(events);
+            }
+            // Packets and hops: every event goes to each NP of each consumer layer that receives
+            // its column.
+            count_packets(model, &self.units, &outputs, &mut emulation);
+            let out = match last_dense {
+                Some(d) => d,
+                None => to_dense_i32(outputs.last().map_or(&[][..], |v| v), &output_shape),
+            };
+            emulation.output.extend_from_slice(&out);
+        }
+        Ok(emulation)
+    }
+}
+
+fn count_packets(model: &Model, units: &[Unit], outputs: &[Vec<Sent>], emulation: &mut Emulation) {
+    for (consumer, unit) in units.iter().enumerate() {
+        let Unit::Nps(nps) = unit else { continue };
+        let Some(&source) = model.inbound(consumer).first() else { continue };
+        for (event, from) in &outputs[source] {
+            for np in nps {
+                if np.receive.contains(&(event.x as usize)) {
+                    let hops = xy_hops(*from, np.share.ident);
+                    let sender = emulation.nps.entry(*from).or_default();
+                    if *from != HRC_IDENT {
+                        sender.packets += 1;
+                        sender.hops += hops;
+                    }
+                    emulation.layers[source].packets += 1;
+                    emulation.layers[source].hops += hops;
+                    if *from == HRC_IDENT {
+                        emulation.hrc.packets += 1;
+                        emulation.hrc.hops += hops;
+                    }
+                }
+            }
+        }
+    }
+    emulation.nps.remove(&HRC_IDENT);
+}
+
+/// A one-layer model computing `layer` whole.
+fn whole_layer_model(layer: &Layer) -> Result<Model> {
+    let mut model = Model::new();
+    let resolved = layer.resolved().ok_or_else(|| layer_error(layer, "its shapes are unknown"))?;
+    if layer.kind() != LayerKind::InputConvolutional {
+        let s = resolved.input_shape;
+        let bits = (32 - (resolved.input_max.max(1) as u32).leading_zeros()) as i64;
+        let input = LayerParams::input_data(s.width as i64, s.height as i64, s.channels as i64, bits)?;
+        model.add(Layer::new("emulated_input", input)?, None)?;
+    }
+    model.add(layer.clone(), None)?;
+    Ok(model)
+}
+
+/// Runs a one-layer model on one dense sample; returns its dense output as i32 and its counts.
+fn run_whole(model: &Model, input: &[u8]) -> Result<(Vec<i32>, Counts)> {
+    let shape = model.output_shape()?;
+    let mut values = vec![0i32; shape.len()];
+    let stats = match model.output_kind()? {
+        OutputKind::Potentials => {
+            model.forward(Input::Dense { data: input, num_samples: 1 }, Output::Potentials(&mut values), false)?
+        }
+        OutputKind::Activations { .. } => {
+            let mut out = vec![0u8; shape.len()];
+            let s =
+                model.forward(Input::Dense { data: input, num_samples: 1 }, Output::Activations(&mut out), false)?;
+            values.iter_mut().zip(&out).for_each(|(v, &o)| *v = i32::from(o));
+            s
+        }
+    };
+    let last = stats.last().copied().unwrap_or_default();
+    Ok((values, Counts { synaptic_ops: last.synaptic_operations, ..Counts::default() }))
+}
+
+fn to_dense(events: &[Sent], shape: &Shape3) -> Vec<u8> {
+    let mut dense = vec![0u8; shape.len()];
+    for (e, _) in events {
+        dense[shape.index(e.y as usize, e.x as usize, e.c as usize)] = e.value.clamp(0, 255) as u8;
+    }
+    dense
+}
+
+fn to_dense_i32(events: &[Sent], shape: &Shape3) -> Vec<i32> {
+    let mut dense = vec![0i32; shape.len()];
+    for (e, _) in events {
+        dense[shape.index(e.y as usize, e.x as usize, e.c as usize)] = e.value;
+    }
+    dense
+}
+
+/// Splits `total` output columns among `bands` NPs: band `i` owns `[i * total / bands, ...)`.
+fn owned(total: usize, band: usize, bands: usize) -> Range<usize> {
+    (band * total / bands)..((band + 1) * total / bands)
+}
+
+fn np_units(layer: &Layer, shares: &[NpShare]) -> Result<Vec<NpUnit>> {
+    let r = layer.resolved().ok_or_else(|| layer_error(layer, "its shapes are unknown"))?;
+    let neurons = r.potentials_shape.channels;
+    let mut bands: Vec<Range<usize>> = shares.iter().map(|s| s.columns.clone()).collect();
+    bands.sort_by_key(|b| b.start);
+    bands.dedup();
+    let activation = layer.params().activation().copied();
+    let mut units = Vec::with_capacity(shares.len());
+    for share in shares {
+        let band = bands.iter().position(|b| *b == share.columns).expect("the band is listed");
+        let own = owned(r.output_shape.width, band, bands.len());
+        let receive = receive_columns(layer, &own);
+        let filters = share.filters.clone();
+        let source = match layer.kind() {
+            LayerKind::SeparableConvolutional => layer.weights_pw(),
+            _ => layer.weights(),
+        };
+        let weights: Vec<i8> =
+            source.chunks_exact(neurons).flat_map(|row| row[filters.clone()].iter().copied()).collect();
+        let thresholds = activation.filter(|a| a.enabled).map(|a| {
+            Thresholds::new(
+                &layer.threshold_fire()[filters.clone()],
+                &layer.threshold_fire_step()[filters.clone()],
+                a.threshold_fire_bits,
+            )
+        });
+        units.push(NpUnit { share: share.clone(), receive, own, weights, thresholds });
+    }
+    Ok(units)
+}
+
+/// The input columns the owners of output columns `own` need: the pooling windows of those
+/// columns, then the kernel taps of those potentials.
+fn receive_columns(layer: &Layer, own: &Range<usize>) -> Range<usize> {
+    let r = layer.resolved().expect("checked by the caller");
+    if own.is_empty() {
+        return 0..0;
+    }
+    let (mut lo, mut hi) = (own.start, own.end);
+    if let Some(pool) = &r.pool {
+        lo = pool.x.cells(own.start).0;
+        hi = pool.x.cells(own.end - 1).1;
+    }
+    match &r.conv {
+        Some(g) => {
+            let first = (lo * g.x.stride).saturating_sub(g.x.pad_before);
+            let last = ((hi - 1) * g.x.stride + g.x.kernel).saturating_sub(g.x.pad_before).min(g.x.input);
+            first..last.max(first)
+        }
+        None => 0..r.input_shape.width, // FullyConnected: every input
+    }
+}
+
+fn run_nps(
+    index: usize,
+    layer: &Layer,
+    nps: &[NpUnit],
+    received: &[Sent],
+    last: bool,
+    emulation: &mut Emulation,
+) -> Result<(Vec<Sent>, Option<Vec<i32>>)> {
+    let r = layer.resolved().expect("in a model");
+    let out_shape = r.output_shape;
+    let mut events = Vec::new();
+    let mut dense = last.then(|| vec![0i32; out_shape.len()]);
+    let mut depthwise_cache: Option<(Range<usize>, Vec<i32>, u64)> = None;
+    for np in nps {
+        let width = np.share.filters.len();
+        let mine: Vec<Event> =
+            received.iter().filter(|(e, _)| np.receive.contains(&(e.x as usize))).map(|(e, _)| *e).collect();
+        let potentials_shape = Shape3::new(r.potentials_shape.height, r.potentials_shape.width, width);
+        let mut potentials = vec![0i32; potentials_shape.len()];
+        let ops = match layer.params() {
+            LayerParams::FullyConnected { .. } => {
+                kernels::fully_connected_events::<i32>(&mine, &r.input_shape, &np.weights, width, &mut potentials)
+            }
+            LayerParams::Convolutional { .. } => {
+                let g: &ConvGeometry = r.conv.as_ref().expect("convolutional");
+                kernels::convolve_events::<i32>(&mine, &r.input_shape, g, &np.weights, width, &mut potentials)
+            }
+            LayerParams::SeparableConvolutional { .. } => {
+                let g: &ConvGeometry = r.conv.as_ref().expect("separable");
+                // Every NP of the layer holds the depthwise kernels and convolves the events it
+                // receives; NPs of one band share the result in this emulation but each counts it.
+                let cached = depthwise_cache.as_ref().filter(|(range, _, _)| *range == np.receive);
+                let (d, dw_ops) = match cached {
+                    Some((_, d, ops)) => (d.clone(), *ops),
+                    None => {
+                        let mut d =
+                            vec![0i32; r.potentials_shape.height * r.potentials_shape.width * r.input_shape.channels];
+                        let ops = kernels::depthwise_events(&mine, &r.input_shape, g, layer.weights(), &mut d);
+                        depthwise_cache = Some((np.receive.clone(), d.clone(), ops));
+                        (d, ops)
+                    }
+                };
+                dw_ops + kernels::pointwise::<i32>(&d, r.input_shape.channels, &np.weights, width, &mut potentials)
+            }
+            _ => return Err(layer_error(layer, "only FullyConnected and convolutional layers run on NPs")),
+        };
+        let pooled_shape = Shape3::new(out_shape.height, out_shape.width, width);
+        let pooled = match &r.pool {
+            Some(pool) => {
+                let g: &PoolGeometry = pool;
+                let mut out = vec![0i32; pooled_shape.len()];
+                let mut sums = Vec::new();
+                kernels::pool(&potentials, &potentials_shape, g, &mut out, &mut sums);
+                out
+            }
+            None => potentials,
+        };
+        let counts = emulation.nps.entry(np.share.ident).or_default();
+        let before = events.len();
+        match (&np.thresholds, dense.as_mut()) {
+            (Some(thresholds), _) => {
+                let mut fired = Vec::new();
+                kernels::activate(&pooled, &pooled_shape, thresholds, &mut fired);
+                for mut e in fired.into_iter().filter(|e| np.own.contains(&(e.x as usize))) {
+                    e.c += np.share.filters.start as u32;
+                    if let Some(d) = dense.as_mut() {
+                        d[out_shape.index(e.y as usize, e.x as usize, e.c as usize)] = e.value;
+                    }
+                    events.push((e, np.share.ident));
+                }
+            }
+            (None, Some(d)) => {
+                for y in 0..out_shape.height {
+                    for x in np.own.clone() {
+                        for f in 0..width {
+                            d[out_shape.index(y, x, np.share.filters.start + f)] = pooled[pooled_shape.index(y, x, f)];
+                        }
+                    }
+                }
+            }
+            (None, None) => return Err(layer_error(layer, "a hidden layer must emit activations")),
+        }
+        let c = Counts {
+            input_events: mine.len() as u64,
+            output_events: (events.len() - before) as u64,
+            synaptic_ops: ops,
+            ..Counts::default()
+        };
+        *counts += c;
+        emulation.layers[index] += c;
+    }
+    events.sort_by_key(|(e, _)| *e);
+    Ok((events, dense))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::Device;
+    use crate::mapper::{map, MapMode};
+    use akida_engine::testing::{engine_forward, random_inputs, random_model, Rng};
+
+    #[test]
+    fn emulated_forward_equals_the_software_forward_on_random_models() {
+        let device = Device::akd1000();
+        let (mut emulated, mut on_nps, mut skipped) = (0, 0, 0);
+        for seed in 0..300u64 {
+            let mut rng = Rng(seed * 7919 + 1);
+            let model = random_model(&mut rng);
+            let samples = 3;
+            let inputs = random_inputs(&model, &mut rng, samples);
+            let expected = engine_forward(&model, Input::Dense { data: &inputs, num_samples: samples }, false);
+            for mode in [MapMode::AllNps, MapMode::Minimal] {
+                let mapping = map(&model, &device, mode);
+                let emulator = match Emulator::new(&model, &mapping) {
+                    Ok(e) => e,
+                    Err(_) => {
+                        skipped += 1;
+                        continue;
+                    }
+                };
+                let run = emulator.run(&inputs, samples).unwrap();
+                assert_eq!(
+                    run.output,
+                    expected,
+                    "seed {seed} {mode:?}\n{}\n{}",
+                    crate::mapper::report(&mapping, &device),
+                    akida_engine::summary::summary(&model)
+                );
+                emulated += 1;
+                on_nps += usize::from(!run.nps.is_empty());
+            }
+        }
+        eprintln!("emulated {emulated} mappings ({on_nps} with NPs), skipped {skipped} (branched models)");
+        assert!(emulated >= 400 && on_nps >= 80, "emulated {emulated}, on NPs {on_nps}");
+    }
+
+    fn randomize(model: &mut Model, index: usize, rng: &mut Rng) {
+        let layer = model.layer_mut(index).unwrap();
+        let bits = layer.params().weights_bits().unwrap_or(1);
+        let (lo, hi) = akida_engine::params::weight_range(bits);
+        for (name, shape) in layer.variable_specs() {
+            let len: usize = shape.iter().product();
+            let values = match name {
+                "weights" | "weights_pw" => akida_engine::VariableValues::Int(
+                    (0..len).map(|_| if rng.chance(0.4) { rng.range(lo.into(), hi.into()) } else { 0 }).collect(),
+                ),
+                "threshold_fire" => akida_engine::VariableValues::Int((0..len).map(|_| rng.range(-2, 10)).collect()),
+                "threshold_fire_step" => {
+                    akida_engine::VariableValues::Float((0..len).map(|_| rng.pick(&[0.5, 1.0, 2.5])).collect())
+                }
+                _ => continue,
+            };
+            layer.set_variable(name, &shape, values).unwrap();
+        }
+    }
+
+    /// Random models inside the hardware limits: InputData, up to three square convolutions or
+    /// separable convolutions (kernels 1/3/5/7, stride 2 only with 3 x 3, 2 x 2 max pooling or
+    /// global average pooling), then FullyConnected layers on 1 x 1 x C; wide inputs (several
+    /// column bands) and many filters (several groups).
+    fn hardware_model(rng: &mut Rng) -> Option<Model> {
+        use akida_engine::{Activation, Convolution, ConvolutionMode, Pooling, PoolingType};
+        let mut model = Model::new();
+        let (h, w, c) = (rng.range(3, 9), rng.range(3, 90), rng.range(1, 6));
+        model.add(Layer::new("in", LayerParams::input_data(w, h, c, rng.range(1, 4)).ok()?).ok()?, None).ok()?;
+        let convs = rng.range(1, 3);
+        for i in 0..convs {
+            let last_conv = i + 1 == convs;
+            let k = rng.pick(&[1, 3, 3, 5]);
+            let stride = if k == 3 && rng.chance(0.3) { 2 } else { 1 };
+            let mode = if rng.chance(0.5) { ConvolutionMode::Same } else { ConvolutionMode::Valid };
+            let neurons = rng.pick(&[3, 8, 17, 64, 130]);
+            let separable = rng.chance(0.4);
+            let bits = if separable { rng.pick(&[2, 4]) } else { rng.pick(&[1, 2, 4]) };
+            let conv = Convolution::new(k, k, neurons, mode, stride, stride, bits, akida_engine::WEIGHT_BITS).ok()?;
+            let pooling = match rng.range(0, 2) {
+                0 => Pooling::default(),
+                1 => Pooling::new(PoolingType::Max, 2, 2, -1, -1).ok()?,
+                _ if last_conv => Pooling::new(PoolingType::Average, -1, -1, -1, -1).ok()?,
+                _ => Pooling::default(),
+            };
+            let activation = Activation::new(true, 0, rng.pick(&[0.5, 1.0, 3.0]), rng.pick(&[1, 2, 4])).ok()?;
+            let params = if separable {
+                LayerParams::SeparableConvolutional { conv, pooling, activation }
+            } else {
+                LayerParams::Convolutional { conv, pooling, activation }
+            };
+            model.add(Layer::new("", params).ok()?, None).ok()?;
+            let index = model.layers().len() - 1;
+            randomize(&mut model, index, rng);
+        }
+        for i in 0..rng.range(0, 2) {
+            let last = i == 1;
+            let activation = Activation::new(!last || rng.chance(0.5), 0, 1.0, rng.pick(&[1, 2, 4])).ok()?;
+            let params = LayerParams::fully_connected(rng.pick(&[5, 10, 40]), rng.pick(&[1, 2, 4]), activation).ok()?;
+            model.add(Layer::new("", params).ok()?, None).ok()?;
+            let index = model.layers().len() - 1;
+            randomize(&mut model, index, rng);
+        }
+        Some(model)
+    }
+
+    #[test]
+    fn emulated_forward_equals_the_software_forward_on_models_that_fit_the_hardware() {
+        let device = Device::akd1000();
+        let (mut emulated, mut multi_np_layers) = (0, 0);
+        for seed in 0..300u64 {
+            let mut rng = Rng(seed * 104_729 + 5);
+            let Some(model) = hardware_model(&mut rng) else { continue };
+            let samples = 2;
+            let inputs = random_inputs(&model, &mut rng, samples);
+            let expected = engine_forward(&model, Input::Dense { data: &inputs, num_samples: samples }, false);
+            for mode in [MapMode::AllNps, MapMode::Minimal] {
+                let mapping = map(&model, &device, mode);
+                multi_np_layers +=
+                    mapping.layers().filter(|l| matches!(&l.placement, Placement::Nps(s) if s.len() > 1)).count();
+                let run = Emulator::new(&model, &mapping).unwrap().run(&inputs, samples).unwrap();
+                assert_eq!(run.output, expected, "seed {seed} {mode:?}\n{}", crate::mapper::report(&mapping, &device));
+                emulated += 1;
+            }
+        }
+        eprintln!("emulated {emulated} hardware mappings, {multi_np_layers} layers split over several NPs");
+        assert!(emulated >= 400 && multi_np_layers >= 200);
+    }
+}
