@@ -212,6 +212,7 @@ impl PyModel {
             })
         })?;
         let mut totals: Option<Vec<LayerStatistics>> = None;
+        let mut emulation: Option<akida_nsoc::Emulation> = None;
         let parallel = parallel_allowed();
         let mut start = 0;
         while start < samples {
@@ -243,8 +244,23 @@ impl PyModel {
                     )));
                 }
             }
+            let emulated = &mut emulation;
             let stats = compute(py, move || match chunk_labels {
-                None => lock(state).model.forward(input, output, parallel),
+                None => {
+                    let guard = lock(state);
+                    match guard.mapping() {
+                        Some(mapping) => {
+                            let run = akida_nsoc::emulate_forward(&guard.model, &mapping, input, output)?;
+                            let stats = emulated_statistics(&guard.model, &run);
+                            match emulated {
+                                Some(e) => e.absorb(run),
+                                None => *emulated = Some(run),
+                            }
+                            Ok(stats)
+                        }
+                        None => guard.model.forward(input, output, parallel),
+                    }
+                }
                 Some(l) => lock(state).model.fit(input, l, output, parallel),
             })?;
             match &mut totals {
@@ -277,9 +293,42 @@ impl PyModel {
                 }
             })?);
         }
-        lock(&self.state).statistics = totals;
+        let mut state = lock(&self.state);
+        state.statistics = totals;
+        if labels.is_none() {
+            state.emulation = emulation;
+        }
+        drop(state);
         Ok((values, output_shape, samples))
     }
+}
+
+/// The per-layer statistics of an emulated forward, as `get_statistics` reports them.
+fn emulated_statistics(model: &akida_engine::Model, run: &akida_nsoc::Emulation) -> Vec<LayerStatistics> {
+    let layers = model.layers();
+    (0..layers.len())
+        .map(|i| {
+            let r = layers[i].resolved();
+            let inbound = model.inbound(i);
+            let input_size = match inbound.is_empty() {
+                true => r.map_or(0, |r| r.input_shape.len()),
+                false => inbound.iter().map(|&j| layers[j].resolved().map_or(0, |r| r.output_shape.len())).sum(),
+            };
+            let input_nonzero = if inbound.is_empty() {
+                run.layers[i].output_events
+            } else {
+                inbound.iter().map(|&j| run.layers[j].output_events).sum()
+            };
+            LayerStatistics {
+                samples: run.samples,
+                input_size: input_size as u64,
+                output_size: r.map_or(0, |r| r.output_shape.len()) as u64,
+                input_nonzero,
+                output_nonzero: run.layers[i].output_events,
+                synaptic_operations: run.layers[i].synaptic_ops,
+            }
+        })
+        .collect()
 }
 
 #[pymethods]
@@ -438,7 +487,7 @@ impl PyModel {
     #[pyo3(signature = (device, hw_only = false, mode = PyMapMode::AllNps))]
     fn map(&self, device: Option<PyRef<'_, PyDevice>>, hw_only: bool, mode: PyMapMode) -> PyResult<()> {
         let Some(device) = device else {
-            lock(&self.state).mapped = None;
+            self.unmap();
             return Ok(());
         };
         let device = device.device.clone();
@@ -458,6 +507,7 @@ impl PyModel {
                 )));
             }
             state.mapped = Some((device, mode));
+            state.emulation = None;
             Ok(None)
         })?;
         match refusal {
@@ -466,9 +516,59 @@ impl PyModel {
         }
     }
 
+    /// What the emulator counted in the last `forward`, `predict` or `evaluate` call of a mapped
+    /// model, with the cost model's estimates; None before such a call. A dict: `samples`;
+    /// `layers` (layer name -> counts), `nps` (NP ident -> counts), `hrc` and `totals` (counts:
+    /// `input_events`, `output_events`, `synaptic_ops`, `packets`, `hops`); `estimates`
+    /// (`cycles_per_frame`, `latency_s`, `frames_per_s`, `energy_per_frame_j`, `power_w`, and
+    /// `note`, which says they are estimates of an uncalibrated cost model).
+    #[getter(statistics)]
+    fn emulated_run<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let state = lock(&self.state);
+        let (Some(run), Some(mapping), Some((device, _))) = (&state.emulation, state.mapping(), &state.mapped) else {
+            return Ok(None);
+        };
+        let counts = |c: &akida_nsoc::Counts| -> PyResult<Bound<'py, PyDict>> {
+            let d = PyDict::new(py);
+            d.set_item("input_events", c.input_events)?;
+            d.set_item("output_events", c.output_events)?;
+            d.set_item("synaptic_ops", c.synaptic_ops)?;
+            d.set_item("packets", c.packets)?;
+            d.set_item("hops", c.hops)?;
+            Ok(d)
+        };
+        let out = PyDict::new(py);
+        out.set_item("samples", run.samples)?;
+        let layers = PyDict::new(py);
+        for (layer, c) in state.model.layers().iter().zip(&run.layers) {
+            layers.set_item(layer.name(), counts(c)?)?;
+        }
+        out.set_item("layers", layers)?;
+        let nps = PyDict::new(py);
+        for (ident, c) in &run.nps {
+            nps.set_item((ident.col, ident.row, ident.id), counts(c)?)?;
+        }
+        out.set_item("nps", nps)?;
+        out.set_item("hrc", counts(&run.hrc)?)?;
+        out.set_item("totals", counts(&run.totals())?)?;
+        let e = run.estimate(&mapping, device, &akida_nsoc::CostModel::initial());
+        let estimates = PyDict::new(py);
+        estimates.set_item("cycles_per_frame", e.cycles_per_frame)?;
+        estimates.set_item("latency_s", e.latency_s)?;
+        estimates.set_item("frames_per_s", e.frames_per_s)?;
+        estimates.set_item("energy_per_frame_j", e.energy_per_frame_j)?;
+        estimates.set_item("power_w", e.power_w)?;
+        estimates
+            .set_item("note", "estimates of the cost model in docs/nsoc.md, not yet calibrated to board figures")?;
+        out.set_item("estimates", estimates)?;
+        Ok(Some(out))
+    }
+
     /// Returns the model to plain software (as `map(None)`).
     fn unmap(&self) {
-        lock(&self.state).mapped = None;
+        let mut state = lock(&self.state);
+        state.mapped = None;
+        state.emulation = None;
     }
 
     /// The device the model is mapped onto, or None.

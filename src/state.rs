@@ -21,6 +21,8 @@ pub struct ModelState {
     /// The device and mode of `Model.map`. The mapping itself is recomputed from them when asked
     /// for (it takes microseconds), so it always describes the model as it is now.
     pub mapped: Option<(akida_nsoc::Device, akida_nsoc::MapMode)>,
+    /// What the emulator counted during the last forward call of a mapped model.
+    pub emulation: Option<akida_nsoc::Emulation>,
 }
 
 impl ModelState {
@@ -44,7 +46,7 @@ impl ModelState {
     /// The state of a model built elsewhere (loaded from a file), with a new id per layer.
     pub fn of_model(model: Model) -> Self {
         let ids = (0..model.layers().len()).map(|_| new_layer_id()).collect();
-        ModelState { model, ids, statistics: None, mapped: None }
+        ModelState { model, ids, statistics: None, mapped: None, emulation: None }
     }
 
     /// The index of the layer with `id`, or `LayerNotFound` once that layer was popped.

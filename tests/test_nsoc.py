@@ -1,5 +1,6 @@
 """The virtual AKD1000: its NPs, their types, and the sources of every fact."""
 
+import numpy as np
 import pytest
 
 import akida
@@ -106,3 +107,60 @@ def test_mapping_follows_the_model_and_reports(capsys):
         akida.Model().map(akida.AKD1000())
     with pytest.raises(TypeError):
         model.map("AKD1000")
+
+
+def random_hardware_model(rng, width=70):
+    """Within the 1.0 limits, wide enough for several column bands, with random weights."""
+    model = akida.Model()
+    model.add(akida.InputData(input_width=width, input_height=6, input_channels=3, input_bits=4))
+    model.add(akida.Convolutional(3, 3, 40, name="c1", weights_bits=4, threshold_fire_bits=4,
+                                  pooling_type=akida.PoolingType.Max, pooling_width=2, pooling_height=2))
+    model.add(akida.SeparableConvolutional(3, 3, 24, name="s2", weights_bits=4, threshold_fire_bits=2,
+                                           pooling_type=akida.PoolingType.Average))
+    model.add(akida.FullyConnected(7, name="head", weights_bits=4, activations_enabled=False))
+    for layer in model.layers[1:]:
+        for name in layer.get_variable_names():
+            shape = layer.get_variable(name).shape
+            if name.startswith("weights"):
+                layer.set_variable(name, rng.integers(-7, 8, shape))
+            elif name == "threshold_fire":
+                layer.set_variable(name, rng.integers(0, 40, shape))
+            elif name == "threshold_fire_step":
+                layer.set_variable(name, rng.uniform(1, 8, shape).astype(np.float32))
+    return model
+
+
+def test_a_mapped_forward_runs_the_emulator_and_equals_the_software_forward(rng):
+    model = random_hardware_model(rng)
+    x = rng.integers(0, 16, (5, 6, 70, 3)).astype(np.uint8)
+    x[rng.random(x.shape) < 0.6] = 0
+    expected = model.forward(x)
+    software_ops = sum(s.synaptic_operations for s in model.get_statistics().values())
+    assert model.statistics is None
+    for mode in (akida.MapMode.AllNps, akida.MapMode.Minimal):
+        model.map(akida.AKD1000(), mode=mode)
+        assert len(model.get_layer("c1").mapping.nps) > 1
+        np.testing.assert_array_equal(model.forward(x), expected)
+        np.testing.assert_array_equal(model.forward(akida.Events.from_dense(x)), expected)
+        np.testing.assert_array_equal(model.forward(x, batch_size=2), expected)
+        stats = model.statistics
+        assert stats["samples"] == 5 and set(stats["layers"]) == {layer.name for layer in model.layers}
+        totals = stats["totals"]
+        assert totals["synaptic_ops"] >= software_ops  # NPs of neighbouring bands share the halo
+        assert totals["packets"] > 0 and stats["estimates"]["frames_per_s"] > 0
+        assert "not yet calibrated" in stats["estimates"]["note"]
+        assert sum(c["synaptic_ops"] for c in stats["nps"].values()) == totals["synaptic_ops"] - stats["hrc"]["synaptic_ops"]
+        assert all(len(ident) == 3 for ident in stats["nps"])
+    model.unmap()
+    assert model.statistics is None
+    np.testing.assert_array_equal(model.forward(x), expected)
+
+
+def test_a_mapped_evaluate_and_predict_equal_software(rng):
+    model = random_hardware_model(rng, width=40)
+    model.get_layer("head").set_variable("output_scale", rng.uniform(-2, 2, 7).astype(np.float32))
+    x = rng.integers(0, 16, (4, 6, 40, 3)).astype(np.uint8)
+    evaluated, predicted = model.evaluate(x), model.predict(x)
+    model.map(akida.AKD1000())
+    np.testing.assert_array_equal(model.evaluate(x), evaluated)
+    np.testing.assert_array_equal(model.predict(x), predicted)

@@ -38,6 +38,70 @@ pub struct Emulation {
     pub nps: BTreeMap<NpIdent, Counts>,
     /// The HRC's dense work (synaptic ops = multiply-adds, whatever the sparsity).
     pub hrc: Counts,
+    /// Per layer and NP: what the NP did for that layer.
+    pub layer_nps: BTreeMap<(usize, NpIdent), Counts>,
+    /// Samples run.
+    pub samples: u64,
+}
+
+impl Emulation {
+    /// Adds the counts of `other` (a later chunk of the same call) to these; outputs are not kept.
+    pub fn absorb(&mut self, other: Emulation) {
+        if self.layers.len() < other.layers.len() {
+            self.layers.resize(other.layers.len(), Counts::default());
+        }
+        for (a, b) in self.layers.iter_mut().zip(other.layers) {
+            *a += b;
+        }
+        for (k, v) in other.nps {
+            *self.nps.entry(k).or_default() += v;
+        }
+        for (k, v) in other.layer_nps {
+            *self.layer_nps.entry(k).or_default() += v;
+        }
+        self.hrc += other.hrc;
+        self.samples += other.samples;
+        self.output.clear();
+    }
+
+    /// Every NP's and the HRC's counts together.
+    pub fn totals(&self) -> Counts {
+        let mut total = self.hrc;
+        for c in self.nps.values() {
+            total += *c;
+        }
+        total
+    }
+
+    /// The cost model's estimates for this run: each hardware pass lasts as long as its busiest
+    /// NP (the HRC's dense work counts in the first pass), passes add up.
+    pub fn estimate(&self, mapping: &Mapping, device: &crate::Device, cost: &crate::CostModel) -> crate::Estimate {
+        let mut cycles = 0.0;
+        let mut first = true;
+        for sequence in mapping.sequences.iter().filter(|s| s.backend == crate::Backend::Hardware) {
+            for pass in &sequence.passes {
+                let mut per_np: BTreeMap<NpIdent, Counts> = BTreeMap::new();
+                let mut hrc = None;
+                for layer in &pass.layers {
+                    match &layer.placement {
+                        Placement::Nps(shares) => {
+                            for share in shares {
+                                if let Some(c) = self.layer_nps.get(&(layer.layer, share.ident)) {
+                                    *per_np.entry(share.ident).or_default() += *c;
+                                }
+                            }
+                        }
+                        Placement::Hrc if first => hrc = Some(self.hrc),
+                        _ => {}
+                    }
+                }
+                let nps: Vec<Counts> = per_np.into_values().collect();
+                cycles += cost.pass_cycles(&nps, hrc.as_ref());
+                first = false;
+            }
+        }
+        cost.estimate(device, cycles, &self.totals(), self.samples)
+    }
 }
 
 /// An event and the unit that sent it (for hop counts).
@@ -114,6 +178,8 @@ impl<'m> Emulator<'m> {
             layers: vec![Counts::default(); layer_count],
             nps: BTreeMap::new(),
             hrc: Counts::default(),
+            layer_nps: BTreeMap::new(),
+            samples: samples as u64,
         };
         for sample in inputs.chunks_exact(input_shape.len().max(1)) {
             // Per layer: its output events, and which unit sent each (for hops).
@@ -186,6 +252,9 @@ fn count_packets(model: &Model, units: &[Unit], outputs: &[Vec<Sent>], emulation
                     if *from != HRC_IDENT {
                         sender.packets += 1;
                         sender.hops += hops;
+                        let per_layer = emulation.layer_nps.entry((source, *from)).or_default();
+                        per_layer.packets += 1;
+                        per_layer.hops += hops;
                     }
                     emulation.layers[source].packets += 1;
                     emulation.layers[source].hops += hops;
@@ -397,6 +466,7 @@ fn run_nps(
             ..Counts::default()
         };
         *counts += c;
+        *emulation.layer_nps.entry((index, np.share.ident)).or_default() += c;
         emulation.layers[index] += c;
     }
     events.sort_by_key(|(e, _)| *e);
@@ -533,4 +603,35 @@ mod tests {
         eprintln!("emulated {emulated} hardware mappings, {multi_np_layers} layers split over several NPs");
         assert!(emulated >= 400 && multi_np_layers >= 200);
     }
+}
+
+/// The forward of a mapped model, computed by the emulator and written like `Model::forward`
+/// writes its output (activations as `u8`, potentials as `i32`, or rescaled potentials).
+pub fn emulate_forward(model: &Model, mapping: &Mapping, input: Input<'_>, output: Output<'_>) -> Result<Emulation> {
+    model.check_input(&input)?;
+    let shape = model.input_shape()?;
+    let samples = input.num_samples();
+    let dense: std::borrow::Cow<'_, [u8]> = match input {
+        Input::Dense { data, .. } => std::borrow::Cow::Borrowed(data),
+        Input::Events(batch) => {
+            let mut dense = vec![0u8; shape.len() * samples];
+            for (sample, event) in batch.iter() {
+                dense[sample * shape.len() + shape.index(event.y as usize, event.x as usize, event.c as usize)] =
+                    event.value.clamp(0, 255) as u8;
+            }
+            std::borrow::Cow::Owned(dense)
+        }
+    };
+    let emulation = Emulator::new(model, mapping)?.run(&dense, samples)?;
+    match output {
+        Output::Potentials(out) => out.copy_from_slice(&emulation.output),
+        Output::Activations(out) => {
+            out.iter_mut().zip(&emulation.output).for_each(|(o, &v)| *o = v.clamp(0, 255) as u8)
+        }
+        Output::Rescaled(out) => {
+            let last = model.layers().last().expect("checked");
+            akida_engine::model::rescale(&emulation.output, last.output_scale(), last.output_offset(), out);
+        }
+    }
+    Ok(emulation)
 }
