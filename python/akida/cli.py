@@ -103,16 +103,26 @@ def load_inputs(path: str) -> np.ndarray:
     """The input array of a ``.npy`` file, or of a ``.npz`` file (the array named ``x`` or
     ``inputs``, or its only array)."""
     if path.endswith(".npz"):
-        with np.load(path, allow_pickle=False) as arrays:
+        with _open_npz(path) as arrays:
             return _as_input_array(_pick(arrays, INPUT_KEYS, "inputs", path))  # type: ignore[arg-type]
-    return _as_input_array(np.load(path, allow_pickle=False))
+    try:
+        return _as_input_array(np.load(path, allow_pickle=False))
+    except (ValueError, EOFError) as e:
+        raise click.ClickException(f"cannot read {path!r} as a .npy array: {e}") from None
+
+
+def _open_npz(path: str) -> Any:
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, EOFError) as e:
+        raise click.ClickException(f"cannot read {path!r} as a .npz file: {e}") from None
 
 
 def load_labels(path: str) -> np.ndarray | None:
     """The labels of a ``.npz`` file (``y`` or ``labels``), or None."""
     if not path.endswith(".npz"):
         return None
-    with np.load(path, allow_pickle=False) as arrays:
+    with _open_npz(path) as arrays:
         return _pick(arrays, LABEL_KEYS, "labels", path, required=False)
 
 
@@ -121,7 +131,7 @@ class EventSource:
     arrays (and optionally ``num_samples``), cut into batches of whole samples."""
 
     def __init__(self, path: str, shape: tuple[int, int, int]):
-        with np.load(path, allow_pickle=False) as arrays:
+        with _open_npz(path) as arrays:
             missing = [k for k in EVENT_KEYS if k not in arrays.files]
             if missing:
                 raise click.ClickException(
@@ -412,13 +422,19 @@ def convert(cnn_path: str, calibration: str | None, bits: str, input_scaling: st
     data = None if calibration is None else load_inputs(calibration)
     if data is not None and data.dtype == np.uint8:
         data = data.astype(np.float32)
-    qmodel = cnn2snn.quantize(
-        cnn_path,
-        weight_quantization=weight_bits,
-        activ_quantization=activ_bits,
-        input_weight_quantization=input_bits,
-        calibration_data=data,
-    )
+    try:
+        qmodel = cnn2snn.quantize(
+            cnn_path,
+            weight_quantization=weight_bits,
+            activ_quantization=activ_bits,
+            input_weight_quantization=input_bits,
+            calibration_data=data,
+        )
+    except Exception as e:
+        # A corrupt .onnx file raises protobuf's DecodeError, which is no ValueError.
+        if type(e).__name__ == "DecodeError":
+            raise click.ClickException(f"cannot read {cnn_path!r} as an ONNX model: {e}") from None
+        raise
     model = cnn2snn.convert(qmodel, input_scaling=scaling)
     model.save(output)
     click.echo(f"convert: {len(model.layers)} layers ({bits}) -> {output}", err=True)

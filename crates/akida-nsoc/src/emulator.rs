@@ -473,6 +473,37 @@ fn run_nps(
     Ok((events, dense))
 }
 
+/// The forward of a mapped model, computed by the emulator and written like `Model::forward`
+/// writes its output (activations as `u8`, potentials as `i32`, or rescaled potentials).
+pub fn emulate_forward(model: &Model, mapping: &Mapping, input: Input<'_>, output: Output<'_>) -> Result<Emulation> {
+    model.check_input(&input)?;
+    let shape = model.input_shape()?;
+    let samples = input.num_samples();
+    let dense: std::borrow::Cow<'_, [u8]> = match input {
+        Input::Dense { data, .. } => std::borrow::Cow::Borrowed(data),
+        Input::Events(batch) => {
+            let mut dense = vec![0u8; shape.len() * samples];
+            for (sample, event) in batch.iter() {
+                dense[sample * shape.len() + shape.index(event.y as usize, event.x as usize, event.c as usize)] =
+                    event.value.clamp(0, 255) as u8;
+            }
+            std::borrow::Cow::Owned(dense)
+        }
+    };
+    let emulation = Emulator::new(model, mapping)?.run(&dense, samples)?;
+    match output {
+        Output::Potentials(out) => out.copy_from_slice(&emulation.output),
+        Output::Activations(out) => {
+            out.iter_mut().zip(&emulation.output).for_each(|(o, &v)| *o = v.clamp(0, 255) as u8)
+        }
+        Output::Rescaled(out) => {
+            let last = model.layers().last().expect("checked");
+            akida_engine::model::rescale(&emulation.output, last.output_scale(), last.output_offset(), out);
+        }
+    }
+    Ok(emulation)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -603,35 +634,4 @@ mod tests {
         eprintln!("emulated {emulated} hardware mappings, {multi_np_layers} layers split over several NPs");
         assert!(emulated >= 400 && multi_np_layers >= 200);
     }
-}
-
-/// The forward of a mapped model, computed by the emulator and written like `Model::forward`
-/// writes its output (activations as `u8`, potentials as `i32`, or rescaled potentials).
-pub fn emulate_forward(model: &Model, mapping: &Mapping, input: Input<'_>, output: Output<'_>) -> Result<Emulation> {
-    model.check_input(&input)?;
-    let shape = model.input_shape()?;
-    let samples = input.num_samples();
-    let dense: std::borrow::Cow<'_, [u8]> = match input {
-        Input::Dense { data, .. } => std::borrow::Cow::Borrowed(data),
-        Input::Events(batch) => {
-            let mut dense = vec![0u8; shape.len() * samples];
-            for (sample, event) in batch.iter() {
-                dense[sample * shape.len() + shape.index(event.y as usize, event.x as usize, event.c as usize)] =
-                    event.value.clamp(0, 255) as u8;
-            }
-            std::borrow::Cow::Owned(dense)
-        }
-    };
-    let emulation = Emulator::new(model, mapping)?.run(&dense, samples)?;
-    match output {
-        Output::Potentials(out) => out.copy_from_slice(&emulation.output),
-        Output::Activations(out) => {
-            out.iter_mut().zip(&emulation.output).for_each(|(o, &v)| *o = v.clamp(0, 255) as u8)
-        }
-        Output::Rescaled(out) => {
-            let last = model.layers().last().expect("checked");
-            akida_engine::model::rescale(&emulation.output, last.output_scale(), last.output_offset(), out);
-        }
-    }
-    Ok(emulation)
 }
