@@ -250,7 +250,7 @@ impl PyModel {
                     let guard = lock(state);
                     match guard.mapping() {
                         Some(mapping) => {
-                            let run = akida_nsoc::emulate_forward(&guard.model, &mapping, input, output)?;
+                            let run = akida_nsoc::emulate_forward(&guard.model, &mapping, input, output, parallel)?;
                             let stats = emulated_statistics(&guard.model, &run);
                             match emulated {
                                 Some(e) => e.absorb(run),

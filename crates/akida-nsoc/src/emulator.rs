@@ -1,11 +1,17 @@
 //! Running a mapped model NP by NP, counting what each NP does.
 //!
-//! Each NP of a layer holds a copy of its filters' weights and thresholds. It receives the events
-//! of the input columns its share needs (its band plus the halo its kernel and pooling reach),
-//! computes the potentials of its filters with the engine's own kernels, pools, thresholds, and
-//! keeps the outputs of the columns it owns: the band's proportional share of the layer's output
-//! columns. The union of the NPs' outputs is the layer's output, so the emulated forward equals
-//! the software forward exactly; the tests check it on random models in both modes.
+//! Each NP of a layer receives the events of the input columns its share needs (its band plus the
+//! halo its kernel and pooling reach), computes the potentials of its filters with the engine's
+//! own kernels, pools, thresholds, and keeps the outputs of the columns it owns: the band's
+//! proportional share of the layer's output columns, for its filters. The NPs of one band
+//! receive the same events, so their filters are computed in one kernel call and split after;
+//! each NP's events and counts stay its own. The union of the NPs' outputs is the layer's output,
+//! so the emulated forward equals the software forward exactly; the tests check it on random
+//! models in both modes.
+//!
+//! Synaptic operations of an NP: every (input event, potential it reaches, filter of the NP)
+//! update it computes, its halo included; for a separable layer, also the depthwise updates,
+//! which every NP of the layer performs on the events it receives.
 //!
 //! The input conversion block (HRC) and software layers run the engine's layer as a whole.
 //! Models with Concat layers are not emulated yet.
@@ -114,8 +120,15 @@ struct NpUnit {
     receive: Range<usize>,
     /// The output columns (after pooling) the NP owns.
     own: Range<usize>,
-    /// Its filters' weights: conv / FC rows restricted to its filters; separable: the pointwise.
-    weights: Vec<i8>,
+}
+
+/// The NPs of a layer, grouped by column band: the NPs of one band receive the same events and
+/// differ only by their filters, so the emulator computes a band's filters in one kernel call
+/// (wide vectors) and keeps each NP's outputs and counts apart.
+struct NpLayer {
+    nps: Vec<NpUnit>,
+    /// Per band: the indices of its NPs in `nps`.
+    bands: Vec<Vec<usize>>,
     thresholds: Option<Thresholds>,
 }
 
@@ -127,7 +140,7 @@ enum Unit {
         model: Model,
         hrc: bool,
     },
-    Nps(Vec<NpUnit>),
+    Nps(NpLayer),
 }
 
 /// A mapped model ready to emulate.
@@ -157,14 +170,44 @@ impl<'m> Emulator<'m> {
                 Placement::Input => Unit::Input,
                 Placement::Hrc => Unit::Whole { model: whole_layer_model(layer)?, hrc: true },
                 Placement::Software(_) => Unit::Whole { model: whole_layer_model(layer)?, hrc: false },
-                Placement::Nps(shares) => Unit::Nps(np_units(layer, shares)?),
+                Placement::Nps(shares) => Unit::Nps(np_layer(layer, shares)?),
             };
             units.push(unit);
         }
         Ok(Emulator { model, units })
     }
 
-    /// Runs `samples` dense inputs (`u8`, the model's input shape, concatenated).
+    /// [`run`](Self::run) with the samples spread over rayon's threads when `parallel`; the
+    /// result is the same whatever the threads.
+    pub fn run_parallel(&self, inputs: &[u8], samples: usize, parallel: bool) -> Result<Emulation> {
+        use rayon::prelude::*;
+        let per_sample = self.model.input_shape()?.len().max(1);
+        let threads = rayon::current_num_threads();
+        if !parallel || threads < 2 || samples < 2 {
+            return self.run(inputs, samples);
+        }
+        let chunk = samples.div_ceil(threads * 4).max(1);
+        let parts: Vec<Result<Emulation>> =
+            inputs.par_chunks(chunk * per_sample).map(|part| self.run(part, part.len() / per_sample)).collect();
+        let mut total: Option<Emulation> = None;
+        for part in parts {
+            let part = part?;
+            match &mut total {
+                None => total = Some(part),
+                Some(t) => {
+                    let output = part.output.clone();
+                    let mut kept = std::mem::take(&mut t.output);
+                    kept.extend_from_slice(&output);
+                    t.absorb(part);
+                    t.output = kept;
+                }
+            }
+        }
+        total.ok_or_else(|| Error::Input("no samples".into()))
+    }
+
+    /// Runs `samples` dense inputs (`u8`, the model's input shape, concatenated), layer by layer:
+    /// a whole layer (HRC or software) runs once for all the samples, NPs sample by sample.
     pub fn run(&self, inputs: &[u8], samples: usize) -> Result<Emulation> {
         let model = self.model;
         let input_shape = model.input_shape()?;
@@ -181,71 +224,91 @@ impl<'m> Emulator<'m> {
             layer_nps: BTreeMap::new(),
             samples: samples as u64,
         };
-        for sample in inputs.chunks_exact(input_shape.len().max(1)) {
-            // Per layer: its output events, and which unit sent each (for hops).
-            let mut outputs: Vec<Vec<Sent>> = Vec::with_capacity(layer_count);
-            let mut last_dense: Option<Vec<i32>> = None;
-            for (index, unit) in self.units.iter().enumerate() {
-                let layer = &model.layers()[index];
-                let inbound = model.inbound(index).first().copied();
-                let received: &[Sent] = inbound.map_or(&[], |i| &outputs[i]);
-                let last = index + 1 == layer_count;
-                let (events, dense) = match unit {
-                    Unit::Input => {
+        // Per layer, per sample: its output events and which unit sent each (for hops).
+        let mut outputs: Vec<Vec<Vec<Sent>>> = Vec::with_capacity(layer_count);
+        let mut last_dense: Option<Vec<i32>> = None;
+        for (index, unit) in self.units.iter().enumerate() {
+            let layer = &model.layers()[index];
+            let inbound = model.inbound(index).first().copied();
+            let last = index + 1 == layer_count;
+            let mut produced: Vec<Vec<Sent>> = Vec::with_capacity(samples);
+            match unit {
+                Unit::Input => {
+                    for sample in inputs.chunks_exact(input_shape.len().max(1)).take(samples) {
                         let mut events = Vec::new();
                         events_from_dense(&input_shape, sample, &mut events);
                         emulation.layers[index].output_events += events.len() as u64;
-                        (events.into_iter().map(|e| (e, HRC_IDENT)).collect(), None)
+                        produced.push(events.into_iter().map(|e| (e, HRC_IDENT)).collect());
                     }
-                    Unit::Whole { model: whole, hrc } => {
-                        let image_input = layer.kind() == LayerKind::InputConvolutional;
-                        let dense_in: Vec<u8> = if image_input {
-                            sample.to_vec()
-                        } else {
-                            to_dense(received, &layer.resolved().expect("in a model").input_shape)
-                        };
-                        let (values, counts) = run_whole(whole, &dense_in)?;
-                        let shape = layer.resolved().expect("in a model").output_shape;
-                        let mut events = Vec::new();
-                        events_from_dense(&shape, &values, &mut events);
-                        let mut c = counts;
-                        c.input_events = if image_input { 0 } else { received.len() as u64 };
-                        c.output_events = events.len() as u64;
-                        emulation.layers[index] += c;
-                        if *hrc {
-                            emulation.hrc += c;
-                        }
-                        (events.into_iter().map(|e| (e, HRC_IDENT)).collect(), last.then_some(values))
-                    }
-                    Unit::Nps(nps) => {
-                        let (events, dense) = run_nps(index, layer, nps, received, last, &mut emulation)?;
-                        (events, dense)
-                    }
-                };
-                if let Some(d) = dense {
-                    last_dense = Some(d);
                 }
-                outputs.push(events);
+                Unit::Whole { model: whole, hrc } => {
+                    let r = layer.resolved().expect("in a model");
+                    let image_input = layer.kind() == LayerKind::InputConvolutional;
+                    let dense_in: Vec<u8> = if image_input {
+                        inputs.to_vec()
+                    } else {
+                        let source = &outputs[inbound.expect("a data-processing layer has an inbound layer")];
+                        source.iter().flat_map(|events| to_dense(events, &r.input_shape)).collect()
+                    };
+                    let (values, mut counts) = run_whole(whole, &dense_in, samples)?;
+                    let out_len = r.output_shape.len();
+                    for sample in values.chunks_exact(out_len.max(1)).take(samples) {
+                        let mut events = Vec::new();
+                        events_from_dense(&r.output_shape, sample, &mut events);
+                        counts.output_events += events.len() as u64;
+                        produced.push(events.into_iter().map(|e| (e, HRC_IDENT)).collect());
+                    }
+                    if !image_input {
+                        counts.input_events = outputs[inbound.expect("checked")].iter().map(|v| v.len() as u64).sum();
+                    }
+                    emulation.layers[index] += counts;
+                    if *hrc {
+                        emulation.hrc += counts;
+                    }
+                    if last {
+                        last_dense = Some(values);
+                    }
+                }
+                Unit::Nps(unit) => {
+                    let source = &outputs[inbound.expect("NP layers have an inbound layer")];
+                    let mut dense = last.then(|| Vec::with_capacity(output_shape.len() * samples));
+                    for received in source {
+                        let (events, d) = run_nps(index, layer, unit, received, last, &mut emulation)?;
+                        if let (Some(all), Some(d)) = (dense.as_mut(), d) {
+                            all.extend_from_slice(&d);
+                        }
+                        produced.push(events);
+                    }
+                    if last {
+                        last_dense = dense;
+                    }
+                }
             }
-            // Packets and hops: every event goes to each NP of each consumer layer that receives
-            // its column.
-            count_packets(model, &self.units, &outputs, &mut emulation);
-            let out = match last_dense {
-                Some(d) => d,
-                None => to_dense_i32(outputs.last().map_or(&[][..], |v| v), &output_shape),
-            };
-            emulation.output.extend_from_slice(&out);
+            outputs.push(produced);
         }
+        // Packets and hops: every event goes to each NP of each consumer layer that receives its
+        // column.
+        for sample in 0..samples {
+            let per_layer: Vec<&[Sent]> = outputs.iter().map(|l| l[sample].as_slice()).collect();
+            count_packets(model, &self.units, &per_layer, &mut emulation);
+        }
+        emulation.output = match last_dense {
+            Some(d) => d,
+            None => outputs
+                .last()
+                .map(|l| l.iter().flat_map(|events| to_dense_i32(events, &output_shape)).collect())
+                .unwrap_or_default(),
+        };
         Ok(emulation)
     }
 }
 
-fn count_packets(model: &Model, units: &[Unit], outputs: &[Vec<Sent>], emulation: &mut Emulation) {
+fn count_packets(model: &Model, units: &[Unit], outputs: &[&[Sent]], emulation: &mut Emulation) {
     for (consumer, unit) in units.iter().enumerate() {
-        let Unit::Nps(nps) = unit else { continue };
+        let Unit::Nps(layer) = unit else { continue };
         let Some(&source) = model.inbound(consumer).first() else { continue };
-        for (event, from) in &outputs[source] {
-            for np in nps {
+        for (event, from) in outputs[source] {
+            for np in &layer.nps {
                 if np.receive.contains(&(event.x as usize)) {
                     let hops = xy_hops(*from, np.share.ident);
                     let sender = emulation.nps.entry(*from).or_default();
@@ -283,18 +346,17 @@ fn whole_layer_model(layer: &Layer) -> Result<Model> {
     Ok(model)
 }
 
-/// Runs a one-layer model on one dense sample; returns its dense output as i32 and its counts.
-fn run_whole(model: &Model, input: &[u8]) -> Result<(Vec<i32>, Counts)> {
+/// Runs a one-layer model on `samples` dense inputs (on this thread: [`Emulator::run_parallel`]
+/// spreads whole chunks over threads); returns its dense output as i32 and its counts.
+fn run_whole(model: &Model, input: &[u8], samples: usize) -> Result<(Vec<i32>, Counts)> {
     let shape = model.output_shape()?;
-    let mut values = vec![0i32; shape.len()];
+    let mut values = vec![0i32; shape.len() * samples];
+    let input = Input::Dense { data: input, num_samples: samples };
     let stats = match model.output_kind()? {
-        OutputKind::Potentials => {
-            model.forward(Input::Dense { data: input, num_samples: 1 }, Output::Potentials(&mut values), false)?
-        }
+        OutputKind::Potentials => model.forward(input, Output::Potentials(&mut values), false)?,
         OutputKind::Activations { .. } => {
-            let mut out = vec![0u8; shape.len()];
-            let s =
-                model.forward(Input::Dense { data: input, num_samples: 1 }, Output::Activations(&mut out), false)?;
+            let mut out = vec![0u8; shape.len() * samples];
+            let s = model.forward(input, Output::Activations(&mut out), false)?;
             values.iter_mut().zip(&out).for_each(|(v, &o)| *v = i32::from(o));
             s
         }
@@ -324,35 +386,26 @@ fn owned(total: usize, band: usize, bands: usize) -> Range<usize> {
     (band * total / bands)..((band + 1) * total / bands)
 }
 
-fn np_units(layer: &Layer, shares: &[NpShare]) -> Result<Vec<NpUnit>> {
+fn np_layer(layer: &Layer, shares: &[NpShare]) -> Result<NpLayer> {
     let r = layer.resolved().ok_or_else(|| layer_error(layer, "its shapes are unknown"))?;
-    let neurons = r.potentials_shape.channels;
-    let mut bands: Vec<Range<usize>> = shares.iter().map(|s| s.columns.clone()).collect();
-    bands.sort_by_key(|b| b.start);
-    bands.dedup();
-    let activation = layer.params().activation().copied();
-    let mut units = Vec::with_capacity(shares.len());
+    let mut columns: Vec<Range<usize>> = shares.iter().map(|s| s.columns.clone()).collect();
+    columns.sort_by_key(|b| b.start);
+    columns.dedup();
+    let mut bands = vec![Vec::new(); columns.len()];
+    let mut nps = Vec::with_capacity(shares.len());
     for share in shares {
-        let band = bands.iter().position(|b| *b == share.columns).expect("the band is listed");
-        let own = owned(r.output_shape.width, band, bands.len());
+        let band = columns.iter().position(|b| *b == share.columns).expect("the band is listed");
+        let own = owned(r.output_shape.width, band, columns.len());
         let receive = receive_columns(layer, &own);
-        let filters = share.filters.clone();
-        let source = match layer.kind() {
-            LayerKind::SeparableConvolutional => layer.weights_pw(),
-            _ => layer.weights(),
-        };
-        let weights: Vec<i8> =
-            source.chunks_exact(neurons).flat_map(|row| row[filters.clone()].iter().copied()).collect();
-        let thresholds = activation.filter(|a| a.enabled).map(|a| {
-            Thresholds::new(
-                &layer.threshold_fire()[filters.clone()],
-                &layer.threshold_fire_step()[filters.clone()],
-                a.threshold_fire_bits,
-            )
-        });
-        units.push(NpUnit { share: share.clone(), receive, own, weights, thresholds });
+        bands[band].push(nps.len());
+        nps.push(NpUnit { share: share.clone(), receive, own });
     }
-    Ok(units)
+    let thresholds = layer
+        .params()
+        .activation()
+        .filter(|a| a.enabled)
+        .map(|a| Thresholds::new(layer.threshold_fire(), layer.threshold_fire_step(), a.threshold_fire_bits));
+    Ok(NpLayer { nps, bands, thresholds })
 }
 
 /// The input columns the owners of output columns `own` need: the pooling windows of those
@@ -380,94 +433,109 @@ fn receive_columns(layer: &Layer, own: &Range<usize>) -> Range<usize> {
 fn run_nps(
     index: usize,
     layer: &Layer,
-    nps: &[NpUnit],
+    unit: &NpLayer,
     received: &[Sent],
     last: bool,
     emulation: &mut Emulation,
 ) -> Result<(Vec<Sent>, Option<Vec<i32>>)> {
     let r = layer.resolved().expect("in a model");
     let out_shape = r.output_shape;
+    let neurons = r.potentials_shape.channels;
     let mut events = Vec::new();
     let mut dense = last.then(|| vec![0i32; out_shape.len()]);
-    let mut depthwise_cache: Option<(Range<usize>, Vec<i32>, u64)> = None;
-    for np in nps {
-        let width = np.share.filters.len();
+    for band in &unit.bands {
+        let first = &unit.nps[band[0]];
         let mine: Vec<Event> =
-            received.iter().filter(|(e, _)| np.receive.contains(&(e.x as usize))).map(|(e, _)| *e).collect();
-        let potentials_shape = Shape3::new(r.potentials_shape.height, r.potentials_shape.width, width);
-        let mut potentials = vec![0i32; potentials_shape.len()];
-        let ops = match layer.params() {
+            received.iter().filter(|(e, _)| first.receive.contains(&(e.x as usize))).map(|(e, _)| *e).collect();
+        let mut potentials = vec![0i32; r.potentials_shape.len()];
+        // Operations of the shared part (the depthwise step every NP of the band performs) and of
+        // the per-filter part (split among the NPs by their filter counts).
+        let (shared_ops, filter_ops) = match layer.params() {
             LayerParams::FullyConnected { .. } => {
-                kernels::fully_connected_events::<i32>(&mine, &r.input_shape, &np.weights, width, &mut potentials)
+                let ops = kernels::fully_connected_events::<i32>(
+                    &mine,
+                    &r.input_shape,
+                    layer.weights(),
+                    neurons,
+                    &mut potentials,
+                );
+                (0, ops)
             }
             LayerParams::Convolutional { .. } => {
                 let g: &ConvGeometry = r.conv.as_ref().expect("convolutional");
-                kernels::convolve_events::<i32>(&mine, &r.input_shape, g, &np.weights, width, &mut potentials)
+                (
+                    0,
+                    kernels::convolve_events::<i32>(
+                        &mine,
+                        &r.input_shape,
+                        g,
+                        layer.weights(),
+                        neurons,
+                        &mut potentials,
+                    ),
+                )
             }
             LayerParams::SeparableConvolutional { .. } => {
                 let g: &ConvGeometry = r.conv.as_ref().expect("separable");
-                // Every NP of the layer holds the depthwise kernels and convolves the events it
-                // receives; NPs of one band share the result in this emulation but each counts it.
-                let cached = depthwise_cache.as_ref().filter(|(range, _, _)| *range == np.receive);
-                let (d, dw_ops) = match cached {
-                    Some((_, d, ops)) => (d.clone(), *ops),
-                    None => {
-                        let mut d =
-                            vec![0i32; r.potentials_shape.height * r.potentials_shape.width * r.input_shape.channels];
-                        let ops = kernels::depthwise_events(&mine, &r.input_shape, g, layer.weights(), &mut d);
-                        depthwise_cache = Some((np.receive.clone(), d.clone(), ops));
-                        (d, ops)
-                    }
-                };
-                dw_ops + kernels::pointwise::<i32>(&d, r.input_shape.channels, &np.weights, width, &mut potentials)
+                let mut d = vec![0i32; r.potentials_shape.height * r.potentials_shape.width * r.input_shape.channels];
+                let dw = kernels::depthwise_events(&mine, &r.input_shape, g, layer.weights(), &mut d);
+                let pw =
+                    kernels::pointwise::<i32>(&d, r.input_shape.channels, layer.weights_pw(), neurons, &mut potentials);
+                (dw, pw)
             }
             _ => return Err(layer_error(layer, "only FullyConnected and convolutional layers run on NPs")),
         };
-        let pooled_shape = Shape3::new(out_shape.height, out_shape.width, width);
         let pooled = match &r.pool {
             Some(pool) => {
                 let g: &PoolGeometry = pool;
-                let mut out = vec![0i32; pooled_shape.len()];
+                let mut out = vec![0i32; out_shape.len()];
                 let mut sums = Vec::new();
-                kernels::pool(&potentials, &potentials_shape, g, &mut out, &mut sums);
+                kernels::pool(&potentials, &r.potentials_shape, g, &mut out, &mut sums);
                 out
             }
             None => potentials,
         };
-        let counts = emulation.nps.entry(np.share.ident).or_default();
-        let before = events.len();
-        match (&np.thresholds, dense.as_mut()) {
+        let own = first.own.clone();
+        let mut fired_per_np = vec![0u64; band.len()];
+        match (&unit.thresholds, dense.as_mut()) {
             (Some(thresholds), _) => {
                 let mut fired = Vec::new();
-                kernels::activate(&pooled, &pooled_shape, thresholds, &mut fired);
-                for mut e in fired.into_iter().filter(|e| np.own.contains(&(e.x as usize))) {
-                    e.c += np.share.filters.start as u32;
+                kernels::activate(&pooled, &out_shape, thresholds, &mut fired);
+                for e in fired.into_iter().filter(|e| own.contains(&(e.x as usize))) {
+                    let k = band
+                        .iter()
+                        .position(|&i| unit.nps[i].share.filters.contains(&(e.c as usize)))
+                        .expect("the band's NPs hold every filter");
+                    fired_per_np[k] += 1;
                     if let Some(d) = dense.as_mut() {
                         d[out_shape.index(e.y as usize, e.x as usize, e.c as usize)] = e.value;
                     }
-                    events.push((e, np.share.ident));
+                    events.push((e, unit.nps[band[k]].share.ident));
                 }
             }
             (None, Some(d)) => {
                 for y in 0..out_shape.height {
-                    for x in np.own.clone() {
-                        for f in 0..width {
-                            d[out_shape.index(y, x, np.share.filters.start + f)] = pooled[pooled_shape.index(y, x, f)];
+                    for x in own.clone() {
+                        for c in 0..neurons {
+                            d[out_shape.index(y, x, c)] = pooled[out_shape.index(y, x, c)];
                         }
                     }
                 }
             }
             (None, None) => return Err(layer_error(layer, "a hidden layer must emit activations")),
         }
-        let c = Counts {
-            input_events: mine.len() as u64,
-            output_events: (events.len() - before) as u64,
-            synaptic_ops: ops,
-            ..Counts::default()
-        };
-        *counts += c;
-        *emulation.layer_nps.entry((index, np.share.ident)).or_default() += c;
-        emulation.layers[index] += c;
+        for (k, &i) in band.iter().enumerate() {
+            let share = &unit.nps[i].share;
+            let c = Counts {
+                input_events: mine.len() as u64,
+                output_events: fired_per_np[k],
+                synaptic_ops: shared_ops + filter_ops / neurons as u64 * share.filters.len() as u64,
+                ..Counts::default()
+            };
+            *emulation.nps.entry(share.ident).or_default() += c;
+            *emulation.layer_nps.entry((index, share.ident)).or_default() += c;
+            emulation.layers[index] += c;
+        }
     }
     events.sort_by_key(|(e, _)| *e);
     Ok((events, dense))
@@ -475,7 +543,13 @@ fn run_nps(
 
 /// The forward of a mapped model, computed by the emulator and written like `Model::forward`
 /// writes its output (activations as `u8`, potentials as `i32`, or rescaled potentials).
-pub fn emulate_forward(model: &Model, mapping: &Mapping, input: Input<'_>, output: Output<'_>) -> Result<Emulation> {
+pub fn emulate_forward(
+    model: &Model,
+    mapping: &Mapping,
+    input: Input<'_>,
+    output: Output<'_>,
+    parallel: bool,
+) -> Result<Emulation> {
     model.check_input(&input)?;
     let shape = model.input_shape()?;
     let samples = input.num_samples();
@@ -490,7 +564,8 @@ pub fn emulate_forward(model: &Model, mapping: &Mapping, input: Input<'_>, outpu
             std::borrow::Cow::Owned(dense)
         }
     };
-    let emulation = Emulator::new(model, mapping)?.run(&dense, samples)?;
+    let emulator = Emulator::new(model, mapping)?;
+    let emulation = emulator.run_parallel(&dense, samples, parallel)?;
     match output {
         Output::Potentials(out) => out.copy_from_slice(&emulation.output),
         Output::Activations(out) => {
