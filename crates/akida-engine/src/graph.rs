@@ -58,7 +58,7 @@ impl Model {
     /// The plan of the model as it is, built on the first call after a change and shared until
     /// the next one.
     pub fn plan(&self) -> Arc<Plan> {
-        Arc::clone(self.plan.0.get_or_init(|| Arc::new(Plan::new(self))))
+        Arc::clone(self.plan.0.get_or_init(|| Arc::new(Plan::new(&self.layers, self.force_wide))))
     }
 
     /// Drops the cached plan; every `&mut` path that changes layers calls it first.

@@ -1,10 +1,10 @@
 //! The plan of a model: what every layer needs besides its weights to run, prepared once. The
-//! model caches it ([`Model::plan`]) until a `&mut` method changes the layers.
+//! model caches it ([`crate::Model::plan`]) until a `&mut` method changes the layers. It depends
+//! on layers only, not on the graph, so the graph can hold it.
 
 use std::ops::Range;
 
 use crate::activation::Thresholds;
-use crate::graph::Model;
 use crate::kernels::KernelSet;
 use crate::layer::Layer;
 use crate::params::LayerParams;
@@ -55,10 +55,10 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The plan of every layer of `model`, with the detected kernel set.
-    pub fn new(model: &Model) -> Self {
-        let force_wide = model.force_wide_accumulators();
-        let layers = model.layers().iter().map(|l| LayerPlan::new(l, force_wide)).collect();
+    /// The plan of the layers of a model, with the detected kernel set; `force_wide` makes every
+    /// layer accumulate in `i32`.
+    pub fn new(layers: &[Layer], force_wide: bool) -> Self {
+        let layers = layers.iter().map(|l| LayerPlan::new(l, force_wide)).collect();
         Plan { layers, kernels: KernelSet::detected() }
     }
 }

@@ -264,7 +264,6 @@ impl Model {
     ) -> Result<()> {
         let neurons = r.potentials_shape.channels;
         let layer = &self.layers()[last];
-        // The learning step.
         let learning = layer.learning.as_ref().expect("checked by compiled_layer");
         let config = learning.config;
         let per_class = neurons / config.num_classes;
