@@ -285,7 +285,7 @@ fn accumulate<A: Accumulator>(
             let n = r.input_shape.len();
             let image = &data[sample * n..(sample + 1) * n];
             st.input_nonzero += image.iter().filter(|&&v| v != 0).count() as u64;
-            k.input_convolution(image, &r.input_shape, geometry(), weights, *padding_value, out)
+            k.input_convolution(image, &r.input_shape, geometry(), *padding_value, weights, out)
         }
         Kernel::FullyConnectedEvents => {
             st.input_nonzero += events().len() as u64;

@@ -1,4 +1,6 @@
-//! Dense kernels: the image input layer reads every pixel of a `u8` image. Each kernel has a plain
+//! Dense kernels: the image input layer reads every pixel of a `u8` image. The optimized kernels
+//! take the fields of the [`WeightsView`] and of the [`OutputRegion`] as plain arguments (see
+//! [`super::KernelSet`] for why). Each kernel has a plain
 //! twin (`plain_*`, `i32`, one tap at a time) that the property tests compare it with.
 
 use super::{Accumulator, OutputRegion, WeightsView};
@@ -8,22 +10,28 @@ use crate::shape::{ConvGeometry, Shape3};
 /// `padding`. Adds into `out` (`(OH, OW, filters)`, zeroed by the caller); returns the synaptic
 /// operations.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 pub fn input_convolution<A: Accumulator>(
     image: &[u8],
     shape: &Shape3,
     g: &ConvGeometry,
-    weights: WeightsView<'_>,
     padding: u8,
-    mut out: OutputRegion<'_, A>,
+    weights: &[i8],
+    row_stride: usize,
+    first: usize,
+    width: usize,
+    out: &mut [A],
+    out_stride: usize,
 ) -> u64 {
     let (kh, kw, channels) = (g.y.kernel, g.x.kernel, shape.channels);
-    let width = weights.width();
+    let row = |r: usize| &weights[r * row_stride + first..r * row_stride + first + width];
     let patch_row = kw * channels;
     let mut ops = 0u64;
     for oy in 0..g.y.output {
         let rows_inside = (0..kh).all(|ty| g.y.input_cell(oy, ty).is_some());
         for ox in 0..g.x.output {
-            let acc = out.at(oy * g.x.output + ox, width);
+            let o = (oy * g.x.output + ox) * out_stride;
+            let acc = &mut out[o..o + width];
             let inside = rows_inside && g.x.input_cell(ox, 0).is_some() && g.x.input_cell(ox, kw - 1).is_some();
             if inside {
                 // The whole window is in the image: each kernel row reads `kw * C` consecutive
@@ -35,7 +43,7 @@ pub fn input_convolution<A: Accumulator>(
                     let pixels = &image[start..start + patch_row];
                     for (j, &value) in pixels.iter().enumerate() {
                         if value != 0 {
-                            A::mac(acc, weights.row(ty * patch_row + j), i32::from(value));
+                            A::mac(acc, row(ty * patch_row + j), i32::from(value));
                             ops += width as u64;
                         }
                     }
@@ -53,7 +61,7 @@ pub fn input_convolution<A: Accumulator>(
                             _ => padding,
                         };
                         if value != 0 {
-                            A::mac(acc, weights.row(tap + c), i32::from(value));
+                            A::mac(acc, row(tap + c), i32::from(value));
                             ops += width as u64;
                         }
                     }
@@ -69,8 +77,8 @@ pub fn plain_input_convolution(
     image: &[u8],
     shape: &Shape3,
     g: &ConvGeometry,
-    weights: WeightsView<'_>,
     padding: u8,
+    weights: WeightsView<'_>,
     out: OutputRegion<'_, i32>,
 ) -> u64 {
     let (kh, kw, channels) = (g.y.kernel, g.x.kernel, shape.channels);

@@ -1,5 +1,7 @@
 //! Event-driven accumulation: every input event adds its value times the weight rows it feeds to
-//! the outputs it reaches. Each kernel has a plain twin (`plain_*`, `i32`, no lanes) that the
+//! the outputs it reaches. The optimized kernels take the fields of the [`WeightsView`]
+//! (data, row stride, first filter, number of filters) and of the [`OutputRegion`] (slice, stride)
+//! as plain arguments (see [`super::KernelSet`] for why). Each kernel has a plain twin (`plain_*`, `i32`, no lanes) that the
 //! property tests compare it with.
 
 use super::{Accumulator, OutputRegion, WeightsView};
@@ -9,15 +11,19 @@ use crate::shape::{ConvGeometry, Shape3};
 /// True convolution driven by input events: `weights` `(kh, kw, C, N)`, `out` `(OH, OW, filters)`
 /// zeroed by the caller. Returns the synaptic operations.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 pub fn convolve<A: Accumulator>(
     events: &[Event],
     shape: &Shape3,
     g: &ConvGeometry,
-    weights: WeightsView<'_>,
-    mut out: OutputRegion<'_, A>,
+    weights: &[i8],
+    row_stride: usize,
+    first: usize,
+    width: usize,
+    out: &mut [A],
+    out_stride: usize,
 ) -> u64 {
     let (kh, kw, channels) = (g.y.kernel, g.x.kernel, shape.channels);
-    let width = weights.width();
     let mut ops = 0u64;
     for e in events {
         let (y, x) = (e.y as usize, e.x as usize);
@@ -28,8 +34,9 @@ pub fn convolve<A: Accumulator>(
             let flipped_y = kh - 1 - (y + g.y.pad_before - oy * g.y.stride);
             for ox in xlo..xhi {
                 let flipped_x = kw - 1 - (x + g.x.pad_before - ox * g.x.stride);
-                let row = (flipped_y * kw + flipped_x) * channels + e.c as usize;
-                A::mac(out.at(oy * g.x.output + ox, width), weights.row(row), e.value);
+                let row = ((flipped_y * kw + flipped_x) * channels + e.c as usize) * row_stride + first;
+                let o = (oy * g.x.output + ox) * out_stride;
+                A::mac(&mut out[o..o + width], &weights[row..row + width], e.value);
             }
         }
     }
@@ -117,19 +124,24 @@ pub fn plain_depthwise(events: &[Event], shape: &Shape3, g: &ConvGeometry, weigh
 /// Pointwise step of a separable convolution: `out[p, n] += sum_c depthwise[p, c] * weights[c, n]`,
 /// skipping zero intermediate values. `out` is zeroed by the caller. Returns the operations.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 pub fn pointwise<A: Accumulator>(
     depthwise: &[i32],
     channels: usize,
-    weights: WeightsView<'_>,
-    mut out: OutputRegion<'_, A>,
+    weights: &[i8],
+    row_stride: usize,
+    first: usize,
+    width: usize,
+    out: &mut [A],
+    out_stride: usize,
 ) -> u64 {
-    let width = weights.width();
     let mut ops = 0u64;
     for (p, d) in depthwise.chunks_exact(channels).enumerate() {
-        let acc = out.at(p, width);
+        let acc = &mut out[p * out_stride..p * out_stride + width];
         for (c, &value) in d.iter().enumerate() {
             if value != 0 {
-                A::mac(acc, weights.row(c), value);
+                let row = c * row_stride + first;
+                A::mac(acc, &weights[row..row + width], value);
                 ops += width as u64;
             }
         }
@@ -162,16 +174,21 @@ pub fn plain_pointwise(
 /// Fully connected layer driven by events: `weights` `(H, W, C, N)`, `out` `(filters)` zeroed by
 /// the caller. Returns the synaptic operations.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 pub fn fully_connected<A: Accumulator>(
     events: &[Event],
     shape: &Shape3,
-    weights: WeightsView<'_>,
-    mut out: OutputRegion<'_, A>,
+    weights: &[i8],
+    row_stride: usize,
+    first: usize,
+    width: usize,
+    out: &mut [A],
+    _out_stride: usize,
 ) -> u64 {
-    let width = weights.width();
-    let acc = out.at(0, width);
+    let acc = &mut out[..width];
     for e in events {
-        A::mac(acc, weights.row(e.index(shape)), e.value);
+        let row = e.index(shape) * row_stride + first;
+        A::mac(acc, &weights[row..row + width], e.value);
     }
     (events.len() * width) as u64
 }

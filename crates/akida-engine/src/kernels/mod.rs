@@ -131,13 +131,6 @@ impl<'a, A> OutputRegion<'a, A> {
     pub fn dense(data: &'a mut [A], width: usize) -> Self {
         OutputRegion { data, stride: width }
     }
-
-    /// The accumulators of position `p`.
-    #[inline(always)]
-    pub fn at(&mut self, p: usize, width: usize) -> &mut [A] {
-        let start = p * self.stride;
-        &mut self.data[start..start + width]
-    }
 }
 
 /// The instruction sets the kernels are built for.
@@ -188,22 +181,37 @@ impl KernelSet {
 }
 
 /// Defines a [`KernelSet`] method that runs the build of `$imp` for the set's instruction set.
+/// The method takes a [`WeightsView`] and an [`OutputRegion`]; the kernel gets their fields as
+/// plain arguments: a `&mut` slice passed directly is known to alias nothing, which the compiler
+/// needs to vectorize the accumulation (inside a struct argument that knowledge is lost), and
+/// scalar arguments let it specialize a kernel for the sizes of its one caller.
 macro_rules! dispatch {
-    ($(#[$doc:meta])* pub fn $name:ident<A>($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty = $module:ident::$imp:ident;) => {
+    ($(#[$doc:meta])* pub fn $name:ident<A>($($arg:ident: $ty:ty),* $(,)?) = $module:ident::$imp:ident;) => {
         $(#[$doc])*
         #[allow(clippy::too_many_arguments)]
-        pub fn $name<A: Accumulator>(self, $($arg: $ty),*) -> $ret {
+        pub fn $name<A: Accumulator>(self, $($arg: $ty,)* weights: WeightsView<'_>, out: OutputRegion<'_, A>) -> u64 {
+            let (first, width) = (weights.filters.start, weights.filters.len());
             match self.0 {
-                Isa::Portable => $module::$imp::<A>($($arg),*),
+                Isa::Portable => {
+                    $module::$imp::<A>($($arg,)* weights.data, weights.row_stride, first, width, out.data, out.stride)
+                }
                 #[cfg(target_arch = "x86_64")]
                 Isa::Avx2 => {
                     #[target_feature(enable = "avx2")]
                     #[allow(clippy::too_many_arguments)]
-                    unsafe fn avx2<A: Accumulator>($($arg: $ty),*) -> $ret {
-                        $module::$imp::<A>($($arg),*)
+                    unsafe fn avx2<A: Accumulator>(
+                        $($arg: $ty,)*
+                        weights: &[i8],
+                        row_stride: usize,
+                        first: usize,
+                        width: usize,
+                        out: &mut [A],
+                        out_stride: usize,
+                    ) -> u64 {
+                        $module::$imp::<A>($($arg,)* weights, row_stride, first, width, out, out_stride)
                     }
                     // SAFETY: a set with AVX2 is only built when the processor supports it.
-                    unsafe { avx2::<A>($($arg),*) }
+                    unsafe { avx2::<A>($($arg,)* weights.data, weights.row_stride, first, width, out.data, out.stride) }
                 }
             }
         }
@@ -214,47 +222,23 @@ impl KernelSet {
     dispatch! {
         /// Cross-correlation of a dense `u8` image with `weights` `(kh, kw, C, N)`, padded cells
         /// holding `padding`; see [`dense::input_convolution`].
-        pub fn input_convolution<A>(
-            image: &[u8],
-            shape: &Shape3,
-            g: &ConvGeometry,
-            weights: WeightsView<'_>,
-            padding: u8,
-            out: OutputRegion<'_, A>,
-        ) -> u64 = dense::input_convolution;
+        pub fn input_convolution<A>(image: &[u8], shape: &Shape3, g: &ConvGeometry, padding: u8) = dense::input_convolution;
     }
 
     dispatch! {
         /// True convolution driven by input events; see [`events::convolve`].
-        pub fn convolve_events<A>(
-            events: &[Event],
-            shape: &Shape3,
-            g: &ConvGeometry,
-            weights: WeightsView<'_>,
-            out: OutputRegion<'_, A>,
-        ) -> u64 = events::convolve;
+        pub fn convolve_events<A>(events: &[Event], shape: &Shape3, g: &ConvGeometry) = events::convolve;
     }
 
     dispatch! {
         /// Pointwise step of a separable convolution; see [`events::pointwise`].
-        pub fn pointwise<A>(
-            depthwise: &[i32],
-            channels: usize,
-            weights: WeightsView<'_>,
-            out: OutputRegion<'_, A>,
-        ) -> u64 = events::pointwise;
+        pub fn pointwise<A>(depthwise: &[i32], channels: usize) = events::pointwise;
     }
 
     dispatch! {
         /// Fully connected layer driven by events; see [`events::fully_connected`].
-        pub fn fully_connected_events<A>(
-            events: &[Event],
-            shape: &Shape3,
-            weights: WeightsView<'_>,
-            out: OutputRegion<'_, A>,
-        ) -> u64 = events::fully_connected;
+        pub fn fully_connected_events<A>(events: &[Event], shape: &Shape3) = events::fully_connected;
     }
-
     /// Depthwise true convolution driven by events (one weight per tap and channel, no SIMD
     /// build); see [`events::depthwise`].
     pub fn depthwise_events(
@@ -281,7 +265,7 @@ pub fn input_convolution<A: Accumulator>(
     out: &mut [A],
 ) -> u64 {
     let w = WeightsView::full(weights, neurons);
-    KernelSet::detected().input_convolution(image, shape, g, w, padding, OutputRegion::dense(out, neurons))
+    KernelSet::detected().input_convolution(image, shape, g, padding, w, OutputRegion::dense(out, neurons))
 }
 
 /// [`KernelSet::convolve_events`] of the detected set over all the filters, into a dense

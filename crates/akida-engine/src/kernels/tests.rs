@@ -199,13 +199,13 @@ proptest! {
         let view = || WeightsView { data: &weights, row_stride: neurons, filters: filters.clone() };
         let positions = g.y.output * g.x.output;
         let mut expected = vec![0; positions * filters.len()];
-        let plain_ops = dense::plain_input_convolution(&image, &shape, &g, view(), padding, OutputRegion::dense(&mut expected, filters.len()));
+        let plain_ops = dense::plain_input_convolution(&image, &shape, &g, padding, view(), OutputRegion::dense(&mut expected, filters.len()));
         let narrow = fits_i16((g.y.kernel * g.x.kernel * shape.channels) as i64 * max_w * max_v);
         for set in KernelSet::available() {
-            let ops = check_regions::<i32>(positions, neurons, &filters, &expected, |out| set.input_convolution(&image, &shape, &g, view(), padding, out))?;
+            let ops = check_regions::<i32>(positions, neurons, &filters, &expected, |out| set.input_convolution(&image, &shape, &g, padding, view(), out))?;
             prop_assert_eq!(ops, plain_ops, "{}", set.name());
             if narrow {
-                check_regions::<i16>(positions, neurons, &filters, &expected, |out| set.input_convolution(&image, &shape, &g, view(), padding, out))?;
+                check_regions::<i16>(positions, neurons, &filters, &expected, |out| set.input_convolution(&image, &shape, &g, padding, view(), out))?;
             }
         }
         if filters == (0..neurons) {
