@@ -7,8 +7,8 @@ use super::{Accumulator, OutputRegion, WeightsView};
 use crate::shape::{ConvGeometry, Shape3};
 
 /// Cross-correlation of a dense `u8` image with `weights` `(kh, kw, C, N)`, padded cells holding
-/// `padding`. Adds into `out` (`(OH, OW, filters)`, zeroed by the caller); returns the synaptic
-/// operations.
+/// `padding`. Adds into `out` (`(OH, OW)` positions, zeroed by the caller; arguments as in
+/// [`super::events`]); returns the synaptic operations.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub fn input_convolution<A: Accumulator>(
@@ -41,9 +41,11 @@ pub fn input_convolution<A: Accumulator>(
                     let y = oy * g.y.stride + ty - g.y.pad_before;
                     let start = shape.index(y, x0, 0);
                     let pixels = &image[start..start + patch_row];
+                    let taps = &weights[ty * patch_row * row_stride..(ty + 1) * patch_row * row_stride];
                     for (j, &value) in pixels.iter().enumerate() {
                         if value != 0 {
-                            A::mac(acc, row(ty * patch_row + j), i32::from(value));
+                            let r = j * row_stride + first;
+                            A::mac(acc, &taps[r..r + width], i32::from(value));
                             ops += width as u64;
                         }
                     }

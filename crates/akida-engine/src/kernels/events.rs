@@ -1,15 +1,18 @@
 //! Event-driven accumulation: every input event adds its value times the weight rows it feeds to
-//! the outputs it reaches. The optimized kernels take the fields of the [`WeightsView`]
-//! (data, row stride, first filter, number of filters) and of the [`OutputRegion`] (slice, stride)
-//! as plain arguments (see [`super::KernelSet`] for why). Each kernel has a plain twin (`plain_*`, `i32`, no lanes) that the
+//! the outputs it reaches. Each kernel has a plain twin (`plain_*`, `i32`, no lanes) that the
 //! property tests compare it with.
+//!
+//! The optimized kernels take the fields of a [`WeightsView`] and an [`OutputRegion`] as plain
+//! arguments (see [`super::KernelSet`] for why): row `r` of the viewed weights is
+//! `weights[r * row_stride + first..][..width]`, and position `p` accumulates into
+//! `out[p * out_stride..][..width]`.
 
 use super::{Accumulator, OutputRegion, WeightsView};
 use crate::events::Event;
 use crate::shape::{ConvGeometry, Shape3};
 
-/// True convolution driven by input events: `weights` `(kh, kw, C, N)`, `out` `(OH, OW, filters)`
-/// zeroed by the caller. Returns the synaptic operations.
+/// True convolution driven by input events: `weights` `(kh, kw, C, N)`, `out` `(OH, OW)`
+/// positions zeroed by the caller. Returns the synaptic operations.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub fn convolve<A: Accumulator>(
@@ -171,7 +174,7 @@ pub fn plain_pointwise(
     ops
 }
 
-/// Fully connected layer driven by events: `weights` `(H, W, C, N)`, `out` `(filters)` zeroed by
+/// Fully connected layer driven by events: `weights` `(H, W, C, N)`, `out` one position zeroed by
 /// the caller. Returns the synaptic operations.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]

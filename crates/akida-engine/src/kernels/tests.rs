@@ -224,3 +224,50 @@ fn the_detected_set_is_available_and_stable() {
     assert_eq!(KernelSet::detected(), KernelSet::detected());
     assert_eq!(crate::simd_level(), KernelSet::detected().name());
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    /// Thresholding against the formula of `docs/semantics.md`, neuron by neuron, and
+    /// winner-take-all against its definition.
+    #[test]
+    fn activate_and_winner_take_all_match_their_definitions(seed in any::<u64>()) {
+        let mut rng = Rng(seed);
+        let shape = random_shape(&mut rng);
+        let n = shape.channels;
+        let bits = rng.pick(&[1u8, 2, 4]);
+        let threshold: Vec<i32> = (0..n).map(|_| rng.range(-20, 20) as i32).collect();
+        let step: Vec<f32> = (0..n).map(|_| rng.pick(&[0.25f32, 1.0, 1.5, 3.3])).collect();
+        let potentials: Vec<i32> = (0..shape.len()).map(|_| rng.range(-40, 60) as i32).collect();
+        let mut events = Vec::new();
+        super::activate(&potentials, &shape, &crate::activation::Thresholds::new(&threshold, &step, bits), &mut events);
+        let expected: Vec<i32> = potentials
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| i32::from(crate::activation::reference_response(p, threshold[i % n], step[i % n], bits)))
+            .collect();
+        prop_assert_eq!(dense_of(&events, &shape), expected);
+        let mut sorted = events.clone();
+        sorted.sort();
+        prop_assert_eq!(sorted, events, "canonical order");
+
+        let mut groups = Vec::new();
+        let mut start = 0;
+        while start < n {
+            let end = rng.range(start as i64 + 1, n as i64) as usize;
+            groups.push(start..end);
+            start = end;
+        }
+        let mut values = potentials.clone();
+        super::winner_take_all(&mut values, n, &groups);
+        for (pixel, (got, before)) in values.chunks(n).zip(potentials.chunks(n)).enumerate() {
+            for g in &groups {
+                let best = g.clone().max_by_key(|&j| (before[j], std::cmp::Reverse(j))).unwrap();
+                for j in g.clone() {
+                    let want = if j == best || g.len() == 1 { before[j] } else { i32::MIN };
+                    prop_assert_eq!(got[j], want, "pixel {} neuron {}", pixel, j);
+                }
+            }
+        }
+    }
+}
