@@ -1,7 +1,7 @@
 //! A layer: its parameters, its resolved geometry and its variables.
 
 use crate::error::{bail, Error, Result};
-use crate::learning::Learning;
+use crate::learning::state::Learning;
 use crate::params::{weight_range, LayerKind, LayerParams};
 use crate::shape::{AxisGeometry, ConvGeometry, PoolGeometry, Shape3};
 use crate::variables::{Variable, VariableData, VariableValues};

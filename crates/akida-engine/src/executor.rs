@@ -1,0 +1,587 @@
+//! The executor: runs the layers of a [`Model`] on one sample with the kernels its [`Plan`] chose
+//! ([`run_layer`], [`run_sample`]), reusing a worker's [`Scratch`] buffers, and the parallel
+//! forward pass built on them ([`Model::forward`], [`Model::forward_with`] and its
+//! [`Observer`]). Learning and emulators call the same functions.
+
+use rayon::prelude::*;
+
+use crate::error::{bail, Result};
+use crate::events::{events_from_dense, Event, EventBatch};
+use crate::graph::Model;
+use crate::kernels::{self, Accumulator, OutputRegion, WeightsView};
+use crate::layer::OutputKind;
+use crate::params::LayerParams;
+use crate::plan::{AccumulatorWidth, Kernel, Plan};
+use crate::statistics::{merge_all, LayerStatistics};
+
+/// Inputs of one forward call.
+#[derive(Debug, Clone, Copy)]
+pub enum Input<'a> {
+    /// `num_samples` dense `uint8` samples of the model's input shape, concatenated.
+    Dense { data: &'a [u8], num_samples: usize },
+    /// Events, for InputData models.
+    Events(&'a EventBatch),
+}
+
+impl Input<'_> {
+    pub fn num_samples(&self) -> usize {
+        match self {
+            Input::Dense { num_samples, .. } => *num_samples,
+            Input::Events(b) => b.num_samples(),
+        }
+    }
+}
+
+/// Where a forward call writes the model output, `(num_samples, H, W, C)` dense.
+#[derive(Debug)]
+pub enum Output<'a> {
+    /// For models whose last layer emits activations.
+    Activations(&'a mut [u8]),
+    /// For models whose last layer emits potentials.
+    Potentials(&'a mut [i32]),
+    /// For models whose last layer emits potentials: each potential `p` of neuron `c` rescaled to
+    /// `float32(float64(p) * float64(output_scale[c]) + float64(output_offset[c]))` (see
+    /// [`rescale`]).
+    Rescaled(&'a mut [f32]),
+}
+
+/// Where one sample's model output goes: a `(H, W, C)` slice of an [`Output`].
+#[derive(Debug)]
+pub enum Sink<'a> {
+    Activations(&'a mut [u8]),
+    Potentials(&'a mut [i32]),
+    Rescaled(&'a mut [f32]),
+}
+
+/// The output of one layer for one sample.
+#[derive(Debug, Clone, Copy)]
+pub enum LayerValues<'a> {
+    /// Activations (or passed-through inputs) as events in canonical order.
+    Events(&'a [Event]),
+    /// Potentials `(H, W, C)`, for a layer with activations disabled.
+    Potentials(&'a [i32]),
+}
+
+/// What an [`Observer`] sees after each layer of each sample.
+#[derive(Debug, Clone, Copy)]
+pub struct LayerOutput<'a> {
+    pub sample: usize,
+    pub layer: usize,
+    pub values: LayerValues<'a>,
+    /// The layer's counters for this sample alone.
+    pub statistics: &'a LayerStatistics,
+}
+
+/// A per-layer callback of [`Model::forward_with`]: called after every layer of every sample, from
+/// the worker thread that ran it (samples in any order when parallel, layers of one sample in
+/// order). Closures `Fn(&LayerOutput)` are observers.
+pub trait Observer: Sync {
+    fn observe(&self, output: &LayerOutput<'_>);
+}
+
+impl<F: Fn(&LayerOutput<'_>) + Sync> Observer for F {
+    fn observe(&self, output: &LayerOutput<'_>) {
+        self(output)
+    }
+}
+
+/// The observer of [`Model::forward`]: ignores everything.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoObserver;
+
+impl Observer for NoObserver {
+    #[inline(always)]
+    fn observe(&self, _: &LayerOutput<'_>) {}
+}
+
+/// Buffers one worker reuses from sample to sample: every layer's output and the working space
+/// of the kernels.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    outputs: Vec<LayerBuffers>,
+    potentials: Vec<i32>,
+    pooled: Vec<i32>,
+    depthwise: Vec<i32>,
+    sums: Vec<i64>,
+    narrow: Vec<i16>,
+}
+
+#[derive(Debug, Default)]
+struct LayerBuffers {
+    events: Vec<Event>,
+    potentials: Vec<i32>,
+}
+
+impl Scratch {
+    /// Buffers for a model of `layers` layers.
+    pub fn new(layers: usize) -> Self {
+        Scratch { outputs: (0..layers).map(|_| LayerBuffers::default()).collect(), ..Scratch::default() }
+    }
+
+    /// The events layer `layer` emitted for the last sample it ran (empty for a potentials layer).
+    pub fn events(&self, layer: usize) -> &[Event] {
+        &self.outputs[layer].events
+    }
+
+    /// The output potentials of layer `layer` (a layer with activations disabled) for the last
+    /// sample it ran.
+    pub fn potentials(&self, layer: usize) -> &[i32] {
+        &self.outputs[layer].potentials
+    }
+
+    /// The output of layer `layer` of `model` for the last sample it ran.
+    pub fn values(&self, model: &Model, layer: usize) -> LayerValues<'_> {
+        let r = model.layers()[layer].resolved().expect("layers in a model are resolved");
+        match r.output {
+            OutputKind::Potentials => LayerValues::Potentials(&self.outputs[layer].potentials),
+            OutputKind::Activations { .. } => LayerValues::Events(&self.outputs[layer].events),
+        }
+    }
+
+    /// The accumulated potentials `(H, W, N)` of the last weighted layer run, before pooling.
+    pub fn accumulated(&self) -> &[i32] {
+        &self.potentials
+    }
+
+    /// Takes the events of layer `layer` out of the buffers.
+    pub fn take_events(&mut self, layer: usize) -> Vec<Event> {
+        std::mem::take(&mut self.outputs[layer].events)
+    }
+
+    /// Makes `events` the output of layer `layer` (the input of the layers it feeds) and returns
+    /// the events it held.
+    pub fn replace_events(&mut self, layer: usize, events: Vec<Event>) -> Vec<Event> {
+        std::mem::replace(&mut self.outputs[layer].events, events)
+    }
+}
+
+/// Runs layer `i` of `model` on sample `sample`: reads the outputs of its inbound layers from
+/// `scratch` (or the sample of `input`, for the input layer), accumulates with the kernel of
+/// `plan`, pools, applies winner-take-all and thresholds, and leaves its output in `scratch`.
+/// Returns the layer's counters for this sample.
+pub fn run_layer(
+    model: &Model,
+    plan: &Plan,
+    i: usize,
+    input: &Input<'_>,
+    sample: usize,
+    scratch: &mut Scratch,
+) -> LayerStatistics {
+    let layer = &model.layers()[i];
+    let lp = &plan.layers[i];
+    let r = layer.resolved().expect("layers in a model are resolved");
+    let mut st = LayerStatistics::sized(r.input_shape.len(), r.output_shape.len());
+    st.samples = 1;
+    let (before, rest) = scratch.outputs.split_at_mut(i);
+    let out = &mut rest[0];
+    out.events.clear();
+    let potentials = &mut scratch.potentials;
+    potentials.clear();
+    match (layer.params(), lp.accumulator) {
+        (LayerParams::InputData { .. }, _) => {
+            match input {
+                Input::Dense { data, .. } => {
+                    let n = r.input_shape.len();
+                    events_from_dense(&r.input_shape, &data[sample * n..(sample + 1) * n], &mut out.events);
+                }
+                Input::Events(batch) => out.events.extend_from_slice(batch.sample(sample)),
+            }
+            st.input_nonzero += out.events.len() as u64;
+            st.output_nonzero += out.events.len() as u64;
+            return st;
+        }
+        (LayerParams::Concat { activation }, _) => {
+            // With an activation the joined values are thresholded densely (a negative threshold
+            // makes zero inputs fire); without one, events pass through.
+            potentials.resize(r.potentials_shape.len(), 0);
+            let mut offset = 0u32;
+            for &j in model.inbound(i) {
+                let source = &before[j].events;
+                st.input_nonzero += source.len() as u64;
+                for e in source {
+                    let c = e.c + offset;
+                    if activation.enabled {
+                        potentials[r.output_shape.index(e.y as usize, e.x as usize, c as usize)] = e.value;
+                    } else {
+                        out.events.push(Event { c, ..*e });
+                    }
+                }
+                offset +=
+                    model.layers()[j].resolved().expect("layers in a model are resolved").output_shape.channels as u32;
+            }
+            if !activation.enabled {
+                st.output_nonzero += out.events.len() as u64;
+                return st;
+            }
+        }
+        (_, AccumulatorWidth::I16) => {
+            let narrow = &mut scratch.narrow;
+            narrow.clear();
+            narrow.resize(r.potentials_shape.len(), 0);
+            st.synaptic_operations +=
+                accumulate::<i16>(model, plan, i, input, sample, before, &mut scratch.depthwise, &mut st, narrow);
+            potentials.extend(narrow.iter().map(|v| v.widen()));
+        }
+        (_, AccumulatorWidth::I32) => {
+            potentials.resize(r.potentials_shape.len(), 0);
+            st.synaptic_operations +=
+                accumulate::<i32>(model, plan, i, input, sample, before, &mut scratch.depthwise, &mut st, potentials);
+        }
+    }
+    let values: &mut [i32] = match &r.pool {
+        Some(g) => {
+            scratch.pooled.clear();
+            scratch.pooled.resize(r.output_shape.len(), 0);
+            kernels::pool(potentials, &r.potentials_shape, g, &mut scratch.pooled, &mut scratch.sums);
+            &mut scratch.pooled
+        }
+        None => potentials,
+    };
+    if let Some(groups) = &lp.wta {
+        kernels::winner_take_all(values, r.output_shape.channels, groups);
+    }
+    match &lp.thresholds {
+        Some(t) => {
+            kernels::activate(values, &r.output_shape, t, &mut out.events);
+            st.output_nonzero += out.events.len() as u64;
+        }
+        None => {
+            out.potentials.clear();
+            out.potentials.extend_from_slice(values);
+            st.output_nonzero += values.iter().filter(|&&v| v != 0).count() as u64;
+        }
+    }
+    st
+}
+
+/// Adds the weighted inputs of data-processing layer `i` into `acc` (its potentials before
+/// pooling, zeroed) with the kernel the plan chose; returns the synaptic operations.
+#[allow(clippy::too_many_arguments)]
+fn accumulate<A: Accumulator>(
+    model: &Model,
+    plan: &Plan,
+    i: usize,
+    input: &Input<'_>,
+    sample: usize,
+    before: &[LayerBuffers],
+    depthwise: &mut Vec<i32>,
+    st: &mut LayerStatistics,
+    acc: &mut [A],
+) -> u64 {
+    let layer = &model.layers()[i];
+    let r = layer.resolved().expect("layers in a model are resolved");
+    let neurons = r.potentials_shape.channels;
+    let k = plan.kernels;
+    let weights = WeightsView::full(layer.weights(), neurons);
+    let out = OutputRegion::dense(acc, neurons);
+    let events = || &before[model.inbound(i)[0]].events;
+    let geometry = || r.conv.as_ref().expect("convolutional layers have a geometry");
+    match plan.layers[i].kernel {
+        Kernel::InputConvolution => {
+            let Input::Dense { data, .. } = input else { unreachable!("checked by check_input") };
+            let LayerParams::InputConvolutional { padding_value, .. } = layer.params() else {
+                unreachable!("the plan gives this kernel to InputConvolutional layers only")
+            };
+            let n = r.input_shape.len();
+            let image = &data[sample * n..(sample + 1) * n];
+            st.input_nonzero += image.iter().filter(|&&v| v != 0).count() as u64;
+            k.input_convolution(image, &r.input_shape, geometry(), *padding_value, weights, out)
+        }
+        Kernel::FullyConnectedEvents => {
+            st.input_nonzero += events().len() as u64;
+            k.fully_connected_events(events(), &r.input_shape, weights, out)
+        }
+        Kernel::ConvolveEvents => {
+            st.input_nonzero += events().len() as u64;
+            k.convolve_events(events(), &r.input_shape, geometry(), weights, out)
+        }
+        Kernel::SeparableEvents => {
+            st.input_nonzero += events().len() as u64;
+            let g = geometry();
+            let channels = r.input_shape.channels;
+            depthwise.clear();
+            depthwise.resize(g.y.output * g.x.output * channels, 0);
+            let ops = k.depthwise_events(events(), &r.input_shape, g, layer.weights(), depthwise);
+            ops + k.pointwise(depthwise, channels, WeightsView::full(layer.weights_pw(), neurons), out)
+        }
+        Kernel::PassThrough => unreachable!("layers without weights do not accumulate"),
+    }
+}
+
+/// Runs the layers `order` (as [`Model::needed_layers`] gives them) of `model` on sample `sample`,
+/// adding each layer's counters to `stats` and showing its output to `observer`.
+#[allow(clippy::too_many_arguments)]
+pub fn run_sample<O: Observer + ?Sized>(
+    model: &Model,
+    plan: &Plan,
+    order: &[usize],
+    input: &Input<'_>,
+    sample: usize,
+    scratch: &mut Scratch,
+    stats: &mut [LayerStatistics],
+    observer: &O,
+) {
+    for &i in order {
+        let st = run_layer(model, plan, i, input, sample, scratch);
+        stats[i].merge(&st);
+        observer.observe(&LayerOutput { sample, layer: i, values: scratch.values(model, i), statistics: &st });
+    }
+}
+
+/// Writes the output of layer `layer` held in `scratch` densely into `sink`.
+pub fn write_output(model: &Model, layer: usize, scratch: &Scratch, sink: Sink<'_>) {
+    let l = &model.layers()[layer];
+    let shape = l.resolved().expect("layers in a model are resolved").output_shape;
+    let result = &scratch.outputs[layer];
+    match sink {
+        Sink::Activations(chunk) => {
+            chunk.fill(0);
+            for e in &result.events {
+                chunk[e.index(&shape)] = e.value as u8;
+            }
+        }
+        Sink::Potentials(chunk) => chunk.copy_from_slice(&result.potentials),
+        Sink::Rescaled(chunk) => rescale(&result.potentials, l.output_scale(), l.output_offset(), chunk),
+    }
+}
+
+/// Maps `f` over `items` and folds the results with `merge`: on rayon's pool, with one `init()`
+/// state per worker, when `parallel` is asked and worth it (more than one item and more than one
+/// worker thread); otherwise in order with one state. `merge` must be associative; the result is
+/// the same either way.
+pub fn map_reduce<T: Send, S, R: Send>(
+    parallel: bool,
+    items: Vec<T>,
+    init: impl Fn() -> S + Sync + Send,
+    f: impl Fn(&mut S, T) -> R + Sync + Send,
+    identity: impl Fn() -> R + Sync + Send,
+    merge: impl Fn(R, R) -> R + Sync + Send,
+) -> R {
+    if parallel && items.len() > 1 && rayon::current_num_threads() > 1 {
+        items.into_par_iter().map_init(init, f).reduce(identity, merge)
+    } else {
+        let mut state = init();
+        items.into_iter().fold(identity(), |acc, item| {
+            let r = f(&mut state, item);
+            merge(acc, r)
+        })
+    }
+}
+
+impl Model {
+    /// Checks `input` against the input layer: shape, event coordinates and value range.
+    pub fn check_input(&self, input: &Input<'_>) -> Result<()> {
+        let first = self.first()?;
+        let shape = first.expect_resolved()?.input_shape;
+        match input {
+            Input::Dense { data, num_samples } => {
+                if Some(data.len()) != num_samples.checked_mul(shape.len()) {
+                    bail!(Input, "expected {num_samples} samples of shape {shape}, got {} values", data.len());
+                }
+                if let LayerParams::InputData { input_bits, .. } = first.params() {
+                    let max = data.iter().copied().max().unwrap_or(0);
+                    if u32::from(max) >= 1u32 << input_bits {
+                        let at = data.iter().position(|&v| v == max).unwrap_or(0);
+                        bail!(
+                            Input,
+                            "input value {max} (sample {}) is out of range: input layer '{}' has \
+                             input_bits={input_bits}, so values must be below {}",
+                            at / shape.len().max(1),
+                            first.name(),
+                            1u32 << input_bits
+                        );
+                    }
+                }
+            }
+            Input::Events(batch) => {
+                let LayerParams::InputData { input_bits, .. } = first.params() else {
+                    bail!(
+                        Input,
+                        "events can only feed an InputData layer; '{}' is {} and takes dense uint8 images",
+                        first.name(),
+                        first.kind().type_name()
+                    );
+                };
+                if batch.shape() != shape {
+                    bail!(Input, "events of shape {} do not match the model input shape {shape}", batch.shape());
+                }
+                let max = batch.max_value();
+                if max >= 1 << input_bits {
+                    bail!(
+                        Input,
+                        "event value {max} is out of range: input_bits={input_bits} allows values below {}",
+                        1 << input_bits
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that `output` matches the model output for `samples` samples.
+    pub fn check_output(&self, output: &Output<'_>, samples: usize) -> Result<()> {
+        let expected = samples.checked_mul(self.output_shape()?.len());
+        if let Output::Rescaled(_) = output {
+            self.check_rescalable()?;
+        }
+        match (output, self.output_kind()?) {
+            (Output::Activations(o), OutputKind::Activations { .. }) if Some(o.len()) == expected => Ok(()),
+            (Output::Potentials(o), OutputKind::Potentials) if Some(o.len()) == expected => Ok(()),
+            (Output::Rescaled(o), OutputKind::Potentials) if Some(o.len()) == expected => Ok(()),
+            _ => bail!(Input, "the output buffer does not match the model output"),
+        }
+    }
+
+    /// Runs `input` through the model, writing the last layer's output into `output`, and returns
+    /// per-layer statistics. Samples run in parallel when `parallel` is set; the result is the same.
+    pub fn forward(&self, input: Input<'_>, output: Output<'_>, parallel: bool) -> Result<Vec<LayerStatistics>> {
+        self.forward_with(input, output, parallel, &NoObserver)
+    }
+
+    /// [`Model::forward`], showing every layer's output and counters of every sample to `observer`.
+    pub fn forward_with<O: Observer + ?Sized>(
+        &self,
+        input: Input<'_>,
+        output: Output<'_>,
+        parallel: bool,
+        observer: &O,
+    ) -> Result<Vec<LayerStatistics>> {
+        self.check_input(&input)?;
+        self.check_output(&output, input.num_samples())?;
+        let out_len = self.output_shape()?.len();
+        let plan = self.plan();
+        let target = self.layers().len() - 1;
+        let order = self.needed_layers(target);
+        let run = |scratch: &mut Scratch, s: usize, sink: Sink<'_>| {
+            let mut stats = self.empty_statistics();
+            run_sample(self, &plan, &order, &input, s, scratch, &mut stats, observer);
+            write_output(self, target, scratch, sink);
+            stats
+        };
+        let new_scratch = || Scratch::new(self.layers().len());
+        let zero = || self.empty_statistics();
+        let merge = |a, b: Vec<LayerStatistics>| merge_all(a, &b);
+        fn samples<T>(o: &mut [T], len: usize) -> Vec<(usize, &mut [T])> {
+            o.chunks_mut(len).enumerate().collect()
+        }
+        Ok(match output {
+            Output::Activations(o) => map_reduce(
+                parallel,
+                samples(o, out_len),
+                new_scratch,
+                |sc, (s, c)| run(sc, s, Sink::Activations(c)),
+                zero,
+                merge,
+            ),
+            Output::Potentials(o) => map_reduce(
+                parallel,
+                samples(o, out_len),
+                new_scratch,
+                |sc, (s, c)| run(sc, s, Sink::Potentials(c)),
+                zero,
+                merge,
+            ),
+            Output::Rescaled(o) => map_reduce(
+                parallel,
+                samples(o, out_len),
+                new_scratch,
+                |sc, (s, c)| run(sc, s, Sink::Rescaled(c)),
+                zero,
+                merge,
+            ),
+        })
+    }
+}
+
+/// Rescales potentials `(positions, neurons)` per neuron `c` into `out`:
+/// `float32(float64(p) * float64(scale[c]) + float64(offset[c]))`, each operation rounded to the
+/// nearest float64 (no fused multiply-add), then rounded once to float32.
+pub fn rescale(potentials: &[i32], scale: &[f32], offset: &[f32], out: &mut [f32]) {
+    let n = scale.len();
+    debug_assert_eq!(offset.len(), n);
+    for (values, dst) in potentials.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
+        for (((d, &p), &s), &o) in dst.iter_mut().zip(values).zip(scale).zip(offset) {
+            *d = (f64::from(p) * f64::from(s) + f64::from(o)) as f32;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::testing::{engine_forward, random_inputs, random_model, Rng};
+
+    #[test]
+    fn models_and_plans_stay_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Model>();
+        check::<Plan>();
+        check::<Scratch>();
+    }
+
+    #[test]
+    fn the_plan_is_cached_until_a_change() {
+        let mut rng = Rng(7);
+        let mut model = random_model(&mut rng);
+        let plan = model.plan();
+        assert!(Arc::ptr_eq(&plan, &model.plan()));
+        let clone = model.clone();
+        assert!(Arc::ptr_eq(&plan, &clone.plan()));
+        model.layer_mut(0).unwrap();
+        assert!(!Arc::ptr_eq(&plan, &model.plan()));
+        let plan = model.plan();
+        model.set_force_wide_accumulators(true);
+        let wide = model.plan();
+        assert!(!Arc::ptr_eq(&plan, &wide));
+        assert!(wide.layers.iter().all(|l| l.accumulator == AccumulatorWidth::I32));
+        let mut other = clone.clone();
+        other.set_force_wide_accumulators(true);
+        assert_eq!(model, other, "the cache takes no part in equality");
+    }
+
+    /// The observer sees every layer of every sample: its last layer's values are the output, and
+    /// its counters add up to the returned statistics.
+    #[test]
+    fn the_observer_sees_every_layer_of_every_sample() {
+        for seed in 0..40 {
+            let mut rng = Rng(seed);
+            let model = random_model(&mut rng);
+            let samples = 3;
+            let inputs = random_inputs(&model, &mut rng, samples);
+            let input = Input::Dense { data: &inputs, num_samples: samples };
+            let expected = engine_forward(&model, input, false);
+            let last = model.layers().len() - 1;
+            let shape = model.output_shape().unwrap();
+            let seen = Mutex::new(vec![Vec::new(); samples]);
+            let sums = Mutex::new(model.empty_statistics());
+            let observer = |o: &LayerOutput<'_>| {
+                sums.lock().unwrap()[o.layer].merge(o.statistics);
+                if o.layer == last {
+                    let dense = match o.values {
+                        LayerValues::Potentials(p) => p.to_vec(),
+                        LayerValues::Events(events) => {
+                            let mut d = vec![0; shape.len()];
+                            events.iter().for_each(|e| d[e.index(&shape)] = e.value);
+                            d
+                        }
+                    };
+                    seen.lock().unwrap()[o.sample] = dense;
+                }
+            };
+            let stats = match model.output_kind().unwrap() {
+                OutputKind::Potentials => {
+                    let mut out = vec![0; expected.len()];
+                    model.forward_with(input, Output::Potentials(&mut out), true, &observer).unwrap()
+                }
+                OutputKind::Activations { .. } => {
+                    let mut out = vec![0; expected.len()];
+                    model.forward_with(input, Output::Activations(&mut out), true, &observer).unwrap()
+                }
+            };
+            assert_eq!(seen.into_inner().unwrap().concat(), expected, "seed {seed}");
+            assert_eq!(sums.into_inner().unwrap(), stats, "seed {seed}");
+        }
+    }
+}

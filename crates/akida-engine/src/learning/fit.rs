@@ -1,0 +1,375 @@
+//! `compile`, `restore_learning`, `add_classes` and `fit` of a [`Model`]: the layers before the
+//! learning layer run through the executor in parallel, then the learning layer runs through the
+//! executor and learns, one sample after the other.
+
+use super::rule::{connection_indices, decayed, learn_step, random_neuron, select_winner};
+use super::state::{Learning, LearningConfig, LearningState};
+use crate::error::{bail, Error, Result};
+use crate::events::Event;
+use crate::executor::{map_reduce, run_layer, run_sample, write_output, Input, NoObserver, Output, Scratch, Sink};
+use crate::graph::Model;
+use crate::layer::{OutputKind, Resolved};
+use crate::params::{LayerKind, LayerParams};
+use crate::statistics::{merge_all, LayerStatistics};
+
+impl Model {
+    /// Prepares the last layer for Akida learning: checks the learning constraints, gives every
+    /// neuron `num_weights` random weights equal to 1 and resets the learning state.
+    pub fn compile(&mut self, config: LearningConfig) -> Result<()> {
+        let Some(last) = self.layers().len().checked_sub(1) else {
+            bail!(Architecture, "cannot compile a model with no layers")
+        };
+        self.check_learnable(last, &config)?;
+        let neurons = self.layers()[last].expect_resolved()?.potentials_shape.channels;
+        let connections = self.layers()[last].connections();
+        let input_counts = crate::error::zeroed_vec(neurons.checked_mul(connections), "the learning input counts")?;
+        let mut rng = config.seed;
+        let layer = self.layer_mut(last)?;
+        let mut indices = connection_indices(connections)?;
+        let weights = layer.weights_mut();
+        for n in 0..neurons {
+            random_neuron(weights, neurons, n, config.num_weights, &mut indices, &mut rng);
+        }
+        layer.learning = Some(Learning {
+            config,
+            state: LearningState {
+                plasticity: vec![config.initial_plasticity; neurons],
+                threshold_learning: vec![0; neurons],
+                rng,
+                input_counts,
+            },
+        });
+        Ok(())
+    }
+
+    /// Checks the learning constraints for layer `last` (the last layer when compiling).
+    fn check_learnable(&self, last: usize, config: &LearningConfig) -> Result<()> {
+        let layer = self.layer(last)?;
+        let name = layer.name().to_owned();
+        let r = *layer.expect_resolved()?;
+        if !matches!(layer.kind(), LayerKind::FullyConnected | LayerKind::Convolutional) {
+            bail!(
+                Architecture,
+                "only a FullyConnected or Convolutional last layer can learn; '{name}' is {}",
+                layer.kind().type_name()
+            );
+        }
+        if let Some(bits) = layer.params().weights_bits().filter(|&b| b != 1) {
+            bail!(Architecture, "the learning layer '{name}' needs weights_bits=1, it has weights_bits={bits}");
+        }
+        if r.input_max != 1 {
+            bail!(
+                Architecture,
+                "the learning layer '{name}' needs binary input spikes (a previous layer with 1-bit activations, \
+                 or InputData with input_bits=1); its inputs reach {}",
+                r.input_max
+            );
+        }
+        let neurons = r.potentials_shape.channels;
+        if !neurons.is_multiple_of(config.num_classes) {
+            bail!(
+                Parameter,
+                "num_classes={} does not divide the {neurons} neurons of '{name}' into equal groups",
+                config.num_classes
+            );
+        }
+        let connections = layer.connections();
+        if config.num_weights > connections {
+            bail!(
+                Parameter,
+                "num_weights={} exceeds the {connections} connections of each neuron of '{name}'",
+                config.num_weights
+            );
+        }
+        Ok(())
+    }
+
+    /// Restores the learning configuration and state of layer `last` (from a saved model), after
+    /// checking the learning constraints and the state's lengths and ranges. A compiled layer that later got layers added
+    /// after it keeps its state (it learns again if they are popped).
+    pub fn restore_learning(&mut self, last: usize, learning: Learning) -> Result<()> {
+        self.check_learnable(last, &learning.config)?;
+        let layer = &self.layers()[last];
+        let neurons = layer.expect_resolved()?.potentials_shape.channels;
+        let state = &learning.state;
+        if state.plasticity.len() != neurons || state.threshold_learning.len() != neurons {
+            bail!(
+                Variable,
+                "the learning state must have one plasticity and one threshold_learning per neuron ({neurons})"
+            );
+        }
+        let connections = layer.connections();
+        if state.input_counts.len() as u128 != neurons as u128 * connections as u128 {
+            bail!(
+                Variable,
+                "the learning state must have {neurons} x {connections} input counts, it has {}",
+                state.input_counts.len()
+            );
+        }
+        if state.plasticity.iter().any(|p| !(0.0..=1.0).contains(p)) {
+            bail!(Variable, "plasticity values must be in [0, 1]");
+        }
+        // threshold_learning and the weights may have been edited with set_variable after
+        // compile; only what the rule cannot work with is refused.
+        if state.threshold_learning.iter().any(|&t| t < 0) {
+            bail!(Variable, "threshold_learning values must be >= 0");
+        }
+        self.layer_mut(last)?.learning = Some(learning);
+        Ok(())
+    }
+
+    /// Adds `classes` classes to the compiled last layer: `classes` groups of new neurons with
+    /// random initial weights, keeping everything learned so far.
+    pub fn add_classes(&mut self, classes: usize) -> Result<()> {
+        let last = self.compiled_layer()?;
+        let layer = self.layer_mut(last)?;
+        let learning = layer.learning.as_ref().expect("checked by compiled_layer");
+        let neurons = learning.state.plasticity.len();
+        let per_class = neurons / learning.config.num_classes;
+        let Some(extra) = per_class.checked_mul(classes).filter(|&e| e > 0) else {
+            bail!(Parameter, "cannot add {classes} classes of {per_class} neurons");
+        };
+        // Everything that can fail comes before any change: the size limits, then the memory.
+        let total = layer.grown_neuron_count(extra)?;
+        let connections = layer.connections();
+        let mut indices = connection_indices(connections)?;
+        let counts = &mut layer.learning.as_mut().expect("checked by compiled_layer").state.input_counts;
+        // Within the weight limit that grown_neuron_count checked, so no overflow.
+        if counts.try_reserve_exact(total * connections - counts.len()).is_err() {
+            bail!(Memory, "cannot allocate the learning input counts of {classes} more classes");
+        }
+        let learning = layer.learning.as_ref().expect("checked by compiled_layer");
+        let (num_weights, mut rng) = (learning.config.num_weights, learning.state.rng);
+        layer.grow_neurons(extra, |w, total, n| random_neuron(w, total, n, num_weights, &mut indices, &mut rng))?;
+        let learning = layer.learning.as_mut().expect("checked by compiled_layer");
+        learning.config.num_classes += classes;
+        learning.state.rng = rng;
+        learning.state.plasticity.resize(total, learning.config.initial_plasticity);
+        learning.state.threshold_learning.resize(total, 0);
+        // Neuron-major, so the new neurons' counts go at the end (reserved above).
+        learning.state.input_counts.resize(total * connections, 0);
+        Ok(())
+    }
+
+    fn compiled_layer(&self) -> Result<usize> {
+        match self.layers().last() {
+            Some(l) if l.learning.is_some() => Ok(self.layers().len() - 1),
+            Some(last) => match self.layers().iter().rev().find(|l| l.learning.is_some()) {
+                Some(compiled) => bail!(
+                    Architecture,
+                    "the last layer '{}' is not compiled for learning; layer '{}' is: pop the layers after it \
+                     to resume its learning, or call compile() to make the last layer learn",
+                    last.name(),
+                    compiled.name()
+                ),
+                None => bail!(Architecture, "the model is not compiled for learning; call compile() first"),
+            },
+            None => bail!(Architecture, "the model is not compiled for learning; call compile() first"),
+        }
+    }
+
+    /// Learns from `input` sample by sample, in order, and writes the last layer's outputs as
+    /// `forward` would (computed before each sample's learning step). `labels` holds one label per
+    /// sample, or one for all; a label `>= num_classes` means "do not learn this sample".
+    pub fn fit(
+        &mut self,
+        input: Input<'_>,
+        labels: Option<&[i64]>,
+        output: Output<'_>,
+        parallel: bool,
+    ) -> Result<Vec<LayerStatistics>> {
+        let last = self.compiled_layer()?;
+        self.check_input(&input)?;
+        let samples = input.num_samples();
+        if let Some(l) = labels {
+            if l.len() != samples && l.len() != 1 {
+                bail!(Input, "expected one label per sample ({samples}) or one for all, got {}", l.len());
+            }
+            if let Some(v) = l.iter().find(|&&v| v < 0) {
+                bail!(Input, "labels must be >= 0, got {v}");
+            }
+        }
+        let r = *self.layers()[last].expect_resolved()?;
+        let out_len = r.output_shape.len();
+        let expected = samples.checked_mul(out_len);
+        let size_ok = match (&output, r.output) {
+            (Output::Activations(o), OutputKind::Activations { .. }) => Some(o.len()) == expected,
+            (Output::Potentials(o), OutputKind::Potentials) => Some(o.len()) == expected,
+            (Output::Rescaled(o), OutputKind::Potentials) => Some(o.len()) == expected,
+            _ => false,
+        };
+        if !size_ok {
+            bail!(Input, "the output buffer does not match the model output");
+        }
+        // Learning changes weights and learning state only, which the plan does not read, so it
+        // holds for the whole call.
+        let plan = self.plan();
+        let mut work = LearningScratch::new(&r, self.layers()[last].connections());
+        let mut scratch = Scratch::new(self.layers().len());
+        let mut stats = self.empty_statistics();
+        let mut output = output;
+        let source = self.inbound(last)[0];
+        let order = self.needed_layers(source);
+        // Chunks bound the memory held for the learning layer's inputs, whatever the batch size.
+        for first in (0..samples).step_by(FIT_CHUNK) {
+            let chunk = first..samples.min(first + FIT_CHUNK);
+            // 1. The inputs of the learning layer (in parallel: nothing learns in these layers).
+            let this = &*self;
+            let (inputs, prefix_stats) = map_reduce(
+                parallel,
+                chunk.clone().collect(),
+                || Scratch::new(this.layers().len()),
+                |sc, s| {
+                    let mut st = this.empty_statistics();
+                    run_sample(this, &plan, &order, &input, s, sc, &mut st, &NoObserver);
+                    (vec![sc.take_events(source)], st)
+                },
+                || (Vec::new(), this.empty_statistics()),
+                |(mut a, sa), (b, sb)| {
+                    a.extend(b);
+                    (a, merge_all(sa, &sb))
+                },
+            );
+            stats = merge_all(stats, &prefix_stats);
+            // 2. Learning, one sample after the other: the learning layer runs through the
+            // executor on its inputs, its output is written as forward writes it, then it learns.
+            for (s, events) in chunk.zip(inputs) {
+                scratch.replace_events(source, events);
+                let st = run_layer(self, &plan, last, &input, s, &mut scratch);
+                stats[last].merge(&st);
+                let dst = s * out_len..(s + 1) * out_len;
+                let sink = match &mut output {
+                    Output::Activations(o) => Sink::Activations(&mut o[dst]),
+                    Output::Potentials(o) => Sink::Potentials(&mut o[dst]),
+                    Output::Rescaled(o) => Sink::Rescaled(&mut o[dst]),
+                };
+                write_output(self, last, &scratch, sink);
+                let label = labels.map(|l| l[if l.len() == 1 { 0 } else { s }]);
+                self.learn_sample(last, &r, scratch.events(source), scratch.accumulated(), label, &mut work)?;
+            }
+        }
+        Ok(stats)
+    }
+
+    /// The learning step of one sample of `fit` for the learning layer `last`, whose inputs are
+    /// `events` and potentials (before pooling) `potentials`: lets the winner learn.
+    fn learn_sample(
+        &mut self,
+        last: usize,
+        r: &Resolved,
+        events: &[Event],
+        potentials: &[i32],
+        label: Option<i64>,
+        work: &mut LearningScratch,
+    ) -> Result<()> {
+        let neurons = r.potentials_shape.channels;
+        let layer = &self.layers()[last];
+        let learning = layer.learning.as_ref().expect("checked by compiled_layer");
+        let config = learning.config;
+        let per_class = neurons / config.num_classes;
+        let allowed = match label {
+            None => 0..neurons,
+            Some(label) if (label as u64) < config.num_classes as u64 => {
+                label as usize * per_class..(label as usize + 1) * per_class
+            }
+            Some(_) => return Ok(()),
+        };
+        if events.is_empty() || config.initial_plasticity == 0.0 {
+            return Ok(());
+        }
+        // For a convolution, only positions whose window saw a spike can learn.
+        let eligible = match &r.conv {
+            Some(g) => {
+                work.spiking_positions.fill(false);
+                for e in events {
+                    let (y0, y1) = g.y.reached_outputs(e.y as usize);
+                    let (x0, x1) = g.x.reached_outputs(e.x as usize);
+                    for oy in y0..y1 {
+                        work.spiking_positions[oy * g.x.output + x0..oy * g.x.output + x1].fill(true);
+                    }
+                }
+                Some(&work.spiking_positions[..])
+            }
+            _ => None,
+        };
+        let Some(winner) = select_winner(
+            potentials,
+            neurons,
+            allowed,
+            eligible,
+            &learning.state.threshold_learning,
+            config.learning_competition,
+        ) else {
+            return Ok(());
+        };
+        let active = &mut work.active;
+        active.fill(false);
+        match (layer.params(), &r.conv) {
+            (LayerParams::FullyConnected { .. }, _) => {
+                for e in events {
+                    active[e.index(&r.input_shape)] = true;
+                }
+            }
+            (_, Some(g)) => {
+                work.dense_input.fill(false);
+                for e in events {
+                    work.dense_input[e.index(&r.input_shape)] = true;
+                }
+                let (oy, ox) = (winner.position / g.x.output, winner.position % g.x.output);
+                let channels = r.input_shape.channels;
+                for wy in 0..g.y.kernel {
+                    let Some(iy) = g.y.input_cell(oy, g.y.kernel - 1 - wy) else { continue };
+                    for wx in 0..g.x.kernel {
+                        let Some(ix) = g.x.input_cell(ox, g.x.kernel - 1 - wx) else { continue };
+                        for c in 0..channels {
+                            active[(wy * g.x.kernel + wx) * channels + c] =
+                                work.dense_input[r.input_shape.index(iy, ix, c)];
+                        }
+                    }
+                }
+            }
+            _ => return Err(Error::Architecture("a learning convolution has no geometry".into())),
+        }
+        let (weights, learning) = self.layer_for_learning(last).weights_and_learning_mut();
+        let learning = learning.expect("checked by compiled_layer");
+        let n = winner.neuron;
+        let connections = active.len();
+        let state = &mut learning.state;
+        let potential = learn_step(
+            weights,
+            neurons,
+            n,
+            active,
+            &mut state.input_counts[n * connections..(n + 1) * connections],
+            state.plasticity[n],
+            &mut state.rng,
+        );
+        // A winner whose weights already fit the input (nothing to move) has still learned it.
+        if potential > 0 {
+            state.threshold_learning[n] = potential;
+            state.plasticity[n] = decayed(state.plasticity[n], &learning.config);
+        }
+        Ok(())
+    }
+}
+
+/// Samples whose learning-layer inputs `fit` holds at once.
+const FIT_CHUNK: usize = 1024;
+
+/// Buffers of the learning step, reused from sample to sample.
+struct LearningScratch {
+    active: Vec<bool>,
+    dense_input: Vec<bool>,
+    spiking_positions: Vec<bool>,
+}
+
+impl LearningScratch {
+    fn new(r: &Resolved, connections: usize) -> Self {
+        let positions = r.potentials_shape.len() / r.potentials_shape.channels;
+        LearningScratch {
+            active: vec![false; connections],
+            dense_input: vec![false; r.input_shape.len()],
+            spiking_positions: vec![false; positions],
+        }
+    }
+}
