@@ -164,3 +164,58 @@ def test_a_mapped_evaluate_and_predict_equal_software(rng):
     model.map(akida.AKD1000())
     np.testing.assert_array_equal(model.evaluate(x), evaluated)
     np.testing.assert_array_equal(model.predict(x), predicted)
+
+
+def test_mesh_pictures_and_text(rng, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from akida import plot
+
+    model = random_hardware_model(rng)
+    with pytest.raises(ValueError, match="not mapped"):
+        plot.mesh_values(model)
+    model.map(akida.AKD1000(), mode=akida.MapMode.Minimal)
+    image, values = plot.mesh_values(model)
+    assert image.shape == (8, 10)
+    expected = {}
+    for layer in model.layers:
+        for np_ in layer.mapping.nps:
+            expected[np_.ident] = expected.get(np_.ident, 0) + np_.memory_bytes
+    assert values == expected and np.nansum(image) == sum(expected.values())
+    with pytest.raises(ValueError, match="needs an emulated forward"):
+        plot.mesh_values(model, "synaptic_ops")
+    model.forward(rng.integers(0, 16, (2, 6, 70, 3)).astype(np.uint8))
+    _, ops = plot.mesh_values(model, "synaptic_ops")
+    assert sum(ops.values()) == sum(c["synaptic_ops"] for c in model.statistics["nps"].values())
+    for quantity in ("memory_bytes", "synaptic_ops"):
+        fig = plot.plot_mesh(model, quantity)
+        path = tmp_path / f"{quantity}.png"
+        fig.savefig(path)
+        assert path.stat().st_size > 1000 and quantity in fig.axes[0].get_title()
+    report = model.map_report()
+    assert "mesh (rows of nodes" in report and report.count("\n    ") >= 4
+
+
+def test_the_map_command(rng, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    path = tmp_path / "m.fbz"
+    random_hardware_model(rng).save(str(path))
+    run = lambda *args: subprocess.run([sys.executable, "-m", "akida", "map", str(path), *args],  # noqa: E731
+                                       capture_output=True, text=True)
+    out = run("--mode", "Minimal")
+    assert out.returncode == 0 and out.stdout.startswith("Minimal on AKD1000"), out.stderr
+    data = json.loads(run("--json").stdout)
+    assert data["mode"] == "AllNps" and [r["layer"] for r in data["layers"]][:2] == ["input_data", "c1"]
+    assert all(r["placement"] in ("input", "nps") for r in data["layers"])
+    refused = tmp_path / "refused.fbz"
+    model = akida.Model()
+    model.add(akida.InputData(input_width=8, input_height=8, input_channels=2, input_bits=1))
+    model.add(akida.Convolutional(9, 9, 4, name="big"))
+    model.save(str(refused))
+    out = subprocess.run([sys.executable, "-m", "akida", "map", str(refused), "--hw-only"],
+                         capture_output=True, text=True)
+    assert out.returncode == 1 and "Convolutional 'big': kernel 9 x 9" in out.stderr and "Traceback" not in out.stderr

@@ -1,4 +1,4 @@
-"""The ``akida`` command line: ``akida summary | run | fit | convert | info``.
+"""The ``akida`` command line: ``akida summary | run | fit | convert | map | info``.
 
 Run it as ``akida ...`` (the console script of the ``openakida`` distribution) or
 ``python -m akida ...``. ``akida --help`` and ``akida COMMAND --help`` list the options.
@@ -11,7 +11,7 @@ Exit codes: 0 success; 2 a usage error (unknown option, missing argument, bad ch
 default); 1 a model or input error (a missing or corrupt file, inputs of the wrong shape or dtype,
 an unconvertible CNN), with the library's message on stderr and no traceback.
 
-Adding a command (for example ``akida map`` once the NSoC mapper is there) takes a few lines:
+Adding a command takes a few lines:
 a function decorated with ``@main.command()`` and ``@user_errors``, which loads its model with
 :func:`load_model` and prints its result::
 
@@ -438,6 +438,52 @@ def convert(cnn_path: str, calibration: str | None, bits: str, input_scaling: st
     model = cnn2snn.convert(qmodel, input_scaling=scaling)
     model.save(output)
     click.echo(f"convert: {len(model.layers)} layers ({bits}) -> {output}", err=True)
+
+
+@main.command("map")
+@click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False))
+@click.option("--device", "device_name", type=click.Choice(["AKD1000"]), default="AKD1000", show_default=True,
+              help="The virtual device to map onto.")
+@click.option("--mode", type=click.Choice(["AllNps", "Minimal"]), default="AllNps", show_default=True,
+              help="AllNps: as many NPs as the limits allow; Minimal: the fewest NPs.")
+@click.option("--hw-only", is_flag=True, help="Fail (exit 1) if any layer would run in software.")
+@click.option("--report", is_flag=True, help="Print the full report of both modes.")
+@click.option("--json", "as_json", is_flag=True, help="Print the placement of every layer as JSON.")
+@user_errors
+def map_command(model_path: str, device_name: str, mode: str, hw_only: bool, report: bool, as_json: bool) -> None:
+    """Map MODEL onto a virtual Akida device and print where each layer runs."""
+    import akida
+
+    model = load_model(model_path)
+    device = akida.AKD1000()
+    model.map(device, hw_only=hw_only, mode=getattr(akida.MapMode, mode))
+    if as_json:
+        records = []
+        for index, sequence in enumerate(model.sequences):
+            for number, single in enumerate(sequence.passes):
+                for layer in single.layers:
+                    mapping = layer.mapping
+                    records.append({
+                        "layer": layer.name,
+                        "sequence": index,
+                        "pass": number,
+                        "backend": "Hardware" if sequence.backend == akida.BackendType.Hardware else "Software",
+                        "placement": mapping.placement,
+                        "reason": mapping.reason,
+                        "nps": [
+                            {"ident": list(n.ident), "type": str(n.type).split(".")[-1], "filters": [n.filters.start, n.filters.stop],
+                             "columns": [n.columns.start, n.columns.stop], "memory_bytes": n.memory_bytes}
+                            for n in mapping.nps
+                        ],
+                    })
+        click.echo(json.dumps({"device": device.version, "mode": mode, "layers": records}, indent=2))
+        return
+    text = model.map_report()
+    if not report:
+        # The report lists both modes; keep the one asked for.
+        blocks = text.split("\n\n")
+        text = next(b for b in blocks if b.startswith(mode))
+    click.echo(text.rstrip())
 
 
 @main.command()

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["plot_weights", "plot_learning", "plot_statistics"]
+__all__ = ["mesh_values", "plot_learning", "plot_mesh", "plot_statistics", "plot_weights"]
 
 _WEIGHTED = ("FullyConnected", "Convolutional", "InputConvolutional")
 
@@ -155,4 +155,65 @@ def plot_statistics(model: Any) -> Any:
         ax.set_xticks(positions, names, rotation=20, ha="right", fontsize=7)
     samples = max(v.samples for v in s)
     fig.suptitle(f"statistics over {samples} samples", fontsize=9)
+    return fig
+
+
+#: What :func:`plot_mesh` can show per NP.
+MESH_QUANTITIES = ("memory_bytes", "input_events", "output_events", "synaptic_ops", "packets", "hops")
+
+
+def mesh_values(model: Any, quantity: str = "memory_bytes") -> tuple[np.ndarray, dict[tuple[int, int, int], float]]:
+    """Per-NP values of a mapped model on its device's mesh.
+
+    ``memory_bytes`` comes from the mapping (the bytes each NP holds); the other quantities are
+    the counts of the last emulated forward (``model.statistics``). Returns an image of the mesh
+    (each node a 2 x 2 block of its NPs 0-3, rows and columns as the idents count them) and the
+    values by NP ident.
+    """
+    if quantity not in MESH_QUANTITIES:
+        raise ValueError(f"quantity must be one of {MESH_QUANTITIES}, got {quantity!r}")
+    device = model.device
+    if device is None:
+        raise ValueError("the model is not mapped: call model.map(akida.AKD1000()) first")
+    values: dict[tuple[int, int, int], float] = {}
+    if quantity == "memory_bytes":
+        for layer in model.layers:
+            mapping = layer.mapping
+            for np_ in mapping.nps if mapping is not None else []:
+                values[np_.ident] = values.get(np_.ident, 0.0) + np_.memory_bytes
+    else:
+        stats = model.statistics
+        if stats is None:
+            raise ValueError(f"{quantity} needs an emulated forward: run model.forward(inputs) on the mapped model first")
+        values = {tuple(ident): float(c[quantity]) for ident, c in stats["nps"].items()}
+    idents = [np_.ident for np_ in device.mesh.nps]
+    columns = max(i[0] for i in idents)
+    rows = max(i[1] for i in idents)
+    image = np.full((2 * rows, 2 * columns), np.nan)
+    for col, row, index in idents:
+        image[2 * (row - 1) + index // 2, 2 * (col - 1) + index % 2] = values.get((col, row, index), 0.0)
+    return image, values
+
+
+def plot_mesh(model: Any, quantity: str = "memory_bytes") -> Any:
+    """A heat map of the device's mesh: per NP, its memory (from the mapping) or what it did in
+    the last emulated forward (``input_events``, ``output_events``, ``synaptic_ops``, ``packets``,
+    ``hops``). Each node is a 2 x 2 block of its NPs. Returns the Figure (one axes titled with the
+    quantity, and a colour bar)."""
+    image, values = mesh_values(model, quantity)
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.0, 4.8), layout="constrained")
+    shown = ax.imshow(image, cmap="viridis")
+    fig.colorbar(shown, ax=ax, label=quantity)
+    rows, columns = image.shape[0] // 2, image.shape[1] // 2
+    ax.set_xticks([2 * c + 0.5 for c in range(columns)], [str(c + 1) for c in range(columns)])
+    ax.set_yticks([2 * r + 0.5 for r in range(rows)], [str(r + 1) for r in range(rows)])
+    for c in range(1, columns):
+        ax.axvline(2 * c - 0.5, color="white", linewidth=1.5)
+    for r in range(1, rows):
+        ax.axhline(2 * r - 0.5, color="white", linewidth=1.5)
+    ax.set_xlabel("mesh column")
+    ax.set_ylabel("mesh row")
+    used = sum(1 for v in values.values() if v > 0)
+    ax.set_title(f"{quantity} per NP: {used} NPs non-zero\n(each node: NPs 0 1 / 2 3)", fontsize=9)
     return fig

@@ -906,6 +906,33 @@ pub fn report(mapping: &Mapping, device: &Device) -> String {
             }
         }
     }
+    // The mesh as text, one line per row of nodes: each node shows its NPs 0-3, each NP the
+    // index (base 36) of the layer it holds in the first pass that uses it, '.' when free.
+    let mut holder: std::collections::BTreeMap<NpIdent, usize> = std::collections::BTreeMap::new();
+    for layer in mapping.layers() {
+        if let Placement::Nps(shares) = &layer.placement {
+            for share in shares {
+                holder.entry(share.ident).or_insert(layer.layer);
+            }
+        }
+    }
+    let columns = device.nps.iter().map(|np| np.ident.col).max().unwrap_or(0);
+    let rows = device.nps.iter().map(|np| np.ident.row).max().unwrap_or(0);
+    let _ = writeln!(out, "mesh (rows of nodes; each node its NPs 0-3; the layer index each holds, '.' free):");
+    for row in 1..=rows {
+        let mut line = String::from("   ");
+        for col in 1..=columns {
+            line.push(' ');
+            for id in 0..4u8 {
+                let symbol = match holder.get(&NpIdent { col, row, id }) {
+                    Some(&layer) => std::char::from_digit((layer % 36) as u32, 36).unwrap_or('?'),
+                    None => '.',
+                };
+                line.push(symbol);
+            }
+        }
+        let _ = writeln!(out, "{line}");
+    }
     let _ = writeln!(
         out,
         "largest NP memory use: {largest} of {} bytes ({})",
