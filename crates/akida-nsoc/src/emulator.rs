@@ -283,6 +283,7 @@ impl<'m> Emulator<'m> {
                 Unit::Concat { thresholds } => {
                     let r = layer.resolved().expect("in a model");
                     let mut dense = last.then(|| Vec::with_capacity(output_shape.len() * samples));
+                    #[allow(clippy::needless_range_loop)] // one sample across several inbound layers
                     for sample in 0..samples {
                         let mut joined = Vec::new();
                         let mut offset = 0u32;
