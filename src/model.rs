@@ -521,7 +521,7 @@ impl PyModel {
     /// `layers` (layer name -> counts), `nps` (NP ident -> counts), `hrc` and `totals` (counts:
     /// `input_events`, `output_events`, `synaptic_ops`, `packets`, `hops`); `estimates`
     /// (`cycles_per_frame`, `latency_s`, `frames_per_s`, `energy_per_frame_j`, `power_w`, and
-    /// `note`, which says they are estimates of an uncalibrated cost model).
+    /// `note`, which says they are estimates of the fitted cost model, not measurements).
     #[getter(statistics)]
     fn emulated_run<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
         let state = lock(&self.state);
@@ -551,7 +551,7 @@ impl PyModel {
         out.set_item("nps", nps)?;
         out.set_item("hrc", counts(&run.hrc)?)?;
         out.set_item("totals", counts(&run.totals())?)?;
-        let e = run.estimate(&mapping, device, &akida_nsoc::CostModel::initial());
+        let e = run.estimate(&mapping, device, &akida_nsoc::CostModel::calibrated());
         let estimates = PyDict::new(py);
         estimates.set_item("cycles_per_frame", e.cycles_per_frame)?;
         estimates.set_item("latency_s", e.latency_s)?;

@@ -148,7 +148,7 @@ def test_a_mapped_forward_runs_the_emulator_and_equals_the_software_forward(rng)
         totals = stats["totals"]
         assert totals["synaptic_ops"] >= software_ops  # NPs of neighbouring bands share the halo
         assert totals["packets"] > 0 and stats["estimates"]["frames_per_s"] > 0
-        assert "not yet calibrated" in stats["estimates"]["note"]
+        assert "estimates of the cost model" in stats["estimates"]["note"]
         assert sum(c["synaptic_ops"] for c in stats["nps"].values()) == totals["synaptic_ops"] - stats["hrc"]["synaptic_ops"]
         assert all(len(ident) == 3 for ident in stats["nps"])
     model.unmap()
