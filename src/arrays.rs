@@ -22,6 +22,8 @@ fn flat<'py, T: numpy::Element + Clone>(array: &Bound<'py, PyUntypedArray>, dtyp
     let kwargs = pyo3::types::PyDict::new(array.py());
     kwargs.set_item("copy", false)?;
     let converted = array.call_method("astype", (dtype,), Some(&kwargs))?.call_method0("ravel")?;
+    // A contiguous but misaligned buffer (as unpickled arrays can be) is copied, not refused.
+    let converted = array.py().import("numpy")?.call_method1("require", (converted, dtype, "CA"))?;
     let typed = converted.cast_into::<PyArray1<T>>()?;
     Ok(typed.readonly().as_slice()?.to_vec())
 }

@@ -215,3 +215,13 @@ def test_a_graph_that_quantizes_its_own_input_takes_those_integers(rng):
     expected = run_ort(model, x)
     assert (got.argmax(1) == expected.argmax(1)).mean() >= 0.95
     np.testing.assert_allclose(got, expected, atol=0.1 * np.abs(expected).max())
+
+
+def test_a_corrupt_onnx_file_is_a_value_error(tmp_path, rng):
+    path = tmp_path / "broken.onnx"
+    good = conv_bn_pool_gemm(rng).SerializeToString()
+    path.write_bytes(good[: len(good) // 3] + b"\xff" * 64)
+    with pytest.raises(ValueError, match="broken.onnx: not a valid ONNX model"):
+        cnn2snn.check_model_compatibility(str(path))
+    with pytest.raises(ValueError, match="the ONNX bytes: not a valid ONNX model"):
+        cnn2snn.quantize(b"\x08\x01garbage\xff\xff", calibration_data=None)

@@ -58,3 +58,21 @@ def test_models_too_large_for_a_file_say_so():
     model = akida.Model(layers=[akida.InputData(1, 1, 2**11, input_bits=1), akida.FullyConnected(2**20)])
     with pytest.raises(akida.ArchitectureError, match="model file"):
         model.to_buffer()
+
+
+def test_misaligned_label_arrays_are_copied_not_refused():
+    import akida
+
+    model = akida.Model()
+    model.add(akida.InputData(input_width=4, input_height=4, input_channels=1, input_bits=1))
+    model.add(akida.FullyConnected(4, name="fc"))
+    model.compile(num_weights=3, num_classes=2)
+    x = (np.arange(6 * 16).reshape(6, 4, 4, 1) % 3 == 0).astype(np.uint8)
+    raw = np.zeros(6 * 8 + 1, np.uint8)
+    labels = np.frombuffer(raw.data, dtype=np.int64, count=6, offset=1)  # misaligned int64 view
+    assert not labels.flags.aligned
+    aligned = labels.copy()
+    twin = akida.Model(serialized_buffer=model.to_buffer())
+    np.testing.assert_array_equal(model.fit(x, labels), twin.fit(x, aligned))
+    np.testing.assert_array_equal(model.get_layer("fc").get_variable("weights"),
+                                  twin.get_layer("fc").get_variable("weights"))

@@ -104,12 +104,19 @@ def _import_onnx() -> Any:
 
 
 def _load(onnx_module: Any, model: ModelSource) -> Any:
+    from google.protobuf.message import DecodeError
+
     if isinstance(model, onnx_module.ModelProto):
         return model
-    if isinstance(model, (bytes, bytearray, memoryview)):
-        return onnx_module.load_model_from_string(bytes(model))
-    if isinstance(model, (str, os.PathLike)):
-        return onnx_module.load(os.fspath(model))
+    where = "the ONNX bytes"
+    try:
+        if isinstance(model, (bytes, bytearray, memoryview)):
+            return onnx_module.load_model_from_string(bytes(model))
+        if isinstance(model, (str, os.PathLike)):
+            where = os.fspath(model)
+            return onnx_module.load(where)
+    except DecodeError as exc:
+        raise ValueError(f"{where}: not a valid ONNX model ({exc})") from exc
     raise TypeError(f"read_onnx takes a path, bytes or an onnx.ModelProto, not {type(model).__name__}")
 
 
