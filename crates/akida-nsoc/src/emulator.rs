@@ -202,11 +202,11 @@ impl<'m> Emulator<'m> {
             inputs.par_chunks(chunk * per_sample).map(|part| self.run(part, part.len() / per_sample)).collect();
         let mut total: Option<Emulation> = None;
         for part in parts {
-            let part = part?;
+            let mut part = part?;
             match &mut total {
                 None => total = Some(part),
                 Some(t) => {
-                    let output = part.output.clone();
+                    let output = std::mem::take(&mut part.output);
                     let mut kept = std::mem::take(&mut t.output);
                     kept.extend_from_slice(&output);
                     t.absorb(part);
@@ -312,7 +312,7 @@ impl<'m> Emulator<'m> {
                         };
                         emulation.layers[index].output_events += events.len() as u64;
                         if let Some(d) = dense.as_mut() {
-                            d.extend(to_dense_i32_events(&events, &r.output_shape));
+                            d.extend(to_dense_i32(&events, &r.output_shape));
                         }
                         produced.push(events.into_iter().map(|e| (e, HRC_IDENT)).collect());
                     }
@@ -347,7 +347,9 @@ impl<'m> Emulator<'m> {
             Some(d) => d,
             None => outputs
                 .last()
-                .map(|l| l.iter().flat_map(|events| to_dense_i32(events, &output_shape)).collect())
+                .map(|l| {
+                    l.iter().flat_map(|events| to_dense_i32(events.iter().map(|(e, _)| e), &output_shape)).collect()
+                })
                 .unwrap_or_default(),
         };
         Ok(emulation)
@@ -424,17 +426,9 @@ fn to_dense(events: &[Sent], shape: &Shape3) -> Vec<u8> {
     dense
 }
 
-fn to_dense_i32_events(events: &[Event], shape: &Shape3) -> Vec<i32> {
+fn to_dense_i32<'e>(events: impl IntoIterator<Item = &'e Event>, shape: &Shape3) -> Vec<i32> {
     let mut dense = vec![0i32; shape.len()];
     for e in events {
-        dense[shape.index(e.y as usize, e.x as usize, e.c as usize)] = e.value;
-    }
-    dense
-}
-
-fn to_dense_i32(events: &[Sent], shape: &Shape3) -> Vec<i32> {
-    let mut dense = vec![0i32; shape.len()];
-    for (e, _) in events {
         dense[shape.index(e.y as usize, e.x as usize, e.c as usize)] = e.value;
     }
     dense

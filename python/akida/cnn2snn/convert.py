@@ -31,35 +31,39 @@ from .quantized import (
 THRESHOLD_LIMIT = 2**19
 
 
-def _input_mapping(model: QuantizedModel, input_scaling: Any) -> tuple[float, float]:
-    """``(in_unit, in_zero)`` of the Akida input: the first layer sees ``in_unit * (a - in_zero)``.
-
-    Akida inputs are ``a = scale * x + offset`` for model inputs ``x``; the model's own leading
-    rescaling gives the first layer ``r * x + o``. So ``in_unit = r / scale`` and
-    ``in_zero = offset - o * scale / r``.
-    """
+def _akida_input_scaling(model: QuantizedModel, input_scaling: Any) -> tuple[float, float]:
+    """``(scale, offset)`` with Akida inputs ``a = scale * x + offset`` for model inputs ``x``:
+    ``input_scaling`` checked, or its default."""
     if input_scaling is None and model.input_quant is not None:
         # The source quantizes its own input: its integers are the Akida inputs.
-        scale, offset = 1.0 / model.input_quant[0], model.input_quant[1]
-    elif input_scaling is None:
-        scale, offset = 1.0, 0.0
-    else:
-        try:
-            scale, offset = (float(v) for v in input_scaling)
-        except (TypeError, ValueError):
-            raise TypeError(f"input_scaling must be a pair (scale, offset) of numbers, got {input_scaling!r}") from None
-        if not (math.isfinite(scale) and math.isfinite(offset)) or scale <= 0:
-            raise ValueError(f"input_scaling=({scale}, {offset}): the scale must be a finite number > 0")
+        return 1.0 / model.input_quant[0], model.input_quant[1]
+    if input_scaling is None:
+        return 1.0, 0.0
+    try:
+        scale, offset = (float(v) for v in input_scaling)
+    except (TypeError, ValueError):
+        raise TypeError(f"input_scaling must be a pair (scale, offset) of numbers, got {input_scaling!r}") from None
+    if not (math.isfinite(scale) and math.isfinite(offset)) or scale <= 0:
+        raise ValueError(f"input_scaling=({scale}, {offset}): the scale must be a finite number > 0")
+    return scale, offset
+
+
+def _input_mapping(model: QuantizedModel, scaling: tuple[float, float]) -> tuple[float, float]:
+    """``(in_unit, in_zero)`` of the Akida input: the first layer sees ``in_unit * (a - in_zero)``.
+
+    With Akida inputs ``a = scale * x + offset`` and the model's own leading rescaling giving the
+    first layer ``r * x + o``: ``in_unit = r / scale`` and ``in_zero = offset - o * scale / r``.
+    """
+    scale, offset = scaling
     r, o = model.input_rescale
     return r / scale, offset - o * scale / r
 
 
-def _input_bits(model: QuantizedModel, input_scaling: Any) -> int:
+def _input_bits(model: QuantizedModel, scaling: tuple[float, float]) -> int:
     """The InputData bit width: enough for the largest calibration input, 8 without calibration."""
     if model.input_max is None:
         return 8
-    scale, offset = (1.0, 0.0) if input_scaling is None else (float(v) for v in input_scaling)
-    top = scale * model.input_max + offset
+    top = scaling[0] * model.input_max + scaling[1]
     return min(8, max(1, math.ceil(math.log2(max(top, 0.0) + 1.0))))
 
 
@@ -179,7 +183,8 @@ def conversion_details(model: Any, input_scaling: Any = None) -> dict[str, Any]:
 def _build(qmodel: QuantizedModel, input_scaling: Any, details: dict[str, Any] | None = None) -> Any:
     import akida
 
-    in_unit, in_zero = _input_mapping(qmodel, input_scaling)
+    scaling = _akida_input_scaling(qmodel, input_scaling)
+    in_unit, in_zero = _input_mapping(qmodel, scaling)
     h, w, ch = qmodel.input_shape
     layers = list(qmodel.layers)
     model = akida.Model()
@@ -198,7 +203,7 @@ def _build(qmodel: QuantizedModel, input_scaling: Any, details: dict[str, Any] |
         in_zero = float(zero)
     else:
         model.add(akida.InputData(input_width=w, input_height=h, input_channels=ch,
-                                  input_bits=_input_bits(qmodel, input_scaling), name="input"))
+                                  input_bits=_input_bits(qmodel, scaling), name="input"))
         first = layers[0]
         if in_zero != 0 and first.kind != "dense" and first.padding == "same":
             raise ConversionError(

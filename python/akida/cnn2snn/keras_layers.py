@@ -68,6 +68,13 @@ class _QuantizedWeights:
         snapped = step / 2 - unit * (ops.round(t - f) + f)
         return _straight_through(bias, snapped)
 
+    def _bias_and_activation(self, outputs: Any, bias: Any, weight_unit: Any) -> Any:
+        """Adds the (snapped) bias and applies the layer's built-in activation."""
+        if bias is not None:
+            outputs = ops.add(outputs, self.snapped_bias(bias, weight_unit))
+        activation = getattr(self, "activation", None)
+        return activation(outputs) if activation is not None else outputs
+
     def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),  # type: ignore[misc]
@@ -86,11 +93,7 @@ class QuantizedConv2D(_QuantizedWeights, keras.layers.Conv2D):
     def call(self, inputs: Any) -> Any:
         kernel, unit = quantize_kernel_with_unit(self.kernel, self.weight_bits)
         outputs = self.convolution_op(inputs, kernel)
-        if self.use_bias:
-            outputs = ops.add(outputs, self.snapped_bias(self.bias, unit))
-        if self.activation is not None:
-            outputs = self.activation(outputs)
-        return outputs
+        return self._bias_and_activation(outputs, self.bias if self.use_bias else None, unit)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -112,11 +115,7 @@ class QuantizedSeparableConv2D(_QuantizedWeights, keras.layers.SeparableConv2D):
             dilation_rate=self.dilation_rate,
             data_format=self.data_format,
         )
-        if self.use_bias:
-            outputs = ops.add(outputs, self.snapped_bias(self.bias, unit))
-        if self.activation is not None:
-            outputs = self.activation(outputs)
-        return outputs
+        return self._bias_and_activation(outputs, self.bias if self.use_bias else None, unit)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -126,12 +125,7 @@ class QuantizedDense(_QuantizedWeights, keras.layers.Dense):
 
     def call(self, inputs: Any, training: Any = None) -> Any:
         kernel, unit = quantize_kernel_with_unit(self.kernel, self.weight_bits)
-        x = ops.matmul(inputs, kernel)
-        if self.bias is not None:
-            x = ops.add(x, self.snapped_bias(self.bias, unit))
-        if self.activation is not None:
-            x = self.activation(x)
-        return x
+        return self._bias_and_activation(ops.matmul(inputs, kernel), self.bias, unit)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

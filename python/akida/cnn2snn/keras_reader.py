@@ -58,50 +58,40 @@ def _activation_nodes(layer: Any, node: Node) -> list[Node]:
     return [node, Node("activation", f"{layer.name}__{name}", [node.name], {"function": name}, source=f"{node.source} activation")]
 
 
-def _check_channels_last(layer: Any, source: str) -> dict[str, Any]:
-    if getattr(layer, "data_format", "channels_last") != "channels_last":
-        return {"source_op": f"{type(layer).__name__} with data_format='channels_first'"}
-    return {}
+def _spatial(layer: Any, source: str, inputs: list[str], op: str, kernels: dict[str, Any], refusal: str | None) -> list[Node]:
+    """A convolution-like layer: its kernels, bias and geometry, or an ``unsupported`` node when it
+    is channels-first or ``refusal`` (a description of an unsupported option) is given."""
+    refused = _channels_first(layer, source, inputs)
+    if refused:
+        return refused
+    if refusal:
+        return [Node("unsupported", layer.name, inputs, {"source_op": refusal}, source=source)]
+    params = {key: _array(value) for key, value in kernels.items()}
+    if layer.use_bias:
+        params["bias"] = _array(layer.bias)
+    attrs = {"strides": _pair(layer.strides), "padding": layer.padding, "dilations": _pair(layer.dilation_rate)}
+    if hasattr(layer, "weight_bits"):
+        attrs["weight_bits"] = layer.weight_bits
+    return _activation_nodes(layer, Node(op, layer.name, inputs, attrs, params, source))
 
 
 def _conv(layer: Any, source: str, inputs: list[str]) -> list[Node]:
-    bad = _check_channels_last(layer, source)
-    if bad or getattr(layer, "groups", 1) != 1:
-        bad = bad or {"source_op": f"{type(layer).__name__} with groups={layer.groups}"}
-        return [Node("unsupported", layer.name, inputs, bad, source=source)]
-    params = {"kernel": _array(layer.kernel)}
-    if layer.use_bias:
-        params["bias"] = _array(layer.bias)
-    attrs = {"strides": _pair(layer.strides), "padding": layer.padding, "dilations": _pair(layer.dilation_rate)}
-    if hasattr(layer, "weight_bits"):
-        attrs["weight_bits"] = layer.weight_bits
-    return _activation_nodes(layer, Node("conv", layer.name, inputs, attrs, params, source))
+    groups = getattr(layer, "groups", 1)
+    refusal = f"{type(layer).__name__} with groups={groups}" if groups != 1 else None
+    return _spatial(layer, source, inputs, "conv", {"kernel": layer.kernel}, refusal)
 
 
 def _separable(layer: Any, source: str, inputs: list[str]) -> list[Node]:
-    bad = _check_channels_last(layer, source)
-    if bad or layer.depth_multiplier != 1:
-        bad = bad or {"source_op": f"SeparableConv2D with depth_multiplier={layer.depth_multiplier}"}
-        return [Node("unsupported", layer.name, inputs, bad, source=source)]
-    params = {"depthwise": _array(layer.depthwise_kernel), "pointwise": _array(layer.pointwise_kernel)}
-    if layer.use_bias:
-        params["bias"] = _array(layer.bias)
-    attrs = {"strides": _pair(layer.strides), "padding": layer.padding, "dilations": _pair(layer.dilation_rate)}
-    if hasattr(layer, "weight_bits"):
-        attrs["weight_bits"] = layer.weight_bits
-    return _activation_nodes(layer, Node("separable", layer.name, inputs, attrs, params, source))
+    m = layer.depth_multiplier
+    refusal = f"SeparableConv2D with depth_multiplier={m}" if m != 1 else None
+    kernels = {"depthwise": layer.depthwise_kernel, "pointwise": layer.pointwise_kernel}
+    return _spatial(layer, source, inputs, "separable", kernels, refusal)
 
 
 def _depthwise(layer: Any, source: str, inputs: list[str]) -> list[Node]:
-    bad = _check_channels_last(layer, source)
-    if bad or layer.depth_multiplier != 1:
-        bad = bad or {"source_op": f"DepthwiseConv2D with depth_multiplier={layer.depth_multiplier}"}
-        return [Node("unsupported", layer.name, inputs, bad, source=source)]
-    params = {"kernel": _array(layer.kernel)}
-    if layer.use_bias:
-        params["bias"] = _array(layer.bias)
-    attrs = {"strides": _pair(layer.strides), "padding": layer.padding, "dilations": _pair(layer.dilation_rate)}
-    return _activation_nodes(layer, Node("depthwise", layer.name, inputs, attrs, params, source))
+    m = layer.depth_multiplier
+    refusal = f"DepthwiseConv2D with depth_multiplier={m}" if m != 1 else None
+    return _spatial(layer, source, inputs, "depthwise", {"kernel": layer.kernel}, refusal)
 
 
 def _dense(layer: Any, source: str, inputs: list[str]) -> list[Node]:
@@ -153,11 +143,19 @@ def _activation(layer: Any, source: str, inputs: list[str]) -> list[Node]:
     return [Node("activation", layer.name, inputs, {"function": name}, source=source)]
 
 
+def _channels_first(layer: Any, source: str, inputs: list[str]) -> list[Node] | None:
+    """An ``unsupported`` node for a channels-first layer, else None."""
+    if getattr(layer, "data_format", "channels_last") == "channels_last":
+        return None
+    refusal = f"{type(layer).__name__} with data_format='channels_first'"
+    return [Node("unsupported", layer.name, inputs, {"source_op": refusal}, source=source)]
+
+
 def _pool(op: str) -> Callable[[Any, str, list[str]], list[Node]]:
     def handler(layer: Any, source: str, inputs: list[str]) -> list[Node]:
-        bad = _check_channels_last(layer, source)
-        if bad:
-            return [Node("unsupported", layer.name, inputs, bad, source=source)]
+        refused = _channels_first(layer, source, inputs)
+        if refused:
+            return refused
         attrs = {"pool": _pair(layer.pool_size), "strides": _pair(layer.strides or layer.pool_size), "padding": layer.padding}
         return [Node(op, layer.name, inputs, attrs, source=source)]
 
@@ -166,9 +164,9 @@ def _pool(op: str) -> Callable[[Any, str, list[str]], list[Node]]:
 
 def _global_pool(op: str) -> Callable[[Any, str, list[str]], list[Node]]:
     def handler(layer: Any, source: str, inputs: list[str]) -> list[Node]:
-        bad = _check_channels_last(layer, source)
-        if bad:
-            return [Node("unsupported", layer.name, inputs, bad, source=source)]
+        refused = _channels_first(layer, source, inputs)
+        if refused:
+            return refused
         nodes = [Node(op, layer.name, inputs, source=source)]
         if not getattr(layer, "keepdims", False):
             nodes.append(Node("flatten", f"{layer.name}__squeeze", [layer.name], source=source))
