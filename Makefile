@@ -9,21 +9,31 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.deps-installed
 export VIRTUAL_ENV := $(abspath $(VENV))
 
-.PHONY: help demo test test-rust test-python stubtest build bench bench-rust fmt lint clean
+.PHONY: help demo test test-rust test-python stubtest build wheel run bench bench-rust fmt lint clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
+# pip and maturin print their progress (downloads, compilation): a first build takes minutes.
 $(STAMP): pyproject.toml
+	@echo "== creating $(VENV) and installing the build and test dependencies"
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet "maturin>=1.7,<2" "numpy>=1.24" "click>=8.1" "pytest>=8" "scikit-learn>=1.3" "mypy>=1.18" "typing_extensions>=4.15" "mlxtend>=0.23" \
+	$(PIP) install --progress-bar on --upgrade pip
+	$(PIP) install --progress-bar on "maturin>=1.7,<2" "numpy>=1.24" "click>=8.1" "pytest>=8" "scikit-learn>=1.3" "mypy>=1.18" "typing_extensions>=4.15" "mlxtend>=0.23" \
 		"keras>=3.5" "jax[cpu]>=0.4.30" "onnx>=1.16" "onnxruntime>=1.18" "skl2onnx>=1.17" \
 		"tqdm>=4.60" "matplotlib>=3.7" "dask[distributed]>=2024.1"
 	touch $(STAMP)
 
 build: $(STAMP) ## Build the extension (release) into .venv
-	$(VENV)/bin/maturin develop --release --quiet
+	@echo "== building the extension (cargo shows each crate as it compiles)"
+	$(VENV)/bin/maturin develop --release
+
+wheel: $(STAMP) ## Build the abi3 wheel (one wheel for CPython >= 3.11) into dist/
+	$(VENV)/bin/maturin build --release --out dist
+
+run: build ## Run a script with the built package: make run SCRIPT=path/to/script.py
+	@test -n "$(SCRIPT)" || (echo "usage: make run SCRIPT=path/to/script.py" >&2; exit 2)
+	$(PY) $(SCRIPT)
 
 demo: build ## Set up, build and run the demo on scikit-learn's digits
 	$(PY) examples/demo_digits.py

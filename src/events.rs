@@ -7,11 +7,42 @@ use pyo3::prelude::*;
 
 use akida_engine::{Error, EventBatch, Shape3};
 
+use crate::args::Arg;
 use crate::arrays::integer_array;
 use crate::errors::{raise, to_pyerr};
 
-/// Events of a batch of samples of shape `(height, width, channels)`, in canonical order (by
-/// sample, then y, x, channel). Values are 1..255; zeros are not events.
+/// A batch of samples as sparse events, in canonical order (by sample, then y, x, channel).
+///
+/// Values are 1..255; zeros are not events. An ``Events`` batch feeds a model whose first layer
+/// is :class:`InputData` directly, without a dense copy.
+///
+/// Parameters
+/// ----------
+/// shape : tuple of 3 ints
+///     ``(height, width, channels)`` of one sample, each 1..2**20.
+/// sample, x, y, channel, value : array_like of int
+///     1-D arrays of one length: the sample index, coordinates and value of each event.
+/// num_samples : int, optional
+///     Samples in the batch (default: the largest sample index + 1); trailing samples may be
+///     empty.
+///
+/// Raises
+/// ------
+/// InputError
+///     Coordinates outside the shape, values outside 1..255, duplicate events, or columns of
+///     different lengths.
+/// TypeError
+///     An argument of the wrong type (the message names it).
+///
+/// Examples
+/// --------
+/// >>> import akida
+/// >>> events = akida.Events(shape=(4, 4, 1), sample=[0, 1], x=[1, 2], y=[0, 3], channel=[0, 0],
+/// ...                       value=[1, 3])
+/// >>> events.num_samples, len(events)
+/// (2, 2)
+/// >>> events.to_dense()[1, 3, 2, 0]
+/// np.uint8(3)
 #[pyclass(name = "Events", module = "akida", frozen)]
 pub struct PyEvents {
     pub batch: Arc<EventBatch>,
@@ -28,19 +59,21 @@ fn check_shape(shape: (i64, i64, i64)) -> PyResult<Shape3> {
 
 #[pymethods]
 impl PyEvents {
-    /// Events from parallel 1-D arrays of sample indices, coordinates and values.
     #[new]
-    #[pyo3(signature = (shape, sample, x, y, channel, value, num_samples = None))]
-    fn new(
-        shape: (i64, i64, i64),
+    #[pyo3(signature = (shape, sample, x, y, channel, value, num_samples = Arg::Default(None)),
+        text_signature = "(shape, sample, x, y, channel, value, num_samples=None)")]
+    #[allow(clippy::too_many_arguments)]
+    fn new<'py>(
+        shape: Arg<'py, (i64, i64, i64)>,
         sample: &Bound<'_, PyAny>,
         x: &Bound<'_, PyAny>,
         y: &Bound<'_, PyAny>,
         channel: &Bound<'_, PyAny>,
         value: &Bound<'_, PyAny>,
-        num_samples: Option<i64>,
+        num_samples: Arg<'py, Option<i64>>,
     ) -> PyResult<Self> {
-        let shape = check_shape(shape)?;
+        let shape = check_shape(shape.get("Events", "shape")?)?;
+        let num_samples = num_samples.get("Events", "num_samples")?;
         let mut columns = Vec::with_capacity(5);
         for (name, obj) in [("sample", sample), ("x", x), ("y", y), ("channel", channel), ("value", value)] {
             let (dims, values) = integer_array(obj, name)?;
@@ -68,8 +101,23 @@ impl PyEvents {
         Ok(PyEvents { batch: Arc::new(batch) })
     }
 
-    /// Events of a dense uint8 array `(N, H, W, C)`.
+    /// The events of a dense array.
+    ///
+    /// Parameters
+    /// ----------
+    /// array : numpy.ndarray
+    ///     uint8 ``(N, H, W, C)``; every non-zero value becomes an event.
+    ///
+    /// Returns
+    /// -------
+    /// Events
+    ///
+    /// Raises
+    /// ------
+    /// DTypeError, InputError
+    ///     Not a 4-D uint8 numpy array.
     #[staticmethod]
+    #[pyo3(signature = (array), text_signature = "(array)")]
     fn from_dense(array: &Bound<'_, PyAny>) -> PyResult<Self> {
         let dense = crate::model::dense_u8_input(array, None)?;
         let readonly = dense.readonly();
@@ -79,7 +127,7 @@ impl PyEvents {
         Ok(PyEvents { batch: Arc::new(batch) })
     }
 
-    /// The events as a dense uint8 array `(num_samples, H, W, C)`.
+    /// The events as a dense uint8 array ``(num_samples, H, W, C)``.
     fn to_dense<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let s = self.batch.shape();
         let batch = &self.batch;
@@ -95,6 +143,7 @@ impl PyEvents {
         (s.height, s.width, s.channels)
     }
 
+    /// Samples in the batch (some may have no events).
     #[getter]
     fn num_samples(&self) -> usize {
         self.batch.num_samples()
@@ -110,21 +159,25 @@ impl PyEvents {
         PyArray1::from_iter(py, self.batch.iter().map(|(s, _)| s as i64))
     }
 
+    /// Column of each event.
     #[getter]
     fn x<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i64>> {
         PyArray1::from_iter(py, self.batch.iter().map(|(_, e)| i64::from(e.x)))
     }
 
+    /// Row of each event.
     #[getter]
     fn y<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i64>> {
         PyArray1::from_iter(py, self.batch.iter().map(|(_, e)| i64::from(e.y)))
     }
 
+    /// Channel of each event.
     #[getter]
     fn channel<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i64>> {
         PyArray1::from_iter(py, self.batch.iter().map(|(_, e)| i64::from(e.c)))
     }
 
+    /// Value of each event, 1..255.
     #[getter]
     fn value<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<u8>> {
         PyArray1::from_iter(py, self.batch.iter().map(|(_, e)| e.value as u8))

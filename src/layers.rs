@@ -9,8 +9,9 @@ use pyo3::PyClassInitializer;
 use akida_engine::params::{Convolution, INPUT_CONV_WEIGHT_BITS, WEIGHT_BITS};
 use akida_engine::{Activation, Error, Layer, LayerKind, LayerParams, Pooling};
 
+use crate::args::Arg;
 use crate::arrays::{variable_to_numpy, variable_values};
-use crate::errors::to_pyerr;
+use crate::errors::{raise, to_pyerr};
 use crate::runtime::guarded;
 use crate::state::{lock, LayerSlot};
 
@@ -205,16 +206,68 @@ impl PyLayer {
         self.with(|l| Ok(l.variable_names()))
     }
 
-    /// A copy of variable `name` as a numpy array.
-    fn get_variable<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
-        let variable = self.with(|l| l.get_variable(name))?;
+    /// A copy of a variable as a numpy array.
+    ///
+    /// Parameters
+    /// ----------
+    /// name : str
+    ///     One of :meth:`get_variable_names`: ``weights``, ``weights_pw``, ``threshold_fire``,
+    ///     ``threshold_fire_step``, ``output_scale``, ``output_offset``, ``wta_groups``,
+    ///     ``threshold_learning``.
+    ///
+    /// Returns
+    /// -------
+    /// numpy.ndarray
+    ///     int8 weights, int32 thresholds and groups, float32 steps and scales (docs/api.md gives
+    ///     every shape).
+    ///
+    /// Raises
+    /// ------
+    /// VariableError
+    ///     The layer has no variable of that name.
+    ///
+    /// Examples
+    /// --------
+    /// >>> import akida
+    /// >>> akida.InputConvolutional(8, 8, 1, 3, 3, 4).get_variable("threshold_fire")
+    /// array([0, 0, 0, 0], dtype=int32)
+    #[pyo3(signature = (name), text_signature = "(self, name)")]
+    fn get_variable<'py>(&self, py: Python<'py>, name: Arg<'py, String>) -> PyResult<Bound<'py, PyAny>> {
+        let name = name.get("get_variable", "name")?;
+        let variable = self.with(|l| l.get_variable(&name))?;
         variable_to_numpy(py, variable)
     }
 
-    /// Replaces variable `name`; the shape must match exactly and every value must be in range.
-    fn set_variable(&self, name: &str, value: &Bound<'_, PyAny>) -> PyResult<()> {
-        let (shape, values) = variable_values(value, name)?;
-        self.with_mut(|l| l.set_variable(name, &shape, values))
+    /// Replaces a variable.
+    ///
+    /// Parameters
+    /// ----------
+    /// name : str
+    ///     The variable, one of :meth:`get_variable_names`.
+    /// value : array_like
+    ///     The new values, of exactly the variable's shape. Integer variables take any integer
+    ///     dtype; ``threshold_fire_step``, ``output_scale`` and ``output_offset`` take floats or
+    ///     integers (converted to float32). Every value must be in the variable's range.
+    ///
+    /// Raises
+    /// ------
+    /// VariableError
+    ///     Unknown name, wrong shape, or a value out of range.
+    /// DTypeError
+    ///     A non-numeric array, or floats for an integer variable.
+    ///
+    /// Examples
+    /// --------
+    /// >>> import numpy as np, akida
+    /// >>> layer = akida.InputConvolutional(8, 8, 1, 3, 3, 4)
+    /// >>> layer.set_variable("threshold_fire", np.array([1, 2, 3, 4]))
+    /// >>> layer.get_variable("threshold_fire")
+    /// array([1, 2, 3, 4], dtype=int32)
+    #[pyo3(signature = (name, value), text_signature = "(self, name, value)")]
+    fn set_variable<'py>(&self, name: Arg<'py, String>, value: &Bound<'py, PyAny>) -> PyResult<()> {
+        let name = name.get("set_variable", "name")?;
+        let (shape, values) = variable_values(value, &name)?;
+        self.with_mut(|l| l.set_variable(&name, &shape, values))
     }
 
     fn __repr__(&self) -> PyResult<String> {
@@ -366,17 +419,50 @@ fn activation(enabled: bool, threshold_fire: i64, step: f64, bits: i64) -> akida
     Activation::new(enabled, threshold_fire, step, bits)
 }
 
+/// The numpy-style "Parameters" entries of the convolution, pooling and activation arguments
+/// shared by the three convolution layers.
+macro_rules! convolution_parameters_doc {
+    () => {
+        "kernel_width, kernel_height : int
+    Size of the convolution kernel, 1..65536.
+num_neurons : int
+    Number of filters (output channels), 1..2**20.
+name : str, default \"\"
+    Layer name; an empty name is replaced by a unique default when the layer is added.
+convolution_mode : ConvolutionMode, default ConvolutionMode.Same
+    Padding: Valid (no padding), Same (output size = ceil(input / stride)) or Full.
+stride_x, stride_y : int, default 1
+    Convolution strides, 1..65536.
+pooling_width, pooling_height : int, default -1
+    Pooling window; -1 with a pooling type pools globally.
+pooling_type : PoolingType, default PoolingType.NoPooling
+    NoPooling, Max or Average pooling of the potentials before the activation.
+pooling_stride_x, pooling_stride_y : int, default -1
+    Pooling strides; -1 means the window size.
+activations_enabled : bool, default True
+    False makes the layer emit int32 potentials (it must then be the last layer).
+threshold_fire : int, default 0
+    A neuron fires when its potential is above this threshold (int32 range).
+threshold_fire_step : float, default 1.0
+    Width of each activation level for multi-bit activations (> 0, finite).
+threshold_fire_bits : int, default 1
+    Bits of the activation: 1, 2 or 4."
+    };
+}
+
 /// The `#[new]` of a convolution layer class (InputConvolutional, Convolutional,
 /// SeparableConvolutional): the one Python signature of the convolution, pooling and activation
-/// arguments (names, order, defaults) and their checks, with the optional `i64` arguments `before`
-/// ahead of them and `after` (with their defaults) behind them. `weights_bits` must be
-/// one of `allowed_weights_bits`. `build` makes the layer parameters from the checked parts; the
-/// `before` and `after` arguments are in scope there. Without `build`, the parameters are the
-/// `LayerParams` variant named `kind`.
+/// arguments (names, order, defaults; `text_signature` spells the same defaults for `help()` and
+/// `inspect.signature`) and their checks, with the optional `i64` arguments `before` ahead of them
+/// and `after` (with their defaults) behind them. `weights_bits` must be one of
+/// `allowed_weights_bits`. `build` makes the layer parameters from the checked parts; the `before`
+/// and `after` arguments are in scope there. Without `build`, the parameters are the `LayerParams`
+/// variant named `kind`.
 macro_rules! convolution_layer_new {
     (
         $class:ident,
         $kind:ident,
+        text_signature = $text_signature:literal,
         allowed_weights_bits = $allowed:expr,
         weights_bits = $weights_bits:tt,
         $(before = ($($before:ident),*),)?
@@ -386,34 +472,57 @@ macro_rules! convolution_layer_new {
         #[pymethods]
         impl $class {
             #[new]
-            #[pyo3(signature = ($($($before,)*)? kernel_width, kernel_height, num_neurons, name = "",
-                convolution_mode = PyConvolutionMode::Same, stride_x = 1, stride_y = 1,
-                weights_bits = $weights_bits, pooling_width = -1, pooling_height = -1,
-                pooling_type = PyPoolingType::NoPooling, pooling_stride_x = -1, pooling_stride_y = -1,
-                activations_enabled = true, threshold_fire = 0, threshold_fire_step = 1.0,
-                threshold_fire_bits = 1 $($(, $after = $after_default)*)?))]
+            #[pyo3(signature = ($($($before,)*)? kernel_width, kernel_height, num_neurons, name = Arg::Default(String::new()),
+                convolution_mode = Arg::Default(PyConvolutionMode::Same), stride_x = Arg::Default(1),
+                stride_y = Arg::Default(1), weights_bits = Arg::Default($weights_bits),
+                pooling_width = Arg::Default(-1), pooling_height = Arg::Default(-1),
+                pooling_type = Arg::Default(PyPoolingType::NoPooling), pooling_stride_x = Arg::Default(-1),
+                pooling_stride_y = Arg::Default(-1), activations_enabled = Arg::Default(true),
+                threshold_fire = Arg::Default(0), threshold_fire_step = Arg::Default(1.0),
+                threshold_fire_bits = Arg::Default(1) $($(, $after = Arg::Default($after_default))*)?),
+                text_signature = $text_signature)]
             #[allow(clippy::too_many_arguments)]
-            fn new(
-                $($($before: i64,)*)?
-                kernel_width: i64,
-                kernel_height: i64,
-                num_neurons: i64,
-                name: &str,
-                convolution_mode: PyConvolutionMode,
-                stride_x: i64,
-                stride_y: i64,
-                weights_bits: i64,
-                pooling_width: i64,
-                pooling_height: i64,
-                pooling_type: PyPoolingType,
-                pooling_stride_x: i64,
-                pooling_stride_y: i64,
-                activations_enabled: bool,
-                threshold_fire: i64,
-                threshold_fire_step: f64,
-                threshold_fire_bits: i64,
-                $($($after: i64,)*)?
+            fn new<'py>(
+                $($($before: Arg<'py, i64>,)*)?
+                kernel_width: Arg<'py, i64>,
+                kernel_height: Arg<'py, i64>,
+                num_neurons: Arg<'py, i64>,
+                name: Arg<'py, String>,
+                convolution_mode: Arg<'py, PyConvolutionMode>,
+                stride_x: Arg<'py, i64>,
+                stride_y: Arg<'py, i64>,
+                weights_bits: Arg<'py, i64>,
+                pooling_width: Arg<'py, i64>,
+                pooling_height: Arg<'py, i64>,
+                pooling_type: Arg<'py, PyPoolingType>,
+                pooling_stride_x: Arg<'py, i64>,
+                pooling_stride_y: Arg<'py, i64>,
+                activations_enabled: Arg<'py, bool>,
+                threshold_fire: Arg<'py, i64>,
+                threshold_fire_step: Arg<'py, f64>,
+                threshold_fire_bits: Arg<'py, i64>,
+                $($($after: Arg<'py, i64>,)*)?
             ) -> PyResult<PyClassInitializer<Self>> {
+                let f = stringify!($kind);
+                $($(let $before = $before.get(f, stringify!($before))?;)*)?
+                let kernel_width = kernel_width.get(f, "kernel_width")?;
+                let kernel_height = kernel_height.get(f, "kernel_height")?;
+                let num_neurons = num_neurons.get(f, "num_neurons")?;
+                let name = name.get(f, "name")?;
+                let convolution_mode = convolution_mode.get(f, "convolution_mode")?;
+                let stride_x = stride_x.get(f, "stride_x")?;
+                let stride_y = stride_y.get(f, "stride_y")?;
+                let weights_bits = weights_bits.get(f, "weights_bits")?;
+                let pooling_width = pooling_width.get(f, "pooling_width")?;
+                let pooling_height = pooling_height.get(f, "pooling_height")?;
+                let pooling_type = pooling_type.get(f, "pooling_type")?;
+                let pooling_stride_x = pooling_stride_x.get(f, "pooling_stride_x")?;
+                let pooling_stride_y = pooling_stride_y.get(f, "pooling_stride_y")?;
+                let activations_enabled = activations_enabled.get(f, "activations_enabled")?;
+                let threshold_fire = threshold_fire.get(f, "threshold_fire")?;
+                let threshold_fire_step = threshold_fire_step.get(f, "threshold_fire_step")?;
+                let threshold_fire_bits = threshold_fire_bits.get(f, "threshold_fire_bits")?;
+                $($(let $after = $after.get(f, stringify!($after))?;)*)?
                 // The convolution, then the pooling, then the activation: the first error wins.
                 let params = Convolution::new(
                     kernel_width,
@@ -437,14 +546,21 @@ macro_rules! convolution_layer_new {
                         activation(activations_enabled, threshold_fire, threshold_fire_step, threshold_fire_bits)?;
                     $build
                 });
-                Ok(PyClassInitializer::from(new_layer(LayerKind::$kind, name, params)?).add_subclass($class))
+                Ok(PyClassInitializer::from(new_layer(LayerKind::$kind, &name, params)?).add_subclass($class))
             }
         }
     };
-    ($class:ident, $kind:ident, allowed_weights_bits = $allowed:expr, weights_bits = $weights_bits:tt) => {
+    (
+        $class:ident,
+        $kind:ident,
+        text_signature = $text_signature:literal,
+        allowed_weights_bits = $allowed:expr,
+        weights_bits = $weights_bits:tt
+    ) => {
         convolution_layer_new!(
             $class,
             $kind,
+            text_signature = $text_signature,
             allowed_weights_bits = $allowed,
             weights_bits = $weights_bits,
             build = |conv, pooling, activation| Ok(LayerParams::$kind { conv, pooling, activation })
@@ -452,33 +568,132 @@ macro_rules! convolution_layer_new {
     };
 }
 
-/// Input layer for pre-generated spikes: uint8 values below `2**input_bits`, or `akida.Events`.
+/// Input layer for pre-generated spikes: dense uint8 values below ``2**input_bits``, or
+/// :class:`akida.Events`.
+///
+/// The 1.x keywords give the size width first; ``input_shape=(height, width, channels)`` gives
+/// it in the order of every shape of the API. Give one or the other.
+///
+/// Parameters
+/// ----------
+/// input_width, input_height, input_channels : int, optional
+///     Size of one input sample, each 1..2**20 (1..65536 for width and height).
+/// input_bits : int, default 4
+///     Bits per input value, 1..8: inputs must be below ``2**input_bits``.
+/// name : str, default ""
+///     Layer name; an empty name becomes ``input_data`` (or the first free ``input_data_<k>``).
+/// input_shape : tuple of 3 ints, optional
+///     ``(height, width, channels)``, instead of the three ``input_*`` sizes.
+///
+/// Raises
+/// ------
+/// ParameterError
+///     A size or ``input_bits`` out of range, or both or neither of the two ways of giving the
+///     size.
+/// TypeError
+///     An argument of the wrong type (the message names it).
+///
+/// Examples
+/// --------
+/// >>> import akida
+/// >>> akida.InputData(input_shape=(32, 24, 2), input_bits=1).input_shape
+/// (32, 24, 2)
+/// >>> akida.InputData(24, 32, 2).input_shape
+/// (32, 24, 2)
 #[pyclass(name = "InputData", module = "akida", extends = PyLayer, frozen)]
 pub struct PyInputData;
 
 #[pymethods]
 impl PyInputData {
     #[new]
-    #[pyo3(signature = (input_width, input_height, input_channels, input_bits = 4, name = ""))]
-    fn new(
-        input_width: i64,
-        input_height: i64,
-        input_channels: i64,
-        input_bits: i64,
-        name: &str,
+    #[pyo3(signature = (input_width = Arg::Default(None), input_height = Arg::Default(None),
+        input_channels = Arg::Default(None), input_bits = Arg::Default(4), name = Arg::Default(String::new()),
+        input_shape = Arg::Default(None)),
+        text_signature = "(input_width=None, input_height=None, input_channels=None, input_bits=4, name='', input_shape=None)")]
+    fn new<'py>(
+        input_width: Arg<'py, Option<i64>>,
+        input_height: Arg<'py, Option<i64>>,
+        input_channels: Arg<'py, Option<i64>>,
+        input_bits: Arg<'py, i64>,
+        name: Arg<'py, String>,
+        input_shape: Arg<'py, Option<(i64, i64, i64)>>,
     ) -> PyResult<PyClassInitializer<Self>> {
-        let params = LayerParams::input_data(input_width, input_height, input_channels, input_bits);
-        Ok(PyClassInitializer::from(new_layer(LayerKind::InputData, name, params)?).add_subclass(PyInputData))
+        let f = "InputData";
+        let sizes = [
+            input_width.get(f, "input_width")?,
+            input_height.get(f, "input_height")?,
+            input_channels.get(f, "input_channels")?,
+        ];
+        let input_bits = input_bits.get(f, "input_bits")?;
+        let name = name.get(f, "name")?;
+        let input_shape = input_shape.get(f, "input_shape")?;
+        let (width, height, channels) = match (sizes, input_shape) {
+            ([Some(w), Some(h), Some(c)], None) => (w, h, c),
+            ([None, None, None], Some((h, w, c))) => (w, h, c),
+            ([None, None, None], None) => {
+                return raise(Error::Parameter(
+                    "InputData: give the input size, as input_shape=(height, width, channels) or as \
+                     input_width, input_height and input_channels"
+                        .into(),
+                ))
+            }
+            (_, Some(_)) => {
+                return raise(Error::Parameter(
+                    "InputData: give either input_shape=(height, width, channels) or input_width, \
+                     input_height and input_channels, not both"
+                        .into(),
+                ))
+            }
+            (given, None) => {
+                let missing: Vec<&str> = ["input_width", "input_height", "input_channels"]
+                    .into_iter()
+                    .zip(given)
+                    .filter(|(_, v)| v.is_none())
+                    .map(|(n, _)| n)
+                    .collect();
+                return raise(Error::Parameter(format!("InputData: missing {}", missing.join(", "))));
+            }
+        };
+        let params = LayerParams::input_data(width, height, channels, input_bits);
+        Ok(PyClassInitializer::from(new_layer(LayerKind::InputData, &name, params)?).add_subclass(PyInputData))
     }
 }
 
-/// Image input layer: 8-bit grayscale or RGB pixels, cross-correlated with up to 8-bit weights.
+/// Image input layer: 8-bit grayscale or RGB pixels, cross-correlated (kernel not flipped) with
+/// up to 8-bit weights, then pooled and thresholded into events.
+///
+/// Parameters
+/// ----------
+/// input_width, input_height : int
+///     Image size, 1..65536.
+/// input_channels : int
+///     1 (grayscale) or 3 (RGB).
+#[doc = convolution_parameters_doc!()]
+/// weights_bits : int, default 1
+///     Bits of the weights: 1, 2, 4 or 8.
+/// padding_value : int, default 0
+///     Pixel value of the padding in Same and Full modes, 0..255.
+///
+/// Raises
+/// ------
+/// ParameterError
+///     A value out of range; the message names the layer and the parameter.
+/// TypeError
+///     An argument of the wrong type (the message names it).
+///
+/// Examples
+/// --------
+/// >>> import akida
+/// >>> layer = akida.InputConvolutional(28, 28, 1, 5, 5, 8, convolution_mode=akida.ConvolutionMode.Valid)
+/// >>> layer.output_shape
+/// (24, 24, 8)
 #[pyclass(name = "InputConvolutional", module = "akida", extends = PyLayer, frozen)]
 pub struct PyInputConvolutional;
 
 convolution_layer_new!(
     PyInputConvolutional,
     InputConvolutional,
+    text_signature = "(input_width, input_height, input_channels, kernel_width, kernel_height, num_neurons, name='', convolution_mode=ConvolutionMode.Same, stride_x=1, stride_y=1, weights_bits=1, pooling_width=-1, pooling_height=-1, pooling_type=PoolingType.NoPooling, pooling_stride_x=-1, pooling_stride_y=-1, activations_enabled=True, threshold_fire=0, threshold_fire_step=1.0, threshold_fire_bits=1, padding_value=0)",
     allowed_weights_bits = INPUT_CONV_WEIGHT_BITS,
     weights_bits = 1,
     before = (input_width, input_height, input_channels),
@@ -494,65 +709,193 @@ convolution_layer_new!(
     )
 );
 
-/// Every input value connects to every neuron; output shape `(1, 1, num_neurons)`.
+/// Fully connected layer: every input value connects to every neuron; output shape
+/// ``(1, 1, num_neurons)``.
+///
+/// Parameters
+/// ----------
+/// num_neurons : int
+///     Number of neurons, 1..2**20.
+/// name : str, default ""
+///     Layer name; an empty name is replaced by a unique default when the layer is added.
+/// weights_bits : int, default 1
+///     Bits of the weights: 1 (binary, 0 or 1), 2 or 4 (signed).
+/// activations_enabled : bool, default True
+///     False makes the layer emit int32 potentials (it must then be the last layer).
+/// threshold_fire : int, default 0
+///     A neuron fires when its potential is above this threshold (int32 range).
+/// threshold_fire_step : float, default 1.0
+///     Width of each activation level for multi-bit activations (> 0, finite).
+/// threshold_fire_bits : int, default 1
+///     Bits of the activation: 1, 2 or 4.
+///
+/// Raises
+/// ------
+/// ParameterError
+///     A value out of range; the message names the layer and the parameter.
+/// TypeError
+///     An argument of the wrong type (the message names it).
+///
+/// Examples
+/// --------
+/// >>> import akida
+/// >>> model = akida.Model([akida.InputData(input_shape=(4, 4, 1), input_bits=1),
+/// ...                      akida.FullyConnected(10, activations_enabled=False)])
+/// >>> model.output_shape
+/// (1, 1, 10)
 #[pyclass(name = "FullyConnected", module = "akida", extends = PyLayer, frozen)]
 pub struct PyFullyConnected;
 
 #[pymethods]
 impl PyFullyConnected {
     #[new]
-    #[pyo3(signature = (num_neurons, name = "", weights_bits = 1, activations_enabled = true, threshold_fire = 0,
-        threshold_fire_step = 1.0, threshold_fire_bits = 1))]
-    fn new(
-        num_neurons: i64,
-        name: &str,
-        weights_bits: i64,
-        activations_enabled: bool,
-        threshold_fire: i64,
-        threshold_fire_step: f64,
-        threshold_fire_bits: i64,
+    #[pyo3(signature = (num_neurons, name = Arg::Default(String::new()), weights_bits = Arg::Default(1),
+        activations_enabled = Arg::Default(true), threshold_fire = Arg::Default(0),
+        threshold_fire_step = Arg::Default(1.0), threshold_fire_bits = Arg::Default(1)),
+        text_signature = "(num_neurons, name='', weights_bits=1, activations_enabled=True, threshold_fire=0, threshold_fire_step=1.0, threshold_fire_bits=1)")]
+    fn new<'py>(
+        num_neurons: Arg<'py, i64>,
+        name: Arg<'py, String>,
+        weights_bits: Arg<'py, i64>,
+        activations_enabled: Arg<'py, bool>,
+        threshold_fire: Arg<'py, i64>,
+        threshold_fire_step: Arg<'py, f64>,
+        threshold_fire_bits: Arg<'py, i64>,
     ) -> PyResult<PyClassInitializer<Self>> {
-        let params = activation(activations_enabled, threshold_fire, threshold_fire_step, threshold_fire_bits)
+        let f = "FullyConnected";
+        let num_neurons = num_neurons.get(f, "num_neurons")?;
+        let name = name.get(f, "name")?;
+        let weights_bits = weights_bits.get(f, "weights_bits")?;
+        let enabled = activations_enabled.get(f, "activations_enabled")?;
+        let threshold = threshold_fire.get(f, "threshold_fire")?;
+        let step = threshold_fire_step.get(f, "threshold_fire_step")?;
+        let bits = threshold_fire_bits.get(f, "threshold_fire_bits")?;
+        let params = activation(enabled, threshold, step, bits)
             .and_then(|a| LayerParams::fully_connected(num_neurons, weights_bits, a));
-        Ok(PyClassInitializer::from(new_layer(LayerKind::FullyConnected, name, params)?).add_subclass(PyFullyConnected))
+        Ok(PyClassInitializer::from(new_layer(LayerKind::FullyConnected, &name, params)?)
+            .add_subclass(PyFullyConnected))
     }
 }
 
-/// True convolution (kernel flipped) over events, with optional pooling.
+/// Convolution over events: a true convolution (the kernel is flipped, see
+/// ``docs/semantics.md``), then optional pooling, then the activation.
+///
+/// Parameters
+/// ----------
+#[doc = convolution_parameters_doc!()]
+/// weights_bits : int, default 1
+///     Bits of the weights: 1 (binary, 0 or 1), 2 or 4 (signed).
+///
+/// Raises
+/// ------
+/// ParameterError
+///     A value out of range; the message names the layer and the parameter.
+/// TypeError
+///     An argument of the wrong type (the message names it).
+///
+/// Examples
+/// --------
+/// >>> import akida
+/// >>> model = akida.Model([akida.InputData(input_shape=(8, 8, 2), input_bits=1),
+/// ...                      akida.Convolutional(3, 3, 16, pooling_type=akida.PoolingType.Max,
+/// ...                                          pooling_width=2, pooling_height=2)])
+/// >>> model.output_shape
+/// (4, 4, 16)
 #[pyclass(name = "Convolutional", module = "akida", extends = PyLayer, frozen)]
 pub struct PyConvolutional;
 
-convolution_layer_new!(PyConvolutional, Convolutional, allowed_weights_bits = WEIGHT_BITS, weights_bits = 1);
+convolution_layer_new!(
+    PyConvolutional,
+    Convolutional,
+    text_signature = "(kernel_width, kernel_height, num_neurons, name='', convolution_mode=ConvolutionMode.Same, stride_x=1, stride_y=1, weights_bits=1, pooling_width=-1, pooling_height=-1, pooling_type=PoolingType.NoPooling, pooling_stride_x=-1, pooling_stride_y=-1, activations_enabled=True, threshold_fire=0, threshold_fire_step=1.0, threshold_fire_bits=1)",
+    allowed_weights_bits = WEIGHT_BITS,
+    weights_bits = 1
+);
 
-/// Depthwise convolution per input channel, then a pointwise convolution mixing channels.
+/// Separable convolution: a depthwise convolution of each input channel, then a pointwise
+/// convolution mixing the channels into ``num_neurons`` outputs, then optional pooling and the
+/// activation.
+///
+/// Parameters
+/// ----------
+#[doc = convolution_parameters_doc!()]
+/// weights_bits : int, default 2
+///     Bits of the depthwise and pointwise weights: 1, 2 or 4.
+///
+/// Raises
+/// ------
+/// ParameterError
+///     A value out of range; the message names the layer and the parameter.
+/// TypeError
+///     An argument of the wrong type (the message names it).
+///
+/// Examples
+/// --------
+/// >>> import akida
+/// >>> sorted(akida.SeparableConvolutional(3, 3, 32).parameters.to_dict())[:3]
+/// ['activations_enabled', 'convolution_mode', 'kernel_height']
 #[pyclass(name = "SeparableConvolutional", module = "akida", extends = PyLayer, frozen)]
 pub struct PySeparableConvolutional;
 
 convolution_layer_new!(
     PySeparableConvolutional,
     SeparableConvolutional,
+    text_signature = "(kernel_width, kernel_height, num_neurons, name='', convolution_mode=ConvolutionMode.Same, stride_x=1, stride_y=1, weights_bits=2, pooling_width=-1, pooling_height=-1, pooling_type=PoolingType.NoPooling, pooling_stride_x=-1, pooling_stride_y=-1, activations_enabled=True, threshold_fire=0, threshold_fire_step=1.0, threshold_fire_bits=1)",
     allowed_weights_bits = WEIGHT_BITS,
     weights_bits = 2
 );
 
-/// Joins its inbound layers along channels, with its own optional activation.
+/// Joins the outputs of its inbound layers (at least two, of equal height and width) along the
+/// channels, then applies its own optional activation.
+///
+/// Parameters
+/// ----------
+/// name : str, default ""
+///     Layer name; an empty name is replaced by a unique default when the layer is added.
+/// activations_enabled : bool, default True
+///     False makes the layer emit int32 potentials (it must then be the last layer).
+/// threshold_fire : int, default 0
+///     A neuron fires when its summed input is above this threshold (int32 range).
+/// threshold_fire_step : float, default 1.0
+///     Width of each activation level for multi-bit activations (> 0, finite).
+/// threshold_fire_bits : int, default 1
+///     Bits of the activation: 1, 2 or 4.
+///
+/// Examples
+/// --------
+/// >>> import akida
+/// >>> model = akida.Model()
+/// >>> model.add(akida.InputData(input_shape=(8, 8, 1), input_bits=1))
+/// >>> left = akida.Convolutional(3, 3, 4, name="left")
+/// >>> right = akida.Convolutional(1, 1, 2, name="right")
+/// >>> model.add(left)
+/// >>> model.add(right, inbound_layers=[model.get_layer(0)])
+/// >>> model.add(akida.Concat(), inbound_layers=[left, right])
+/// >>> model.output_shape
+/// (8, 8, 6)
 #[pyclass(name = "Concat", module = "akida", extends = PyLayer, frozen)]
 pub struct PyConcat;
 
 #[pymethods]
 impl PyConcat {
     #[new]
-    #[pyo3(signature = (name = "", activations_enabled = true, threshold_fire = 0, threshold_fire_step = 1.0,
-        threshold_fire_bits = 1))]
-    fn new(
-        name: &str,
-        activations_enabled: bool,
-        threshold_fire: i64,
-        threshold_fire_step: f64,
-        threshold_fire_bits: i64,
+    #[pyo3(signature = (name = Arg::Default(String::new()), activations_enabled = Arg::Default(true),
+        threshold_fire = Arg::Default(0), threshold_fire_step = Arg::Default(1.0), threshold_fire_bits = Arg::Default(1)),
+        text_signature = "(name='', activations_enabled=True, threshold_fire=0, threshold_fire_step=1.0, threshold_fire_bits=1)")]
+    fn new<'py>(
+        name: Arg<'py, String>,
+        activations_enabled: Arg<'py, bool>,
+        threshold_fire: Arg<'py, i64>,
+        threshold_fire_step: Arg<'py, f64>,
+        threshold_fire_bits: Arg<'py, i64>,
     ) -> PyResult<PyClassInitializer<Self>> {
-        let params = activation(activations_enabled, threshold_fire, threshold_fire_step, threshold_fire_bits)
-            .map(|activation| LayerParams::Concat { activation });
-        Ok(PyClassInitializer::from(new_layer(LayerKind::Concat, name, params)?).add_subclass(PyConcat))
+        let f = "Concat";
+        let name = name.get(f, "name")?;
+        let enabled = activations_enabled.get(f, "activations_enabled")?;
+        let threshold = threshold_fire.get(f, "threshold_fire")?;
+        let step = threshold_fire_step.get(f, "threshold_fire_step")?;
+        let bits = threshold_fire_bits.get(f, "threshold_fire_bits")?;
+        let params = activation(enabled, threshold, step, bits).map(|activation| LayerParams::Concat { activation });
+        Ok(PyClassInitializer::from(new_layer(LayerKind::Concat, &name, params)?).add_subclass(PyConcat))
     }
 }

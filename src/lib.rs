@@ -1,6 +1,7 @@
 //! Python bindings of the akida engine (`akida._akida`). Thin wrappers over `akida-engine`: numpy
 //! conversion, error mapping and GIL release live here, all computation in the core.
 
+mod args;
 mod arrays;
 mod converters;
 mod errors;

@@ -4,11 +4,12 @@ use std::sync::Arc;
 
 use numpy::{PyArray1, PyArray4, PyArrayDescrMethods, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyInt, PyList, PyNone, PyString, PyType};
+use pyo3::types::{PyBytes, PyDict, PyFloat, PyInt, PyList, PyNone, PyString, PyType};
 
 use akida_engine::model::classify;
 use akida_engine::{Error, EventBatch, Input, LayerStatistics, Output, OutputKind, Shape3};
 
+use crate::args::{buffer_bytes, describe, Arg, FromArg, Where};
 use crate::errors::{raise, to_pyerr};
 use crate::events::PyEvents;
 use crate::layers::{layer_object, PyLayer};
@@ -44,6 +45,44 @@ pub fn dense_u8_input<'py>(obj: &Bound<'py, PyAny>, expected: Option<Shape3>) ->
     }
     let numpy = obj.py().import("numpy")?;
     Ok(numpy.call_method1("ascontiguousarray", (array,))?.cast_into::<PyArray4<u8>>()?)
+}
+
+/// `obj` as a layer object, or a `TypeError` naming the argument.
+fn layer_arg<'py>(obj: &Bound<'py, PyAny>, at: &Where<'_>) -> PyResult<Bound<'py, PyLayer>> {
+    obj.cast::<PyLayer>().cloned().map_err(|_| at.type_error("an akida layer", obj))
+}
+
+/// `obj` as a list of layer objects: a list or tuple of layers (not a str, not one layer).
+fn layer_list<'py>(obj: &Bound<'py, PyAny>, at: &Where<'_>) -> PyResult<Vec<Bound<'py, PyLayer>>> {
+    let items: Vec<Bound<'py, PyAny>> = if let Ok(l) = obj.cast::<PyList>() {
+        l.iter().collect()
+    } else if let Ok(t) = obj.cast::<pyo3::types::PyTuple>() {
+        t.iter().collect()
+    } else {
+        return Err(at.type_error("a list of akida layers", obj));
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(k, item)| {
+            item.cast::<PyLayer>().cloned().map_err(|_| {
+                pyo3::exceptions::PyTypeError::new_err(format!(
+                    "{}() argument '{}' must be a list of akida layers, got {} at position {k}",
+                    at.function,
+                    at.name,
+                    describe(item)
+                ))
+            })
+        })
+        .collect()
+}
+
+/// A file path argument: str, bytes or os.PathLike (through `os.fspath`).
+fn path_arg(obj: &Bound<'_, PyAny>, at: &Where<'_>) -> PyResult<std::path::PathBuf> {
+    let expected = "a path (str, bytes or os.PathLike)";
+    // `os.fsdecode` turns bytes into the str the file system encoding maps back to them.
+    let decoded = obj.py().import("os")?.call_method1("fsdecode", (obj,)).map_err(|_| at.type_error(expected, obj))?;
+    decoded.extract::<std::path::PathBuf>().map_err(|_| at.type_error(expected, obj))
 }
 
 enum Values {
@@ -152,6 +191,109 @@ impl PyModel {
             Ok((layer.kind(), state.ids[index]))
         })?;
         layer_object(py, kind, LayerSlot::Attached { model: self.state.clone(), id })
+    }
+
+    /// The index of the layer `key` names: a name (str) or an index (int or numpy integer,
+    /// negative counts from the end).
+    fn layer_index(&self, key: &Bound<'_, PyAny>, at: &Where<'_>) -> PyResult<usize> {
+        if let Ok(name) = key.cast::<PyString>() {
+            let name = name.to_str()?;
+            let found = lock(&self.state).model.index_of(name);
+            return found.map_err(to_pyerr);
+        }
+        if key.is_instance_of::<PyInt>() || (key.hasattr("__index__")? && !key.is_instance_of::<PyFloat>()) {
+            let i = i64::from_arg(key, at)?;
+            let count = lock(&self.state).model.layers().len() as i64;
+            let resolved = if i < 0 { i + count } else { i };
+            if !(0..count).contains(&resolved) {
+                return raise(Error::LayerNotFound(format!("no layer at index {i}: the model has {count} layers")));
+            }
+            return Ok(resolved as usize);
+        }
+        Err(at.type_error("a layer name (str) or index (int)", key))
+    }
+
+    /// `forward(inputs, output_layer=target)` for a layer before the last: only the layers its
+    /// output needs run (in software, also in a mapped model), in chunks of `batch_size` with
+    /// the GIL released; the statistics of the others stay at zero samples (not computed).
+    fn forward_to_layer<'py>(
+        &self,
+        py: Python<'py>,
+        inputs: &Bound<'py, PyAny>,
+        batch_size: Option<i64>,
+        target: usize,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (input_shape, shape, kind) = guarded(|| {
+            let state = lock(&self.state);
+            let r = state.model.layer(target)?.resolved().expect("layers in a model are resolved");
+            Ok((state.model.input_shape()?, r.output_shape, r.output))
+        })?;
+        let events: Option<Arc<EventBatch>> = inputs.cast::<PyEvents>().ok().map(|e| e.get().batch.clone());
+        let dense = match events {
+            Some(_) => None,
+            None => Some(dense_u8_input(inputs, Some(input_shape))?),
+        };
+        let readonly = dense.as_ref().map(|d| d.readonly());
+        let data: Option<&[u8]> = match &readonly {
+            Some(r) => Some(r.as_slice()?),
+            None => None,
+        };
+        let samples = match (&events, data) {
+            (Some(b), _) => b.num_samples(),
+            (None, Some(d)) => d.len() / input_shape.len(),
+            (None, None) => unreachable!("inputs are events or dense"),
+        };
+        let batch = match batch_size {
+            None => samples.max(1),
+            Some(b) if b >= 1 => b as usize,
+            Some(b) => return raise(Error::Parameter(format!("batch_size must be >= 1, got {b}"))),
+        };
+        let out_len = shape.len();
+        let total = samples.checked_mul(out_len);
+        let mut values = guarded(|| {
+            Ok(match kind {
+                OutputKind::Activations { .. } => Values::Activations(zeroed_vec(total, "the layer output")?),
+                OutputKind::Potentials => Values::Potentials(zeroed_vec(total, "the layer output")?),
+            })
+        })?;
+        let mut totals: Option<Vec<LayerStatistics>> = None;
+        let parallel = parallel_allowed();
+        let mut start = 0;
+        // At least one round, so that an empty input is still validated.
+        loop {
+            let end = (start + batch).min(samples);
+            let chunk_events = events.as_ref().map(|b| b.slice(start, end));
+            // A private copy of the chunk: the caller's array could change while the engine
+            // computes without the GIL.
+            let chunk_data: Option<Vec<u8>> =
+                data.map(|d| d[start * input_shape.len()..end * input_shape.len()].to_vec());
+            let input = match (&chunk_events, &chunk_data) {
+                (Some(b), _) => Input::Events(b),
+                (None, Some(d)) => Input::Dense { data: d, num_samples: end - start },
+                (None, None) => unreachable!(),
+            };
+            let output = match &mut values {
+                Values::Activations(v) => Output::Activations(&mut v[start * out_len..end * out_len]),
+                Values::Potentials(v) => Output::Potentials(&mut v[start * out_len..end * out_len]),
+                Values::Rescaled(_) => unreachable!("forward never rescales"),
+            };
+            let state = &self.state;
+            let stats = compute(py, move || lock(state).model.forward_to(target, input, output, parallel))?;
+            match &mut totals {
+                None => totals = Some(stats),
+                Some(t) => t.iter_mut().zip(&stats).for_each(|(a, b)| a.merge(b)),
+            }
+            py.check_signals()?;
+            start = end;
+            if start >= samples {
+                break;
+            }
+        }
+        let mut state = lock(&self.state);
+        state.statistics = totals;
+        state.emulation = None;
+        drop(state);
+        values.into_array(py, shape, samples)
     }
 
     /// Runs the model on `inputs` in chunks of `batch_size` samples, with the GIL released.
@@ -333,25 +475,57 @@ fn emulated_statistics(model: &akida_engine::Model, run: &akida_nsoc::Emulation)
 
 #[pymethods]
 impl PyModel {
-    /// A model loaded from `filename` (str or path; `.fb` or `.fbz`), or from the bytes of a
-    /// saved model (`serialized_buffer`), or built from `layers` added in order, or empty.
-    /// A list as the first argument is taken as `layers`.
+    /// A model loaded from a file or from bytes, built from layers, or empty.
+    ///
+    /// Parameters
+    /// ----------
+    /// filename : str, bytes or os.PathLike, optional
+    ///     A ``.fb`` or ``.fbz`` model file (the content decides which). A list or tuple of layers
+    ///     here is taken as ``layers``.
+    /// serialized_buffer : bytes-like, optional
+    ///     The bytes of a saved model (``bytes``, ``bytearray``, ``memoryview`` or any buffer).
+    /// layers : list of Layer, optional
+    ///     Layers added in order, each fed by the one before.
+    ///
+    /// Raises
+    /// ------
+    /// FileNotFoundError, OSError
+    ///     The file cannot be read.
+    /// ModelFormatError
+    ///     The file or buffer is not a valid model.
+    /// ParameterError
+    ///     More than one source given.
+    /// TypeError
+    ///     An argument of the wrong type (the message names it).
+    ///
+    /// Examples
+    /// --------
+    /// >>> import akida
+    /// >>> model = akida.Model([akida.InputData(input_shape=(4, 4, 1), input_bits=1),
+    /// ...                      akida.FullyConnected(3)])
+    /// >>> copy = akida.Model(serialized_buffer=bytearray(model.to_buffer()))
+    /// >>> [layer.name for layer in copy.layers]
+    /// ['input_data', 'fully_connected']
     #[new]
-    #[pyo3(signature = (filename = None, serialized_buffer = None, layers = None))]
+    #[pyo3(signature = (filename = None, serialized_buffer = None, layers = None),
+        text_signature = "(filename=None, serialized_buffer=None, layers=None)")]
     fn new(
         py: Python<'_>,
         filename: Option<&Bound<'_, PyAny>>,
         serialized_buffer: Option<&Bound<'_, PyAny>>,
-        layers: Option<Vec<Bound<'_, PyLayer>>>,
+        layers: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let mut layers = layers;
+        let mut layers = match layers {
+            Some(l) => Some(layer_list(l, &Where { function: "Model", name: "layers" })?),
+            None => None,
+        };
         let mut filename = filename;
         if let Some(first) = filename {
             if first.is_instance_of::<PyList>() || first.is_instance_of::<pyo3::types::PyTuple>() {
                 if layers.is_some() {
                     return raise(Error::Parameter("give the layers once, as `layers`".into()));
                 }
-                layers = Some(first.extract()?);
+                layers = Some(layer_list(first, &Where { function: "Model", name: "layers" })?);
                 filename = None;
             }
         }
@@ -360,15 +534,10 @@ impl PyModel {
             return raise(Error::Parameter("give at most one of filename, serialized_buffer and layers".into()));
         }
         let loaded = if let Some(f) = filename {
-            let path: std::path::PathBuf = py.import("os")?.call_method1("fspath", (f,))?.extract()?;
+            let path = path_arg(f, &Where { function: "Model", name: "filename" })?;
             Some(compute(py, move || akida_format::load(&path, &akida_format::Limits::default()))?)
         } else if let Some(b) = serialized_buffer {
-            let bytes = b.cast::<PyBytes>().map_err(|_| {
-                to_pyerr(Error::DType(format!(
-                    "serialized_buffer must be bytes, got {}",
-                    b.get_type().name().map(|n| n.to_string()).unwrap_or_default()
-                )))
-            })?;
+            let bytes = buffer_bytes(b, &Where { function: "Model", name: "serialized_buffer" })?;
             let data = bytes.as_bytes();
             Some(compute(py, move || akida_format::deserialize(data, &akida_format::Limits::default()))?)
         } else {
@@ -381,10 +550,24 @@ impl PyModel {
         Ok(model)
     }
 
-    /// Saves the model to `path` (str or path): `.fb` for a FlatBuffer, `.fbz` for a compressed
-    /// one. The file is replaced atomically.
+    /// Saves the model to a file, replacing it atomically.
+    ///
+    /// Parameters
+    /// ----------
+    /// path : str, bytes or os.PathLike
+    ///     ``.fb`` for a FlatBuffer, ``.fbz`` for a compressed one.
+    ///
+    /// Raises
+    /// ------
+    /// ParameterError
+    ///     Another extension.
+    /// ArchitectureError
+    ///     The model has no layers.
+    /// OSError
+    ///     The file cannot be written.
+    #[pyo3(signature = (path), text_signature = "(self, path)")]
     fn save(&self, py: Python<'_>, path: &Bound<'_, PyAny>) -> PyResult<()> {
-        let path: std::path::PathBuf = py.import("os")?.call_method1("fspath", (path,))?.extract()?;
+        let path = path_arg(path, &Where { function: "save", name: "path" })?;
         let state = &self.state;
         compute(py, move || {
             let guard = lock(state);
@@ -395,8 +578,13 @@ impl PyModel {
         })
     }
 
-    /// The model as bytes (the content of a `.fb` file), loadable with
-    /// `Model(serialized_buffer=...)`.
+    /// The model as bytes: the content of a ``.fb`` file, loadable with
+    /// ``Model(serialized_buffer=...)``.
+    ///
+    /// Raises
+    /// ------
+    /// ArchitectureError
+    ///     The model has no layers.
     fn to_buffer<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
         match self.serialized(py)? {
             Some(bytes) => Ok(bytes),
@@ -411,43 +599,103 @@ impl PyModel {
         Ok((slf.get_type(), (PyNone::get(py).to_owned(), slf.get().serialized(py)?)))
     }
 
-    /// Appends `layer`, fed by `inbound_layers` (default: the last layer added).
-    #[pyo3(signature = (layer, inbound_layers = None))]
-    fn add(&self, layer: &Bound<'_, PyLayer>, inbound_layers: Option<Vec<Bound<'_, PyLayer>>>) -> PyResult<()> {
-        self.add_layer(layer, inbound_layers)
+    /// Appends a layer.
+    ///
+    /// Parameters
+    /// ----------
+    /// layer : Layer
+    ///     A new layer object (not in any model yet). The first layer must be an input layer.
+    /// inbound_layers : list of Layer, optional
+    ///     The layers of this model feeding it; default: the last layer added. A Concat needs at
+    ///     least two, every other layer exactly one.
+    ///
+    /// Raises
+    /// ------
+    /// ArchitectureError
+    ///     The layer breaks a structural rule; the model is unchanged. In a branched model the
+    ///     message says where the default inbound layer would lead.
+    /// TypeError
+    ///     An argument of the wrong type (the message names it).
+    ///
+    /// Examples
+    /// --------
+    /// >>> import akida
+    /// >>> model = akida.Model()
+    /// >>> model.add(akida.InputData(input_shape=(8, 8, 1), input_bits=1))
+    /// >>> model.add(akida.Convolutional(3, 3, 4))
+    /// >>> model.get_layer(1).inbound_layers
+    /// [<akida.InputData 'input_data'>]
+    #[pyo3(signature = (layer, inbound_layers = None), text_signature = "(self, layer, inbound_layers=None)")]
+    fn add(&self, layer: &Bound<'_, PyAny>, inbound_layers: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let layer = layer_arg(layer, &Where { function: "add", name: "layer" })?;
+        let inbound = match inbound_layers {
+            Some(l) if !l.is_none() => Some(layer_list(l, &Where { function: "add", name: "inbound_layers" })?),
+            _ => None,
+        };
+        self.add_layer(&layer, inbound)
     }
 
     /// Removes the last layer.
-    fn pop_layer(&self) -> PyResult<()> {
-        guarded(|| {
+    ///
+    /// Views of the removed layer raise ``LayerNotFoundError`` afterwards. When the removal
+    /// leaves layers that the new last layer does not depend on (popping the Concat that joined
+    /// two branches leaves one of them dangling: ``forward`` would silently compute only the
+    /// other), a ``UserWarning`` names them; :meth:`summary` marks them too.
+    ///
+    /// Raises
+    /// ------
+    /// ArchitectureError
+    ///     The model has no layers.
+    fn pop_layer(&self, py: Python<'_>) -> PyResult<()> {
+        let newly_dangling: Vec<String> = guarded(|| {
             let mut state = lock(&self.state);
+            let before: Vec<u64> =
+                akida_engine::summary::dangling_layers(&state.model).into_iter().map(|i| state.ids[i]).collect();
             state.model.pop_layer()?;
             state.ids.pop();
             state.statistics = None;
-            Ok(())
-        })
+            let after = akida_engine::summary::dangling_layers(&state.model);
+            Ok(after
+                .into_iter()
+                .filter(|&i| !before.contains(&state.ids[i]))
+                .map(|i| state.model.layers()[i].name().to_owned())
+                .collect())
+        })?;
+        if !newly_dangling.is_empty() {
+            let last = lock(&self.state).model.layers().last().map(|l| l.name().to_owned()).unwrap_or_default();
+            let message = format!(
+                "after pop_layer() the layers {} no longer lead to the output layer '{last}': forward computes \
+                 only the path to '{last}'; pop them too, or add a layer joining them (see summary())",
+                newly_dangling.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ")
+            );
+            let warnings = py.import("warnings")?;
+            let category = py.import("builtins")?.getattr("UserWarning")?;
+            warnings.call_method1("warn", (message, category, 2))?;
+        }
+        Ok(())
     }
 
-    /// The layer called `key` (str) or at index `key` (int, negative counts from the end).
+    /// A layer of the model, by name or index.
+    ///
+    /// Parameters
+    /// ----------
+    /// key : str or int
+    ///     The layer name, or its index (negative counts from the end; numpy integers work).
+    ///
+    /// Returns
+    /// -------
+    /// Layer
+    ///     A view of the layer: changes through it change the model.
+    ///
+    /// Raises
+    /// ------
+    /// LayerNotFoundError
+    ///     No layer of that name or index (a ``KeyError`` and an ``IndexError``).
+    /// TypeError
+    ///     ``key`` is neither a str nor an int.
+    #[pyo3(signature = (key), text_signature = "(self, key)")]
     fn get_layer(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        let index = if let Ok(name) = key.cast::<PyString>() {
-            let name = name.to_str()?;
-            let found = lock(&self.state).model.index_of(name);
-            found.map_err(to_pyerr)?
-        } else if key.is_instance_of::<PyInt>() {
-            let i: i64 = key.extract()?;
-            let count = lock(&self.state).model.layers().len() as i64;
-            let resolved = if i < 0 { i + count } else { i };
-            if !(0..count).contains(&resolved) {
-                return raise(Error::LayerNotFound(format!("no layer at index {i}: the model has {count} layers")));
-            }
-            resolved as usize
-        } else {
-            return Err(pyo3::exceptions::PyTypeError::new_err(format!(
-                "get_layer takes a layer name (str) or index (int), got {}",
-                key.get_type().name()?
-            )));
-        };
+        let index = self.layer_index(key, &Where { function: "get_layer", name: "key" })?;
         self.layer_handle(py, index)
     }
 
@@ -484,8 +732,44 @@ impl PyModel {
     /// entirely raises `MappingError` naming every layer and rule, and stays unmapped.
     /// `map(None)` returns to plain software. The mapping is not saved with the model; it is
     /// recomputed from the device and mode whenever asked for.
-    #[pyo3(signature = (device, hw_only = false, mode = PyMapMode::AllNps))]
-    fn map(&self, device: Option<PyRef<'_, PyDevice>>, hw_only: bool, mode: PyMapMode) -> PyResult<()> {
+    ///
+    /// Parameters
+    /// ----------
+    /// device : Device or None
+    ///     The device (``akida.AKD1000()``), or None to unmap.
+    /// hw_only : bool, default False
+    ///     Refuse a mapping that leaves layers in software.
+    /// mode : MapMode, optional
+    ///     ``MapMode.AllNps`` (used when None) spreads layers over every NP, ``MapMode.Minimal``
+    ///     uses as few as possible.
+    ///
+    /// Raises
+    /// ------
+    /// MappingError
+    ///     ``hw_only=True`` and the model does not fit.
+    #[pyo3(signature = (device, hw_only = Arg::Default(false), mode = None),
+        text_signature = "(self, device, hw_only=False, mode=None)")]
+    fn map<'py>(
+        &self,
+        device: &Bound<'py, PyAny>,
+        hw_only: Arg<'py, bool>,
+        mode: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<()> {
+        let hw_only = hw_only.get("map", "hw_only")?;
+        let mode = match mode {
+            Some(m) if !m.is_none() => m.extract::<PyMapMode>().map_err(|_| {
+                Where { function: "map", name: "mode" }.type_error("an akida.MapMode (AllNps or Minimal) or None", m)
+            })?,
+            _ => PyMapMode::AllNps,
+        };
+        let device: Option<PyRef<'_, PyDevice>> = if device.is_none() {
+            None
+        } else {
+            Some(device.extract().map_err(|_| {
+                Where { function: "map", name: "device" }
+                    .type_error("an akida.Device (akida.AKD1000()) or None", device)
+            })?)
+        };
         let Some(device) = device else {
             self.unmap();
             return Ok(());
@@ -590,24 +874,79 @@ impl PyModel {
 
     /// A text report of the mapping on `device` (default: the mapped device, else the AKD1000) in
     /// both modes: NPs used, sequences, passes, each layer's placement and NP memory.
-    #[pyo3(signature = (device = None))]
-    fn map_report(&self, device: Option<PyRef<'_, PyDevice>>) -> String {
+    ///
+    /// Parameters
+    /// ----------
+    /// device : Device, optional
+    ///     The device to report on.
+    ///
+    /// Returns
+    /// -------
+    /// str
+    ///     The report.
+    #[pyo3(signature = (device = None), text_signature = "(self, device=None)")]
+    fn map_report(&self, device: Option<&Bound<'_, PyAny>>) -> PyResult<String> {
+        let device: Option<PyRef<'_, PyDevice>> = match device {
+            Some(d) if !d.is_none() => Some(d.extract().map_err(|_| {
+                Where { function: "map_report", name: "device" }.type_error("an akida.Device or None", d)
+            })?),
+            _ => None,
+        };
         let state = lock(&self.state);
         let device = match (device, &state.mapped) {
             (Some(d), _) => d.device.clone(),
             (None, Some((d, _))) => d.clone(),
             (None, None) => akida_nsoc::Device::akd1000(),
         };
-        [akida_nsoc::MapMode::AllNps, akida_nsoc::MapMode::Minimal]
+        Ok([akida_nsoc::MapMode::AllNps, akida_nsoc::MapMode::Minimal]
             .into_iter()
             .map(|mode| akida_nsoc::report(&akida_nsoc::map(&state.model, &device, mode), &device))
             .collect::<Vec<_>>()
-            .join("\n")
+            .join("\n"))
     }
 
-    /// Prints one row per layer: name and type, shapes, kernel shape and main parameters; for a
-    /// mapped model, then its sequences, passes and the NPs of each layer.
-    fn summary(&self, py: Python<'_>) -> PyResult<()> {
+    /// Shows the model as a table: one row per layer with its name and type, shapes, kernel
+    /// shape and main parameters; a "Connected to" column for a branched model; a "Dangling"
+    /// note naming the layers the output does not depend on; for a mapped model, then its
+    /// sequences, passes and the NPs of each layer.
+    ///
+    /// Parameters
+    /// ----------
+    /// print_fn : callable, optional
+    ///     Called with the table (one str) instead of ``print``.
+    /// return_string : bool, default False
+    ///     Return the table instead of printing it.
+    ///
+    /// Returns
+    /// -------
+    /// str or None
+    ///     The table when ``return_string=True``.
+    ///
+    /// Examples
+    /// --------
+    /// >>> import akida
+    /// >>> model = akida.Model([akida.InputData(input_shape=(4, 4, 1), input_bits=1),
+    /// ...                      akida.FullyConnected(3, activations_enabled=False)])
+    /// >>> print(model.summary(return_string=True))  # doctest: +NORMALIZE_WHITESPACE
+    /// Layer (type)                     Input shape  Output shape  Kernel shape  Parameters
+    /// ===================================================================================================
+    /// input_data (InputData)           [4, 4, 1]    [4, 4, 1]     -             input_bits=1
+    /// fully_connected (FullyConnected) [4, 4, 1]    [1, 1, 3]     (4, 4, 1, 3)  weights_bits=1, potentials
+    /// ===================================================================================================
+    #[pyo3(signature = (print_fn = None, return_string = Arg::Default(false)),
+        text_signature = "(self, print_fn=None, return_string=False)")]
+    fn summary<'py>(
+        &self,
+        py: Python<'py>,
+        print_fn: Option<&Bound<'py, PyAny>>,
+        return_string: Arg<'py, bool>,
+    ) -> PyResult<Option<String>> {
+        let return_string = return_string.get("summary", "return_string")?;
+        if let Some(f) = print_fn {
+            if !f.is_none() && !f.is_callable() {
+                return Err(Where { function: "summary", name: "print_fn" }.type_error("a callable or None", f));
+            }
+        }
         let text = {
             let state = lock(&self.state);
             if state.model.layers().is_empty() {
@@ -621,47 +960,145 @@ impl PyModel {
                 text
             }
         };
-        py.import("builtins")?.getattr("print")?.call1((text.trim_end(),))?;
-        Ok(())
+        let text = text.trim_end().to_owned();
+        if return_string {
+            return Ok(Some(text));
+        }
+        match print_fn {
+            Some(f) if !f.is_none() => f.call1((text,))?,
+            _ => py.import("builtins")?.getattr("print")?.call1((text,))?,
+        };
+        Ok(None)
     }
 
-    /// Output of the last layer for `inputs` (uint8 `(N, H, W, C)` array or `akida.Events`):
-    /// uint8 activations, or int32 potentials when the last layer has activations disabled.
-    #[pyo3(signature = (inputs, batch_size = None))]
+    /// Runs the model and returns the output of its last layer, or of any layer.
+    ///
+    /// Parameters
+    /// ----------
+    /// inputs : numpy.ndarray or Events
+    ///     uint8 ``(N, H, W, C)`` matching :attr:`input_shape`, or an :class:`Events` batch
+    ///     (InputData models).
+    /// batch_size : int, optional
+    ///     Samples per chunk run with the GIL released (default: all at once).
+    /// output_layer : str or int, optional
+    ///     The layer whose output to return (name or index, negative counts from the end):
+    ///     only the layers it needs run, and :meth:`get_statistics` marks the others as not
+    ///     computed. Default: the last layer. An intermediate layer always runs in software,
+    ///     also in a mapped model.
+    ///
+    /// Returns
+    /// -------
+    /// numpy.ndarray
+    ///     ``(N, H, W, C)``: uint8 activations, or int32 potentials of a layer with activations
+    ///     disabled.
+    ///
+    /// Raises
+    /// ------
+    /// DTypeError, InputError
+    ///     Inputs of the wrong type, dtype, shape or value range.
+    /// LayerNotFoundError
+    ///     No layer ``output_layer``.
+    ///
+    /// Examples
+    /// --------
+    /// >>> import numpy as np, akida
+    /// >>> model = akida.Model([akida.InputData(input_shape=(2, 2, 1), input_bits=1),
+    /// ...                      akida.FullyConnected(2, threshold_fire=1),
+    /// ...                      akida.FullyConnected(1, activations_enabled=False)])
+    /// >>> model.get_layer(1).set_variable("weights", np.ones((2, 2, 1, 2)))
+    /// >>> model.get_layer(2).set_variable("weights", np.ones((1, 1, 2, 1)))
+    /// >>> x = np.array([[[[1], [1]], [[1], [0]]]], np.uint8)
+    /// >>> model.forward(x)[0, 0, 0]
+    /// array([2], dtype=int32)
+    /// >>> model.forward(x, output_layer=1)[0, 0, 0]
+    /// array([1, 1], dtype=uint8)
+    #[pyo3(signature = (inputs, batch_size = Arg::Default(None), output_layer = None),
+        text_signature = "(self, inputs, batch_size=None, output_layer=None)")]
     fn forward<'py>(
         &self,
         py: Python<'py>,
         inputs: &Bound<'py, PyAny>,
-        batch_size: Option<i64>,
+        batch_size: Arg<'py, Option<i64>>,
+        output_layer: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let batch_size = batch_size.get("forward", "batch_size")?;
+        if let Some(key) = output_layer.filter(|k| !k.is_none()) {
+            let target = self.layer_index(key, &Where { function: "forward", name: "output_layer" })?;
+            if target + 1 != self.get_layer_count() {
+                return self.forward_to_layer(py, inputs, batch_size, target);
+            }
+        }
         let (values, shape, samples) = self.run(py, inputs, batch_size)?;
         values.into_array(py, shape, samples)
     }
 
-    /// The last layer's potentials rescaled per neuron, as float32 `(N, H, W, C)`:
-    /// `float32(float64(potential) * float64(output_scale[c]) + float64(output_offset[c]))`.
-    /// The last layer must have activations disabled (`forward` gives the activations).
-    #[pyo3(signature = (inputs, batch_size = None))]
+    /// The last layer's potentials rescaled per neuron.
+    ///
+    /// Each value is ``float32(float64(potential) * float64(output_scale[c]) +
+    /// float64(output_offset[c]))``.
+    ///
+    /// Parameters
+    /// ----------
+    /// inputs : numpy.ndarray or Events
+    ///     As for :meth:`forward`.
+    /// batch_size : int, optional
+    ///     Samples per chunk run with the GIL released (default: all at once).
+    ///
+    /// Returns
+    /// -------
+    /// numpy.ndarray
+    ///     float32 ``(N, H, W, C)``.
+    ///
+    /// Raises
+    /// ------
+    /// ArchitectureError
+    ///     The last layer has activations enabled (use :meth:`forward`).
+    #[pyo3(signature = (inputs, batch_size = Arg::Default(None)), text_signature = "(self, inputs, batch_size=None)")]
     fn evaluate<'py>(
         &self,
         py: Python<'py>,
         inputs: &Bound<'py, PyAny>,
-        batch_size: Option<i64>,
+        batch_size: Arg<'py, Option<i64>>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let batch_size = batch_size.get("evaluate", "batch_size")?;
         let (values, shape, samples) = self.run_with(py, inputs, batch_size, None, Mode::Evaluate)?;
         values.into_array(py, shape, samples)
     }
 
-    /// The class of each sample (int32), -1 when no neuron responds. Neurons form `num_classes`
-    /// equal contiguous groups (default: one class per neuron).
-    #[pyo3(signature = (inputs, num_classes = None, batch_size = None))]
+    /// The class of each sample.
+    ///
+    /// The output neurons form ``num_classes`` equal contiguous groups; a sample's class is the
+    /// group of its strongest response.
+    ///
+    /// Parameters
+    /// ----------
+    /// inputs : numpy.ndarray or Events
+    ///     As for :meth:`forward`.
+    /// num_classes : int, optional
+    ///     Default: the compiled class count, else one class per output neuron.
+    /// batch_size : int, optional
+    ///     Samples per chunk run with the GIL released (default: all at once).
+    ///
+    /// Returns
+    /// -------
+    /// numpy.ndarray
+    ///     int32 ``(N,)``, -1 where no neuron responds.
+    ///
+    /// Raises
+    /// ------
+    /// ParameterError
+    ///     ``num_classes`` does not divide the output neurons.
+    #[pyo3(signature = (inputs, num_classes = Arg::Default(None), batch_size = Arg::Default(None)),
+        text_signature = "(self, inputs, num_classes=None, batch_size=None)")]
     fn predict<'py>(
         &self,
         py: Python<'py>,
         inputs: &Bound<'py, PyAny>,
-        num_classes: Option<i64>,
-        batch_size: Option<i64>,
+        num_classes: Arg<'py, Option<i64>>,
+        batch_size: Arg<'py, Option<i64>>,
     ) -> PyResult<Bound<'py, PyArray1<i32>>> {
+        let num_classes = num_classes.get("predict", "num_classes")?;
+        let batch_size = batch_size.get("predict", "batch_size")?;
         let (channels, learned_classes) = guarded(|| {
             let state = lock(&self.state);
             let channels = state.model.output_shape()?.channels;
@@ -689,23 +1126,70 @@ impl PyModel {
         Ok(PyArray1::from_vec(py, classes))
     }
 
-    /// Prepares the last layer for Akida unsupervised learning (see docs/learning.md).
-    #[pyo3(signature = (num_weights, num_classes = 1, initial_plasticity = 1.0, min_plasticity = 0.1,
-        plasticity_decay = 0.25, learning_competition = 0.0, seed = 0))]
+    /// Prepares the last layer for Akida unsupervised learning (the rule: ``docs/learning.md``).
+    ///
+    /// The layer gets ``num_weights`` random binary weights per neuron (from ``seed``), a
+    /// learning threshold and a plasticity per neuron; :meth:`fit` then learns.
+    ///
+    /// Parameters
+    /// ----------
+    /// num_weights : int
+    ///     Non-zero weights per neuron, 1..the layer's connections per neuron.
+    /// num_classes : int, default 1
+    ///     The neurons form this many equal groups, one per class (1: unsupervised).
+    /// initial_plasticity : float, default 1.0
+    ///     Starting plasticity of every neuron, in (0, 1].
+    /// min_plasticity : float, default 0.1
+    ///     Lowest plasticity, in [0, initial_plasticity].
+    /// plasticity_decay : float, default 0.25
+    ///     Fraction of the plasticity above the minimum lost at each learning step, in [0, 1].
+    /// learning_competition : float, default 0.0
+    ///     How strongly other neurons of the winner's class unlearn, in [0, 1].
+    /// seed : int, default 0
+    ///     Seed of the initial weights, in [0, 2**64).
+    ///
+    /// Raises
+    /// ------
+    /// ArchitectureError
+    ///     The last layer cannot learn (FullyConnected or Convolutional, 1-bit weights, binary
+    ///     inputs).
+    /// ParameterError
+    ///     A value out of range.
+    ///
+    /// Examples
+    /// --------
+    /// >>> import numpy as np, akida
+    /// >>> model = akida.Model([akida.InputData(input_shape=(4, 4, 1), input_bits=1),
+    /// ...                      akida.FullyConnected(4, activations_enabled=False)])
+    /// >>> model.compile(num_weights=6, num_classes=2)
+    /// >>> model.get_layer(1).learning.num_classes
+    /// 2
+    #[pyo3(signature = (num_weights, num_classes = Arg::Default(1), initial_plasticity = Arg::Default(1.0),
+        min_plasticity = Arg::Default(0.1), plasticity_decay = Arg::Default(0.25),
+        learning_competition = Arg::Default(0.0), seed = None),
+        text_signature = "(self, num_weights, num_classes=1, initial_plasticity=1.0, min_plasticity=0.1, plasticity_decay=0.25, learning_competition=0.0, seed=0)")]
     #[allow(clippy::too_many_arguments)]
-    fn compile(
+    fn compile<'py>(
         &self,
-        py: Python<'_>,
-        num_weights: i64,
-        num_classes: i64,
-        initial_plasticity: f64,
-        min_plasticity: f64,
-        plasticity_decay: f64,
-        learning_competition: f64,
-        seed: i128,
+        py: Python<'py>,
+        num_weights: Arg<'py, i64>,
+        num_classes: Arg<'py, i64>,
+        initial_plasticity: Arg<'py, f64>,
+        min_plasticity: Arg<'py, f64>,
+        plasticity_decay: Arg<'py, f64>,
+        learning_competition: Arg<'py, f64>,
+        seed: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<()> {
-        let Ok(seed) = u64::try_from(seed) else {
-            return raise(Error::Parameter(format!("seed must be in [0, 2**64), got {seed}")));
+        let f = "compile";
+        let num_weights = num_weights.get(f, "num_weights")?;
+        let num_classes = num_classes.get(f, "num_classes")?;
+        let initial_plasticity = initial_plasticity.get(f, "initial_plasticity")?;
+        let min_plasticity = min_plasticity.get(f, "min_plasticity")?;
+        let plasticity_decay = plasticity_decay.get(f, "plasticity_decay")?;
+        let learning_competition = learning_competition.get(f, "learning_competition")?;
+        let seed = match seed {
+            None => 0,
+            Some(obj) => seed_arg(obj, &Where { function: f, name: "seed" })?,
         };
         let config = akida_engine::learning::LearningConfig::new(
             num_weights,
@@ -725,17 +1209,41 @@ impl PyModel {
         })
     }
 
-    /// Learns from `inputs` sample by sample and returns the last layer's outputs as `forward`
-    /// would. `input_labels`: None, one int for all samples, or one per sample; a label
-    /// `>= num_classes` means the sample is not learned.
-    #[pyo3(signature = (inputs, input_labels = None, batch_size = None))]
+    /// Learns from the inputs, sample by sample (Akida unsupervised learning, see
+    /// ``docs/learning.md``), after :meth:`compile`.
+    ///
+    /// Parameters
+    /// ----------
+    /// inputs : numpy.ndarray or Events
+    ///     As for :meth:`forward`.
+    /// input_labels : int or array_like of int, optional
+    ///     None (unlabeled), one label for all samples, or one per sample. A label
+    ///     ``>= num_classes`` means the sample is not learned.
+    /// batch_size : int, optional
+    ///     Samples per chunk run with the GIL released (default: all at once).
+    ///
+    /// Returns
+    /// -------
+    /// numpy.ndarray
+    ///     The last layer's outputs, as :meth:`forward` gives them, each computed before the
+    ///     sample's learning step.
+    ///
+    /// Raises
+    /// ------
+    /// ArchitectureError
+    ///     The model is not compiled.
+    /// InputError
+    ///     Negative labels or a wrong label count.
+    #[pyo3(signature = (inputs, input_labels = None, batch_size = Arg::Default(None)),
+        text_signature = "(self, inputs, input_labels=None, batch_size=None)")]
     fn fit<'py>(
         &self,
         py: Python<'py>,
         inputs: &Bound<'py, PyAny>,
         input_labels: Option<&Bound<'py, PyAny>>,
-        batch_size: Option<i64>,
+        batch_size: Arg<'py, Option<i64>>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let batch_size = batch_size.get("fit", "batch_size")?;
         let labels = match input_labels {
             None => None,
             Some(l) => Some(crate::arrays::integer_array(l, "input_labels")?.1),
@@ -744,8 +1252,21 @@ impl PyModel {
         values.into_array(py, shape, samples)
     }
 
-    /// Adds `num_classes` classes (groups of new neurons) to the compiled last layer.
-    fn add_classes(&self, py: Python<'_>, num_classes: i64) -> PyResult<()> {
+    /// Adds classes to the compiled last layer: each is a group of new neurons, as many as each
+    /// existing class has, with fresh random weights.
+    ///
+    /// Parameters
+    /// ----------
+    /// num_classes : int
+    ///     Classes to add, >= 1.
+    ///
+    /// Raises
+    /// ------
+    /// ArchitectureError
+    ///     The model is not compiled.
+    #[pyo3(signature = (num_classes), text_signature = "(self, num_classes)")]
+    fn add_classes<'py>(&self, py: Python<'py>, num_classes: Arg<'py, i64>) -> PyResult<()> {
+        let num_classes = num_classes.get("add_classes", "num_classes")?;
         if num_classes < 1 {
             return raise(Error::Parameter(format!("num_classes must be >= 1, got {num_classes}")));
         }
@@ -757,19 +1278,36 @@ impl PyModel {
         })
     }
 
-    /// Statistics of the last `forward` or `predict` call: layer name -> `LayerStatistics`.
+    /// Statistics of the last ``forward``, ``predict``, ``evaluate`` or ``fit`` call.
+    ///
+    /// Returns
+    /// -------
+    /// dict of str to LayerStatistics
+    ///     One entry per layer, in order (empty before any call and after a change). A layer
+    ///     the call did not run (not on the path to the output layer) has
+    ///     ``computed == False`` and None sparsities.
     fn get_statistics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         // Copy under the lock, build Python objects after releasing it.
-        let entries: Vec<(String, LayerStatistics)> = {
+        let entries: Vec<(String, LayerStatistics, bool)> = {
             let state = lock(&self.state);
             match &state.statistics {
-                Some(stats) => state.model.layers().iter().zip(stats).map(|(l, s)| (l.name().to_owned(), *s)).collect(),
+                Some(stats) => {
+                    let computed = computed_layers(&state.model, stats);
+                    state
+                        .model
+                        .layers()
+                        .iter()
+                        .zip(stats)
+                        .zip(computed)
+                        .map(|((l, s), c)| (l.name().to_owned(), *s, c))
+                        .collect()
+                }
                 None => Vec::new(),
             }
         };
         let dict = PyDict::new(py);
-        for (name, stats) in entries {
-            dict.set_item(name.clone(), PyLayerStatistics { stats, name })?;
+        for (name, stats, computed) in entries {
+            dict.set_item(name.clone(), PyLayerStatistics { stats, name, computed })?;
         }
         Ok(dict)
     }
@@ -785,31 +1323,69 @@ impl PyModel {
     }
 }
 
-/// Counters of one layer over the last `forward` or `predict` call.
+/// Which layers a call ran: those with counted samples, or, after a call of no samples, those
+/// the last layer's output needs. A layer with no samples while others have some was not on the
+/// path to the call's output layer.
+fn computed_layers(model: &akida_engine::Model, stats: &[LayerStatistics]) -> Vec<bool> {
+    if stats.iter().any(|s| s.samples > 0) {
+        return stats.iter().map(|s| s.samples > 0).collect();
+    }
+    let needed = model.layers().len().checked_sub(1).map(|last| model.needed_layers(last)).unwrap_or_default();
+    (0..stats.len()).map(|i| needed.contains(&i)).collect()
+}
+
+/// `seed` of `compile`: an int in [0, 2**64).
+fn seed_arg(obj: &Bound<'_, PyAny>, at: &Where<'_>) -> PyResult<u64> {
+    if obj.is_instance_of::<PyFloat>() || obj.is_instance_of::<PyString>() || !obj.hasattr("__index__")? {
+        return Err(at.type_error("an int", obj));
+    }
+    let index = obj.py().import("operator")?.call_method1("index", (obj,)).map_err(|_| at.type_error("an int", obj))?;
+    index.extract::<u64>().map_err(|_| {
+        to_pyerr(Error::Parameter(format!(
+            "{}() argument '{}' must be in [0, 2**64), got {}",
+            at.function,
+            at.name,
+            index.repr().map(|r| r.to_string()).unwrap_or_default()
+        )))
+    })
+}
+
+/// Counters of one layer over the last ``forward``, ``predict``, ``evaluate`` or ``fit`` call.
+///
+/// A layer the call did not run (not on the path to its output layer, for example a dangling
+/// branch or the layers after ``forward(..., output_layer=...)``) is marked: ``computed`` is
+/// False and the sparsities are None.
 #[pyclass(name = "LayerStatistics", module = "akida", frozen)]
 pub struct PyLayerStatistics {
     stats: LayerStatistics,
     name: String,
+    computed: bool,
 }
 
 #[pymethods]
 impl PyLayerStatistics {
+    /// Whether the call ran this layer.
+    #[getter]
+    fn computed(&self) -> bool {
+        self.computed
+    }
+
     /// Number of samples counted.
     #[getter]
     fn samples(&self) -> u64 {
         self.stats.samples
     }
 
-    /// Fraction of zero input values.
+    /// Fraction of zero input values, or None when the layer was not computed.
     #[getter]
-    fn input_sparsity(&self) -> f64 {
-        self.stats.input_sparsity()
+    fn input_sparsity(&self) -> Option<f64> {
+        self.computed.then(|| self.stats.input_sparsity())
     }
 
-    /// Fraction of zero output values.
+    /// Fraction of zero output values, or None when the layer was not computed.
     #[getter]
-    fn output_sparsity(&self) -> f64 {
-        self.stats.output_sparsity()
+    fn output_sparsity(&self) -> Option<f64> {
+        self.computed.then(|| self.stats.output_sparsity())
     }
 
     /// Multiply-accumulates of non-zero inputs with the weights they feed.
@@ -819,6 +1395,12 @@ impl PyLayerStatistics {
     }
 
     fn __repr__(&self) -> String {
+        if !self.computed {
+            return format!(
+                "<LayerStatistics '{}': not computed (not on the path to the output layer of the last call)>",
+                self.name
+            );
+        }
         format!(
             "<LayerStatistics '{}': samples={}, input_sparsity={:.4}, output_sparsity={:.4}, synaptic_operations={}>",
             self.name,

@@ -667,7 +667,7 @@ def test_get_layer_index_out_of_range():
 @pytest.mark.parametrize("seed", [-1, 2**64, -(2**70)])
 def test_compile_seed_out_of_range_is_a_parameter_error(seed):
     model = akida.Model([input_data(bits=1), akida.FullyConnected(4)])
-    with pytest.raises(akida.ParameterError, match=r"seed must be in \[0, 2\*\*64\)"):
+    with pytest.raises(akida.ParameterError, match=r"'seed' must be in \[0, 2\*\*64\)"):
         model.compile(3, seed=seed)
     model.compile(3, seed=2**64 - 1)  # the largest seed is accepted
 

@@ -36,7 +36,8 @@ from ._akida import (
     devices,
     engine_info,
 )
-from . import cnn2snn, converters
+from . import _signatures, cnn2snn, converters, progress
+from .calibration import calibrate_thresholds
 from .errors import (
     AkidaError,
     ArchitectureError,
@@ -49,6 +50,11 @@ from .errors import (
     NotFittedError,
     ParameterError,
     VariableError,
+)
+
+_signatures.install(
+    [InputConvolutional, Convolutional, SeparableConvolutional],
+    {"ConvolutionMode": ConvolutionMode, "PoolingType": PoolingType},
 )
 
 __all__ = [
@@ -88,8 +94,10 @@ __all__ = [
     "Sequence",
     "VariableError",
     "__version__",
+    "calibrate_thresholds",
     "cnn2snn",
     "converters",
     "devices",
     "engine_info",
+    "progress",
 ]

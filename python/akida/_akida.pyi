@@ -1,7 +1,7 @@
 """Type stubs of the compiled engine module (checked with mypy.stubtest)."""
 
 import os
-from typing import Any, final
+from typing import Any, Callable, final
 
 from typing_extensions import disjoint_base
 
@@ -102,7 +102,13 @@ class Layer:
 @final
 class InputData(Layer):
     def __new__(
-        cls, input_width: int, input_height: int, input_channels: int, input_bits: int = 4, name: str = ""
+        cls,
+        input_width: int | None = None,
+        input_height: int | None = None,
+        input_channels: int | None = None,
+        input_bits: int = 4,
+        name: str = "",
+        input_shape: tuple[int, int, int] | None = None,
     ) -> InputData: ...
 
 @final
@@ -120,11 +126,11 @@ class InputConvolutional(Layer):
         stride_x: int = 1,
         stride_y: int = 1,
         weights_bits: int = 1,
-        pooling_width: int = ...,  # -1
-        pooling_height: int = ...,  # -1
+        pooling_width: int = -1,
+        pooling_height: int = -1,
         pooling_type: PoolingType = ...,
-        pooling_stride_x: int = ...,  # -1
-        pooling_stride_y: int = ...,  # -1
+        pooling_stride_x: int = -1,
+        pooling_stride_y: int = -1,
         activations_enabled: bool = True,
         threshold_fire: int = 0,
         threshold_fire_step: float = 1.0,
@@ -157,11 +163,11 @@ class Convolutional(Layer):
         stride_x: int = 1,
         stride_y: int = 1,
         weights_bits: int = 1,
-        pooling_width: int = ...,  # -1
-        pooling_height: int = ...,  # -1
+        pooling_width: int = -1,
+        pooling_height: int = -1,
         pooling_type: PoolingType = ...,
-        pooling_stride_x: int = ...,  # -1
-        pooling_stride_y: int = ...,  # -1
+        pooling_stride_x: int = -1,
+        pooling_stride_y: int = -1,
         activations_enabled: bool = True,
         threshold_fire: int = 0,
         threshold_fire_step: float = 1.0,
@@ -180,11 +186,11 @@ class SeparableConvolutional(Layer):
         stride_x: int = 1,
         stride_y: int = 1,
         weights_bits: int = 2,
-        pooling_width: int = ...,  # -1
-        pooling_height: int = ...,  # -1
+        pooling_width: int = -1,
+        pooling_height: int = -1,
         pooling_type: PoolingType = ...,
-        pooling_stride_x: int = ...,  # -1
-        pooling_stride_y: int = ...,  # -1
+        pooling_stride_x: int = -1,
+        pooling_stride_y: int = -1,
         activations_enabled: bool = True,
         threshold_fire: int = 0,
         threshold_fire_step: float = 1.0,
@@ -236,11 +242,13 @@ class Events:
 @final
 class LayerStatistics:
     @property
+    def computed(self) -> bool: ...
+    @property
     def samples(self) -> int: ...
     @property
-    def input_sparsity(self) -> float: ...
+    def input_sparsity(self) -> float | None: ...
     @property
-    def output_sparsity(self) -> float: ...
+    def output_sparsity(self) -> float | None: ...
     @property
     def synaptic_operations(self) -> int: ...
 
@@ -248,14 +256,14 @@ class LayerStatistics:
 class Model:
     def __new__(
         cls,
-        filename: str | os.PathLike[str] | list[Layer] | None = None,
-        serialized_buffer: bytes | None = None,
+        filename: str | bytes | os.PathLike[str] | os.PathLike[bytes] | list[Layer] | tuple[Layer, ...] | None = None,
+        serialized_buffer: bytes | bytearray | memoryview | None = None,
         layers: list[Layer] | None = None,
     ) -> Model: ...
-    def save(self, path: str | os.PathLike[str]) -> None: ...
+    def save(self, path: str | bytes | os.PathLike[str] | os.PathLike[bytes]) -> None: ...
     def to_buffer(self) -> bytes: ...
     def __reduce__(self) -> tuple[type[Model], tuple[None, bytes | None]]: ...
-    def add(self, layer: Layer, inbound_layers: list[Layer] | None = None) -> None: ...
+    def add(self, layer: Layer, inbound_layers: list[Layer] | tuple[Layer, ...] | None = None) -> None: ...
     def pop_layer(self) -> None: ...
     def get_layer(self, key: str | int) -> Layer: ...
     @property
@@ -265,8 +273,8 @@ class Model:
     def input_shape(self) -> tuple[int, int, int]: ...
     @property
     def output_shape(self) -> tuple[int, int, int]: ...
-    def summary(self) -> None: ...
-    def map(self, device: Device | None, hw_only: bool = False, mode: MapMode = ...) -> None: ...
+    def summary(self, print_fn: Callable[[str], object] | None = None, return_string: bool = False) -> str | None: ...
+    def map(self, device: Device | None, hw_only: bool = False, mode: MapMode | None = None) -> None: ...
     def unmap(self) -> None: ...
     @property
     def device(self) -> Device | None: ...
@@ -275,7 +283,9 @@ class Model:
     def map_report(self, device: Device | None = None) -> str: ...
     @property
     def statistics(self) -> dict[str, Any] | None: ...
-    def forward(self, inputs: npt.NDArray[np.uint8] | Events, batch_size: int | None = None) -> npt.NDArray[Any]: ...
+    def forward(
+        self, inputs: npt.NDArray[np.uint8] | Events, batch_size: int | None = None, output_layer: str | int | None = None
+    ) -> npt.NDArray[Any]: ...
     def evaluate(
         self, inputs: npt.NDArray[np.uint8] | Events, batch_size: int | None = None
     ) -> npt.NDArray[np.float32]: ...

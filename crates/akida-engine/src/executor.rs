@@ -446,11 +446,54 @@ impl Model {
         parallel: bool,
         observer: &O,
     ) -> Result<Vec<LayerStatistics>> {
-        self.check_input(&input)?;
         self.check_output(&output, input.num_samples())?;
-        let out_len = self.output_shape()?.len();
+        let last = self.layers().len() - 1;
+        self.forward_to_with(last, input, output, parallel, observer)
+    }
+
+    /// Runs `input` through the layers the output of layer `target` needs (and only those: the
+    /// statistics of the others stay at zero samples) and writes layer `target`'s output into
+    /// `output`: activations, or potentials for a layer with activations disabled; `Rescaled`
+    /// only for the last layer. The result is what [`Model::forward`] gives on the model cut
+    /// after `target` (its needed layers).
+    pub fn forward_to(
+        &self,
+        target: usize,
+        input: Input<'_>,
+        output: Output<'_>,
+        parallel: bool,
+    ) -> Result<Vec<LayerStatistics>> {
+        self.check_layer_output(target, &output, input.num_samples())?;
+        self.forward_to_with(target, input, output, parallel, &NoObserver)
+    }
+
+    /// Checks that `output` holds `samples` outputs of layer `target`.
+    pub fn check_layer_output(&self, target: usize, output: &Output<'_>, samples: usize) -> Result<()> {
+        let layer = self.layer(target)?;
+        if target + 1 == self.layers().len() {
+            return self.check_output(output, samples);
+        }
+        let r = layer.expect_resolved()?;
+        let expected = samples.checked_mul(r.output_shape.len());
+        match (output, r.output) {
+            (Output::Activations(o), OutputKind::Activations { .. }) if Some(o.len()) == expected => Ok(()),
+            (Output::Potentials(o), OutputKind::Potentials) if Some(o.len()) == expected => Ok(()),
+            _ => bail!(Input, "the output buffer does not match the output of layer '{}'", layer.name()),
+        }
+    }
+
+    /// The body of [`Model::forward_with`] and [`Model::forward_to`]; `output` was checked.
+    fn forward_to_with<O: Observer + ?Sized>(
+        &self,
+        target: usize,
+        input: Input<'_>,
+        output: Output<'_>,
+        parallel: bool,
+        observer: &O,
+    ) -> Result<Vec<LayerStatistics>> {
+        self.check_input(&input)?;
+        let out_len = self.layer(target)?.expect_resolved()?.output_shape.len();
         let plan = self.plan();
-        let target = self.layers().len() - 1;
         let order = self.needed_layers(target);
         let run = |scratch: &mut Scratch, s: usize, sink: Sink<'_>| {
             let mut stats = self.empty_statistics();

@@ -158,9 +158,36 @@ impl Model {
             .expect("one of layers + 1 suffixes is free")
     }
 
+    /// Indices of the layers whose output no other layer reads (the last layer among them).
+    pub fn open_ends(&self) -> Vec<usize> {
+        let mut read = vec![false; self.layers.len()];
+        for inbound in &self.inbound {
+            for &j in inbound {
+                read[j] = true;
+            }
+        }
+        (0..self.layers.len()).filter(|&i| !read[i]).collect()
+    }
+
     /// Appends `layer`, fed by `inbound` (default: the last layer). Resolves its geometry and checks
-    /// every structural rule; on error the model is unchanged.
-    pub fn add(&mut self, mut layer: Layer, inbound: Option<&[usize]>) -> Result<()> {
+    /// every structural rule; on error the model is unchanged. When the default inbound layer
+    /// fails in a model with several open branches, the error says so and names them.
+    pub fn add(&mut self, layer: Layer, inbound: Option<&[usize]>) -> Result<()> {
+        let open = self.open_ends();
+        let last = self.layers.last().map(|l| l.name.clone());
+        match (self.add_checked(layer, inbound), inbound, last) {
+            (Err(Error::Architecture(message)), None, Some(last)) if open.len() > 1 => {
+                let names: Vec<String> = open.iter().map(|&i| format!("'{}'", self.layers[i].name)).collect();
+                Err(Error::Architecture(format!(
+                    "{message}. add() without inbound_layers connects the new layer to the last layer added                      ('{last}'), but this model is branched with open ends {}: pass inbound_layers=[...]                      (a Concat of the branches takes them all)",
+                    names.join(", ")
+                )))
+            }
+            (result, _, _) => result,
+        }
+    }
+
+    fn add_checked(&mut self, mut layer: Layer, inbound: Option<&[usize]>) -> Result<()> {
         self.plan_changed();
         if layer.name.is_empty() {
             layer.name = self.free_name(layer.kind());

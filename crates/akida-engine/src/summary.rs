@@ -36,12 +36,33 @@ fn mode(m: ConvolutionMode) -> &'static str {
     }
 }
 
+/// Whether any layer is fed by something else than the layer added just before it.
+pub fn is_branched(model: &Model) -> bool {
+    (1..model.layers().len()).any(|i| model.inbound(i) != [i - 1])
+}
+
+/// Indices of the layers the last layer's output does not depend on: `forward` does not compute
+/// them (a dangling branch, for example after popping the Concat that joined it).
+pub fn dangling_layers(model: &Model) -> Vec<usize> {
+    let Some(last) = model.layers().len().checked_sub(1) else { return Vec::new() };
+    let needed = model.needed_layers(last);
+    (0..model.layers().len()).filter(|i| !needed.contains(i)).collect()
+}
+
 /// One row per layer: name (type), input and output shapes, kernel shape and the parameters that
-/// matter (bits, stride, padding, pooling, activation).
+/// matter (bits, stride, padding, pooling, activation); for a branched model (or one with a
+/// dangling branch) a "Connected to" column with the inbound layers of each, and a note naming
+/// the layers the output does not depend on.
 pub fn summary(model: &Model) -> String {
-    let headers = ["Layer (type)", "Input shape", "Output shape", "Kernel shape", "Parameters"];
-    let mut rows: Vec<[String; 5]> = Vec::new();
-    for layer in model.layers() {
+    let branched = is_branched(model);
+    let dangling = dangling_layers(model);
+    let show_connections = branched || !dangling.is_empty();
+    let mut headers: Vec<&str> = vec!["Layer (type)", "Input shape", "Output shape", "Kernel shape", "Parameters"];
+    if show_connections {
+        headers.insert(3, "Connected to");
+    }
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for (index, layer) in model.layers().iter().enumerate() {
         let r = layer.resolved().expect("layers in a model are resolved");
         let mut details: Vec<String> = Vec::new();
         let mut kernel = String::from("-");
@@ -97,15 +118,24 @@ pub fn summary(model: &Model) -> String {
                 details.push("potentials".to_owned());
             }
         }
-        rows.push([
+        let mut row = vec![
             format!("{} ({})", layer.name(), layer.kind().type_name()),
             shape(r.input_shape),
             shape(r.output_shape),
             kernel,
             details.join(", "),
-        ]);
+        ];
+        if show_connections {
+            let inbound: Vec<&str> = model.inbound(index).iter().map(|&j| model.layers()[j].name()).collect();
+            let mut cell = if inbound.is_empty() { "-".to_owned() } else { inbound.join(", ") };
+            if dangling.contains(&index) {
+                cell.push_str(" (dangling)");
+            }
+            row.insert(3, cell);
+        }
+        rows.push(row);
     }
-    let mut widths = headers.map(str::len);
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
@@ -117,7 +147,7 @@ pub fn summary(model: &Model) -> String {
     };
     let total: usize = widths.iter().sum::<usize>() + 2 * (widths.len() - 1);
     let mut out = String::new();
-    out.push_str(&line(&headers.map(String::from)));
+    out.push_str(&line(&headers.iter().map(|h| h.to_string()).collect::<Vec<_>>()));
     out.push('\n');
     out.push_str(&"=".repeat(total));
     out.push('\n');
@@ -127,5 +157,13 @@ pub fn summary(model: &Model) -> String {
     }
     out.push_str(&"=".repeat(total));
     out.push('\n');
+    if !dangling.is_empty() {
+        let names: Vec<&str> = dangling.iter().map(|&i| model.layers()[i].name()).collect();
+        let last = model.layers().last().map_or("", |l| l.name());
+        out.push_str(&format!(
+            "Dangling (not on the path to the output layer '{last}', so forward does not compute them): {}\n",
+            names.join(", ")
+        ));
+    }
     out
 }

@@ -63,6 +63,8 @@ def quantize(
     input_weight_quantization: int | None = None,
     calibration_data: Any = None,
     fold_BN: bool = True,
+    verbose: bool = False,
+    callback: Any = None,
 ) -> Any:
     """Quantizes a trained CNN for conversion to Akida.
 
@@ -88,6 +90,11 @@ def quantize(
         Fold each BatchNormalization into the convolution or dense layer before it (and move it
         before a MaxPooling when every gamma is positive). With False, BatchNormalization layers
         stay, and conversion refuses them.
+    verbose : bool
+        Show a progress bar of the calibration batches on stderr (tqdm when installed; see
+        :mod:`akida.progress`). Quiet by default.
+    callback : callable, optional
+        ``callback(done, total)`` after each calibration batch.
 
     Returns
     -------
@@ -109,7 +116,14 @@ def quantize(
     """
     graph, source = read_model(model)
     qmodel = quantize_graph(
-        graph, weight_quantization, activ_quantization, input_weight_quantization, calibration_data, fold_BN
+        graph,
+        weight_quantization,
+        activ_quantization,
+        input_weight_quantization,
+        calibration_data,
+        fold_BN,
+        verbose=verbose,
+        callback=callback,
     )
     if source == "keras":
         from .keras_build import build_keras_model

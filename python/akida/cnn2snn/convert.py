@@ -134,7 +134,7 @@ def _activation_variables(
     return thresholds.astype(np.int32), steps, inexact
 
 
-def convert(model: Any, input_scaling: Any = None) -> Any:
+def convert(model: Any, input_scaling: Any = None, verbose: bool = False, callback: Any = None) -> Any:
     """Converts a quantized model into an :class:`akida.Model`.
 
     Parameters
@@ -148,6 +148,11 @@ def convert(model: Any, input_scaling: Any = None) -> Any:
         of the source model (``scale > 0``). Default ``(1, 0)``: the inputs are given as they are,
         as uint8; for an ONNX graph that quantizes its own input (``QuantizeLinear`` of scale
         ``s`` and zero point ``z``), ``(1 / s, z)``: its integers are the Akida inputs.
+    verbose : bool
+        Show a progress bar of the layers built on stderr (tqdm when installed; see
+        :mod:`akida.progress`). Quiet by default.
+    callback : callable, optional
+        ``callback(done, total)`` after each layer.
 
     Returns
     -------
@@ -166,7 +171,7 @@ def convert(model: Any, input_scaling: Any = None) -> Any:
 
     qmodel = as_quantized_model(model)
     raise_problems(layer_bits_problems(qmodel), f"the model {qmodel.name!r} cannot be converted to Akida")
-    return _build(qmodel, input_scaling)
+    return _build(qmodel, input_scaling, verbose=verbose, callback=callback)
 
 
 def conversion_details(model: Any, input_scaling: Any = None) -> dict[str, Any]:
@@ -180,8 +185,15 @@ def conversion_details(model: Any, input_scaling: Any = None) -> dict[str, Any]:
     return details
 
 
-def _build(qmodel: QuantizedModel, input_scaling: Any, details: dict[str, Any] | None = None) -> Any:
+def _build(
+    qmodel: QuantizedModel,
+    input_scaling: Any,
+    details: dict[str, Any] | None = None,
+    verbose: bool = False,
+    callback: Any = None,
+) -> Any:
     import akida
+    from ..progress import Progress
 
     scaling = _akida_input_scaling(qmodel, input_scaling)
     in_unit, in_zero = _input_mapping(qmodel, scaling)
@@ -210,38 +222,40 @@ def _build(qmodel: QuantizedModel, input_scaling: Any, details: dict[str, Any] |
                 f"{first.source}: with InputData, padded cells hold 0 but the input value standing for 0 is "
                 f"{in_zero:.6g}; use input_scaling with offset 0, 'valid' padding, or an image input on 1 or 3 channels"
             )
-    for index, layer in enumerate(layers):
-        last = index == len(layers) - 1
-        c = _scales(layer, in_unit)
-        # The bias snaps for the unit the layer really receives: an input_scaling given here can
-        # change the first layer's unit from the one quantize() saw.
-        b = layer.effective_bias(in_unit).astype(np.float64)
-        if in_zero != 0:
-            b = b - c * in_zero * _neuron_weight_sums(layer)
-        akida_layer = _make_layer(akida, layer, first_is_image and index == 0, in_zero, qmodel)
-        model.add(akida_layer)
-        added = model.get_layer(model.get_layer_count() - 1)
-        if tuple(added.output_shape) != tuple(layer.output_shape):
-            raise ConversionError(
-                f"{layer.source}: the engine's layer gives {tuple(added.output_shape)} where the source gives "
-                f"{tuple(layer.output_shape)}; please report this model"
-            )
-        _set_weights(added, layer, first_is_image and index == 0)
-        info: dict[str, Any] = {"in_unit": in_unit, "scales": c, "offsets": b, "inexact_neurons": []}
-        if layer.activation_bits:
-            thresholds, steps, inexact = _activation_variables(layer, c, b)
-            added.set_variable("threshold_fire", thresholds)
-            added.set_variable("threshold_fire_step", steps)
-            info["inexact_neurons"] = inexact
-            in_unit = float(layer.activation_step)
-        else:
-            added.set_variable("output_scale", c.astype(np.float32))
-            added.set_variable("output_offset", b.astype(np.float32))
-            if not last:
-                raise ConversionError(f"{layer.source}: a hidden layer without a quantized ReLU")
-        in_zero = 0.0
-        if details is not None:
-            details[layer.name] = info
+    with Progress(len(layers), "converting layers", verbose, callback, unit="layer") as progress:
+        for index, layer in enumerate(layers):
+            last = index == len(layers) - 1
+            c = _scales(layer, in_unit)
+            # The bias snaps for the unit the layer really receives: an input_scaling given here can
+            # change the first layer's unit from the one quantize() saw.
+            b = layer.effective_bias(in_unit).astype(np.float64)
+            if in_zero != 0:
+                b = b - c * in_zero * _neuron_weight_sums(layer)
+            akida_layer = _make_layer(akida, layer, first_is_image and index == 0, in_zero, qmodel)
+            model.add(akida_layer)
+            added = model.get_layer(model.get_layer_count() - 1)
+            if tuple(added.output_shape) != tuple(layer.output_shape):
+                raise ConversionError(
+                    f"{layer.source}: the engine's layer gives {tuple(added.output_shape)} where the source gives "
+                    f"{tuple(layer.output_shape)}; please report this model"
+                )
+            _set_weights(added, layer, first_is_image and index == 0)
+            info: dict[str, Any] = {"in_unit": in_unit, "scales": c, "offsets": b, "inexact_neurons": []}
+            if layer.activation_bits:
+                thresholds, steps, inexact = _activation_variables(layer, c, b)
+                added.set_variable("threshold_fire", thresholds)
+                added.set_variable("threshold_fire_step", steps)
+                info["inexact_neurons"] = inexact
+                in_unit = float(layer.activation_step)
+            else:
+                added.set_variable("output_scale", c.astype(np.float32))
+                added.set_variable("output_offset", b.astype(np.float32))
+                if not last:
+                    raise ConversionError(f"{layer.source}: a hidden layer without a quantized ReLU")
+            in_zero = 0.0
+            if details is not None:
+                details[layer.name] = info
+            progress.update()
     return model
 
 

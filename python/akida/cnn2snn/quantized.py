@@ -177,16 +177,22 @@ class QuantizedModel:
             raise ValueError(f"inputs of shape {x.shape[1:]} do not match the model input {tuple(self.input_shape)}")
         return x * self.input_rescale[0] + self.input_rescale[1]
 
-    def predict(self, inputs: Any, batch_size: int = 256) -> np.ndarray:
+    def predict(self, inputs: Any, batch_size: int = 256, verbose: bool = False, callback: Any = None) -> np.ndarray:
         """Float outputs of the fake-quantized model: ``(N, classes)`` for a dense last layer,
-        ``(N, H, W, C)`` otherwise."""
+        ``(N, H, W, C)`` otherwise. ``verbose`` and ``callback`` report the batches (see
+        :mod:`akida.progress`)."""
+        from ..progress import Progress
+
         x = self._prepare(inputs)
         outs = []
-        for start in range(0, x.shape[0], batch_size):
-            a = x[start : start + batch_size]
-            for layer in self.layers:
-                a = layer.forward(a)
-            outs.append(a)
+        starts = range(0, x.shape[0], batch_size)
+        with Progress(len(starts), "quantized predict", verbose, callback, unit="batch") as progress:
+            for start in starts:
+                a = x[start : start + batch_size]
+                for layer in self.layers:
+                    a = layer.forward(a)
+                outs.append(a)
+                progress.update()
         out = np.concatenate(outs) if outs else np.zeros((0,) + tuple(self.layers[-1].output_shape))
         if self.layers[-1].kind == "dense":
             return out.reshape(out.shape[0], -1)
@@ -276,8 +282,11 @@ def quantize_graph(
     input_weight_quantization: int | None = None,
     calibration_data: Any = None,
     fold_BN: bool = True,
+    verbose: bool = False,
+    callback: Any = None,
 ) -> QuantizedModel:
-    """Quantizes an intermediate graph (see :func:`akida.cnn2snn.quantize`).
+    """Quantizes an intermediate graph (see :func:`akida.cnn2snn.quantize`; ``verbose`` and
+    ``callback`` report the calibration batches, see :mod:`akida.progress`).
 
     Nodes that carry their own bits (quantized Keras layers: ``attrs['weight_bits']`` and
     ``attrs['activation_bits']``; QDQ/QONNX sources: ``weight_quant`` / ``activation_quant``) keep
@@ -324,7 +333,7 @@ def quantize_graph(
                 needs_max.append(relu.name)
     observed: dict[str, np.ndarray] = {}
     if needs_max and calibration is not None:
-        observed = _relu_outputs(rewritten, calibration, needs_max)
+        observed = _relu_outputs(rewritten, calibration, needs_max, verbose=verbose, callback=callback)
 
     layers = []
     in_unit: float | None = rescale[0]
@@ -394,14 +403,21 @@ def _set_activation(layer: QuantizedLayer, spec: LayerSpec, activ_bits: int, obs
     layer.activation_step = q.activation_step(float(max_value), bits)
 
 
-def _relu_outputs(graph: Graph, data: np.ndarray, names: list[str], batch: int = 256) -> dict[str, np.ndarray]:
+def _relu_outputs(
+    graph: Graph, data: np.ndarray, names: list[str], batch: int = 256, verbose: bool = False, callback: Any = None
+) -> dict[str, np.ndarray]:
     """The float outputs of the named ReLU nodes on ``data`` (after the input rescaling)."""
+    from ..progress import Progress
+
     scale, offset = graph.input.attrs.get("rescale", (1.0, 0.0))
     chunks: dict[str, list[np.ndarray]] = {n: [] for n in names}
-    for start in range(0, data.shape[0], batch):
-        values = run_graph(graph, data[start : start + batch] * scale + offset, outputs=names)
-        for n in names:
-            chunks[n].append(values[n])
+    starts = range(0, data.shape[0], batch)
+    with Progress(len(starts), "calibrating activations", verbose, callback, unit="batch") as progress:
+        for start in starts:
+            values = run_graph(graph, data[start : start + batch] * scale + offset, outputs=names)
+            for n in names:
+                chunks[n].append(values[n])
+            progress.update()
     return {n: np.concatenate([c.ravel() for c in chunks[n]]) for n in names}
 
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import _akida
 from ..errors import DTypeError, InputError, ParameterError
+from ..progress import Progress
 from ._checks import (
     _INT64_MAX,
     _MAX_SENSOR,
@@ -337,6 +338,8 @@ def synthetic_saccade_events(
     max_shift: float = 2,
     threshold: float = 0.15,
     seed: int = 0,
+    verbose: bool = False,
+    callback: Any = None,
 ) -> np.ndarray:
     """SYNTHETIC event-camera stream of a still image moved in saccades (N-MNIST style).
 
@@ -372,6 +375,11 @@ def synthetic_saccade_events(
         Contrast threshold in log-intensity units (> 0).
     seed : int
         Seed of the timestamp draws; the same arguments give the same events.
+    verbose : bool
+        Show a progress bar of the simulated frames on stderr (tqdm when installed; see
+        :mod:`akida.progress`). Quiet by default.
+    callback : callable, optional
+        ``callback(done, total)`` after each simulated frame.
 
     Returns
     -------
@@ -406,9 +414,11 @@ def synthetic_saccade_events(
     reference = log_frame(*vertices[0])
     step_len = duration / steps
     xs, ys, ts, ps = [], [], [], []
+    progress = Progress(num_saccades * steps, "simulating saccades", verbose, callback, unit="frame")
     for s in range(num_saccades):
         (x0, y0), (x1, y1) = vertices[s % 3], vertices[(s + 1) % 3]
         for j in range(steps):
+            progress.update()
             a = (j + 1) / steps
             level = log_frame(x0 + a * (x1 - x0), y0 + a * (y1 - y0))
             delta = level - reference
@@ -426,6 +436,7 @@ def synthetic_saccade_events(
             ys.append(ey)
             ts.append(et)
             ps.append(ep)
+    progress.close()
     if not xs:
         return np.zeros(0, dtype=EVENT_DTYPE)
     ex, ey, et, ep = (np.concatenate(v) for v in (xs, ys, ts, ps))
