@@ -116,7 +116,37 @@ impl Values {
 type Reduced<'py> = (Bound<'py, PyType>, (Bound<'py, PyNone>, Option<Bound<'py, PyBytes>>));
 
 /// A model of layers: one input layer first, then data-processing layers, each fed by the layer
-/// added before it unless `inbound_layers` says otherwise.
+/// added before it unless ``inbound_layers`` says otherwise.
+///
+/// Parameters
+/// ----------
+/// filename : str, bytes or os.PathLike, optional
+///     A ``.fb`` or ``.fbz`` model file (the content decides which). A list or tuple of layers
+///     here is taken as ``layers``.
+/// serialized_buffer : bytes-like, optional
+///     The bytes of a saved model (``bytes``, ``bytearray``, ``memoryview`` or any buffer).
+/// layers : list of Layer, optional
+///     Layers added in order, each fed by the one before.
+///
+/// Raises
+/// ------
+/// FileNotFoundError, OSError
+///     The file cannot be read.
+/// ModelFormatError
+///     The file or buffer is not a valid model.
+/// ParameterError
+///     More than one source given.
+/// TypeError
+///     An argument of the wrong type (the message names it).
+///
+/// Examples
+/// --------
+/// >>> import akida
+/// >>> model = akida.Model([akida.InputData(input_shape=(4, 4, 1), input_bits=1),
+/// ...                      akida.FullyConnected(3)])
+/// >>> copy = akida.Model(serialized_buffer=bytearray(model.to_buffer()))
+/// >>> [layer.name for layer in copy.layers]
+/// ['input_data', 'fully_connected']
 #[pyclass(name = "Model", module = "akida", frozen)]
 pub struct PyModel {
     state: SharedModel,
@@ -475,37 +505,6 @@ fn emulated_statistics(model: &akida_engine::Model, run: &akida_nsoc::Emulation)
 
 #[pymethods]
 impl PyModel {
-    /// A model loaded from a file or from bytes, built from layers, or empty.
-    ///
-    /// Parameters
-    /// ----------
-    /// filename : str, bytes or os.PathLike, optional
-    ///     A ``.fb`` or ``.fbz`` model file (the content decides which). A list or tuple of layers
-    ///     here is taken as ``layers``.
-    /// serialized_buffer : bytes-like, optional
-    ///     The bytes of a saved model (``bytes``, ``bytearray``, ``memoryview`` or any buffer).
-    /// layers : list of Layer, optional
-    ///     Layers added in order, each fed by the one before.
-    ///
-    /// Raises
-    /// ------
-    /// FileNotFoundError, OSError
-    ///     The file cannot be read.
-    /// ModelFormatError
-    ///     The file or buffer is not a valid model.
-    /// ParameterError
-    ///     More than one source given.
-    /// TypeError
-    ///     An argument of the wrong type (the message names it).
-    ///
-    /// Examples
-    /// --------
-    /// >>> import akida
-    /// >>> model = akida.Model([akida.InputData(input_shape=(4, 4, 1), input_bits=1),
-    /// ...                      akida.FullyConnected(3)])
-    /// >>> copy = akida.Model(serialized_buffer=bytearray(model.to_buffer()))
-    /// >>> [layer.name for layer in copy.layers]
-    /// ['input_data', 'fully_connected']
     #[new]
     #[pyo3(signature = (filename = None, serialized_buffer = None, layers = None),
         text_signature = "(filename=None, serialized_buffer=None, layers=None)")]
@@ -927,12 +926,12 @@ impl PyModel {
     /// >>> import akida
     /// >>> model = akida.Model([akida.InputData(input_shape=(4, 4, 1), input_bits=1),
     /// ...                      akida.FullyConnected(3, activations_enabled=False)])
-    /// >>> print(model.summary(return_string=True))  # doctest: +NORMALIZE_WHITESPACE
-    /// Layer (type)                     Input shape  Output shape  Kernel shape  Parameters
-    /// ===================================================================================================
-    /// input_data (InputData)           [4, 4, 1]    [4, 4, 1]     -             input_bits=1
-    /// fully_connected (FullyConnected) [4, 4, 1]    [1, 1, 3]     (4, 4, 1, 3)  weights_bits=1, potentials
-    /// ===================================================================================================
+    /// >>> print(model.summary(return_string=True))
+    /// Layer (type)                      Input shape  Output shape  Kernel shape  Parameters
+    /// =====================================================================================================
+    /// input_data (InputData)            [4, 4, 1]    [4, 4, 1]     -             input_bits=1
+    /// fully_connected (FullyConnected)  [4, 4, 1]    [1, 1, 3]     (4, 4, 1, 3)  weights_bits=1, potentials
+    /// =====================================================================================================
     #[pyo3(signature = (print_fn = None, return_string = Arg::Default(false)),
         text_signature = "(self, print_fn=None, return_string=False)")]
     fn summary<'py>(
@@ -1005,8 +1004,8 @@ impl PyModel {
     /// >>> model = akida.Model([akida.InputData(input_shape=(2, 2, 1), input_bits=1),
     /// ...                      akida.FullyConnected(2, threshold_fire=1),
     /// ...                      akida.FullyConnected(1, activations_enabled=False)])
-    /// >>> model.get_layer(1).set_variable("weights", np.ones((2, 2, 1, 2)))
-    /// >>> model.get_layer(2).set_variable("weights", np.ones((1, 1, 2, 1)))
+    /// >>> model.get_layer(1).set_variable("weights", np.ones((2, 2, 1, 2), np.int8))
+    /// >>> model.get_layer(2).set_variable("weights", np.ones((1, 1, 2, 1), np.int8))
     /// >>> x = np.array([[[[1], [1]], [[1], [0]]]], np.uint8)
     /// >>> model.forward(x)[0, 0, 0]
     /// array([2], dtype=int32)

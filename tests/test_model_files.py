@@ -590,9 +590,12 @@ def test_argument_errors():
         akida.Model(filename="m.fb", layers=[akida.InputData(2, 2, 1)])
     with pytest.raises(akida.ParameterError):
         akida.Model(serialized_buffer=buf, layers=[akida.InputData(2, 2, 1)])
-    for value in ("text", 3, [1, 2], bytearray(buf), memoryview(buf), np.frombuffer(buf, np.uint8)):
-        with pytest.raises(akida.DTypeError):
+    for value in ("text", 3, [1, 2]):
+        with pytest.raises(TypeError, match=r"Model\(\) argument 'serialized_buffer' must be bytes"):
             akida.Model(serialized_buffer=value)
+    # Any bytes-like buffer loads (issue 12).
+    for value in (bytearray(buf), memoryview(buf), np.frombuffer(buf, np.uint8)):
+        assert akida.Model(serialized_buffer=value).to_buffer() == buf
 
 
 # ----------------------------------------------------------------------------------------------

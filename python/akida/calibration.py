@@ -132,7 +132,7 @@ def calibrate_thresholds(
     ...                      akida.FullyConnected(8, weights_bits=2)])
     >>> model.get_layer(1).set_variable("weights", rng.integers(-1, 2, (4, 4, 1, 8)))
     >>> x = rng.integers(0, 2, (200, 4, 4, 1)).astype(np.uint8)
-    >>> fired = calibrate_thresholds(model, x, target=0.25)
+    >>> fired = akida.calibrate_thresholds(model, x, target=0.25)
     >>> bool(np.all(np.abs(fired["fully_connected"] - 0.25) < 0.1))
     True
     """

@@ -179,7 +179,9 @@ impl Model {
             (Err(Error::Architecture(message)), None, Some(last)) if open.len() > 1 => {
                 let names: Vec<String> = open.iter().map(|&i| format!("'{}'", self.layers[i].name)).collect();
                 Err(Error::Architecture(format!(
-                    "{message}. add() without inbound_layers connects the new layer to the last layer added                      ('{last}'), but this model is branched with open ends {}: pass inbound_layers=[...]                      (a Concat of the branches takes them all)",
+                    "{message}. add() without inbound_layers connects the new layer to the last layer added ('{last}'), \
+                     but this model is branched with open ends {}: pass inbound_layers=[...] (a Concat of the \
+                     branches takes them all)",
                     names.join(", ")
                 )))
             }
