@@ -662,9 +662,11 @@ impl PyModel {
         })?;
         if !newly_dangling.is_empty() {
             let last = lock(&self.state).model.layers().last().map(|l| l.name().to_owned()).unwrap_or_default();
+            let (layers, lead, them) =
+                if newly_dangling.len() == 1 { ("layer", "leads", "it") } else { ("layers", "lead", "them") };
             let message = format!(
-                "after pop_layer() the layers {} no longer lead to the output layer '{last}': forward computes \
-                 only the path to '{last}'; pop them too, or add a layer joining them (see summary())",
+                "after pop_layer() the {layers} {} no longer {lead} to the output layer '{last}': forward computes \
+                 only the path to '{last}'; pop {them} too, or add a layer joining them (see summary())",
                 newly_dangling.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ")
             );
             let warnings = py.import("warnings")?;

@@ -165,7 +165,7 @@ def test_summary_returns_the_table_and_takes_print_fn(capsys):
 def test_popping_a_concat_warns_and_summary_marks_the_dangling_branch():
     model = branched_model()
     model.pop_layer()  # the head: nothing dangles
-    with pytest.warns(UserWarning, match=r"'left' no longer lead to the output layer 'right'"):
+    with pytest.warns(UserWarning, match=r"the layer 'left' no longer leads to the output layer 'right'"):
         model.pop_layer()  # the Concat: 'left' dangles
     text = model.summary(return_string=True)
     assert re.search(r"left .*input \(dangling\)", text)
