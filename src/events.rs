@@ -127,7 +127,12 @@ impl PyEvents {
         Ok(PyEvents { batch: Arc::new(batch) })
     }
 
-    /// The events as a dense uint8 array ``(num_samples, H, W, C)``.
+    /// The events as a dense array.
+    ///
+    /// Returns
+    /// -------
+    /// numpy.ndarray
+    ///     uint8 ``(num_samples, H, W, C)``, zero where there is no event.
     fn to_dense<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let s = self.batch.shape();
         let batch = &self.batch;

@@ -16,6 +16,15 @@ use crate::runtime::guarded;
 use crate::state::{lock, LayerSlot};
 
 /// How a convolution pads its input (see docs/semantics.md).
+///
+/// Members
+/// -------
+/// Valid
+///     No padding: outputs only where the kernel fits.
+/// Same
+///     Output size ``ceil(input / stride)``, zero (or ``padding_value``) padding around.
+/// Full
+///     Every position the kernel overlaps the input.
 #[pyclass(name = "ConvolutionMode", module = "akida", eq, eq_int, frozen, hash, from_py_object)]
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PyConvolutionMode {
@@ -25,6 +34,15 @@ pub enum PyConvolutionMode {
 }
 
 /// How a layer pools its potentials before the activation.
+///
+/// Members
+/// -------
+/// NoPooling
+///     No pooling.
+/// Max
+///     The largest potential of each window.
+/// Average
+///     The mean potential of each window (rounded as docs/semantics.md says).
 #[pyclass(name = "PoolingType", module = "akida", eq, eq_int, frozen, hash, from_py_object)]
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PyPoolingType {
@@ -73,7 +91,21 @@ impl From<akida_engine::PoolingType> for PyPoolingType {
     }
 }
 
-/// Base class of all layers.
+/// Base class of all layers: :class:`InputData`, :class:`InputConvolutional`,
+/// :class:`FullyConnected`, :class:`Convolutional`, :class:`SeparableConvolutional` and
+/// :class:`Concat`.
+///
+/// A layer object is either standalone (just built) or a view of a layer inside a model (after
+/// ``Model.add``, or from ``Model.layers`` / ``Model.get_layer``): reading and changing
+/// variables through a view reads and changes the model. A view of a layer removed by
+/// ``Model.pop_layer`` raises ``LayerNotFoundError``.
+///
+/// Examples
+/// --------
+/// >>> import akida
+/// >>> layer = akida.FullyConnected(4, name="fc")
+/// >>> layer.name, layer.layer_type, layer.parameters.num_neurons
+/// ('fc', 'FullyConnected', 4)
 #[pyclass(name = "Layer", module = "akida", subclass, frozen)]
 pub struct PyLayer {
     pub slot: Mutex<LayerSlot>,
@@ -178,14 +210,31 @@ impl PyLayer {
         Ok(Some(LayerParameters { values: d.unbind() }))
     }
 
-    /// Per-neuron plasticity of a compiled layer (float32), or None.
+    /// The plasticity of each neuron of a compiled layer.
+    ///
+    /// Returns
+    /// -------
+    /// numpy.ndarray or None
+    ///     float32 ``(num_neurons,)``: how much each neuron still learns (see
+    ///     ``docs/learning.md``), or None before ``Model.compile``.
     fn get_plasticity<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, numpy::PyArray1<f32>>>> {
         let plasticity = self.with(|l| Ok(l.learning().map(|l| l.state.plasticity.clone())))?;
         Ok(plasticity.map(|p| numpy::PyArray1::from_vec(py, p)))
     }
 
-    /// Counts of neurons by `floor(100 * threshold_learning / num_weights)` (101 buckets, 0..100)
-    /// of a compiled layer. Bucket 0 holds the neurons that have not learned.
+    /// How far the neurons of a compiled layer have learned.
+    ///
+    /// Returns
+    /// -------
+    /// numpy.ndarray
+    ///     int64 ``(101,)``: the count of neurons per bucket
+    ///     ``floor(100 * threshold_learning / num_weights)``, 0..100. Bucket 0 holds the neurons
+    ///     that have not learned.
+    ///
+    /// Raises
+    /// ------
+    /// ArchitectureError
+    ///     The layer is not compiled for learning.
     fn get_learning_histogram<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, numpy::PyArray1<i64>>> {
         let counts = self.with(|l| {
             let Some(learning) = l.learning() else {
@@ -201,7 +250,22 @@ impl PyLayer {
         Ok(numpy::PyArray1::from_vec(py, counts))
     }
 
-    /// Names of the layer variables (empty until the input shape is known).
+    /// The names of the layer's variables.
+    ///
+    /// Returns
+    /// -------
+    /// list of str
+    ///     For example ``['weights', 'threshold_fire', 'threshold_fire_step', 'output_scale',
+    ///     'output_offset']``; empty until the input shape is known (a non-input layer outside a
+    ///     model).
+    ///
+    /// Examples
+    /// --------
+    /// >>> import akida
+    /// >>> akida.InputData(input_shape=(2, 2, 1)).get_variable_names()
+    /// []
+    /// >>> akida.InputConvolutional(8, 8, 1, 3, 3, 4).get_variable_names()[:2]
+    /// ['weights', 'threshold_fire']
     fn get_variable_names(&self) -> PyResult<Vec<&'static str>> {
         self.with(|l| Ok(l.variable_names()))
     }
@@ -354,7 +418,9 @@ fn parameters_dict<'py>(py: Python<'py>, params: &LayerParams) -> PyResult<Bound
     Ok(d)
 }
 
-/// The read-only parameters of a layer: one attribute per constructor parameter.
+/// The read-only parameters of a layer: one attribute per constructor parameter except ``name``
+/// (``layer.parameters.num_neurons``). Setting or deleting an attribute raises
+/// ``AttributeError``: build a new layer with the parameters you want.
 #[pyclass(name = "LayerParameters", module = "akida", frozen)]
 pub struct LayerParameters {
     values: Py<PyDict>,
@@ -382,6 +448,11 @@ impl LayerParameters {
     }
 
     /// The parameters as a new dict.
+    ///
+    /// Returns
+    /// -------
+    /// dict of str to object
+    ///     One entry per constructor parameter except ``name``.
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         self.values.bind(py).copy()
     }

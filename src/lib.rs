@@ -16,6 +16,11 @@ use pyo3::prelude::*;
 
 /// How the engine runs here: worker threads, SIMD level, and whether samples run in parallel
 /// (not in a process forked after the engine was loaded).
+///
+/// Returns
+/// -------
+/// dict of str to object
+///     The figures, by name.
 #[pyfunction]
 fn engine_info(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::PyDict>> {
     let info = pyo3::types::PyDict::new(py);

@@ -708,6 +708,11 @@ impl PyModel {
         PyList::new(py, handles)
     }
 
+    /// The number of layers (also ``len(model)``).
+    ///
+    /// Returns
+    /// -------
+    /// int
     fn get_layer_count(&self) -> usize {
         lock(&self.state).model.layers().len()
     }
@@ -849,7 +854,10 @@ impl PyModel {
         Ok(Some(out))
     }
 
-    /// Returns the model to plain software (as `map(None)`).
+    /// Returns the model to plain software, as ``map(None)`` does.
+    ///
+    /// Later forward calls run in software without emulation, :attr:`device` and
+    /// :attr:`statistics` are None, and layers have no ``mapping``.
     fn unmap(&self) {
         let mut state = lock(&self.state);
         state.mapped = None;

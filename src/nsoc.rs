@@ -135,8 +135,13 @@ impl PyDevice {
         PyMesh { device: self.device.clone() }
     }
 
-    /// Every fact of the description as `(name, value, source)`; a source starting with
-    /// "assumption" marks a number no public document gives.
+    /// Every fact of the description, with its source.
+    ///
+    /// Returns
+    /// -------
+    /// list of (str, str, str)
+    ///     ``(name, value, source)``; a source starting with "assumption" marks a number no
+    ///     public document gives.
     fn facts(&self) -> Vec<(String, String, String)> {
         self.device.facts().into_iter().map(|(n, v, s)| (n.to_owned(), v, s.to_owned())).collect()
     }
@@ -146,13 +151,31 @@ impl PyDevice {
     }
 }
 
-/// The virtual AKD1000 (80 NPs in 20 nodes; see docs/nsoc.md for every fact and its source).
+/// The virtual AKD1000: 80 NPs in 20 nodes (see docs/nsoc.md for every fact and its source).
+///
+/// Returns
+/// -------
+/// Device
+///     A description to map models onto with ``Model.map``.
+///
+/// Examples
+/// --------
+/// >>> import akida
+/// >>> device = akida.AKD1000()
+/// >>> len(device.mesh.nps)
+/// 80
 #[pyfunction(name = "AKD1000")]
 pub fn akd1000() -> PyDevice {
     PyDevice { device: Device::akd1000() }
 }
 
-/// The physical Akida devices attached to this machine: none, in this engine.
+/// The physical Akida devices attached to this machine.
+///
+/// Returns
+/// -------
+/// list of Device
+///     Always empty: this engine runs models in software (and emulates the AKD1000 for mapped
+///     models); it drives no hardware.
 #[pyfunction]
 pub fn devices() -> Vec<PyDevice> {
     Vec::new()

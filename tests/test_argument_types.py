@@ -211,3 +211,21 @@ def test_every_public_callable_has_a_signature_without_ellipsis():
             raise
         for p in sig.parameters.values():
             assert p.default is not Ellipsis, (f, p)
+
+
+@pytest.mark.parametrize("method", ["forward", "evaluate", "predict", "fit"])
+@pytest.mark.parametrize("wrong", ["images", 3, [[1, 2]], np.zeros((2, 4, 4, 1), np.float32)])
+def test_inputs_of_the_wrong_type_name_inputs(method, wrong):
+    model = _model()
+    if method == "fit":
+        model.compile(3)
+    with pytest.raises(TypeError, match="inputs"):
+        getattr(model, method)(wrong)
+
+
+@pytest.mark.parametrize("wrong", ["abc", [1.5, 2.5], object()])
+def test_labels_of_the_wrong_type_name_input_labels(wrong):
+    model = _model()
+    model.compile(3)
+    with pytest.raises(TypeError, match="input_labels"):
+        model.fit(X, input_labels=wrong)

@@ -225,3 +225,25 @@ def test_a_corrupt_onnx_file_is_a_value_error(tmp_path, rng):
         cnn2snn.check_model_compatibility(str(path))
     with pytest.raises(ValueError, match="the ONNX bytes: not a valid ONNX model"):
         cnn2snn.quantize(b"\x08\x01garbage\xff\xff", calibration_data=None)
+
+
+def test_quantize_convert_and_predict_report_progress(rng, capsys):
+    """The conversion loops are quiet by default and report through callback / verbose (issue 13)."""
+    model = conv_bn_pool_gemm(rng)
+    x = nhwc(rng.integers(0, 256, (600, 1, 7, 7)).astype(np.float32))
+    quiet = cnn2snn.quantize(model, 4, 4, 8, calibration_data=x)
+    assert capsys.readouterr().err == ""
+    calibration = []
+    qmodel = cnn2snn.quantize(model, 4, 4, 8, calibration_data=x,
+                              callback=lambda done, total: calibration.append((done, total)))
+    assert calibration == [(1, 3), (2, 3), (3, 3)]  # 600 samples in batches of 256
+    np.testing.assert_array_equal(qmodel.predict(x), quiet.predict(x))
+    batches = []
+    qmodel.predict(x, batch_size=100, callback=lambda done, total: batches.append(done))
+    assert batches == [1, 2, 3, 4, 5, 6]
+    layers = []
+    converted = cnn2snn.convert(qmodel, callback=lambda done, total: layers.append((done, total)))
+    assert layers == [(i, len(converted.layers)) for i in range(1, len(converted.layers) + 1)]
+    pytest.importorskip("tqdm")
+    cnn2snn.convert(qmodel, verbose=True)
+    assert "converting layers: 100%" in capsys.readouterr().err

@@ -60,14 +60,12 @@ def pydoc_text(obj):
 
 
 PUBLIC_METHODS = {
-    akida.Model: ["save", "to_buffer", "add", "pop_layer", "get_layer", "summary", "forward", "evaluate",
-                  "predict", "compile", "fit", "add_classes", "get_statistics", "map", "map_report"],
-    akida.Layer: ["get_variable", "set_variable"],
-    akida.Events: ["from_dense"],
+    cls: [n for n in dir(cls) if not n.startswith("_") and inspect.isroutine(getattr(cls, n))]
+    for cls in (akida.Model, akida.Layer, akida.Events, akida.LayerParameters)
 }
 
 
-@pytest.mark.parametrize("cls", [*LAYER_CLASSES, akida.Model, akida.Events])
+@pytest.mark.parametrize("cls", [*LAYER_CLASSES, akida.Model, akida.Events, akida.Layer, akida.LayerParameters])
 def test_public_classes_have_numpy_docstrings_documenting_every_parameter(cls):
     doc = cls.__doc__ or ""
     assert "Parameters\n----------" in doc or not list(inspect.signature(cls).parameters), cls
@@ -99,7 +97,8 @@ def _doctests():
             tests += finder.find(obj, f"akida.{name}", module=False, globs={"akida": akida, "np": np})
     for info in pkgutil.walk_packages(akida.__path__, "akida."):
         # cnn2snn's docstrings need Keras; the CLI and optional front ends are covered elsewhere.
-        if info.name.startswith(("akida.cnn2snn", "akida.cli", "akida.__main__", "akida.distributed", "akida.plot")):
+        # akida._akida is covered through akida.__all__ above.
+        if info.name.startswith(("akida._akida", "akida.cnn2snn", "akida.cli", "akida.__main__", "akida.distributed", "akida.plot")):
             continue
         module = importlib.import_module(info.name)
         tests += finder.find(module, info.name)
@@ -363,3 +362,19 @@ def test_converter_loops_report_progress(capsys):
                                     callback=lambda d, t: seen.append((d, t)))
     np.testing.assert_array_equal(quiet, loud)
     assert seen == [(d, 10) for d in range(1, 11)]
+
+
+# --- make targets and README -------------------------------------------------------------------
+
+def test_make_steps_show_progress_and_the_readme_says_how_to_run_scripts():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    makefile = (root / "Makefile").read_text()
+    for line in makefile.splitlines():
+        if "pip install" in line or "maturin" in line:
+            assert "--quiet" not in line and " -q " not in line, line
+    assert re.search(r"^wheel: .*\n\t\$\(VENV\)/bin/maturin build --release --out dist$", makefile, re.M)
+    assert re.search(r"^run: build", makefile, re.M)
+    readme = (root / "README.md").read_text()
+    assert ". .venv/bin/activate" in readme and "make run SCRIPT=" in readme and "make wheel" in readme
