@@ -15,7 +15,7 @@ use crate::layers::{layer_object, PyLayer};
 use crate::nsoc::{PyDevice, PyMapMode, PySequence};
 use crate::runtime::{compute, guarded, parallel_allowed};
 use crate::state::{lock, new_layer_id, shared, LayerSlot, ModelState, SharedModel};
-use akida_engine::error::zeroed_vec;
+use akida_engine::error::{copied_vec, zeroed_vec};
 
 /// `obj` as a C-contiguous 4-D uint8 numpy array; checks the type, dtype, rank and (when given)
 /// the sample shape.
@@ -132,17 +132,23 @@ impl PyModel {
         })
     }
 
-    /// The bytes of the model's `.fb` file, or None when it has no layers.
+    /// The bytes of the model's `.fb` file, or None when it has no layers. The serialized buffer is
+    /// copied once, into the bytes object (allocated by Python: MemoryError when it cannot be).
     fn serialized<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
         let state = &self.state;
-        let bytes = compute(py, move || {
+        let buffer = compute(py, move || {
             let guard = lock(state);
             if guard.model.layers().is_empty() {
                 return Ok(None);
             }
-            akida_format::serialize(&guard.model).map(Some)
+            akida_format::serialize_buffer(&guard.model, akida_format::FORMAT_VERSION).map(Some)
         })?;
-        Ok(bytes.map(|b| PyBytes::new(py, &b)))
+        let Some(buffer) = buffer else { return Ok(None) };
+        let bytes = PyBytes::new_with(py, buffer.len(), |dst| {
+            dst.copy_from_slice(&buffer);
+            Ok(())
+        })?;
+        Ok(Some(bytes))
     }
 
     fn layer_handle(&self, py: Python<'_>, index: usize) -> PyResult<Py<PyAny>> {
@@ -217,11 +223,13 @@ impl PyModel {
         let mut start = 0;
         while start < samples {
             let end = (start + batch).min(samples);
-            let chunk_events = events.as_ref().map(|b| b.slice(start, end));
+            let chunk_events = guarded(|| events.as_ref().map(|b| b.slice(start, end)).transpose())?;
             // A private copy of the chunk: the caller's array could change while the engine
             // computes without the GIL, after its values were checked.
-            let chunk_data: Option<Vec<u8>> =
-                data.map(|d| d[start * input_shape.len()..end * input_shape.len()].to_vec());
+            let chunk_data: Option<Vec<u8>> = guarded(|| {
+                data.map(|d| copied_vec(&d[start * input_shape.len()..end * input_shape.len()], "a copy of the inputs"))
+                    .transpose()
+            })?;
             let input = match (&chunk_events, &chunk_data) {
                 (Some(b), _) => Input::Events(b),
                 (None, Some(d)) => Input::Dense { data: d, num_samples: end - start },
@@ -303,6 +311,35 @@ impl PyModel {
     }
 }
 
+/// Runs loading `work` with the GIL released, giving it a check that takes the GIL briefly to run
+/// Python's signal handlers: a `KeyboardInterrupt` (or whatever a handler raises) stops the work
+/// and is raised as it is.
+fn compute_checked<T, F>(py: Python<'_>, work: F) -> PyResult<T>
+where
+    F: FnOnce(akida_format::Check<'_>) -> akida_engine::Result<T> + Send,
+    T: Send,
+{
+    let pending: std::sync::Mutex<Option<PyErr>> = std::sync::Mutex::new(None);
+    let result = compute(py, || {
+        let mut check = || -> akida_engine::Result<()> {
+            Python::attach(|py| py.check_signals()).map_err(|e| {
+                *pending.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                Error::Io {
+                    kind: std::io::ErrorKind::Interrupted,
+                    errno: None,
+                    message: "loading was interrupted".into(),
+                    path: None,
+                }
+            })
+        };
+        work(&mut check)
+    });
+    match pending.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some(e) => Err(e),
+        None => result,
+    }
+}
+
 /// The per-layer statistics of an emulated forward, as `get_statistics` reports them.
 fn emulated_statistics(model: &akida_engine::Model, run: &akida_nsoc::Emulation) -> Vec<LayerStatistics> {
     let layers = model.layers();
@@ -337,13 +374,23 @@ impl PyModel {
     /// saved model (`serialized_buffer`), or built from `layers` added in order, or empty.
     /// A list as the first argument is taken as `layers`.
     #[new]
-    #[pyo3(signature = (filename = None, serialized_buffer = None, layers = None))]
+    ///
+    /// `max_size` (bytes, default 256 MiB) caps what loading produces rather than finds: the
+    /// inflated size of a compressed model, and the bytes read from a pipe or device. Given, it
+    /// caps every model buffer, regular files included (at most 2 GiB, the format's limit).
+    #[pyo3(signature = (filename = None, serialized_buffer = None, layers = None, *, max_size = None))]
     fn new(
         py: Python<'_>,
         filename: Option<&Bound<'_, PyAny>>,
         serialized_buffer: Option<&Bound<'_, PyAny>>,
         layers: Option<Vec<Bound<'_, PyLayer>>>,
+        max_size: Option<i64>,
     ) -> PyResult<Self> {
+        let limits = match max_size {
+            None => akida_format::Limits::default(),
+            Some(n) if n >= 1 => akida_format::Limits::with_max_size(usize::try_from(n).unwrap_or(usize::MAX)),
+            Some(n) => return raise(Error::Parameter(format!("max_size must be >= 1 (bytes), got {n}"))),
+        };
         let mut layers = layers;
         let mut filename = filename;
         if let Some(first) = filename {
@@ -361,7 +408,7 @@ impl PyModel {
         }
         let loaded = if let Some(f) = filename {
             let path: std::path::PathBuf = py.import("os")?.call_method1("fspath", (f,))?.extract()?;
-            Some(compute(py, move || akida_format::load(&path, &akida_format::Limits::default()))?)
+            Some(compute_checked(py, move |check| akida_format::load_with(&path, &limits, check))?)
         } else if let Some(b) = serialized_buffer {
             let bytes = b.cast::<PyBytes>().map_err(|_| {
                 to_pyerr(Error::DType(format!(
@@ -370,7 +417,7 @@ impl PyModel {
                 )))
             })?;
             let data = bytes.as_bytes();
-            Some(compute(py, move || akida_format::deserialize(data, &akida_format::Limits::default()))?)
+            Some(compute_checked(py, move |check| akida_format::deserialize_with(data, &limits, check))?)
         } else {
             None
         };
