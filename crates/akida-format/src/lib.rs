@@ -701,8 +701,12 @@ fn sparse_copy<T: akida_engine::error::ZeroBits>(bytes: &[u8], what: &str) -> Re
     Ok(out)
 }
 
-/// Fails unless `head` (the first bytes of a model buffer, at least 8) can start an akida
-/// FlatBuffer: the file identifier and a root offset inside a buffer of `size` bytes.
+/// How much of an inflating model is out when its head is checked.
+const HEAD_BYTES: usize = 64 << 10;
+
+/// Fails unless `head` (the first bytes of a model buffer of `size` bytes, at least 8) can start
+/// an akida FlatBuffer: the file identifier, a root offset inside the buffer and, when `head`
+/// holds them, a root table whose vtable lies inside the buffer with a plausible size.
 fn check_flatbuffer_head(head: &[u8], size: usize) -> Result<()> {
     if head.len() < 8 || !fb::model_buffer_has_identifier(head) {
         return Err(format_error("not an akida model: the buffer lacks the 'AKDA' file identifier"));
@@ -712,6 +716,20 @@ fn check_flatbuffer_head(head: &[u8], size: usize) -> Result<()> {
         return Err(format_error(format!(
             "corrupt model file: its root table offset {root} is outside the {size}-byte buffer"
         )));
+    }
+    let Some(soffset) = head.get(root..root + 4) else { return Ok(()) };
+    let vtable = root as i64 - i64::from(i32::from_le_bytes(soffset.try_into().expect("4 bytes")));
+    let vtable_ok = vtable >= 0 && (vtable as u64).saturating_add(4) <= size as u64;
+    let sizes = vtable_ok.then(|| head.get(vtable as usize..vtable as usize + 4)).flatten();
+    let plausible = match sizes {
+        Some(s) => {
+            let (vtable_size, table_size) = (u16::from_le_bytes([s[0], s[1]]), u16::from_le_bytes([s[2], s[3]]));
+            vtable_size >= 4 && vtable_size % 2 == 0 && table_size >= 4
+        }
+        None => vtable_ok,
+    };
+    if !plausible {
+        return Err(format_error("corrupt model file: its root table has no valid vtable"));
     }
     Ok(())
 }
@@ -787,10 +805,10 @@ fn inflate(stream: &[u8], declared: usize, check: Check<'_>) -> Result<Vec<u8>> 
             )));
         }
         copy_nonzero_blocks(&mut out[written..written + produced.len()], produced);
-        let head_was_incomplete = written < 8;
+        let head_was_incomplete = written < HEAD_BYTES.min(declared);
         written += produced.len();
-        if head_was_incomplete && written >= 8 {
-            check_flatbuffer_head(&out[..8], declared)?;
+        if head_was_incomplete && written >= HEAD_BYTES.min(declared) {
+            check_flatbuffer_head(&out[..written], declared)?;
         }
         if written >= next_check {
             check()?;
