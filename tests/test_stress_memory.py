@@ -69,6 +69,15 @@ MEMORY_CASES = {
         "x = np.ones((500, 200, 1000, 3), np.uint8)",
         100 * MiB, "m.forward(x)",
     ),
+    # one sample with a 1 MB output, but 1000 filters over a 1024 x 1024 map before pooling: the
+    # per-sample working buffers of about 18 GB are refused before the run
+    "forward (working buffers)": (
+        "m = akida.Model(layers=[akida.InputData(1024, 1024, 1, input_bits=1),\n"
+        "                        akida.Convolutional(1, 1, 1000, weights_bits=2, pooling_type=akida.PoolingType.Max,\n"
+        "                                            pooling_width=32, pooling_height=32)])\n"
+        "x = np.zeros((1, 1024, 1024, 1), np.uint8)",
+        256 * MiB, "m.forward(x)",
+    ),
     # 12 M events from coordinate arrays
     "Events(...)": (
         "n = 12_000_000\n"
@@ -83,6 +92,15 @@ MEMORY_CASES = {
     # a valid 200 KB .fbz holding 200 M zero weights
     "load .fbz": ("H.zero_weights_fbz(folder + '/z.fbz', 200_000_000)", 100 * MiB,
                   "akida.Model(folder + '/z.fbz', max_size=2**31 - 1)"),
+}
+
+# What some MemoryErrors must name.
+NAMED = {
+    "forward (working buffers)": "working buffers",
+    "load .fbz": "decompressed model",
+    "Model(layers=...)": "variable 'weights'",
+    "get_variable": "a copy of variable 'weights'",
+    "Events.from_dense": "events",
 }
 
 # Calls that may also succeed within the limit (no full copy needed), but never abort.
@@ -111,6 +129,7 @@ def test_allocation_failures_raise_memory_error(case, tmp_path):
     assert result.outcome == "ok", result.describe()
     if case not in MAY_SUCCEED:
         assert "memory_error" in result.report, f"no MemoryError: {result.describe()}"
+        assert NAMED.get(case, "") in result.report["memory_error"], result.report
     assert result.report["after"] == [2, 1, 1, 3], result.report
     # no file of a failed save is left
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
