@@ -155,7 +155,8 @@ def measure_load(source: str | os.PathLike[str] | bytes, *, max_size: int | None
     bytes above what the child maps before loading."""
     keyword = "" if max_size is None else f", max_size={max_size}"
     if isinstance(source, bytes):
-        load = f"with open({str(_spill(source))!r}, 'rb') as f:\n    data = f.read()\n"
+        spilled = str(_spill(source))
+        load = f"import os\nwith open({spilled!r}, 'rb') as f:\n    data = f.read()\nos.remove({spilled!r})\n"
         call = f"akida.Model(serialized_buffer=data{keyword})"
     else:
         load = ""
