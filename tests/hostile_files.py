@@ -176,6 +176,28 @@ def _spill(data: bytes) -> Path:
     return Path(name)
 
 
+# The resident memory below which a load is not judged: allocator arenas, thread stacks and
+# interpreter noise of a child amount to a few MB whatever the file.
+RSS_FLOOR = 16 * MiB
+
+
+def declared_model_size(data: bytes) -> int:
+    """The model size a file declares: the uncompressed size in a ``.fbz`` header, else its length."""
+    if data.startswith(COMPRESSED_MAGIC) and len(data) >= 12:
+        return int.from_bytes(data[4:12], "little")
+    return len(data)
+
+
+def allowed_peak(data: bytes, invalid: bool) -> int:
+    """The peak extra RSS loading `data` may cost (the acceptance of issue 12): at most twice the
+    declared model size, and for an invalid file under 10 MB at most 256 MB; never judged below
+    :data:`RSS_FLOOR`."""
+    bound = 2 * declared_model_size(data)
+    if invalid and len(data) < 10 * 1000**2:
+        bound = min(bound, 256 * 1000**2)
+    return max(bound, RSS_FLOOR)
+
+
 # ----------------------------------------------------------------------------------------------
 # Generators
 # ----------------------------------------------------------------------------------------------
