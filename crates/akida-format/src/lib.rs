@@ -1142,8 +1142,10 @@ pub fn read_model_file(path: &Path, limits: &Limits, check: Check<'_>) -> Result
 fn read_regular(mut file: fs::File, size: usize, path: &Path, check: Check<'_>) -> Result<Vec<u8>> {
     let mut bytes = zeroed_vec::<u8>(Some(size), "the model file")?;
     let mut filled = 0;
+    let head = HEAD_BYTES.min(size);
     while filled < size {
-        let end = (filled + CHECK_EVERY_BYTES).min(size);
+        // The head first, so that a file that is not a model is refused before the rest is read.
+        let end = if filled < head { head } else { (filled + CHECK_EVERY_BYTES).min(size) };
         match file.read(&mut bytes[filled..end]) {
             Ok(0) => {
                 bytes.truncate(filled); // the file shrank while being read
@@ -1152,6 +1154,9 @@ fn read_regular(mut file: fs::File, size: usize, path: &Path, check: Check<'_>) 
             Ok(n) => {
                 if filled < 12 && filled + n >= 12.min(size) {
                     check_start(&bytes[..(filled + n).min(12)])?;
+                }
+                if filled < head && filled + n >= head && !bytes.starts_with(COMPRESSED_MAGIC) && head >= 8 {
+                    check_flatbuffer_head(&bytes[..head], size)?;
                 }
                 filled += n;
             }
