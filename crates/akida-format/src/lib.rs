@@ -574,10 +574,14 @@ fn process_alive(_pid: u32) -> bool {
 }
 
 /// An unnamed file in `folder` (Linux `O_TMPFILE`): it vanishes with the process if the save is
-/// killed. `None` when the file system does not support it.
+/// killed. `None` when the file system does not support it, or when `/proc` (needed to link the
+/// file in later) is not mounted.
 #[cfg(target_os = "linux")]
 fn unnamed_file(folder: &Path) -> Option<fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
+    if !Path::new("/proc/self/fd").is_dir() {
+        return None;
+    }
     fs::OpenOptions::new().write(true).mode(0o666).custom_flags(libc::O_TMPFILE).open(folder).ok()
 }
 
