@@ -147,6 +147,13 @@ impl PyModel {
         let bytes = PyBytes::new_with(py, buffer.len(), |dst| {
             dst.copy_from_slice(&buffer);
             Ok(())
+        })
+        .map_err(|e| match e.is_instance_of::<pyo3::exceptions::PyMemoryError>(py) {
+            true => to_pyerr(Error::Memory(format!(
+                "cannot allocate the model bytes ({} bytes): out of memory",
+                buffer.len()
+            ))),
+            false => e,
         })?;
         Ok(Some(bytes))
     }

@@ -101,6 +101,7 @@ NAMED = {
     "Model(layers=...)": "variable 'weights'",
     "get_variable": "a copy of variable 'weights'",
     "Events.from_dense": "events",
+    "to_buffer": "model",
 }
 
 # Calls that may also succeed within the limit (no full copy needed), but never abort.
