@@ -234,6 +234,35 @@ def _write_to_fifo(path: Path, chunks, stop: threading.Event) -> threading.Threa
     return thread
 
 
+def test_fifo_trickling_data_is_interruptible(tmp_path):
+    """A writer that sends a valid head, then a byte every 20 ms: loading still answers Ctrl-C."""
+    fifo = _fifo(tmp_path)
+    stop = threading.Event()
+
+    def trickle():
+        yield H.FLATBUFFER_HEAD
+        while not stop.is_set():
+            time.sleep(0.02)
+            yield b"\x01"
+
+    code = f"import akida\nprint('loading', flush=True)\nakida.Model({str(fifo)!r})"
+    process = H.start_child(code)
+    started = time.monotonic()
+    thread = _write_to_fifo(fifo, trickle(), stop)
+    try:
+        assert process.stdout.readline().strip() == "loading"
+        time.sleep(0.5)
+        assert process.poll() is None
+        sent = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        result = H.finish_child(process, 20, started)
+    finally:
+        stop.set()
+    thread.join(10)
+    assert result.outcome == "KeyboardInterrupt", result.describe()
+    assert result.seconds - (sent - started) < 2.0
+
+
 def test_fifo_delivering_a_model_loads_it(tmp_path):
     fifo = _fifo(tmp_path)
     data = H.small_model_bytes(5, compressed=True)

@@ -1203,10 +1203,16 @@ fn read_stream(mut file: fs::File, path: &Path, limits: &Limits, check: Check<'_
     let mut bytes: Vec<u8> = Vec::new();
     let mut chunk = vec![0u8; 1 << 16];
     let mut last_data = Instant::now();
-    let mut next_check = CHECK_EVERY_BYTES;
+    let mut last_check = Instant::now();
     loop {
+        // At least every 0.1 s, whether data trickles in or not.
+        if last_check.elapsed() >= Duration::from_millis(100) {
+            check()?;
+            last_check = Instant::now();
+        }
         if !wait_readable(&file).map_err(|e| io_error("read", path, e))? {
             check()?;
+            last_check = Instant::now();
             if last_data.elapsed() > limits.idle_timeout {
                 return Err(Error::Io {
                     kind: std::io::ErrorKind::TimedOut,
@@ -1242,10 +1248,6 @@ fn read_stream(mut file: fs::File, path: &Path, limits: &Limits, check: Check<'_
         bytes.extend_from_slice(&chunk[..n]);
         if had < 12 {
             check_start(&bytes[..bytes.len().min(12)])?;
-        }
-        if bytes.len() >= next_check {
-            check()?;
-            next_check = bytes.len() + CHECK_EVERY_BYTES;
         }
     }
     Ok(bytes)
