@@ -692,16 +692,32 @@ fn copy_nonzero_blocks(dst: &mut [u8], src: &[u8]) {
     }
 }
 
-/// A copy of `bytes` as values of a byte type, allocated fallibly and zeroed by the allocator,
-/// with all-zero blocks left unwritten (a model of zero weights costs little memory).
-fn sparse_copy<T: akida_engine::error::ZeroBits>(bytes: &[u8], what: &str) -> Result<Vec<T>> {
-    assert_eq!(std::mem::size_of::<T>(), 1, "sparse_copy copies byte types");
+/// The one-byte integer types a file's byte vectors are copied into.
+trait Byte: akida_engine::error::ZeroBits {
+    fn from_byte(b: u8) -> Self;
+}
+
+impl Byte for u8 {
+    fn from_byte(b: u8) -> Self {
+        b
+    }
+}
+
+impl Byte for i8 {
+    fn from_byte(b: u8) -> Self {
+        b as i8
+    }
+}
+
+/// A copy of `bytes`, allocated fallibly and zeroed by the allocator, with all-zero blocks left
+/// unwritten (a model of zero weights costs little resident memory).
+fn sparse_copy<T: Byte>(bytes: &[u8], what: &str) -> Result<Vec<T>> {
     let mut out = zeroed_vec::<T>(Some(bytes.len()), what)?;
-    // SAFETY: `T` is one byte wide and every byte pattern written is valid for the byte types
-    // (`u8`, `i8`) this is used with; `bool` is excluded by the check below.
-    let dst = unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<u8>(), out.len()) };
-    assert!(std::any::type_name::<T>() != "bool", "sparse_copy copies u8 or i8");
-    copy_nonzero_blocks(dst, bytes);
+    for (d, s) in out.chunks_mut(SPARSE_BLOCK).zip(bytes.chunks(SPARSE_BLOCK)) {
+        if s.iter().any(|&b| b != 0) {
+            d.iter_mut().zip(s).for_each(|(d, &s)| *d = T::from_byte(s));
+        }
+    }
     Ok(out)
 }
 
