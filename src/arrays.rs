@@ -25,7 +25,10 @@ fn flat<'py, T: numpy::Element + Clone>(array: &Bound<'py, PyUntypedArray>, dtyp
     // A contiguous but misaligned buffer (as unpickled arrays can be) is copied, not refused.
     let converted = array.py().import("numpy")?.call_method1("require", (converted, dtype, "CA"))?;
     let typed = converted.cast_into::<PyArray1<T>>()?;
-    Ok(typed.readonly().as_slice()?.to_vec())
+    let values = typed.readonly();
+    crate::runtime::guarded(|| {
+        akida_engine::error::copied_vec(values.as_slice().unwrap_or_default(), "a copy of the array")
+    })
 }
 
 /// Refuses unsigned 64-bit values that int64 cannot hold (they would wrap to negatives).

@@ -19,16 +19,24 @@ fn exception(py: Python<'_>, class: &str, message: String) -> PyErr {
 
 /// The Python exception for an engine error: one class per error kind.
 pub fn to_pyerr(error: Error) -> PyErr {
-    use pyo3::exceptions::{PyFileNotFoundError, PyIsADirectoryError, PyMemoryError, PyOSError, PyPermissionError};
+    use pyo3::exceptions::{PyMemoryError, PyOSError};
     if let Error::Memory(message) = &error {
         return PyMemoryError::new_err(message.clone());
     }
-    if let Error::Io(kind, message) = &error {
-        return match kind {
-            std::io::ErrorKind::NotFound => PyFileNotFoundError::new_err(message.clone()),
-            std::io::ErrorKind::PermissionDenied => PyPermissionError::new_err(message.clone()),
-            std::io::ErrorKind::IsADirectory => PyIsADirectoryError::new_err(message.clone()),
-            _ => PyOSError::new_err(message.clone()),
+    if let Error::Io { errno, message, path, .. } = &error {
+        // OSError(errno, strerror, filename) picks the subclass of the error number itself
+        // (FileNotFoundError, PermissionError, IsADirectoryError...) and sets the attributes.
+        let strerror = match path {
+            Some(p) => {
+                let prefix = format!("'{}': ", p.display());
+                message.find(&prefix).map_or(message.as_str(), |i| &message[i + prefix.len()..]).to_owned()
+            }
+            None => message.clone(),
+        };
+        return match (errno, path) {
+            (Some(n), Some(p)) => PyOSError::new_err((*n, strerror, p.as_os_str().to_os_string())),
+            (Some(n), None) => PyOSError::new_err((*n, strerror)),
+            (None, _) => PyOSError::new_err(message.clone()),
         };
     }
     let class = match &error {
@@ -39,7 +47,7 @@ pub fn to_pyerr(error: Error) -> PyErr {
         Error::Variable(_) => "VariableError",
         Error::LayerNotFound(_) => "LayerNotFoundError",
         Error::Format(_) => "ModelFormatError",
-        Error::Io(..) | Error::Memory(_) => unreachable!("handled above"),
+        Error::Io { .. } | Error::Memory(_) => unreachable!("handled above"),
     };
     Python::attach(|py| exception(py, class, error.to_string()))
 }

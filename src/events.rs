@@ -57,6 +57,17 @@ fn check_shape(shape: (i64, i64, i64)) -> PyResult<Shape3> {
     Ok(Shape3::new(h as usize, w as usize, c as usize))
 }
 
+/// One column of the events (in canonical order) as a new numpy array, allocated fallibly.
+fn column<'py, T: numpy::Element>(
+    py: Python<'py>,
+    batch: &EventBatch,
+    value: impl Fn((usize, &akida_engine::Event)) -> T,
+) -> PyResult<Bound<'py, PyArray1<T>>> {
+    let mut values = crate::runtime::guarded(|| akida_engine::error::reserved_vec(batch.len(), "an events column"))?;
+    values.extend(batch.iter().map(value));
+    Ok(PyArray1::from_vec(py, values))
+}
+
 #[pymethods]
 impl PyEvents {
     #[new]
@@ -160,32 +171,32 @@ impl PyEvents {
 
     /// Sample index of each event.
     #[getter]
-    fn sample<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i64>> {
-        PyArray1::from_iter(py, self.batch.iter().map(|(s, _)| s as i64))
+    fn sample<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<i64>>> {
+        column(py, &self.batch, |(s, _)| s as i64)
     }
 
     /// Column of each event.
     #[getter]
-    fn x<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i64>> {
-        PyArray1::from_iter(py, self.batch.iter().map(|(_, e)| i64::from(e.x)))
+    fn x<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<i64>>> {
+        column(py, &self.batch, |(_, e)| i64::from(e.x))
     }
 
     /// Row of each event.
     #[getter]
-    fn y<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i64>> {
-        PyArray1::from_iter(py, self.batch.iter().map(|(_, e)| i64::from(e.y)))
+    fn y<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<i64>>> {
+        column(py, &self.batch, |(_, e)| i64::from(e.y))
     }
 
     /// Channel of each event.
     #[getter]
-    fn channel<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i64>> {
-        PyArray1::from_iter(py, self.batch.iter().map(|(_, e)| i64::from(e.c)))
+    fn channel<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<i64>>> {
+        column(py, &self.batch, |(_, e)| i64::from(e.c))
     }
 
     /// Value of each event, 1..255.
     #[getter]
-    fn value<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<u8>> {
-        PyArray1::from_iter(py, self.batch.iter().map(|(_, e)| e.value as u8))
+    fn value<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<u8>>> {
+        column(py, &self.batch, |(_, e)| e.value as u8)
     }
 
     fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {

@@ -16,7 +16,7 @@ use crate::layers::{layer_object, PyLayer};
 use crate::nsoc::{PyDevice, PyMapMode, PySequence};
 use crate::runtime::{compute, guarded, parallel_allowed};
 use crate::state::{lock, new_layer_id, shared, LayerSlot, ModelState, SharedModel};
-use akida_engine::error::zeroed_vec;
+use akida_engine::error::{copied_vec, zeroed_vec};
 
 /// `obj` as a C-contiguous 4-D uint8 numpy array; checks the type, dtype, rank and (when given)
 /// the sample shape.
@@ -127,11 +127,20 @@ type Reduced<'py> = (Bound<'py, PyType>, (Bound<'py, PyNone>, Option<Bound<'py, 
 ///     The bytes of a saved model (``bytes``, ``bytearray``, ``memoryview`` or any buffer).
 /// layers : list of Layer, optional
 ///     Layers added in order, each fed by the one before.
+/// max_size : int, optional, keyword only
+///     Bytes. By default, loading caps what it produces rather than finds at 256 MiB: the
+///     inflated size of a compressed model and the bytes read from a pipe or device. Given, it
+///     caps every model buffer, regular files included (at most 2 GiB - 1, the format's limit);
+///     raise it for genuinely huge models (docs/api.md, "Files and memory").
 ///
 /// Raises
 /// ------
 /// FileNotFoundError, OSError
-///     The file cannot be read.
+///     The file cannot be read (``errno``, ``strerror`` and ``filename`` are set).
+/// MemoryError
+///     The model does not fit in memory.
+/// TimeoutError
+///     A pipe or device gave no data for 60 s.
 /// ModelFormatError
 ///     The file or buffer is not a valid model.
 /// ParameterError
@@ -201,17 +210,30 @@ impl PyModel {
         })
     }
 
-    /// The bytes of the model's `.fb` file, or None when it has no layers.
+    /// The bytes of the model's `.fb` file, or None when it has no layers. The serialized buffer is
+    /// copied once, into the bytes object (allocated by Python: MemoryError when it cannot be).
     fn serialized<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
         let state = &self.state;
-        let bytes = compute(py, move || {
+        let buffer = compute(py, move || {
             let guard = lock(state);
             if guard.model.layers().is_empty() {
                 return Ok(None);
             }
-            akida_format::serialize(&guard.model).map(Some)
+            akida_format::serialize_buffer(&guard.model, akida_format::FORMAT_VERSION).map(Some)
         })?;
-        Ok(bytes.map(|b| PyBytes::new(py, &b)))
+        let Some(buffer) = buffer else { return Ok(None) };
+        let bytes = PyBytes::new_with(py, buffer.len(), |dst| {
+            dst.copy_from_slice(&buffer);
+            Ok(())
+        })
+        .map_err(|e| match e.is_instance_of::<pyo3::exceptions::PyMemoryError>(py) {
+            true => to_pyerr(Error::Memory(format!(
+                "cannot allocate the model bytes ({} bytes): out of memory",
+                buffer.len()
+            ))),
+            false => e,
+        })?;
+        Ok(Some(bytes))
     }
 
     fn layer_handle(&self, py: Python<'_>, index: usize) -> PyResult<Py<PyAny>> {
@@ -292,11 +314,13 @@ impl PyModel {
         // At least one round, so that an empty input is still validated.
         loop {
             let end = (start + batch).min(samples);
-            let chunk_events = events.as_ref().map(|b| b.slice(start, end));
+            let chunk_events = guarded(|| events.as_ref().map(|b| b.slice(start, end)).transpose())?;
             // A private copy of the chunk: the caller's array could change while the engine
             // computes without the GIL.
-            let chunk_data: Option<Vec<u8>> =
-                data.map(|d| d[start * input_shape.len()..end * input_shape.len()].to_vec());
+            let chunk_data: Option<Vec<u8>> = guarded(|| {
+                data.map(|d| copied_vec(&d[start * input_shape.len()..end * input_shape.len()], "a copy of the inputs"))
+                    .transpose()
+            })?;
             let input = match (&chunk_events, &chunk_data) {
                 (Some(b), _) => Input::Events(b),
                 (None, Some(d)) => Input::Dense { data: d, num_samples: end - start },
@@ -389,11 +413,13 @@ impl PyModel {
         let mut start = 0;
         while start < samples {
             let end = (start + batch).min(samples);
-            let chunk_events = events.as_ref().map(|b| b.slice(start, end));
+            let chunk_events = guarded(|| events.as_ref().map(|b| b.slice(start, end)).transpose())?;
             // A private copy of the chunk: the caller's array could change while the engine
             // computes without the GIL, after its values were checked.
-            let chunk_data: Option<Vec<u8>> =
-                data.map(|d| d[start * input_shape.len()..end * input_shape.len()].to_vec());
+            let chunk_data: Option<Vec<u8>> = guarded(|| {
+                data.map(|d| copied_vec(&d[start * input_shape.len()..end * input_shape.len()], "a copy of the inputs"))
+                    .transpose()
+            })?;
             let input = match (&chunk_events, &chunk_data) {
                 (Some(b), _) => Input::Events(b),
                 (None, Some(d)) => Input::Dense { data: d, num_samples: end - start },
@@ -475,6 +501,35 @@ impl PyModel {
     }
 }
 
+/// Runs loading `work` with the GIL released, giving it a check that takes the GIL briefly to run
+/// Python's signal handlers: a `KeyboardInterrupt` (or whatever a handler raises) stops the work
+/// and is raised as it is.
+fn compute_checked<T, F>(py: Python<'_>, work: F) -> PyResult<T>
+where
+    F: FnOnce(akida_format::Check<'_>) -> akida_engine::Result<T> + Send,
+    T: Send,
+{
+    let pending: std::sync::Mutex<Option<PyErr>> = std::sync::Mutex::new(None);
+    let result = compute(py, || {
+        let mut check = || -> akida_engine::Result<()> {
+            Python::attach(|py| py.check_signals()).map_err(|e| {
+                *pending.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                Error::Io {
+                    kind: std::io::ErrorKind::Interrupted,
+                    errno: None,
+                    message: "loading was interrupted".into(),
+                    path: None,
+                }
+            })
+        };
+        work(&mut check)
+    });
+    match pending.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some(e) => Err(e),
+        None => result,
+    }
+}
+
 /// The per-layer statistics of an emulated forward, as `get_statistics` reports them.
 fn emulated_statistics(model: &akida_engine::Model, run: &akida_nsoc::Emulation) -> Vec<LayerStatistics> {
     let layers = model.layers();
@@ -506,14 +561,22 @@ fn emulated_statistics(model: &akida_engine::Model, run: &akida_nsoc::Emulation)
 #[pymethods]
 impl PyModel {
     #[new]
-    #[pyo3(signature = (filename = None, serialized_buffer = None, layers = None),
-        text_signature = "(filename=None, serialized_buffer=None, layers=None)")]
+    #[pyo3(signature = (filename = None, serialized_buffer = None, layers = None, *, max_size = Arg::Default(None)),
+        text_signature = "(filename=None, serialized_buffer=None, layers=None, *, max_size=None)")]
     fn new(
         py: Python<'_>,
         filename: Option<&Bound<'_, PyAny>>,
         serialized_buffer: Option<&Bound<'_, PyAny>>,
         layers: Option<&Bound<'_, PyAny>>,
+        max_size: Arg<'_, Option<i64>>,
     ) -> PyResult<Self> {
+        let limits = match max_size.get("Model", "max_size")? {
+            None => akida_format::Limits::default(),
+            Some(n) if n >= 1 => akida_format::Limits::with_max_size(usize::try_from(n).unwrap_or(usize::MAX)),
+            Some(n) => {
+                return raise(Error::Parameter(format!("Model() argument 'max_size' must be >= 1 (bytes), got {n}")))
+            }
+        };
         let mut layers = match layers {
             Some(l) => Some(layer_list(l, &Where { function: "Model", name: "layers" })?),
             None => None,
@@ -534,11 +597,11 @@ impl PyModel {
         }
         let loaded = if let Some(f) = filename {
             let path = path_arg(f, &Where { function: "Model", name: "filename" })?;
-            Some(compute(py, move || akida_format::load(&path, &akida_format::Limits::default()))?)
+            Some(compute_checked(py, move |check| akida_format::load_with(&path, &limits, check))?)
         } else if let Some(b) = serialized_buffer {
             let bytes = buffer_bytes(b, &Where { function: "Model", name: "serialized_buffer" })?;
             let data = bytes.as_bytes();
-            Some(compute(py, move || akida_format::deserialize(data, &akida_format::Limits::default()))?)
+            Some(compute_checked(py, move |check| akida_format::deserialize_with(data, &limits, check))?)
         } else {
             None
         };

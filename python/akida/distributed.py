@@ -79,7 +79,8 @@ def _load_cached(key: str, payload: bytes) -> Any:
         if model is not None:
             _cache.move_to_end(key)
             return model
-    model = akida.Model(serialized_buffer=payload)
+    # Our own .fbz bytes of a model that exists: no cap below the format's limit (max_size).
+    model = akida.Model(serialized_buffer=payload, max_size=2**31 - 1)
     with _cache_lock:
         _cache[key] = model
         while len(_cache) > CACHE_SIZE:

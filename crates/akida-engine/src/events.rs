@@ -79,7 +79,7 @@ impl EventBatch {
                 value.len()
             );
         }
-        let mut tagged = Vec::with_capacity(n);
+        let mut tagged = crate::error::reserved_vec(n, "the events")?;
         for i in 0..n {
             let check = |v: i64, limit: usize, what: &str| -> Result<u32> {
                 if v < 0 || v as u64 >= limit as u64 {
@@ -113,7 +113,8 @@ impl EventBatch {
         for i in 0..num_samples {
             offsets[i + 1] += offsets[i];
         }
-        Ok(EventBatch { shape, offsets, events: tagged.into_iter().map(|(_, e)| e).collect() })
+        let events = crate::error::collected_vec(tagged.iter().map(|&(_, e)| e), "the events")?;
+        Ok(EventBatch { shape, offsets, events })
     }
 
     /// The events of a dense uint8 batch of `num_samples` samples of `shape`.
@@ -121,9 +122,11 @@ impl EventBatch {
         if Some(dense.len()) != shape.len().checked_mul(num_samples) {
             bail!(Input, "dense data of {} values does not hold {num_samples} samples of {shape}", dense.len());
         }
-        let mut offsets = Vec::with_capacity(num_samples + 1);
+        let mut offsets = crate::error::reserved_vec(num_samples + 1, "the event offsets")?;
         offsets.push(0);
-        let mut events = Vec::new();
+        // Counted first, so that the events are allocated once, fallibly.
+        let count = dense.iter().filter(|&&v| v != 0).count();
+        let mut events = crate::error::reserved_vec(count, "the events")?;
         if !shape.is_empty() {
             for sample in dense.chunks_exact(shape.len()) {
                 events_from_dense(&shape, sample, &mut events);
@@ -162,14 +165,18 @@ impl EventBatch {
         (0..self.num_samples()).flat_map(move |s| self.sample(s).iter().map(move |e| (s, e)))
     }
 
-    /// The samples `range` as a new batch.
-    pub fn slice(&self, start: usize, end: usize) -> EventBatch {
+    /// The samples `start..end` as a new batch, or [`Error::Memory`](crate::Error::Memory) when
+    /// their copy cannot be allocated.
+    pub fn slice(&self, start: usize, end: usize) -> Result<EventBatch> {
         let base = self.offsets[start];
-        EventBatch {
+        Ok(EventBatch {
             shape: self.shape,
-            offsets: self.offsets[start..=end].iter().map(|o| o - base).collect(),
-            events: self.events[base..self.offsets[end]].to_vec(),
-        }
+            offsets: crate::error::collected_vec(
+                self.offsets[start..=end].iter().map(|o| o - base),
+                "the event offsets",
+            )?,
+            events: crate::error::copied_vec(&self.events[base..self.offsets[end]], "a copy of the events")?,
+        })
     }
 
     /// Writes the batch as dense uint8 `(num_samples, H, W, C)` data.

@@ -369,6 +369,28 @@ pub fn map_reduce<T: Send, S, R: Send>(
 }
 
 impl Model {
+    /// An upper bound of the bytes one worker's [`Scratch`] needs for one sample of this model:
+    /// every layer's output (events or potentials) and the kernels' working space.
+    pub fn working_bytes_per_sample(&self) -> usize {
+        self.layers()
+            .iter()
+            .filter_map(|l| l.resolved())
+            .map(|r| {
+                let accumulated = r.potentials_shape.len().saturating_mul(4 + 2 + 4 + 8);
+                let output = r.output_shape.len().saturating_mul(std::mem::size_of::<Event>() + 4 + 4);
+                accumulated.saturating_add(output)
+            })
+            .fold(0usize, usize::saturating_add)
+    }
+
+    /// Fails with [`Error::Memory`](crate::Error::Memory) when the working buffers of `workers`
+    /// workers cannot be allocated now (a probe: the memory is allocated and freed untouched), so
+    /// that a model whose per-sample buffers do not fit raises instead of aborting mid-run.
+    pub fn check_working_memory(&self, workers: usize) -> Result<()> {
+        let bytes = self.working_bytes_per_sample().saturating_mul(workers.max(1));
+        crate::error::reserved_vec::<u8>(bytes, "the working buffers of the layers").map(drop)
+    }
+
     /// Checks `input` against the input layer: shape, event coordinates and value range.
     pub fn check_input(&self, input: &Input<'_>) -> Result<()> {
         let first = self.first()?;
@@ -492,6 +514,7 @@ impl Model {
         observer: &O,
     ) -> Result<Vec<LayerStatistics>> {
         self.check_input(&input)?;
+        self.check_working_memory(if parallel { rayon::current_num_threads() } else { 1 })?;
         let out_len = self.layer(target)?.expect_resolved()?.output_shape.len();
         let plan = self.plan();
         let order = self.needed_layers(target);

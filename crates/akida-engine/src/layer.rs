@@ -328,34 +328,40 @@ impl Layer {
         };
         if self.resolved.map(|r| r.input_shape) != Some(input_shape) {
             self.resolved = Some(resolved);
-            self.allocate_variables();
+            self.allocate_variables()?;
         } else {
             self.resolved = Some(resolved);
         }
         Ok(())
     }
 
-    fn allocate_variables(&mut self) {
+    fn allocate_variables(&mut self) -> Result<()> {
+        use crate::error::{collected_vec, filled_vec, zeroed_vec};
         let specs = self.variable_specs();
         for (name, shape) in specs {
-            let len = shape.iter().product();
+            let len = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+            let what = format!("variable '{name}' of layer {}", self.label());
+            let Some(len) = len else {
+                bail!(Memory, "{what} is too large to address");
+            };
             match name {
-                "weights" => self.weights = vec![0; len],
-                "weights_pw" => self.weights_pw = vec![0; len],
+                "weights" => self.weights = zeroed_vec(Some(len), &what)?,
+                "weights_pw" => self.weights_pw = zeroed_vec(Some(len), &what)?,
                 "threshold_fire" => {
                     let t = self.params.activation().map_or(0, |a| a.threshold_fire);
-                    self.threshold_fire = vec![t; len];
+                    self.threshold_fire = filled_vec(len, t, &what)?;
                 }
                 "threshold_fire_step" => {
                     let s = self.params.activation().map_or(1.0, |a| a.threshold_fire_step);
-                    self.threshold_fire_step = vec![s; len];
+                    self.threshold_fire_step = filled_vec(len, s, &what)?;
                 }
-                "output_scale" => self.output_scale = vec![1.0; len],
-                "output_offset" => self.output_offset = vec![0.0; len],
-                "wta_groups" => self.wta_groups = (0..len as i32).collect(),
+                "output_scale" => self.output_scale = filled_vec(len, 1.0, &what)?,
+                "output_offset" => self.output_offset = zeroed_vec(Some(len), &what)?,
+                "wta_groups" => self.wta_groups = collected_vec(0..len as i32, &what)?,
                 _ => unreachable!("unknown variable spec {name}"),
             }
         }
+        Ok(())
     }
 
     /// Names and shapes of the variables; empty until the layer is resolved.
@@ -415,17 +421,20 @@ impl Layer {
     /// A copy of variable `name`.
     pub fn get_variable(&self, name: &str) -> Result<Variable> {
         let shape = self.variable_shape(name)?;
+        let copy = |what: &str| format!("a copy of variable '{what}' of layer {}", self.label());
+        use crate::error::copied_vec;
         let data = match name {
-            "weights" => VariableData::I8(self.weights.clone()),
-            "weights_pw" => VariableData::I8(self.weights_pw.clone()),
-            "threshold_fire" => VariableData::I32(self.threshold_fire.clone()),
-            "wta_groups" => VariableData::I32(self.wta_groups.clone()),
-            "threshold_learning" => VariableData::I32(
-                self.learning.as_ref().map(|l| l.state.threshold_learning.clone()).unwrap_or_default(),
-            ),
-            "output_scale" => VariableData::F32(self.output_scale.clone()),
-            "output_offset" => VariableData::F32(self.output_offset.clone()),
-            _ => VariableData::F32(self.threshold_fire_step.clone()),
+            "weights" => VariableData::I8(copied_vec(&self.weights, &copy(name))?),
+            "weights_pw" => VariableData::I8(copied_vec(&self.weights_pw, &copy(name))?),
+            "threshold_fire" => VariableData::I32(copied_vec(&self.threshold_fire, &copy(name))?),
+            "wta_groups" => VariableData::I32(copied_vec(&self.wta_groups, &copy(name))?),
+            "threshold_learning" => VariableData::I32(match self.learning.as_ref() {
+                Some(l) => copied_vec(&l.state.threshold_learning, &copy(name))?,
+                None => Vec::new(),
+            }),
+            "output_scale" => VariableData::F32(copied_vec(&self.output_scale, &copy(name))?),
+            "output_offset" => VariableData::F32(copied_vec(&self.output_offset, &copy(name))?),
+            _ => VariableData::F32(copied_vec(&self.threshold_fire_step, &copy(name))?),
         };
         Ok(Variable { shape, data })
     }
@@ -445,70 +454,55 @@ impl Layer {
                 values.len()
             );
         }
+        let what = format!("the values of variable '{name}' of layer {layer}");
         let data = match (name, values) {
             (_, VariableValues::Exact(data)) => data,
-            ("threshold_fire_step", VariableValues::Float(f)) => VariableData::F32(
-                f.into_iter()
-                    .enumerate()
-                    .map(|(i, v)| match crate::params::validate_step(v) {
-                        Ok(()) => Ok(v as f32),
-                        Err(_) => Err(Error::Variable(format!(
-                            "variable '{name}' of layer {layer}: value {v} at index {i} is not a finite number > 0"
-                        ))),
-                    })
-                    .collect::<Result<_>>()?,
-            ),
-            ("threshold_fire_step" | "output_scale" | "output_offset", VariableValues::Int(ints)) => {
-                VariableData::F32(ints.into_iter().map(|v| v as f32).collect())
+            ("threshold_fire_step", VariableValues::Float(f)) => {
+                VariableData::F32(converted(f, &what, |i, v| match crate::params::validate_step(v) {
+                    Ok(()) => Ok(v as f32),
+                    Err(_) => Err(Error::Variable(format!(
+                        "variable '{name}' of layer {layer}: value {v} at index {i} is not a finite number > 0"
+                    ))),
+                })?)
             }
-            ("output_scale" | "output_offset", VariableValues::Float(f)) => VariableData::F32(
-                f.into_iter()
-                    .enumerate()
-                    .map(|(i, v)| {
-                        if v.is_finite() && (v as f32).is_finite() {
-                            Ok(v as f32)
-                        } else {
-                            Err(Error::Variable(format!(
-                                "variable '{name}' of layer {layer}: value {v} at index {i} is not a finite float32 number"
-                            )))
-                        }
-                    })
-                    .collect::<Result<_>>()?,
-            ),
-            (_, values) => {
-                let ints = integers(values, name, layer)?;
-                let narrow = |v: i64, i: usize, limit: (i64, i64)| {
-                    if (limit.0..=limit.1).contains(&v) {
-                        Ok(v)
+            ("threshold_fire_step" | "output_scale" | "output_offset", VariableValues::Int(ints)) => {
+                VariableData::F32(converted(ints, &what, |_, v| Ok(v as f32))?)
+            }
+            ("output_scale" | "output_offset", VariableValues::Float(f)) => {
+                VariableData::F32(converted(f, &what, |i, v| {
+                    if v.is_finite() && (v as f32).is_finite() {
+                        Ok(v as f32)
                     } else {
                         Err(Error::Variable(format!(
-                            "variable '{name}' of layer {layer}: value {v} at flat index {i} does not fit its type"
+                            "variable '{name}' of layer {layer}: value {v} at index {i} is not a finite float32 number"
                         )))
                     }
-                };
+                })?)
+            }
+            (_, values) => {
+                let ints = integers(values, name, layer)?;
                 if name == "threshold_fire" || name == "threshold_learning" || name == "wta_groups" {
-                    let limit = (i64::from(i32::MIN), i64::from(i32::MAX));
-                    VariableData::I32(
-                        ints.into_iter()
-                            .enumerate()
-                            .map(|(i, v)| narrow(v, i, limit).map(|v| v as i32))
-                            .collect::<Result<_>>()?,
-                    )
+                    let limit = i64::from(i32::MIN)..=i64::from(i32::MAX);
+                    VariableData::I32(converted(ints, &what, |i, v| {
+                        if limit.contains(&v) {
+                            Ok(v as i32)
+                        } else {
+                            Err(Error::Variable(format!(
+                                "variable '{name}' of layer {layer}: value {v} at flat index {i} does not fit its type"
+                            )))
+                        }
+                    })?)
                 } else {
                     // Out-of-range weights are reported with their range by the check below.
-                    let limit = (-128, 127);
-                    let mut out = Vec::with_capacity(ints.len());
-                    for (i, v) in ints.into_iter().enumerate() {
-                        if !(limit.0..=limit.1).contains(&v) {
-                            let (lo, hi) = weight_range(self.params.weights_bits().unwrap_or(1));
-                            bail!(
-                                Variable,
-                                "variable '{name}' of layer {layer}: value {v} at flat index {i} is outside the weight range {lo}..={hi}"
-                            );
+                    VariableData::I8(converted(ints, &what, |i, v| {
+                        if (-128..=127).contains(&v) {
+                            return Ok(v as i8);
                         }
-                        out.push(v as i8);
-                    }
-                    VariableData::I8(out)
+                        let (lo, hi) = weight_range(self.params.weights_bits().unwrap_or(1));
+                        Err(Error::Variable(format!(
+                            "variable '{name}' of layer {layer}: value {v} at flat index {i} is outside the weight range {lo}..={hi}"
+                        )))
+                    })?)
                 }
             }
         };
@@ -597,6 +591,16 @@ impl Layer {
         }
         Ok(())
     }
+}
+
+/// `values` mapped by `f` (which may refuse a value) into a vector allocated fallibly, or
+/// [`Error::Memory`] naming `what`.
+fn converted<T, U>(values: Vec<T>, what: &str, mut f: impl FnMut(usize, T) -> Result<U>) -> Result<Vec<U>> {
+    let mut out = crate::error::reserved_vec(values.len(), what)?;
+    for (i, v) in values.into_iter().enumerate() {
+        out.push(f(i, v)?);
+    }
+    Ok(out)
 }
 
 fn integers(values: VariableValues, name: &str, layer: &str) -> Result<Vec<i64>> {

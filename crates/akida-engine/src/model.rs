@@ -23,8 +23,8 @@ pub fn classify<T: Copy + Into<i32>>(
     }
     let per_class = channels / num_classes;
     let sample_len = output.len().checked_div(samples).unwrap_or(0);
-    let mut classes = Vec::with_capacity(samples);
-    let mut scores = vec![i32::MIN; channels];
+    let mut classes = crate::error::reserved_vec(samples, "the predicted classes")?;
+    let mut scores = crate::error::filled_vec(channels, i32::MIN, "the class scores")?;
     for s in 0..samples {
         scores.fill(i32::MIN);
         for values in output[s * sample_len..(s + 1) * sample_len].chunks_exact(channels) {

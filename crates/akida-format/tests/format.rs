@@ -105,7 +105,7 @@ fn implausible_compressed_sizes_are_refused_before_allocating() {
     let mut bytes = compress(&raw);
     bytes[4..12].copy_from_slice(&(1u64 << 40).to_le_bytes());
     assert!(matches!(deserialize(&bytes, &Limits::default()), Err(Error::Format(_))));
-    let small = Limits { max_bytes: raw.len() - 1, ..Limits::default() };
+    let small = Limits::with_max_size(raw.len() - 1);
     assert!(matches!(deserialize(&compress(&raw), &small), Err(Error::Format(_))));
     assert!(matches!(deserialize(&raw, &small), Err(Error::Format(_))));
 }
@@ -130,7 +130,7 @@ fn saving_is_atomic_and_extensions_are_checked() {
     assert!(matches!(akida_format::save(&model, &dir.join("m.txt")), Err(Error::Parameter(_))));
     assert!(matches!(
         akida_format::load(&dir.join("absent.fb"), &Limits::default()),
-        Err(Error::Io(std::io::ErrorKind::NotFound, _))
+        Err(Error::Io { kind: std::io::ErrorKind::NotFound, .. })
     ));
     let leftovers: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
@@ -310,4 +310,107 @@ fn output_rescaling_is_saved_only_when_set() {
         panic!("loaded")
     };
     assert!(message.contains("'output_scale' does not exist in format version 1"), "{message}");
+}
+
+/// A `.fbz` buffer declaring `declared` bytes whose zlib stream inflates `content`.
+fn fbz_of(content: &[u8], declared: u64) -> Vec<u8> {
+    let mut out = b"AKZ1".to_vec();
+    out.extend_from_slice(&declared.to_le_bytes());
+    out.extend_from_slice(&miniz_oxide::deflate::compress_to_vec_zlib(content, 6));
+    out
+}
+
+#[test]
+fn compressed_data_is_refused_as_soon_as_it_is_invalid() {
+    let raw = serialize(&random_model(&mut Rng(5))).unwrap();
+    let limits = Limits::default();
+    let refused = |bytes: &[u8], needle: &str| match deserialize(bytes, &limits) {
+        Err(Error::Format(m)) => assert!(m.contains(needle), "{m}"),
+        other => panic!("expected a format error with '{needle}', got {other:?}"),
+    };
+    // zeros: refused at the head, whatever follows
+    refused(&fbz_of(&vec![0u8; 1 << 20], 1 << 20), "'AKDA' file identifier");
+    // a valid head but a root offset outside the declared size
+    let mut bad_root = raw.clone();
+    bad_root[..4].copy_from_slice(&u32::MAX.to_le_bytes());
+    refused(&fbz_of(&bad_root, raw.len() as u64), "root table offset");
+    // more or fewer bytes than declared
+    refused(&fbz_of(&raw, raw.len() as u64 - 1), "more than");
+    refused(&fbz_of(&raw, raw.len() as u64 + 1), "decompressed");
+    // truncated stream, trailing bytes, damaged checksum
+    let good = fbz_of(&raw, raw.len() as u64);
+    assert_eq!(deserialize(&good, &limits).unwrap(), deserialize(&raw, &limits).unwrap());
+    refused(&good[..good.len() - 5], "truncated");
+    let mut trailing = good.clone();
+    trailing.extend_from_slice(b"junk");
+    refused(&trailing, "follow the end");
+    let mut checksum = good.clone();
+    *checksum.last_mut().unwrap() ^= 1;
+    refused(&checksum, "decompression failed");
+    // over the cap: refused before inflating, and accepted once the cap is raised
+    let capped = Limits { max_produced_bytes: raw.len() - 1, ..Limits::default() };
+    assert!(matches!(deserialize(&good, &capped), Err(Error::Format(m)) if m.contains("max_size")));
+}
+
+#[test]
+fn streamed_compression_writes_what_compress_returns() {
+    let dir = std::env::temp_dir().join(format!("akida-format-stream-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = random_model(&mut Rng(17));
+    let path = dir.join("m.fbz");
+    akida_format::save(&model, &path).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), compress(&serialize(&model).unwrap()));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn loading_calls_the_check_and_stops_on_its_error() {
+    let dir = std::env::temp_dir().join(format!("akida-format-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = random_model(&mut Rng(19));
+    let path = dir.join("m.fb");
+    akida_format::save(&model, &path).unwrap();
+    let mut calls = 0;
+    let loaded = akida_format::load_with(&path, &Limits::default(), &mut || {
+        calls += 1;
+        Ok(())
+    });
+    assert_eq!(loaded.unwrap(), model);
+    assert!(calls > 0);
+    let stopped = akida_format::load_with(&path, &Limits::default(), &mut || Err(Error::Input("stop".into())));
+    assert_eq!(stopped, Err(Error::Input("stop".into())));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn devices_and_pipes_are_read_with_caps_and_time_limits() {
+    // /dev/zero: refused at its first bytes instead of read up to the cap
+    let started = std::time::Instant::now();
+    let zero = akida_format::load(std::path::Path::new("/dev/zero"), &Limits::default());
+    assert!(matches!(zero, Err(Error::Format(m)) if m.contains("AKDA")));
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // a pipe without a writer: the check runs while waiting, and the idle timeout ends the wait
+    let dir = std::env::temp_dir().join(format!("akida-format-fifo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("pipe.fb");
+    let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    let limits = Limits { idle_timeout: std::time::Duration::from_millis(300), ..Limits::default() };
+    let mut checks = 0;
+    let waited = akida_format::load_with(&fifo, &limits, &mut || {
+        checks += 1;
+        Ok(())
+    });
+    assert!(matches!(waited, Err(Error::Io { kind: std::io::ErrorKind::TimedOut, .. })), "{waited:?}");
+    assert!(checks >= 2, "{checks}");
+    // a pipe with a writer delivers its model
+    let model = random_model(&mut Rng(23));
+    let raw = serialize(&model).unwrap();
+    let writer_path = fifo.clone();
+    let writer = std::thread::spawn(move || std::fs::write(writer_path, raw).unwrap());
+    assert_eq!(akida_format::load(&fifo, &Limits::default()).unwrap(), model);
+    writer.join().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -20,6 +20,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 
 use akida_engine::activation::Thresholds;
+use akida_engine::error::{copied_vec, reserved_vec};
 use akida_engine::events::events_from_dense;
 use akida_engine::kernels;
 use akida_engine::shape::{ConvGeometry, PoolGeometry};
@@ -227,8 +228,9 @@ impl<'m> Emulator<'m> {
             return Err(Error::Input(format!("{} input values for {samples} samples of {input_shape}", inputs.len())));
         }
         let layer_count = model.layers().len();
+        let batch_len = |len: usize| len.saturating_mul(samples);
         let mut emulation = Emulation {
-            output: Vec::with_capacity(output_shape.len() * samples),
+            output: reserved_vec(batch_len(output_shape.len()), "the emulated output")?,
             layers: vec![Counts::default(); layer_count],
             nps: BTreeMap::new(),
             hrc: Counts::default(),
@@ -256,10 +258,12 @@ impl<'m> Emulator<'m> {
                     let r = layer.resolved().expect("in a model");
                     let image_input = layer.kind() == LayerKind::InputConvolutional;
                     let dense_in: Vec<u8> = if image_input {
-                        inputs.to_vec()
+                        copied_vec(inputs, "a copy of the emulated inputs")?
                     } else {
                         let source = &outputs[inbound.expect("a data-processing layer has an inbound layer")];
-                        source.iter().flat_map(|events| to_dense(events, &r.input_shape)).collect()
+                        let mut dense = reserved_vec(batch_len(r.input_shape.len()), "the emulated layer inputs")?;
+                        dense.extend(source.iter().flat_map(|events| to_dense(events, &r.input_shape)));
+                        dense
                     };
                     let (values, mut counts) = run_whole(whole, &dense_in, samples)?;
                     let out_len = r.output_shape.len();
@@ -282,7 +286,10 @@ impl<'m> Emulator<'m> {
                 }
                 Unit::Concat { thresholds } => {
                     let r = layer.resolved().expect("in a model");
-                    let mut dense = last.then(|| Vec::with_capacity(output_shape.len() * samples));
+                    let mut dense = match last {
+                        true => Some(reserved_vec(batch_len(output_shape.len()), "the emulated output")?),
+                        false => None,
+                    };
                     #[allow(clippy::needless_range_loop)] // one sample across several inbound layers
                     for sample in 0..samples {
                         let mut joined = Vec::new();
@@ -322,7 +329,10 @@ impl<'m> Emulator<'m> {
                 }
                 Unit::Nps(unit) => {
                     let source = &outputs[inbound.expect("NP layers have an inbound layer")];
-                    let mut dense = last.then(|| Vec::with_capacity(output_shape.len() * samples));
+                    let mut dense = match last {
+                        true => Some(reserved_vec(batch_len(output_shape.len()), "the emulated output")?),
+                        false => None,
+                    };
                     for received in source {
                         let (events, d) = run_nps(index, layer, unit, received, last, &mut emulation)?;
                         if let (Some(all), Some(d)) = (dense.as_mut(), d) {
@@ -403,12 +413,13 @@ fn whole_layer_model(layer: &Layer) -> Result<Model> {
 /// spreads whole chunks over threads); returns its dense output as i32 and its counts.
 fn run_whole(model: &Model, input: &[u8], samples: usize) -> Result<(Vec<i32>, Counts)> {
     let shape = model.output_shape()?;
-    let mut values = vec![0i32; shape.len() * samples];
+    let total = shape.len().checked_mul(samples);
+    let mut values: Vec<i32> = akida_engine::error::zeroed_vec(total, "the emulated layer output")?;
     let input = Input::Dense { data: input, num_samples: samples };
     let stats = match model.output_kind()? {
         OutputKind::Potentials => model.forward(input, Output::Potentials(&mut values), false)?,
         OutputKind::Activations { .. } => {
-            let mut out = vec![0u8; shape.len() * samples];
+            let mut out: Vec<u8> = akida_engine::error::zeroed_vec(total, "the emulated layer output")?;
             let s = model.forward(input, Output::Activations(&mut out), false)?;
             values.iter_mut().zip(&out).for_each(|(v, &o)| *v = i32::from(o));
             s

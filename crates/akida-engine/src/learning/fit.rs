@@ -180,6 +180,7 @@ impl Model {
     ) -> Result<Vec<LayerStatistics>> {
         let last = self.compiled_layer()?;
         self.check_input(&input)?;
+        self.check_working_memory(if parallel { rayon::current_num_threads() } else { 1 })?;
         let samples = input.num_samples();
         if let Some(l) = labels {
             if l.len() != samples && l.len() != 1 {
