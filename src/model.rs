@@ -128,7 +128,7 @@ type Reduced<'py> = (Bound<'py, PyType>, (Bound<'py, PyNone>, Option<Bound<'py, 
 /// layers : list of Layer, optional
 ///     Layers added in order, each fed by the one before.
 /// max_size : int, optional, keyword only
-///     Bytes. By default, loading caps what it produces rather than finds at 256 MiB: the
+///     Bytes. By default, loading caps what it produces rather than finds at 192 MiB: the
 ///     inflated size of a compressed model and the bytes read from a pipe or device. Given, it
 ///     caps every model buffer, regular files included (at most 2 GiB - 1, the format's limit);
 ///     raise it for genuinely huge models (docs/api.md, "Files and memory").

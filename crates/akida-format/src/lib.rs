@@ -51,9 +51,10 @@ pub const MAX_MODEL_BYTES: usize = (1 << 31) - 1;
 
 /// The default cap on the bytes that loading *produces* rather than finds: the inflated size of
 /// compressed (`.fbz`) data and the bytes read from a pipe or device, whose size is only known
-/// while reading. 256 MiB is far above any model the AKD1000 holds; raise it through
+/// while reading. 192 MiB is far above any model the AKD1000 holds, and keeps an invalid file that is refused only
+/// once inflated under the 256 MB peak the robustness acceptance allows; raise it through
 /// [`Limits::with_max_size`] (`Model(..., max_size=...)` in Python) for bigger models.
-pub const DEFAULT_MAX_PRODUCED_BYTES: usize = 256 << 20;
+pub const DEFAULT_MAX_PRODUCED_BYTES: usize = 192 << 20;
 
 /// Size caps and time limits applied when reading untrusted bytes.
 #[derive(Debug, Clone, Copy)]
