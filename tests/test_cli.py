@@ -278,3 +278,14 @@ def test_usage_errors_are_exit_2(saved, tmp_path):
     assert "8/4/4" in cli("convert", "cnn.onnx", "--bits", "8-4", "-o", "o.fbz", check_rc=2).stderr
     assert "--num-classes" in cli("run", path, "x.npy", "--num-classes", 3, check_rc=2).stderr
     assert cli("--help").stdout.count("summary") >= 1
+
+
+def test_max_size_caps_loading(saved):
+    """The group option ``--max-size`` reaches the loader: a cap below the model's inflated size
+    is a clean error naming max_size, a cap above it loads, and 0 is refused by the option."""
+    model, path, _ = saved
+    inflated = len(model.to_buffer())
+    refused = cli("--max-size", inflated - 1, "summary", path, check_rc=1)
+    assert "max_size" in refused.stderr and "Traceback" not in refused.stderr
+    assert cli("--max-size", inflated, "summary", path).stdout == cli("summary", path).stdout
+    assert "--max-size" in cli("--max-size", 0, "summary", path, check_rc=2).stderr

@@ -71,10 +71,15 @@ def user_errors(function: F) -> F:
 
 
 def load_model(path: str) -> Any:
-    """An :class:`akida.Model` from a ``.fb`` or ``.fbz`` file."""
+    """An :class:`akida.Model` from a ``.fb`` or ``.fbz`` file, with the loading cap of the
+    group option ``--max-size`` (the engine's default cap when it is not given)."""
     import akida
 
-    return akida.Model(path)
+    context = click.get_current_context(silent=True)
+    max_size = context.find_root().params.get("max_size") if context is not None else None
+    if max_size is None:
+        return akida.Model(path)
+    return akida.Model(path, max_size=max_size)
 
 
 def _as_input_array(array: np.ndarray) -> np.ndarray:
@@ -246,7 +251,15 @@ def format_version() -> int:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="openakida", prog_name="akida", message="%(prog)s (openakida) %(version)s")
-def main() -> None:
+@click.option(
+    "--max-size",
+    type=click.IntRange(min=1, max=2**31 - 1),
+    default=None,
+    metavar="BYTES",
+    help="Cap on the bytes loading a model may produce (inflated .fbz, pipes); the default is the "
+    "engine's (192 MiB). Raise it for genuinely huge models.",
+)
+def main(max_size: int | None) -> None:
     """Tools around the openakida engine: inspect, run, train and convert Akida models."""
 
 
