@@ -3,6 +3,8 @@
 
 use super::state::{LearningConfig, MAX_INPUT_COUNT};
 use crate::error::Result;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 
 /// SplitMix64 step: the generator of initial weights and of learning choices.
 pub(crate) fn next_random(state: &mut u64) -> u64 {
@@ -152,19 +154,42 @@ impl LayerCounts {
 /// Buffers of [`learn_step`], reused from step to step.
 #[derive(Debug, Default)]
 pub(crate) struct StepBuffers {
-    score: Vec<i128>,
+    score: Vec<i64>,
+    /// The neuron's weights equal to 1 (its column of the weight matrix, read once per step).
+    on: Vec<bool>,
     drop: Vec<usize>,
     rise: Vec<usize>,
+    drop_heap: Vec<Reverse<(i64, usize)>>,
+    rise_heap: Vec<Reverse<(i64, usize)>>,
+}
+
+/// Moves from `heap` (a min-heap of `(key, item)`) to the end of `sorted` (items in increasing
+/// `(key, item)`, taken from that heap) the entries whose key equals the last one's, in increasing
+/// item order (found by one scan of the heap, not popped one by one: ties can be long).
+fn complete_tie(
+    heap: BinaryHeap<Reverse<(i64, usize)>>,
+    sorted: &mut Vec<usize>,
+    key: impl Fn(usize) -> i64,
+) -> Vec<Reverse<(i64, usize)>> {
+    let mut rest = heap.into_vec();
+    if let Some(&last) = sorted.last() {
+        let last = key(last);
+        let start = sorted.len();
+        sorted.extend(rest.iter().filter(|&&Reverse((k, _))| k == last).map(|&Reverse((_, j))| j));
+        sorted[start..].sort_unstable();
+    }
+    rest.clear();
+    rest
 }
 
 /// The weight of the layer's frequency in a connection's score: `-CONTRAST_NUM / SCORE_DEN`
 /// (-0.25) per input count of the neuron, and `PRIOR_NUM / SCORE_DEN` (+0.75) per input spike of
 /// the step; a move must gain more than `MARGIN_NUM / SCORE_DEN` (0.5) of one count. Chosen on
 /// the MNIST benchmark (see `docs/learning.md`, "Learning step of the winner").
-pub(crate) const SCORE_DEN: i128 = 20;
-pub(crate) const CONTRAST_NUM: i128 = 5;
-pub(crate) const PRIOR_NUM: i128 = 15;
-pub(crate) const MARGIN_NUM: i128 = 10;
+pub(crate) const SCORE_DEN: i64 = 20;
+pub(crate) const CONTRAST_NUM: i64 = 5;
+pub(crate) const PRIOR_NUM: i64 = 15;
+pub(crate) const MARGIN_NUM: i64 = 10;
 
 /// One learning step of `neuron`, whose connections' inputs are `active` (see `docs/learning.md`,
 /// "Learning step of the winner"): the neuron's input counts (`counts`, its row of
@@ -188,7 +213,8 @@ pub(crate) fn learn_step(
     buffers: &mut StepBuffers,
 ) -> i32 {
     // 1. Counts: halve the neuron's if one would pass the maximum, then count the spikes.
-    let saturated = active.iter().zip(counts.iter()).any(|(&a, &c)| a && c == MAX_INPUT_COUNT);
+    // (Loops here are written without data-dependent branches: the step runs once per sample.)
+    let saturated = active.iter().zip(counts.iter()).fold(false, |s, (&a, &c)| s | (a & (c == MAX_INPUT_COUNT)));
     if saturated {
         for (c, g) in counts.iter_mut().zip(layer.per_connection.iter_mut()) {
             let lost = *c - *c / 2;
@@ -197,67 +223,89 @@ pub(crate) fn learn_step(
             *c /= 2;
         }
     }
-    let mut spikes = 0i128;
-    for ((c, g), &a) in counts.iter_mut().zip(layer.per_connection.iter_mut()).zip(active) {
-        if a {
-            *c += 1;
-            *g += 1;
-            spikes += 1;
-        }
+    let on = &mut buffers.on;
+    on.clear();
+    on.extend((0..active.len()).map(|j| weights[j * neurons + neuron] == 1));
+    let (mut spikes, mut neuron_total, mut matched) = (0i64, 0i64, 0i32);
+    for (((c, g), &a), &w) in counts.iter_mut().zip(layer.per_connection.iter_mut()).zip(active).zip(on.iter()) {
+        *c += u8::from(a);
+        *g += u64::from(a);
+        spikes += i64::from(a);
+        matched += i32::from(a && w);
+        neuron_total += i64::from(*c);
     }
     layer.total += spikes as u64;
-    // 2. Scores, in units of 1 / (SCORE_DEN * total) of a count.
-    let neuron_total: i128 = counts.iter().map(|&c| i128::from(c)).sum();
-    let total = i128::from(layer.total);
+    // 2. Scores, in units of 1 / (SCORE_DEN * total) of a count. With at most MAX_WEIGHTS = 2^31
+    // counts of at most 255, total < 2^39, SCORE_DEN * total * count < 2^52 and
+    // |layer_weight * layer count| < 1290 * connections * 255 * neurons < 2^50: i64 holds them.
+    let total = layer.total as i64;
     let layer_weight = PRIOR_NUM * spikes - CONTRAST_NUM * neuron_total;
+    let margin = MARGIN_NUM * total;
+    let unit = SCORE_DEN * total;
     let score = &mut buffers.score;
     score.clear();
-    score.extend(
-        counts
-            .iter()
-            .zip(&layer.per_connection)
-            .map(|(&c, &g)| SCORE_DEN * total * i128::from(c) + layer_weight * i128::from(g)),
-    );
-    let margin = MARGIN_NUM * total;
+    let (mut lowest_silent, mut highest_zero) = (i64::MAX, i64::MIN);
+    for (((&c, &g), &a), &w) in counts.iter().zip(&layer.per_connection).zip(active).zip(on.iter()) {
+        let sc = unit * i64::from(c) + layer_weight * g as i64;
+        score.push(sc);
+        highest_zero = highest_zero.max(if w { i64::MIN } else { sc });
+        lowest_silent = lowest_silent.min(if w && !a { sc } else { i64::MAX });
+    }
     // 3. Candidates. Only a silent weight scoring below (best zero weight - margin) and a zero
     // weight scoring above (worst silent weight + margin) can take part in a move, so the others
-    // are left out before sorting (the result is the same).
-    let (mut lowest_silent, mut highest_zero) = (i128::MAX, i128::MIN);
-    for (j, &a) in active.iter().enumerate() {
-        let w = weights[j * neurons + neuron];
-        if w == 1 && !a {
-            lowest_silent = lowest_silent.min(score[j]);
-        } else if w == 0 {
-            highest_zero = highest_zero.max(score[j]);
+    // are left out (the result is the same).
+    let (mut drop_heap, mut rise_heap) =
+        (std::mem::take(&mut buffers.drop_heap), std::mem::take(&mut buffers.rise_heap));
+    drop_heap.clear();
+    rise_heap.clear();
+    if lowest_silent != i64::MAX && highest_zero != i64::MIN && highest_zero - margin > lowest_silent {
+        let (drop_below, rise_above) = (highest_zero - margin, lowest_silent + margin);
+        let n = active.len();
+        drop_heap.resize(n, Reverse((0, 0)));
+        rise_heap.resize(n, Reverse((0, 0)));
+        let (mut drops, mut rises) = (0, 0);
+        for (j, ((&a, &w), &sc)) in active.iter().zip(on.iter()).zip(score.iter()).enumerate() {
+            // Written in every case, kept (the length advances) only if it is a candidate.
+            drop_heap[drops] = Reverse((sc, j));
+            drops += usize::from(w & !a & (sc < drop_below));
+            rise_heap[rises] = Reverse((-sc, j));
+            rises += usize::from(!w & (sc > rise_above));
         }
+        drop_heap.truncate(drops);
+        rise_heap.truncate(rises);
     }
+    // 4. The moves that gain more than the margin form a prefix of the two lists sorted (drop by
+    // (score, j), rise by (-score, j)): the heaps give them in that order, as far as needed.
+    let (mut drop_heap, mut rise_heap) = (BinaryHeap::from(drop_heap), BinaryHeap::from(rise_heap));
     let (drop, rise) = (&mut buffers.drop, &mut buffers.rise);
     drop.clear();
     rise.clear();
-    if lowest_silent != i128::MAX && highest_zero != i128::MIN {
-        for (j, &a) in active.iter().enumerate() {
-            let w = weights[j * neurons + neuron];
-            if w == 1 && !a && score[j] < highest_zero - margin {
-                drop.push(j);
-            } else if w == 0 && score[j] > lowest_silent + margin {
-                rise.push(j);
-            }
+    while let (Some(&Reverse((d, _))), Some(&Reverse((r, _)))) = (drop_heap.peek(), rise_heap.peek()) {
+        if -r <= d + margin {
+            break;
         }
+        drop.push(drop_heap.pop().expect("peeked").0 .1);
+        rise.push(rise_heap.pop().expect("peeked").0 .1);
     }
-    drop.sort_unstable_by_key(|&j| (score[j], j));
-    rise.sort_unstable_by_key(|&j| (-score[j], j));
-    // 4. The moves that gain more than the margin form a prefix of the paired sorted lists.
-    let moves = drop.iter().zip(rise.iter()).take_while(|(&d, &r)| score[r] > score[d] + margin).count();
+    let moves = drop.len();
     let k = share(plasticity, moves);
     if k > 0 {
+        // The tie at the k-th entry may reach past the entries popped so far: complete it (with
+        // the entries of the last popped key; past the tie they are not taken).
+        buffers.drop_heap = complete_tie(drop_heap, drop, |j| score[j]);
+        buffers.rise_heap = complete_tie(rise_heap, rise, |j| -score[j]);
         take_ranked(drop, k, |j| score[j], rng);
         take_ranked(rise, k, |j| -score[j], rng);
         for i in 0..k {
             weights[drop[i] * neurons + neuron] = 0;
             weights[rise[i] * neurons + neuron] = 1;
+            matched += i32::from(active[rise[i]]);
         }
+    } else {
+        buffers.drop_heap = drop_heap.into_vec();
+        buffers.rise_heap = rise_heap.into_vec();
     }
-    active.iter().enumerate().filter(|&(j, &a)| a && weights[j * neurons + neuron] == 1).count() as i32
+    matched
 }
 
 /// Plasticity after a learning step: `plasticity_decay * initial_plasticity` less, never below
