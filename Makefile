@@ -9,7 +9,7 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.deps-installed
 export VIRTUAL_ENV := $(abspath $(VENV))
 
-.PHONY: help demo test test-rust test-python stubtest build wheel run bench bench-rust fmt lint clean
+.PHONY: help demo test test-rust test-python stubtest build wheel run bench bench-data bench-rust fmt lint clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -69,3 +69,6 @@ lint: ## Clippy on the whole workspace
 clean: ## Remove build products and the virtual environment
 	cargo clean
 	rm -rf $(VENV) .pytest_cache
+
+bench-data: ## Install the optional benchmark data (Fashion-MNIST, Debian's dataset-fashion-mnist; needs root)
+	sh benches/setup_bench_data.sh

@@ -19,6 +19,12 @@ from oracle import true_convolve
 
 MASK64 = (1 << 64) - 1
 MAX_INPUT_COUNT = 255
+# The score of a connection (docs/learning.md, "Learning step of the winner"): the neuron's count,
+# plus (PRIOR * spikes of the step - CONTRAST * the neuron's total count) times the layer's share of
+# that connection; a move must gain more than MARGIN of one count.
+CONTRAST = Fraction(1, 4)
+PRIOR = Fraction(3, 4)
+MARGIN = Fraction(1, 2)
 
 
 class SplitMix64:
@@ -78,8 +84,11 @@ class LearningOracle:
             indices = list(range(connections))
             rng.choose(indices, num_weights)
             weights[indices[:num_weights], n] = 1
-        oracle = cls(weights, num_weights, num_classes, initial_plasticity, min_plasticity,
-                     plasticity_decay, learning_competition, rng)
+        # The engine keeps the four parameters as float32 values: so does the oracle, from here on
+        # (a value such as 7.5e-274 is 0 in float32, which means "never learn").
+        f32 = np.float32
+        oracle = cls(weights, num_weights, num_classes, f32(initial_plasticity), f32(min_plasticity),
+                     f32(plasticity_decay), f32(learning_competition), rng)
         oracle.plasticity = np.full(neurons, np.float32(initial_plasticity), np.float32)
         oracle.threshold_learning = np.zeros(neurons, np.int64)
         oracle.counts = np.zeros((neurons, connections), np.int64)
@@ -111,24 +120,33 @@ class LearningOracle:
     def _step(self, neuron, active):
         w = self.weights[:, neuron]
         counts = self.counts[neuron]
-        matched = int(np.sum((w == 1) & active))
         silent = [j for j in range(len(w)) if w[j] == 1 and not active[j]]
-        free = [j for j in range(len(w)) if w[j] == 0 and active[j]]
-        p = np.float32(self.plasticity[neuron])
-
-        def share(n):  # exact, on the float32 value of the plasticity
-            return math.floor(Fraction(float(p)) * n + Fraction(1, 2))
-
-        k = min(share(len(silent)), share(len(free)))
-        if k > 0:
-            drop = choose_ranked(silent, k, lambda j: int(counts[j]), self.rng)
-            rise = choose_ranked(free, k, lambda j: -int(counts[j]), self.rng)
-            w[drop] = 0
-            w[rise] = 1
+        zero = [j for j in range(len(w)) if w[j] == 0]
         if np.any(counts[active] == MAX_INPUT_COUNT):
             counts //= 2
         counts[active] += 1
-        return matched + k
+        # The layer's counts: summed afresh over all neurons (the engine keeps a running sum).
+        layer = [int(v) for v in self.counts.sum(axis=0)]
+        total = sum(layer)
+        own = int(counts.sum())
+        spikes = int(np.sum(active))
+        score = [Fraction(int(counts[j])) + (PRIOR * spikes - CONTRAST * own) * Fraction(layer[j], total)
+                 for j in range(len(w))]
+        drop_order = sorted(silent, key=lambda j: (score[j], j))
+        rise_order = sorted(zero, key=lambda j: (-score[j], j))
+        moves = 0
+        for d, r in zip(drop_order, rise_order):
+            if score[r] <= score[d] + MARGIN:
+                break
+            moves += 1
+        p = np.float32(self.plasticity[neuron])
+        k = min(math.floor(Fraction(float(p)) * moves + Fraction(1, 2)), moves)  # exact, on float32 p
+        if k > 0:
+            drop = choose_ranked(silent, k, lambda j: score[j], self.rng)
+            rise = choose_ranked(zero, k, lambda j: -score[j], self.rng)
+            w[drop] = 0
+            w[rise] = 1
+        return int(np.sum((w == 1) & active))
 
     def fit_sample(self, potentials, actives_at, events, label):
         """potentials: (positions, neurons) of the sample; actives_at(position) -> bool vector of
@@ -141,7 +159,7 @@ class LearningOracle:
             allowed = range(label * per_class, (label + 1) * per_class)
         else:
             return
-        if not events or self.initial_plasticity == 0:
+        if not events or self.initial_plasticity == np.float32(0):
             return
         # Only positions whose window saw a spike (always true for a FullyConnected layer).
         winner = self._winner(potentials, allowed, lambda position: bool(actives_at(position).any()))

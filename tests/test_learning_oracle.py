@@ -126,14 +126,18 @@ def test_counts_halve_after_255_steps_as_the_oracle_says():
 
 
 def test_input_counts_decide_which_weights_move():
-    """Hand-checked (4 weights, 8 inputs, plasticity 1 -> 0.75 -> 0.5, floor 0.5):
-    A = {0,1,2,3} three times: the weights become A, counts of 0..3 are 3.
-    C = {0,1,4,5}: silent {2,3}, free {4,5}, k = min(round(.5*2), round(.5*2)) = 1: one of 2/3
-    drops (tie), one of 4/5 rises (tie); counts: 0,1 -> 4, 4,5 -> 1.
-    D = {0,1,6,7}: silent = {kept of 2/3 (count 3), risen of 4/5 (count 1)}, k = 1: the one seen
-    once drops, the one seen three times stays.
-    F = {0,1,2,3,4,5}: silent = {risen of 6/7}, free = {dropped of 2/3 (count 3), 4, 5 (count <= 1)},
-    k = min(round(.5*1), round(.5*3)) = 1: the input seen three times rises."""
+    """Hand-checked (one neuron, so the layer's counts are the neuron's and every score is its
+    count times f = 1 + 0.75 * spikes / (neuron's total count) - 0.25 > 0; 4 weights, 8 inputs,
+    plasticity 1 -> 0.75 -> 0.5, floor 0.5):
+    A = {0,1,2,3} three times: the first step moves every weight onto A (gain 1.5 > 0.5), counts
+    of 0..3 become 3.
+    C = {0,1,4,5}, the first three times: silent {2,3} (count 3) outscore {4,5} (counts 1..3): no
+    move. The fourth time counts are 0,1: 7, 2,3: 3, 4,5: 4, f = 1 + 3/28 - 1/4 = 0.857: both moves
+    gain 0.857 > 0.5, k = share(0.5, 2) = 1: one of 2/3 drops, one of 4/5 rises (ties drawn).
+    F = {0,1,6,7}: counts 0,1: 8, 6,7: 1; silent = {kept of 2/3 (3), risen of 4/5 (4)}, zero
+    weights by score: the other of 4/5 (4), the dropped of 2/3 (3), 6, 7 (1). Only the first pair
+    gains (1 * f = 0.84 > 0.5): k = share(0.5, 1) = 1, the kept one of 2/3 drops and the other of
+    4/5 rises, although its input did not spike: the weights become {0,1,4,5}."""
     model = akida.Model([akida.InputData(8, 1, 1, input_bits=1), akida.FullyConnected(1, activations_enabled=False)])
     model.compile(num_weights=4, initial_plasticity=1.0, plasticity_decay=0.25, min_plasticity=0.5, seed=11)
 
@@ -147,17 +151,69 @@ def test_input_counts_decide_which_weights_move():
 
     model.fit(np.concatenate([sample({0, 1, 2, 3})] * 3))
     assert ones() == {0, 1, 2, 3}
+    model.fit(np.concatenate([sample({0, 1, 4, 5})] * 3))
+    assert ones() == {0, 1, 2, 3}
     model.fit(sample({0, 1, 4, 5}))
     after_c = ones()
     assert len(after_c) == 4 and {0, 1} <= after_c
-    (kept23,) = after_c & {2, 3}
-    (risen45,) = after_c & {4, 5}
+    assert len(after_c & {2, 3}) == 1 and len(after_c & {4, 5}) == 1
     model.fit(sample({0, 1, 6, 7}))
-    after_d = ones()
-    assert risen45 not in after_d and kept23 in after_d
-    assert len(after_d & {6, 7}) == 1
-    model.fit(sample({0, 1, 2, 3, 4, 5}))
-    assert ones() == {0, 1, 2, 3}
+    assert ones() == {0, 1, 4, 5}
+    assert engine_state(model)[1][0] == 2  # threshold_learning: only 0 and 1 spiked
+
+
+def test_layer_counts_move_a_weight_off_an_input_every_class_shows():
+    """Hand-checked contrast (two classes of one neuron each, 3 weights, 8 inputs, plasticity 1
+    throughout). Class 0 learns {0,1,2} 20 times; class 1 learns {0,3,4} once (its weights become
+    {0,3,4}), then {3,4} n times. Its input 0 (seen once by it, 21 times by the layer) scores
+    1 + (0.75 * 2 - 0.25 * S_n) * 21 / S, with S_n = 1 + 2 (n + 1) its total count and S = 60 + S_n
+    the layer's; inputs 5, 6, 7 never spiked and score 0. For n = 14: 1 - 6.25 * 21 / 91 = -0.44,
+    a gain of 0.44 <= 0.5: no move. For n = 15: 1 - 6.75 * 21 / 93 = -0.52: the weight on 0 moves
+    to one of 5, 6, 7 (a tie, drawn at random), although none of them spiked."""
+
+    def sample(ones):
+        x = np.zeros((1, 1, 8, 1), np.uint8)
+        x[0, 0, list(ones)] = 1
+        return x
+
+    params = dict(num_classes=2, initial_plasticity=1.0, min_plasticity=1.0, plasticity_decay=0.0, seed=4)
+    for n, moved in [(14, False), (15, True)]:
+        model = akida.Model([akida.InputData(8, 1, 1, input_bits=1), akida.FullyConnected(2, activations_enabled=False)])
+        model.compile(num_weights=3, **params)
+        oracle = LearningOracle.compile(8, 2, 3, **params)
+        x = np.concatenate([sample({0, 1, 2})] * 20 + [sample({0, 3, 4})] + [sample({3, 4})] * n)
+        labels = np.array([0] * 20 + [1] * (n + 1), np.int64)
+        model.fit(x, labels)
+        oracle.fit_fully_connected(x, labels)
+        assert_matches(model, oracle)
+        w = engine_state(model)[0]
+        assert set(np.flatnonzero(w[:, 0])) == {0, 1, 2}
+        ones = set(np.flatnonzero(w[:, 1]).tolist())
+        if moved:
+            assert {3, 4} < ones and len(ones & {5, 6, 7}) == 1
+        else:
+            assert ones == {0, 3, 4}
+
+
+@pytest.mark.parametrize("tiny", [7.5e-274, 1e-46, 5e-324])
+def test_an_initial_plasticity_that_is_zero_in_float32_learns_nothing_in_both(tiny):
+    """The engine stores initial_plasticity as float32: a value that rounds to 0 there means
+    "never learn". The oracle must take the float32 value too (it once compared the float64 value
+    with 0 and learned)."""
+    assert np.float32(tiny) == 0 and tiny > 0
+    rng = np.random.default_rng(3)
+    x = random_inputs(rng, 30, (3, 4, 1))
+    params = dict(num_classes=1, initial_plasticity=tiny, min_plasticity=0.0, plasticity_decay=0.0, seed=5)
+    model = akida.Model([akida.InputData(4, 3, 1, input_bits=1), akida.FullyConnected(3, activations_enabled=False)])
+    model.compile(num_weights=4, **params)
+    before = engine_state(model)[0].copy()
+    oracle = LearningOracle.compile(12, 3, 4, **params)
+    model.fit(x)
+    oracle.fit_fully_connected(x)
+    np.testing.assert_array_equal(engine_state(model)[0], before)
+    assert not engine_state(model)[1].any()
+    assert_matches(model, oracle)
+    assert not oracle.counts.any()
 
 
 @pytest.mark.parametrize("seed", range(10))

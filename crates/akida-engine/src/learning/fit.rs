@@ -2,7 +2,7 @@
 //! learning layer run through the executor in parallel, then the learning layer runs through the
 //! executor and learns, one sample after the other.
 
-use super::rule::{connection_indices, decayed, learn_step, random_neuron, select_winner};
+use super::rule::{connection_indices, decayed, learn_step, random_neuron, select_winner, LayerCounts, StepBuffers};
 use super::state::{Learning, LearningConfig, LearningState};
 use crate::error::{bail, Error, Result};
 use crate::events::Event;
@@ -205,7 +205,7 @@ impl Model {
         // Learning changes weights and learning state only, which the plan does not read, so it
         // holds for the whole call.
         let plan = self.plan();
-        let mut work = LearningScratch::new(&r, self.layers()[last].connections());
+        let mut work = LearningScratch::new(&r, self.layers()[last].connections(), self.layers()[last].learning())?;
         let mut scratch = Scratch::new(self.layers().len());
         let mut stats = self.empty_statistics();
         let mut output = output;
@@ -342,8 +342,10 @@ impl Model {
             n,
             active,
             &mut state.input_counts[n * connections..(n + 1) * connections],
+            &mut work.layer_counts,
             state.plasticity[n],
             &mut state.rng,
+            &mut work.step,
         );
         // A winner whose weights already fit the input (nothing to move) has still learned it.
         if potential > 0 {
@@ -362,15 +364,22 @@ struct LearningScratch {
     active: Vec<bool>,
     dense_input: Vec<bool>,
     spiking_positions: Vec<bool>,
+    /// The sums of the neurons' input counts, derived at the start of `fit` and kept up to date
+    /// by every learning step.
+    layer_counts: LayerCounts,
+    step: StepBuffers,
 }
 
 impl LearningScratch {
-    fn new(r: &Resolved, connections: usize) -> Self {
+    fn new(r: &Resolved, connections: usize, learning: Option<&crate::learning::Learning>) -> Result<Self> {
         let positions = r.potentials_shape.len() / r.potentials_shape.channels;
-        LearningScratch {
+        let counts = learning.map_or(&[][..], |l| &l.state.input_counts[..]);
+        Ok(LearningScratch {
             active: vec![false; connections],
             dense_input: vec![false; r.input_shape.len()],
             spiking_positions: vec![false; positions],
-        }
+            layer_counts: LayerCounts::new(counts, connections)?,
+            step: StepBuffers::default(),
+        })
     }
 }

@@ -3,6 +3,8 @@
 
 use super::state::{LearningConfig, MAX_INPUT_COUNT};
 use crate::error::Result;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 
 /// SplitMix64 step: the generator of initial weights and of learning choices.
 pub(crate) fn next_random(state: &mut u64) -> u64 {
@@ -27,12 +29,18 @@ pub(crate) fn choose(items: &mut [usize], k: usize, rng: &mut u64) {
 /// the entries whose rank equals the `k`-th one's, a uniformly random subset is taken (partial
 /// Fisher-Yates over them in increasing item order), consuming one random number per entry taken
 /// from that tie. Returns with `items` sorted by `(rank, item)` except for that tie.
-pub(crate) fn choose_ranked(items: &mut [usize], k: usize, rank: impl Fn(usize) -> i32, rng: &mut u64) {
+#[cfg(test)]
+pub(crate) fn choose_ranked<K: Ord + Copy>(items: &mut [usize], k: usize, rank: impl Fn(usize) -> K, rng: &mut u64) {
+    items.sort_unstable_by_key(|&j| (rank(j), j));
+    take_ranked(items, k, rank, rng);
+}
+
+/// [`choose_ranked`] on `items` already sorted by `(rank, item)`.
+fn take_ranked<K: Ord + Copy>(items: &mut [usize], k: usize, rank: impl Fn(usize) -> K, rng: &mut u64) {
     let k = k.min(items.len());
     if k == 0 {
         return;
     }
-    items.sort_unstable_by_key(|&j| (rank(j), j));
     let cut = rank(items[k - 1]);
     let first = items[..k].partition_point(|&j| rank(j) < cut);
     let end = k + items[k..].partition_point(|&j| rank(j) == cut);
@@ -116,51 +124,188 @@ pub(crate) fn share(plasticity: f32, n: usize) -> usize {
     (exact as usize).min(n)
 }
 
-/// One learning step of `neuron`: with `active[j]` telling which of its connections saw a spike,
-/// moves `k = min(round(plasticity * silent), round(plasticity * free))` of its 1-weights from
-/// silent connections (weight 1, no spike) to free ones (weight 0, spike): the `k` silent ones
-/// with the lowest input counts drop, the `k` free ones with the highest counts rise (ties at the
-/// cut drawn at random, see [`choose_ranked`]). Then every active connection's count grows by one
-/// (`counts` is this neuron's row of [`LearningState::input_counts`]). Returns the neuron's
-/// potential after the step.
+/// The layer-wide input counts the learning step compares a neuron with: per connection, the sum
+/// over all neurons of their input counts, and the sum of those. Derived from
+/// [`LearningState::input_counts`](super::LearningState::input_counts) (so never saved), and kept
+/// equal to it by [`learn_step`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LayerCounts {
+    pub per_connection: Vec<u64>,
+    pub total: u64,
+}
+
+impl LayerCounts {
+    /// Sums the neuron-major `(neurons, connections)` counts.
+    pub(crate) fn new(input_counts: &[u8], connections: usize) -> Result<Self> {
+        let mut per_connection: Vec<u64> =
+            crate::error::zeroed_vec(Some(connections), "the layer's input counts of the learning step")?;
+        if connections > 0 {
+            for row in input_counts.chunks_exact(connections) {
+                for (g, &c) in per_connection.iter_mut().zip(row) {
+                    *g += u64::from(c);
+                }
+            }
+        }
+        let total = per_connection.iter().sum();
+        Ok(LayerCounts { per_connection, total })
+    }
+}
+
+/// Buffers of [`learn_step`], reused from step to step.
+#[derive(Debug, Default)]
+pub(crate) struct StepBuffers {
+    score: Vec<i64>,
+    /// The neuron's weights equal to 1 (its column of the weight matrix, read once per step).
+    on: Vec<bool>,
+    drop: Vec<usize>,
+    rise: Vec<usize>,
+    drop_heap: Vec<Reverse<(i64, usize)>>,
+    rise_heap: Vec<Reverse<(i64, usize)>>,
+}
+
+/// Moves from `heap` (a min-heap of `(key, item)`) to the end of `sorted` (items in increasing
+/// `(key, item)`, taken from that heap) the entries whose key equals the last one's, in increasing
+/// item order (found by one scan of the heap, not popped one by one: ties can be long).
+fn complete_tie(
+    heap: BinaryHeap<Reverse<(i64, usize)>>,
+    sorted: &mut Vec<usize>,
+    key: impl Fn(usize) -> i64,
+) -> Vec<Reverse<(i64, usize)>> {
+    let mut rest = heap.into_vec();
+    if let Some(&last) = sorted.last() {
+        let last = key(last);
+        let start = sorted.len();
+        sorted.extend(rest.iter().filter(|&&Reverse((k, _))| k == last).map(|&Reverse((_, j))| j));
+        sorted[start..].sort_unstable();
+    }
+    rest.clear();
+    rest
+}
+
+/// The weight of the layer's frequency in a connection's score: `-CONTRAST_NUM / SCORE_DEN`
+/// (-0.25) per input count of the neuron, and `PRIOR_NUM / SCORE_DEN` (+0.75) per input spike of
+/// the step; a move must gain more than `MARGIN_NUM / SCORE_DEN` (0.5) of one count. Chosen on
+/// the MNIST benchmark (see `docs/learning.md`, "Learning step of the winner").
+pub(crate) const SCORE_DEN: i64 = 20;
+pub(crate) const CONTRAST_NUM: i64 = 5;
+pub(crate) const PRIOR_NUM: i64 = 15;
+pub(crate) const MARGIN_NUM: i64 = 10;
+
+/// One learning step of `neuron`, whose connections' inputs are `active` (see `docs/learning.md`,
+/// "Learning step of the winner"): the neuron's input counts (`counts`, its row of
+/// [`LearningState::input_counts`](super::LearningState::input_counts)) and the layer's (`layer`)
+/// count the step's spikes; every connection gets a score, how much more often than the layer's
+/// inputs on average its input spiked in the neuron's steps; then the `k = share(plasticity, m)`
+/// silent weights (weight 1, no spike) of lowest score drop to 0 and the `k` zero weights of
+/// highest score rise to 1, where `m` is the number of such moves that each gain more than the
+/// margin (ties at the cut drawn at random, see [`choose_ranked`]). Returns the neuron's potential
+/// after the step (its weights equal to 1 whose input spiked).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn learn_step(
     weights: &mut [i8],
     neurons: usize,
     neuron: usize,
     active: &[bool],
     counts: &mut [u8],
+    layer: &mut LayerCounts,
     plasticity: f32,
     rng: &mut u64,
+    buffers: &mut StepBuffers,
 ) -> i32 {
-    let mut silent = Vec::new();
-    let mut free = Vec::new();
-    let mut matched = 0i32;
-    for (j, &is_active) in active.iter().enumerate() {
-        let w = weights[j * neurons + neuron];
-        match (w == 1, is_active) {
-            (true, true) => matched += 1,
-            (true, false) => silent.push(j),
-            (false, true) => free.push(j),
-            (false, false) => {}
-        }
-    }
-    let k = share(plasticity, silent.len()).min(share(plasticity, free.len()));
-    if k > 0 {
-        choose_ranked(&mut silent, k, |j| i32::from(counts[j]), rng);
-        choose_ranked(&mut free, k, |j| -i32::from(counts[j]), rng);
-        for i in 0..k {
-            weights[silent[i] * neurons + neuron] = 0;
-            weights[free[i] * neurons + neuron] = 1;
-        }
-    }
-    let saturated = active.iter().zip(counts.iter()).any(|(&a, &c)| a && c == MAX_INPUT_COUNT);
+    // 1. Counts: halve the neuron's if one would pass the maximum, then count the spikes.
+    // (Loops here are written without data-dependent branches: the step runs once per sample.)
+    let saturated = active.iter().zip(counts.iter()).fold(false, |s, (&a, &c)| s | (a & (c == MAX_INPUT_COUNT)));
     if saturated {
-        counts.iter_mut().for_each(|c| *c /= 2);
+        for (c, g) in counts.iter_mut().zip(layer.per_connection.iter_mut()) {
+            let lost = *c - *c / 2;
+            *g -= u64::from(lost);
+            layer.total -= u64::from(lost);
+            *c /= 2;
+        }
     }
-    for (c, &a) in counts.iter_mut().zip(active) {
+    let on = &mut buffers.on;
+    on.clear();
+    on.extend((0..active.len()).map(|j| weights[j * neurons + neuron] == 1));
+    let (mut spikes, mut neuron_total, mut matched) = (0i64, 0i64, 0i32);
+    for (((c, g), &a), &w) in counts.iter_mut().zip(layer.per_connection.iter_mut()).zip(active).zip(on.iter()) {
         *c += u8::from(a);
+        *g += u64::from(a);
+        spikes += i64::from(a);
+        matched += i32::from(a && w);
+        neuron_total += i64::from(*c);
     }
-    matched + k as i32
+    layer.total += spikes as u64;
+    // 2. Scores, in units of 1 / (SCORE_DEN * total) of a count. With at most MAX_WEIGHTS = 2^31
+    // counts of at most 255, total < 2^39, SCORE_DEN * total * count < 2^52 and
+    // |layer_weight * layer count| < 1290 * connections * 255 * neurons < 2^50: i64 holds them.
+    let total = layer.total as i64;
+    let layer_weight = PRIOR_NUM * spikes - CONTRAST_NUM * neuron_total;
+    let margin = MARGIN_NUM * total;
+    let unit = SCORE_DEN * total;
+    let score = &mut buffers.score;
+    score.clear();
+    let (mut lowest_silent, mut highest_zero) = (i64::MAX, i64::MIN);
+    for (((&c, &g), &a), &w) in counts.iter().zip(&layer.per_connection).zip(active).zip(on.iter()) {
+        let sc = unit * i64::from(c) + layer_weight * g as i64;
+        score.push(sc);
+        highest_zero = highest_zero.max(if w { i64::MIN } else { sc });
+        lowest_silent = lowest_silent.min(if w && !a { sc } else { i64::MAX });
+    }
+    // 3. Candidates. Only a silent weight scoring below (best zero weight - margin) and a zero
+    // weight scoring above (worst silent weight + margin) can take part in a move, so the others
+    // are left out (the result is the same).
+    let (mut drop_heap, mut rise_heap) =
+        (std::mem::take(&mut buffers.drop_heap), std::mem::take(&mut buffers.rise_heap));
+    drop_heap.clear();
+    rise_heap.clear();
+    if lowest_silent != i64::MAX && highest_zero != i64::MIN && highest_zero - margin > lowest_silent {
+        let (drop_below, rise_above) = (highest_zero - margin, lowest_silent + margin);
+        let n = active.len();
+        drop_heap.resize(n, Reverse((0, 0)));
+        rise_heap.resize(n, Reverse((0, 0)));
+        let (mut drops, mut rises) = (0, 0);
+        for (j, ((&a, &w), &sc)) in active.iter().zip(on.iter()).zip(score.iter()).enumerate() {
+            // Written in every case, kept (the length advances) only if it is a candidate.
+            drop_heap[drops] = Reverse((sc, j));
+            drops += usize::from(w & !a & (sc < drop_below));
+            rise_heap[rises] = Reverse((-sc, j));
+            rises += usize::from(!w & (sc > rise_above));
+        }
+        drop_heap.truncate(drops);
+        rise_heap.truncate(rises);
+    }
+    // 4. The moves that gain more than the margin form a prefix of the two lists sorted (drop by
+    // (score, j), rise by (-score, j)): the heaps give them in that order, as far as needed.
+    let (mut drop_heap, mut rise_heap) = (BinaryHeap::from(drop_heap), BinaryHeap::from(rise_heap));
+    let (drop, rise) = (&mut buffers.drop, &mut buffers.rise);
+    drop.clear();
+    rise.clear();
+    while let (Some(&Reverse((d, _))), Some(&Reverse((r, _)))) = (drop_heap.peek(), rise_heap.peek()) {
+        if -r <= d + margin {
+            break;
+        }
+        drop.push(drop_heap.pop().expect("peeked").0 .1);
+        rise.push(rise_heap.pop().expect("peeked").0 .1);
+    }
+    let moves = drop.len();
+    let k = share(plasticity, moves);
+    if k > 0 {
+        // The tie at the k-th entry may reach past the entries popped so far: complete it (with
+        // the entries of the last popped key; past the tie they are not taken).
+        buffers.drop_heap = complete_tie(drop_heap, drop, |j| score[j]);
+        buffers.rise_heap = complete_tie(rise_heap, rise, |j| -score[j]);
+        take_ranked(drop, k, |j| score[j], rng);
+        take_ranked(rise, k, |j| -score[j], rng);
+        for i in 0..k {
+            weights[drop[i] * neurons + neuron] = 0;
+            weights[rise[i] * neurons + neuron] = 1;
+            matched += i32::from(active[rise[i]]);
+        }
+    } else {
+        buffers.drop_heap = drop_heap.into_vec();
+        buffers.rise_heap = rise_heap.into_vec();
+    }
+    matched
 }
 
 /// Plasticity after a learning step: `plasticity_decay * initial_plasticity` less, never below
@@ -192,12 +337,43 @@ mod tests {
         let active: Vec<bool> = (0..20).map(|j| j % 2 == 0).collect();
         let before: i32 = (0..20).filter(|&j| active[j] && w[j * neurons + 1] == 1).count() as i32;
         let mut counts = vec![0u8; 20];
-        let after = learn_step(&mut w, neurons, 1, &active, &mut counts, 0.5, &mut rng);
+        let mut layer = LayerCounts::new(&counts, 20).unwrap();
+        let mut buffers = StepBuffers::default();
+        let after = learn_step(&mut w, neurons, 1, &active, &mut counts, &mut layer, 0.5, &mut rng, &mut buffers);
         assert!(counts.iter().zip(&active).all(|(&c, &a)| c == u8::from(a)));
+        assert_eq!(layer, LayerCounts::new(&counts, 20).unwrap(), "the layer counts follow the neuron's");
         assert_eq!((0..20).filter(|&j| w[j * neurons + 1] == 1).count(), 8);
         assert!(after > before);
         assert_eq!(after, (0..20).filter(|&j| active[j] && w[j * neurons + 1] == 1).count() as i32);
         assert!(w.iter().enumerate().all(|(i, &v)| i % neurons == 1 || v == 0));
+    }
+
+    #[test]
+    fn the_layer_counts_stay_the_sum_of_the_neuron_counts_through_halving() {
+        let (neurons, connections) = (4, 12);
+        let mut rng = 17u64;
+        let mut w = vec![0i8; connections * neurons];
+        let mut indices = connection_indices(connections).unwrap();
+        for n in 0..neurons {
+            random_neuron(&mut w, neurons, n, 5, &mut indices, &mut rng);
+        }
+        let mut counts = vec![0u8; neurons * connections];
+        let mut layer = LayerCounts::new(&counts, connections).unwrap();
+        let mut buffers = StepBuffers::default();
+        let mut halvings = 0;
+        for step in 0..3000 {
+            let n = (next_random(&mut rng) % neurons as u64) as usize;
+            // Input 0 spikes every step, so the counts of every neuron saturate and halve.
+            let active: Vec<bool> =
+                (0..connections).map(|j| j == 0 || next_random(&mut rng).is_multiple_of(3)).collect();
+            let row = &mut counts[n * connections..(n + 1) * connections];
+            let before = row[0];
+            learn_step(&mut w, neurons, n, &active, row, &mut layer, [1.0, 0.4, 0.1][step % 3], &mut rng, &mut buffers);
+            halvings += usize::from(row[0] < before);
+            assert_eq!(layer, LayerCounts::new(&counts, connections).unwrap());
+            assert!((0..neurons).all(|m| (0..connections).filter(|&j| w[j * neurons + m] == 1).count() == 5));
+        }
+        assert!(halvings > 0);
     }
 
     #[test]

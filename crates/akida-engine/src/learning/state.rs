@@ -67,8 +67,9 @@ pub struct LearningState {
     /// State of the SplitMix64 generator.
     pub rng: u64,
     /// Neuron-major `(neurons, connections)`: how many of the neuron's learning steps saw that
-    /// connection's input spike (see [`MAX_INPUT_COUNT`] for saturation). A learning step drops
-    /// the least used silent weights and adopts the most used new inputs.
+    /// connection's input spike (see [`MAX_INPUT_COUNT`] for saturation). A learning step scores
+    /// every connection by these counts, compared with their sum over the layer's neurons, and
+    /// moves the winner's weights toward the connections of highest score (`docs/learning.md`).
     pub input_counts: Vec<u8>,
 }
 
