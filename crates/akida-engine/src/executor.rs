@@ -229,8 +229,9 @@ pub fn run_layer(
         }
         (_, _, Some(Method::Dense | Method::BitPacked)) => {
             potentials.resize(r.potentials_shape.len(), 0);
-            let (map, planes) = (&mut scratch.map, &mut scratch.planes);
-            st.synaptic_operations += accumulate_fixed(model, plan, i, input, sample, before, map, planes, potentials);
+            let work =
+                FixedWork { map: &mut scratch.map, planes: &mut scratch.planes, depthwise: &mut scratch.depthwise };
+            st.synaptic_operations += accumulate_fixed(model, plan, i, input, sample, before, work, potentials);
         }
         (_, AccumulatorWidth::I16, _) => {
             let narrow = &mut scratch.narrow;
@@ -285,6 +286,13 @@ fn input_nonzero(model: &Model, i: usize, input: &Input<'_>, sample: usize, befo
     }
 }
 
+/// The scratch buffers of [`accumulate_fixed`].
+struct FixedWork<'a> {
+    map: &'a mut Vec<u8>,
+    planes: &'a mut Vec<u64>,
+    depthwise: &'a mut Vec<i32>,
+}
+
 /// Writes the potentials (before pooling) of data-processing layer `i` into `acc` with the
 /// fixed-work kernel [`crate::plan::LayerPlan::method`] chose (dense or bit-packed); returns the
 /// synaptic operations the event-driven kernel would count.
@@ -296,10 +304,10 @@ fn accumulate_fixed(
     input: &Input<'_>,
     sample: usize,
     before: &[LayerBuffers],
-    map: &mut Vec<u8>,
-    planes: &mut Vec<u64>,
+    work: FixedWork<'_>,
     acc: &mut [i32],
 ) -> u64 {
+    let FixedWork { map, planes, depthwise } = work;
     let layer = &model.layers()[i];
     let lp = &plan.layers[i];
     let r = layer.resolved().expect("layers in a model are resolved");
@@ -331,7 +339,33 @@ fn accumulate_fixed(
             k.dot_product(map, &Windows::convolution(g, channels), weights, acc);
             dot::convolution_operations(map, g, channels, r.potentials_shape.channels)
         }
-        Kernel::SeparableEvents | Kernel::PassThrough => unreachable!("only events for these kernels"),
+        Kernel::SeparableEvents => {
+            // The depthwise step over the input map, channels in lanes; the pointwise step as a
+            // 1x1 dot product of the depthwise values offset by 128 (see
+            // `LayerPlan::pointwise_sums`).
+            let g = r.conv.as_ref().expect("convolutional layers have a geometry");
+            let channels = r.input_shape.channels;
+            let positions = g.y.output * g.x.output;
+            depthwise.clear();
+            depthwise.resize(positions * channels, 0);
+            dot::events_map(events(), &r.input_shape, g, map);
+            k.depthwise_dense(map, g, channels, layer.weights(), depthwise);
+            let mut ops = dot::convolution_operations(map, g, channels, 1);
+            map.clear();
+            map.extend(depthwise.iter().map(|&d| (d + 128) as u8));
+            map.resize(positions * channels + 4, 0);
+            ops += depthwise.iter().filter(|&&d| d != 0).count() as u64 * neurons;
+            let windows = Windows { outputs: (1, positions), y_step: 0, x_step: channels, row_step: 0 };
+            k.dot_product(map, &windows, weights, acc);
+            let n = r.potentials_shape.channels;
+            for values in acc.chunks_exact_mut(n) {
+                for (v, &sum) in values.iter_mut().zip(&lp.pointwise_sums) {
+                    *v -= 128 * sum;
+                }
+            }
+            ops
+        }
+        Kernel::PassThrough => unreachable!("layers without weights do not accumulate"),
     }
 }
 

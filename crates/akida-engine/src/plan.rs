@@ -24,7 +24,7 @@ use crate::kernels::bits::BitWeights;
 use crate::kernels::dot::{self, DotWeights, LANES};
 use crate::kernels::KernelSet;
 use crate::layer::{Layer, Resolved};
-use crate::params::LayerParams;
+use crate::params::{weight_range, LayerParams};
 
 /// The integer type a layer accumulates its potentials in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,18 +82,26 @@ pub struct ForcedKernels {
     pub method: Option<Method>,
 }
 
-/// The cost model of one layer, in estimated processor cycles per sample (a documented guess
-/// fitted to the criterion benches of `benches/kernels.rs` on an AVX-512 machine; only ratios
-/// matter). Event-driven work grows with the non-zero inputs `nnz`; the other kernels' does not:
-/// - events: `nnz * per_input`, `per_input = reach * (ceil(N / lanes) + 4)`, `reach` the outputs
-///   one input reaches (`kh * kw / (sy * sx)`, 1 for FullyConnected), `lanes` 16 for `i16`
-///   accumulators and 8 for `i32`;
-/// - dense (AVX-512 VNNI): one `vpdpbusd` per output, kernel row, group of 4 inputs and block of
-///   16 neurons, plus building the map and tile overheads: `P * kh * G * (B + 0.5) + map / 16`;
-///   the portable and AVX2 builds do one multiply-add per neuron, about 8 and 2 per cycle:
-///   `P * kh * G * N * 4 / 8` and `/ 2`;
-/// - bit-packed: per neuron and pair of input and weight planes, `words / 8 + 8` with VPOPCNTDQ,
-///   `words * 1.5 + 4` with scalar `popcnt`, plus `nnz * input planes` to pack the input.
+/// The cost model of one layer, in estimated nanoseconds per sample on the machine the constants
+/// were fitted on (the criterion benches of `benches/kernels.rs`, `fixed_work_kernels`, on an
+/// AMD EPYC with AVX-512; only ratios matter). Event-driven work grows with the non-zero inputs
+/// `nnz`; the other kernels' does not:
+/// - events: `nnz * per_input`, `per_input = reach * (4 * ceil(N / lanes) + 12)`, `reach` the
+///   outputs one input reaches (`kh * kw / (sy * sx)`, 1 for FullyConnected), `lanes` 16 for
+///   `i16` accumulators and 8 for `i32`;
+/// - dense, AVX-512 VNNI: one `vpdpbusd` per output, kernel row, group of 4 inputs and block of
+///   16 neurons, plus tile overheads, the map and the stores:
+///   `P * kh * G * (B + 1.5) + map / 16 + 2 * P * B`; the AVX2 and portable builds do one
+///   multiply-add per neuron: `P * kh * G * N * 0.85` and `* 3`; a FullyConnected layer whose
+///   weights exceed 1 MiB streams them from memory every sample: times 5;
+/// - bit-packed: per neuron and pair of input and weight planes, `words / 2 + 20` with VPOPCNTDQ,
+///   `3 * words + 20` with scalar `popcnt`, plus `2 * nnz * input planes` to pack the input.
+/// - SeparableConvolutional: events `nnz * reach * (4 * ceil(N / lanes) + 22)` (a scalar
+///   depthwise step, then one pointwise row per non-zero depthwise value); dense: the depthwise
+///   step over the map with channels in lanes (`P * kh * kw * C / 8 + map / 8`) and the
+///   pointwise step as a 1x1 convolution.
+///
+/// Ties go to the event-driven kernel.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Costs {
     pub events_per_input: f64,
@@ -106,8 +114,13 @@ pub struct Costs {
 pub struct LayerPlan {
     pub kernel: Kernel,
     pub accumulator: AccumulatorWidth,
-    /// The weights packed for the dot-product kernel, when it is a candidate.
+    /// The weights packed for the dot-product kernel, when it is a candidate (for a
+    /// SeparableConvolutional layer, the pointwise weights).
     pub dot: Option<DotWeights>,
+    /// SeparableConvolutional: `sum_c weights_pw[c, n]` per neuron. The dense pointwise step
+    /// feeds the signed depthwise values `d` (`|d| <= 127`) as `d + 128` to the unsigned
+    /// dot product and subtracts `128 * sum_c w[c, n]`.
+    pub pointwise_sums: Vec<i32>,
     /// The weights as bit planes, when the bit-packed kernel is a candidate.
     pub bits: Option<BitWeights>,
     /// The bit planes of the inputs (for the bit-packed kernel).
@@ -168,6 +181,7 @@ impl LayerPlan {
             kernel,
             accumulator,
             dot: None,
+            pointwise_sums: Vec::new(),
             bits: None,
             input_planes: 0,
             costs: Costs { events_per_input: 0.0, dense: None, bit_packed: None },
@@ -185,17 +199,18 @@ impl LayerPlan {
     fn pack(&mut self, layer: &Layer, r: &Resolved, set: KernelSet) {
         let neurons = r.potentials_shape.channels;
         let lanes = if self.accumulator == AccumulatorWidth::I16 { 16.0 } else { 8.0 };
-        let per_row = neurons.div_ceil(lanes as usize) as f64 + 4.0;
+        let per_row = 4.0 * neurons.div_ceil(lanes as usize) as f64 + 12.0;
         let learns = layer.learning().is_some();
         let dense_cost = |positions: usize, rows: usize, span: usize, map: usize| {
             let groups = span.div_ceil(4) as f64;
             let work = (positions * rows) as f64 * groups;
+            let blocks = neurons.div_ceil(LANES) as f64;
             if set.has_avx512() {
-                work * (neurons.div_ceil(LANES) as f64 + 0.5) + map as f64 / 16.0
+                work * (blocks + 1.5) + map as f64 / 16.0 + 2.0 * positions as f64 * blocks
             } else if set.has_avx2() {
-                work * neurons as f64 * 2.0 + map as f64 / 8.0
+                work * neurons as f64 * 0.85 + map as f64 / 8.0
             } else {
-                work * neurons as f64 * 0.5 * 4.0 + map as f64 / 4.0
+                work * neurons as f64 * 3.0 + map as f64 / 4.0
             }
         };
         match (layer.params(), self.kernel) {
@@ -214,6 +229,28 @@ impl LayerPlan {
                 self.dot =
                     Some(DotWeights::convolution(layer.weights(), g.y.kernel, g.x.kernel, channels, neurons, flip));
             }
+            (LayerParams::SeparableConvolutional { conv, .. }, _) => {
+                let g = r.conv.as_ref().expect("convolutional layers have a geometry");
+                let channels = r.input_shape.channels;
+                let reach = (g.y.kernel * g.x.kernel) as f64 / (g.y.stride * g.x.stride) as f64;
+                // Events: a scalar depthwise step (about 10 per reached output), then the
+                // pointwise step, one row per non-zero depthwise value.
+                let positions = g.y.output * g.x.output;
+                self.costs.events_per_input = reach * (per_row + 10.0);
+                let taps = (g.y.kernel * g.x.kernel) as i64;
+                let depthwise_bound = taps * i64::from(r.input_max) * i64::from(weight_range(conv.weights_bits).1);
+                if learns || depthwise_bound > 127 {
+                    return;
+                }
+                let (mh, mw) = dot::map_size(g);
+                let depthwise =
+                    (positions * g.y.kernel * g.x.kernel * channels) as f64 / 8.0 + (mh * mw * channels) as f64 / 8.0;
+                self.costs.dense = Some(depthwise + dense_cost(positions, 1, channels, positions * channels));
+                let pw = layer.weights_pw();
+                self.pointwise_sums =
+                    (0..neurons).map(|n| (0..channels).map(|c| i32::from(pw[c * neurons + n])).sum()).collect();
+                self.dot = Some(DotWeights::fully_connected(pw, channels, neurons));
+            }
             (LayerParams::FullyConnected { weights_bits, .. }, _) => {
                 self.costs.events_per_input = per_row;
                 // Values above 255 do not fit the dense map; none of the engine's inputs has them.
@@ -225,13 +262,13 @@ impl LayerPlan {
                 let pairs = self.input_planes * usize::from(*weights_bits);
                 if pairs <= MAX_PLANE_PAIRS {
                     let words = inputs.div_ceil(64) as f64;
-                    let per_pair = if set.has_avx512() { words / 8.0 + 8.0 } else { words * 1.5 + 4.0 };
+                    let per_pair = if set.has_avx512() { words / 2.0 + 20.0 } else { 3.0 * words + 20.0 };
                     self.costs.bit_packed = Some(neurons as f64 * pairs as f64 * per_pair);
                     self.bits = Some(BitWeights::new(layer.weights(), inputs, neurons, *weights_bits));
                 } else {
                     // Every sample streams the weights once: from memory when they exceed a
                     // share of the cache.
-                    let stream = if inputs * neurons > 1 << 20 { 3.0 } else { 1.0 };
+                    let stream = if inputs * neurons > 1 << 20 { 5.0 } else { 1.0 };
                     self.costs.dense = Some(stream * dense_cost(1, 1, inputs, inputs));
                     self.dot = Some(DotWeights::fully_connected(layer.weights(), inputs, neurons));
                 }
@@ -252,7 +289,7 @@ impl LayerPlan {
             return m;
         }
         let mut best = (Method::Events, nnz as f64 * self.costs.events_per_input);
-        let planes = (nnz * self.input_planes) as f64;
+        let planes = 2.0 * (nnz * self.input_planes) as f64;
         for (m, cost) in
             [(Method::Dense, self.costs.dense), (Method::BitPacked, self.costs.bit_packed.map(|c| c + planes))]
         {

@@ -102,17 +102,14 @@ impl KernelSet {
         let in_planes = input.len().checked_div(words).unwrap_or(0);
         assert_eq!(in_planes * words, input.len(), "input planes of {words} words");
         assert!(out.len() >= weights.neurons, "output buffer too short");
-        let plane_weights: Vec<i32> = (0..weights.planes).map(|j| weights.plane_weight(j)).collect();
-        for (n, o) in out[..weights.neurons].iter_mut().enumerate() {
-            let w = &weights.data[n * weights.planes * words..][..weights.planes * words];
-            let mut sum = 0i32;
-            for (i, x) in input.chunks_exact(words).enumerate() {
-                for (j, wj) in w.chunks_exact(words).enumerate() {
-                    sum += (plane_weights[j] << i) * self.and_popcount(x, wj) as i32;
-                }
-            }
-            *o = sum;
+        #[cfg(target_arch = "x86_64")]
+        if self.has_avx512() {
+            // SAFETY: the set has AVX-512 F/VPOPCNTDQ only if the processor supports them; the
+            // sizes were checked above.
+            unsafe { avx512::fully_connected(input, weights, out) };
+            return;
         }
+        neurons_loop(input, weights, out, plain_and_popcount)
     }
 
     /// `sum_k popcount(a[k] AND b[k])` over equally long slices.
@@ -129,6 +126,27 @@ impl KernelSet {
     }
 }
 
+/// The neuron loop of [`KernelSet::fully_connected_bits`], inlined into each build with its
+/// `and_popcount`.
+#[inline(always)]
+fn neurons_loop(input: &[u64], weights: &BitWeights, out: &mut [i32], and_popcount: impl Fn(&[u64], &[u64]) -> u32) {
+    let words = weights.words;
+    let mut plane_weights = [0i32; 8];
+    for (j, p) in plane_weights.iter_mut().enumerate().take(weights.planes) {
+        *p = weights.plane_weight(j);
+    }
+    for (n, o) in out[..weights.neurons].iter_mut().enumerate() {
+        let w = &weights.data[n * weights.planes * words..][..weights.planes * words];
+        let mut sum = 0i32;
+        for (i, x) in input.chunks_exact(words).enumerate() {
+            for (j, wj) in w.chunks_exact(words).enumerate() {
+                sum += (plane_weights[j] << i) * and_popcount(x, wj) as i32;
+            }
+        }
+        *o = sum;
+    }
+}
+
 /// The portable build and plain twin of [`KernelSet::and_popcount`].
 pub fn plain_and_popcount(a: &[u64], b: &[u64]) -> u32 {
     a.iter().zip(b).map(|(x, y)| (x & y).count_ones()).sum()
@@ -138,11 +156,24 @@ pub fn plain_and_popcount(a: &[u64], b: &[u64]) -> u32 {
 mod avx512 {
     use std::arch::x86_64::*;
 
+    use super::BitWeights;
+
+    /// [`super::KernelSet::fully_connected_bits`] with [`and_popcount`] inlined.
+    ///
+    /// # Safety
+    /// The processor supports AVX-512 F/VPOPCNTDQ; the sizes are as the caller checked.
+    #[target_feature(enable = "avx512f,avx512vpopcntdq")]
+    pub unsafe fn fully_connected(input: &[u64], weights: &BitWeights, out: &mut [i32]) {
+        // SAFETY: forwarded from the caller; the loop passes equally long slices.
+        super::neurons_loop(input, weights, out, |a, b| unsafe { and_popcount(a, b) })
+    }
+
     /// Eight words per `vpopcntq`, the tail through a masked load.
     ///
     /// # Safety
     /// The processor supports AVX-512 F/VPOPCNTDQ; `a.len() == b.len()`.
     #[target_feature(enable = "avx512f,avx512vpopcntdq")]
+    #[inline]
     pub unsafe fn and_popcount(a: &[u64], b: &[u64]) -> u32 {
         let len = a.len();
         let (pa, pb) = (a.as_ptr(), b.as_ptr());

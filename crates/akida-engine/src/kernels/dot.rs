@@ -230,6 +230,64 @@ impl KernelSet {
     }
 }
 
+impl KernelSet {
+    /// The depthwise step of a SeparableConvolutional layer over the map of its input ([`events_map`]):
+    /// `out[(oy * OW + ox) * C + c] = sum_(ty, tx) map[oy * sy + ty, ox * sx + tx, c] *
+    /// weights[kh - 1 - ty, kw - 1 - tx, c]` (a true convolution, `weights` `(kh, kw, C, 1)`),
+    /// channels in SIMD lanes; writes every output. Panics on short buffers.
+    pub fn depthwise_dense(self, map: &[u8], g: &ConvGeometry, channels: usize, weights: &[i8], out: &mut [i32]) {
+        let (mh, mw) = map_size(g);
+        assert!(map.len() >= mh * mw * channels, "map too short for its windows");
+        assert_eq!(weights.len(), g.y.kernel * g.x.kernel * channels, "depthwise weights (kh, kw, C, 1)");
+        assert!(out.len() >= g.y.output * g.x.output * channels, "output buffer too short");
+        #[cfg(target_arch = "x86_64")]
+        if self.has_avx512() {
+            #[target_feature(enable = "avx512f,avx512bw")]
+            fn build(map: &[u8], g: &ConvGeometry, channels: usize, weights: &[i8], out: &mut [i32]) {
+                depthwise_lanes(map, g, channels, weights, out)
+            }
+            // SAFETY: the set has AVX-512 F/BW only if the processor supports them.
+            unsafe { build(map, g, channels, weights, out) };
+            return;
+        }
+        #[cfg(target_arch = "x86_64")]
+        if self.has_avx2() {
+            #[target_feature(enable = "avx2")]
+            fn build(map: &[u8], g: &ConvGeometry, channels: usize, weights: &[i8], out: &mut [i32]) {
+                depthwise_lanes(map, g, channels, weights, out)
+            }
+            // SAFETY: a set with AVX2 is only built when the processor supports it.
+            unsafe { build(map, g, channels, weights, out) };
+            return;
+        }
+        depthwise_lanes(map, g, channels, weights, out)
+    }
+}
+
+/// The body of every build of [`KernelSet::depthwise_dense`]: per output and tap, one multiply-add
+/// per channel over contiguous channels (vectorized by the compiler for the build's lanes).
+#[inline(always)]
+fn depthwise_lanes(map: &[u8], g: &ConvGeometry, channels: usize, weights: &[i8], out: &mut [i32]) {
+    let (kh, kw) = (g.y.kernel, g.x.kernel);
+    let (_, mw) = map_size(g);
+    for oy in 0..g.y.output {
+        for ox in 0..g.x.output {
+            let acc = &mut out[(oy * g.x.output + ox) * channels..][..channels];
+            acc.fill(0);
+            for ty in 0..kh {
+                for tx in 0..kw {
+                    let cell = ((oy * g.y.stride + ty) * mw + ox * g.x.stride + tx) * channels;
+                    let x = &map[cell..cell + channels];
+                    let w = &weights[((kh - 1 - ty) * kw + (kw - 1 - tx)) * channels..][..channels];
+                    for ((a, &v), &q) in acc.iter_mut().zip(x).zip(w) {
+                        *a += i32::from(v) * i32::from(q);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The portable build of [`KernelSet::dot_product`] (compiled for AVX2 too): per output, per
 /// group of four inputs that is not all zero, four products into each neuron.
 #[inline(always)]

@@ -395,3 +395,30 @@ fn the_builds_under_test_are_reported() {
     eprintln!("kernel sets under test: {names:?}");
     assert_eq!(names[0], "portable");
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    /// Every build of the dense depthwise step against the event kernel's plain twin.
+    #[test]
+    fn depthwise_dense_builds_match_the_plain_twin(seed in any::<u64>()) {
+        let mut rng = Rng(seed);
+        let shape = Shape3::new(rng.range(1, 12) as usize, rng.range(1, 12) as usize, rng.range(1, 70) as usize);
+        let Some(g) = random_wide_geometry(&mut rng, &shape) else { return Ok(()) };
+        let weights = random_weights(&mut rng, g.y.kernel * g.x.kernel * shape.channels, 7);
+        let density = rng.pick(&[0.0, 0.05, 0.3, 0.75, 1.0]);
+        let max_v = rng.pick(&[1, 15, 255]);
+        let events = random_events(&mut rng, &shape, density, max_v);
+        let outputs = g.y.output * g.x.output * shape.channels;
+        let mut expected = vec![0; outputs];
+        let plain_ops = events::plain_depthwise(&events, &shape, &g, &weights, &mut expected);
+        let mut map = Vec::new();
+        dot::events_map(&events, &shape, &g, &mut map);
+        prop_assert_eq!(dot::convolution_operations(&map, &g, shape.channels, 1), plain_ops);
+        for set in KernelSet::available() {
+            let mut got = vec![i32::MIN; outputs];
+            set.depthwise_dense(&map, &g, shape.channels, &weights, &mut got);
+            prop_assert_eq!(&got, &expected, "{}", set.name());
+        }
+    }
+}
