@@ -1,10 +1,14 @@
-//! Optimized kernels, with one dispatch point: a [`KernelSet`] (portable, AVX2), detected once per
-//! process, whose methods run the build of each kernel for that instruction set.
+//! Optimized kernels, with one dispatch point: a [`KernelSet`] (portable, AVX2, AVX-512 with VNNI
+//! and VPOPCNTDQ), detected once per process, whose methods run the build of each kernel for that
+//! instruction set. Which kernel a layer runs is the plan's choice ([`crate::plan::Method`]).
 //!
 //! - [`events`]: event-driven accumulation of the data-processing layers (Convolutional,
 //!   SeparableConvolutional, FullyConnected);
-//! - [`dense`]: the dense path of the image input layer (InputConvolutional); room for dense and
-//!   bit-packed kernels of the other layers;
+//! - [`dense`]: the event-style path of the image input layer (InputConvolutional, zero pixels
+//!   skipped);
+//! - [`dot`]: fixed-work dense kernels (int8 dot products, AVX-512 VNNI) of the convolutions,
+//!   fully connected layers and the separable steps;
+//! - [`bits`]: the bit-packed FullyConnected kernel (AND + popcount);
 //! - [`post`]: pooling, winner-take-all and thresholding.
 //!
 //! Every accumulating kernel has a plain twin in the same module (`plain_*`), and property tests
