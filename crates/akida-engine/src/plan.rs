@@ -15,7 +15,8 @@
 //!
 //! Layers that learn (compiled layers) keep the event-driven kernel: learning changes their
 //! weights during `fit` without rebuilding the plan, so the plan packs no copy of them. The
-//! weights of every other layer change only through `&mut` paths that drop the plan.
+//! weights of every other layer change only through `&mut` paths that drop the plan. Layers of
+//! more than 64 Mi weights keep it too, so that packing never adds more than that per layer.
 
 use std::ops::Range;
 
@@ -157,6 +158,10 @@ impl Plan {
 /// Largest product of input and weight bit planes for which the bit-packed kernel is a candidate.
 const MAX_PLANE_PAIRS: usize = 4;
 
+/// Layers with more weights than this keep the event-driven kernel only: a packed copy would add
+/// that much memory to the model.
+const MAX_PACKED_WEIGHTS: usize = 64 << 20;
+
 impl LayerPlan {
     /// The plan of `layer` (resolved) for kernel set `set`; `force_wide` makes it accumulate in
     /// `i32`, `forced` runs every sample with one method where the layer has it.
@@ -200,7 +205,8 @@ impl LayerPlan {
         let neurons = r.potentials_shape.channels;
         let lanes = if self.accumulator == AccumulatorWidth::I16 { 16.0 } else { 8.0 };
         let per_row = 4.0 * neurons.div_ceil(lanes as usize) as f64 + 12.0;
-        let learns = layer.learning().is_some();
+        let events_only =
+            layer.learning().is_some() || layer.weights().len() + layer.weights_pw().len() > MAX_PACKED_WEIGHTS;
         let dense_cost = |positions: usize, rows: usize, span: usize, map: usize| {
             let groups = span.div_ceil(4) as f64;
             let work = (positions * rows) as f64 * groups;
@@ -219,7 +225,7 @@ impl LayerPlan {
                 let channels = r.input_shape.channels;
                 let reach = (g.y.kernel * g.x.kernel) as f64 / (g.y.stride * g.x.stride) as f64;
                 self.costs.events_per_input = reach * per_row;
-                if learns {
+                if events_only {
                     return;
                 }
                 let (mh, mw) = dot::map_size(g);
@@ -239,7 +245,7 @@ impl LayerPlan {
                 self.costs.events_per_input = reach * (per_row + 10.0);
                 let taps = (g.y.kernel * g.x.kernel) as i64;
                 let depthwise_bound = taps * i64::from(r.input_max) * i64::from(weight_range(conv.weights_bits).1);
-                if learns || depthwise_bound > 127 {
+                if events_only || depthwise_bound > 127 {
                     return;
                 }
                 let (mh, mw) = dot::map_size(g);
@@ -254,7 +260,7 @@ impl LayerPlan {
             (LayerParams::FullyConnected { weights_bits, .. }, _) => {
                 self.costs.events_per_input = per_row;
                 // Values above 255 do not fit the dense map; none of the engine's inputs has them.
-                if learns || r.input_max > 255 {
+                if events_only || r.input_max > 255 {
                     return;
                 }
                 let inputs = r.input_shape.len();
