@@ -205,8 +205,10 @@ impl LayerPlan {
         let neurons = r.potentials_shape.channels;
         let lanes = if self.accumulator == AccumulatorWidth::I16 { 16.0 } else { 8.0 };
         let per_row = 4.0 * neurons.div_ceil(lanes as usize) as f64 + 12.0;
-        let events_only =
-            layer.learning().is_some() || layer.weights().len() + layer.weights_pw().len() > MAX_PACKED_WEIGHTS;
+        // Inputs above 255 would not fit the `u8` maps; none of the engine's layers has them.
+        let events_only = layer.learning().is_some()
+            || layer.weights().len() + layer.weights_pw().len() > MAX_PACKED_WEIGHTS
+            || r.input_max > 255;
         let dense_cost = |positions: usize, rows: usize, span: usize, map: usize| {
             let groups = span.div_ceil(4) as f64;
             let work = (positions * rows) as f64 * groups;
@@ -259,8 +261,7 @@ impl LayerPlan {
             }
             (LayerParams::FullyConnected { weights_bits, .. }, _) => {
                 self.costs.events_per_input = per_row;
-                // Values above 255 do not fit the dense map; none of the engine's inputs has them.
-                if events_only || r.input_max > 255 {
+                if events_only {
                     return;
                 }
                 let inputs = r.input_shape.len();
