@@ -9,7 +9,8 @@ use akida_engine::kernels;
 use akida_engine::params::Convolution;
 use akida_engine::shape::{AxisGeometry, ConvGeometry};
 use akida_engine::{
-    Activation, ConvolutionMode, Event, Input, Layer, LayerParams, Model, Output, Pooling, Shape3, VariableValues,
+    Activation, ConvolutionMode, Event, ForcedKernels, Input, Layer, LayerParams, Method, Model, Output, Pooling,
+    Shape3, VariableValues,
 };
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
@@ -163,6 +164,28 @@ fn forward(c: &mut Criterion) {
                     .unwrap()
             })
         });
+    }
+    // The same model, one thread, with the cost model's choice against every layer forced to the
+    // event-driven kernels (the engine before the dense and bit-packed kernels), at the images'
+    // own density and with the first layer firing for most outputs (threshold 0).
+    for (threshold, label) in [(1500, "as_is"), (0, "dense_firing")] {
+        let mut m = model.clone();
+        let n = 8;
+        m.layer_mut(0).unwrap().set_variable("threshold_fire", &[n], VariableValues::Int(vec![threshold; n])).unwrap();
+        for (forced, name) in [(None, "chosen"), (Some(Method::Events), "events_only")] {
+            let mut m = m.clone();
+            m.set_forced_kernels(ForcedKernels { set: None, method: forced });
+            group.bench_function(format!("mnist_shaped_1_thread_{label}_{name}"), |b| {
+                b.iter(|| {
+                    m.forward(
+                        Input::Dense { data: black_box(&images), num_samples: samples },
+                        Output::Potentials(&mut out),
+                        false,
+                    )
+                    .unwrap()
+                })
+            });
+        }
     }
     group.finish();
 }
