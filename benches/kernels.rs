@@ -221,7 +221,7 @@ fn fixed_work_kernels(c: &mut Criterion) {
                 let (mut map, mut out) = (Vec::new(), vec![0i32; 16 * 16 * neurons]);
                 b.iter(|| {
                     dot::events_map(black_box(&events), &shape, &g, &mut map);
-                    set.dot_product(&map, &Windows::convolution(&g, 32), &packed, &mut out)
+                    set.dot_product(&map, 1, &Windows::convolution(&g, 32), &packed, &mut out)
                 })
             });
         }
@@ -254,7 +254,7 @@ fn fixed_work_kernels(c: &mut Criterion) {
                 let (mut map, mut out) = (Vec::new(), vec![0i32; positions * n]);
                 b.iter(|| {
                     dot::image_map(black_box(&image), &image_shape, &g, 0, &mut map);
-                    set.dot_product(&map, &Windows::convolution(&g, c_in), &packed, &mut out)
+                    set.dot_product(&map, 255, &Windows::convolution(&g, c_in), &packed, &mut out)
                 })
             });
         }
@@ -292,7 +292,7 @@ fn fixed_work_kernels(c: &mut Criterion) {
             let (mut map, mut out) = (Vec::new(), vec![0i32; neurons]);
             b.iter(|| {
                 dot::vector_map(black_box(&events), &shape, &mut map);
-                set.dot_product(&map, &Windows::fully_connected(), &packed_dot, &mut out)
+                set.dot_product(&map, 1, &Windows::fully_connected(), &packed_dot, &mut out)
             })
         });
     }

@@ -323,7 +323,7 @@ fn accumulate_fixed(
     match lp.kernel {
         Kernel::FullyConnectedEvents => {
             dot::vector_map(events(), &r.input_shape, map);
-            k.dot_product(map, &Windows::fully_connected(), weights, acc);
+            k.dot_product(map, r.input_max as u8, &Windows::fully_connected(), weights, acc);
             events().len() as u64 * neurons
         }
         Kernel::InputConvolution | Kernel::ConvolveEvents => {
@@ -336,7 +336,10 @@ fn accumulate_fixed(
                 dot::events_map(events(), &r.input_shape, g, map);
             }
             let channels = r.input_shape.channels;
-            k.dot_product(map, &Windows::convolution(g, channels), weights, acc);
+            // Image pixels and the padding value are at most 255.
+            let input_max =
+                if matches!(layer.params(), LayerParams::InputConvolutional { .. }) { 255 } else { r.input_max as u8 };
+            k.dot_product(map, input_max, &Windows::convolution(g, channels), weights, acc);
             dot::convolution_operations(map, g, channels, r.potentials_shape.channels)
         }
         Kernel::SeparableEvents => {
@@ -356,7 +359,7 @@ fn accumulate_fixed(
             map.resize(positions * channels + 4, 0);
             ops += depthwise.iter().filter(|&&d| d != 0).count() as u64 * neurons;
             let windows = Windows { outputs: (1, positions), y_step: 0, x_step: channels, row_step: 0 };
-            k.dot_product(map, &windows, weights, acc);
+            k.dot_product(map, 255, &windows, weights, acc);
             let n = r.potentials_shape.channels;
             for values in acc.chunks_exact_mut(n) {
                 for (v, &sum) in values.iter_mut().zip(&lp.pointwise_sums) {

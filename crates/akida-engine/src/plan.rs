@@ -92,8 +92,9 @@ pub struct ForcedKernels {
 ///   `i16` accumulators and 8 for `i32`;
 /// - dense, AVX-512 VNNI: one `vpdpbusd` per output, kernel row, group of 4 inputs and block of
 ///   16 neurons, plus tile overheads, the map and the stores:
-///   `P * kh * G * (B + 1.5) + map / 16 + 2 * P * B`; the AVX2 and portable builds do one
-///   multiply-add per neuron: `P * kh * G * N * 0.85` and `* 3`; a FullyConnected layer whose
+///   `P * kh * G * (B + 1.5) + map / 16 + 2 * P * B`; AVX2 (`vpmaddubsw` + `vpmaddwd`, when
+///   no i16 pair sum can saturate): `P * kh * G * (4 * B + 2) + ...`; otherwise the AVX2 and
+///   portable builds do one multiply-add per neuron: `P * kh * G * N * 0.85` and `* 3`; a FullyConnected layer whose
 ///   weights exceed 1 MiB streams them from memory every sample: times 5;
 /// - bit-packed: per neuron and pair of input and weight planes, `words / 2 + 20` with VPOPCNTDQ,
 ///   `3 * words + 20` with scalar `popcnt`, plus `2 * nnz * input planes` to pack the input.
@@ -209,12 +210,15 @@ impl LayerPlan {
         let events_only = layer.learning().is_some()
             || layer.weights().len() + layer.weights_pw().len() > MAX_PACKED_WEIGHTS
             || r.input_max > 255;
-        let dense_cost = |positions: usize, rows: usize, span: usize, map: usize| {
+        // `pairs_fit`: the AVX2 build's i16 pair sums cannot saturate (`2 * max x * max |w|`).
+        let dense_cost = |positions: usize, rows: usize, span: usize, map: usize, pairs_fit: bool| {
             let groups = span.div_ceil(4) as f64;
             let work = (positions * rows) as f64 * groups;
             let blocks = neurons.div_ceil(LANES) as f64;
             if set.has_avx512() {
                 work * (blocks + 1.5) + map as f64 / 16.0 + 2.0 * positions as f64 * blocks
+            } else if set.has_avx2() && pairs_fit {
+                work * (4.0 * blocks + 2.0) + map as f64 / 16.0 + 2.0 * positions as f64 * blocks
             } else if set.has_avx2() {
                 work * neurons as f64 * 0.85 + map as f64 / 8.0
             } else {
@@ -232,10 +236,14 @@ impl LayerPlan {
                 }
                 let (mh, mw) = dot::map_size(g);
                 let positions = g.y.output * g.x.output;
-                self.costs.dense = Some(dense_cost(positions, g.y.kernel, g.x.kernel * channels, mh * mw * channels));
                 let flip = self.kernel == Kernel::ConvolveEvents;
-                self.dot =
-                    Some(DotWeights::convolution(layer.weights(), g.y.kernel, g.x.kernel, channels, neurons, flip));
+                let packed = DotWeights::convolution(layer.weights(), g.y.kernel, g.x.kernel, channels, neurons, flip);
+                // The executor passes 255 for images (pixels and padding value).
+                let input_max = if flip { r.input_max } else { 255 };
+                let fit = packed.pairs_fit(input_max);
+                self.costs.dense =
+                    Some(dense_cost(positions, g.y.kernel, g.x.kernel * channels, mh * mw * channels, fit));
+                self.dot = Some(packed);
             }
             (LayerParams::SeparableConvolutional { conv, .. }, _) => {
                 let g = r.conv.as_ref().expect("convolutional layers have a geometry");
@@ -253,11 +261,13 @@ impl LayerPlan {
                 let (mh, mw) = dot::map_size(g);
                 let depthwise =
                     (positions * g.y.kernel * g.x.kernel * channels) as f64 / 8.0 + (mh * mw * channels) as f64 / 8.0;
-                self.costs.dense = Some(depthwise + dense_cost(positions, 1, channels, positions * channels));
                 let pw = layer.weights_pw();
                 self.pointwise_sums =
                     (0..neurons).map(|n| (0..channels).map(|c| i32::from(pw[c * neurons + n])).sum()).collect();
-                self.dot = Some(DotWeights::fully_connected(pw, channels, neurons));
+                let packed = DotWeights::fully_connected(pw, channels, neurons);
+                let fit = packed.pairs_fit(255);
+                self.costs.dense = Some(depthwise + dense_cost(positions, 1, channels, positions * channels, fit));
+                self.dot = Some(packed);
             }
             (LayerParams::FullyConnected { weights_bits, .. }, _) => {
                 self.costs.events_per_input = per_row;
@@ -276,8 +286,10 @@ impl LayerPlan {
                     // Every sample streams the weights once: from memory when they exceed a
                     // share of the cache.
                     let stream = if inputs * neurons > 1 << 20 { 5.0 } else { 1.0 };
-                    self.costs.dense = Some(stream * dense_cost(1, 1, inputs, inputs));
-                    self.dot = Some(DotWeights::fully_connected(layer.weights(), inputs, neurons));
+                    let packed = DotWeights::fully_connected(layer.weights(), inputs, neurons);
+                    let fit = packed.pairs_fit(r.input_max);
+                    self.costs.dense = Some(stream * dense_cost(1, 1, inputs, inputs, fit));
+                    self.dot = Some(packed);
                 }
             }
             _ => {}

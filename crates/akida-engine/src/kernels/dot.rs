@@ -10,7 +10,9 @@
 //! groups of four, neurons padded to [`LANES`]. A group that runs past the window row reads the
 //! next cells (or the slack) against zero weights, which adds nothing.
 //!
-//! Each build ([`KernelSet::dot_product`]) writes every output; the plain twins of the whole path
+//! Builds ([`KernelSet::dot_product`]): AVX-512 VNNI (`vpdpbusd`), AVX2 (`vpmaddubsw` +
+//! `vpmaddwd`, used when no i16 pair sum can saturate, [`DotWeights::pairs_fit`]) and portable
+//! (also compiled for AVX2, for the other cases). Each writes every output; the plain twins of the whole path
 //! (map + kernel) are the event and image kernels' twins (`events::plain_convolve`,
 //! `dense::plain_input_convolution`, `events::plain_fully_connected`), which the property tests
 //! compare it with.
@@ -33,19 +35,22 @@ pub struct DotWeights {
     groups: usize,
     neurons: usize,
     padded: usize,
+    /// The largest `|w|`, which bounds the pair sums of the AVX2 build.
+    max_abs: i32,
 }
 
 impl DotWeights {
     fn zeroed(rows: usize, span: usize, neurons: usize) -> Self {
         let groups = span.div_ceil(4);
         let padded = neurons.div_ceil(LANES) * LANES;
-        DotWeights { data: vec![0; rows * groups * padded * 4], rows, span, groups, neurons, padded }
+        DotWeights { data: vec![0; rows * groups * padded * 4], rows, span, groups, neurons, padded, max_abs: 0 }
     }
 
     #[inline(always)]
     fn set(&mut self, row: usize, element: usize, neuron: usize, w: i8) {
         let (k, j) = (element / 4, element % 4);
         self.data[((row * self.groups + k) * self.padded + neuron) * 4 + j] = w;
+        self.max_abs = self.max_abs.max(i32::from(w).abs());
     }
 
     /// Convolution weights `(kh, kw, C, N)`. `flip`: a true convolution (Convolutional), whose
@@ -82,6 +87,12 @@ impl DotWeights {
 
     pub fn neurons(&self) -> usize {
         self.neurons
+    }
+
+    /// Whether the AVX2 build is exact for inputs up to `input_max`: its `vpmaddubsw` pair sums
+    /// `x0 * w0 + x1 * w1` stay in the i16 range.
+    pub fn pairs_fit(&self, input_max: i32) -> bool {
+        2 * i64::from(input_max) * i64::from(self.max_abs) <= i64::from(i16::MAX)
     }
 
     /// Bytes held.
@@ -196,9 +207,9 @@ pub fn convolution_operations(map: &[u8], g: &ConvGeometry, channels: usize, neu
 
 impl KernelSet {
     /// Writes `out[(oy * OW + ox) * N + n]`, for every output of `windows`, as the dot product of
-    /// the window over `map` with the packed weights of neuron `n`. Panics when `map` is too
-    /// short for the windows or `out` for the outputs.
-    pub fn dot_product(self, map: &[u8], windows: &Windows, weights: &DotWeights, out: &mut [i32]) {
+    /// the window over `map` (values at most `input_max`) with the packed weights of neuron `n`.
+    /// Panics when `map` is too short for the windows or `out` for the outputs.
+    pub fn dot_product(self, map: &[u8], input_max: u8, windows: &Windows, weights: &DotWeights, out: &mut [i32]) {
         let (oh, ow) = windows.outputs;
         assert!(out.len() >= oh * ow * weights.neurons, "output buffer too short");
         if oh * ow == 0 || weights.neurons == 0 {
@@ -214,6 +225,14 @@ impl KernelSet {
             // SAFETY: the set has AVX-512 F/BW/VNNI only if the processor supports them, and the
             // reads and writes were bounded above.
             unsafe { avx512::dot_product(map, windows, weights, out) };
+            return;
+        }
+        // `vpmaddubsw` saturates its i16 pair sums: exact only when `2 * max x * max |w|` fits.
+        #[cfg(target_arch = "x86_64")]
+        if self.has_avx2() && weights.pairs_fit(i32::from(input_max)) {
+            // SAFETY: a set with AVX2 is only built when the processor supports it; reads and
+            // writes were bounded above; the pair sums cannot saturate.
+            unsafe { avx2::dot_product(map, windows, weights, out) };
             return;
         }
         #[cfg(target_arch = "x86_64")]
@@ -312,6 +331,105 @@ fn dot_product_lanes(map: &[u8], windows: &Windows, w: &DotWeights, out: &mut [i
                         *a += x0 * i32::from(q[0]) + x1 * i32::from(q[1]) + x2 * i32::from(q[2]) + x3 * i32::from(q[3]);
                     }
                 }
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    //! The AVX2 build: `vpmaddubsw` (u8 x i8 products summed in pairs into i16, exact when the
+    //! caller checked that no pair sum saturates) then `vpmaddwd` with ones (pairs of pairs into
+    //! i32): the four products of a group in one i32 lane, as `vpdpbusd` does. Tiles of up to 4
+    //! outputs x one block of 16 neurons (two 256-bit halves).
+
+    use std::arch::x86_64::*;
+
+    use super::{DotWeights, Windows, LANES};
+
+    /// # Safety
+    /// The processor supports AVX2; `map` and `out` are long enough for the windows; no pair sum
+    /// `x0 * w0 + x1 * w1` leaves the i16 range.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn dot_product(map: &[u8], windows: &Windows, w: &DotWeights, out: &mut [i32]) {
+        let (oh, ow) = windows.outputs;
+        let blocks = w.padded / LANES;
+        for oy in 0..oh {
+            let mut ox = 0;
+            while ox < ow {
+                let r = (ow - ox).min(4);
+                for b in 0..blocks {
+                    // SAFETY: forwarded from the caller.
+                    unsafe {
+                        match r {
+                            4 => tile::<4>(map, windows, w, out, oy, ox, b),
+                            3 => tile::<3>(map, windows, w, out, oy, ox, b),
+                            2 => tile::<2>(map, windows, w, out, oy, ox, b),
+                            _ => tile::<1>(map, windows, w, out, oy, ox, b),
+                        }
+                    }
+                }
+                ox += r;
+            }
+        }
+    }
+
+    /// Outputs `(oy, ox..ox + R)` x neurons `16 * b..16 * b + 16`.
+    ///
+    /// # Safety
+    /// As [`dot_product`]; `ox + R <= OW`, block `b` exists.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tile<const R: usize>(
+        map: &[u8],
+        windows: &Windows,
+        w: &DotWeights,
+        out: &mut [i32],
+        oy: usize,
+        ox: usize,
+        b: usize,
+    ) {
+        let group_bytes = w.padded * 4;
+        let mut base = [0usize; R];
+        for (i, at) in base.iter_mut().enumerate() {
+            *at = oy * windows.y_step + (ox + i) * windows.x_step;
+        }
+        let ones = _mm256_set1_epi16(1);
+        let mut acc = [[_mm256_setzero_si256(); 2]; R];
+        let (m, wp) = (map.as_ptr(), w.data.as_ptr());
+        for row in 0..w.rows {
+            let mrow = row * windows.row_step;
+            let wrow = row * w.groups * group_bytes + b * LANES * 4;
+            for k in 0..w.groups {
+                let wk = wrow + k * group_bytes;
+                // SAFETY: the 64 bytes of block `b` of group `k` are inside the weights.
+                let wv = unsafe { [_mm256_loadu_si256(wp.add(wk).cast()), _mm256_loadu_si256(wp.add(wk + 32).cast())] };
+                for i in 0..R {
+                    // SAFETY: the caller bounded every group read of every window.
+                    let x = unsafe { m.add(base[i] + mrow + 4 * k).cast::<i32>().read_unaligned() };
+                    let x = _mm256_set1_epi32(x);
+                    for h in 0..2 {
+                        let pairs = _mm256_maddubs_epi16(x, wv[h]);
+                        acc[i][h] = _mm256_add_epi32(acc[i][h], _mm256_madd_epi16(pairs, ones));
+                    }
+                }
+            }
+        }
+        let n = w.neurons;
+        let ow = windows.outputs.1;
+        for (i, a) in acc.iter().enumerate() {
+            let p = (oy * ow + ox + i) * n;
+            for (h, v) in a.iter().enumerate() {
+                let first = b * LANES + h * 8;
+                if first >= n {
+                    break;
+                }
+                let mut lanes = [0i32; 8];
+                // SAFETY: `lanes` holds 8 i32.
+                unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), *v) };
+                let valid = (n - first).min(8);
+                out[p + first..p + first + valid].copy_from_slice(&lanes[..valid]);
             }
         }
     }

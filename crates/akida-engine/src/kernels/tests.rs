@@ -307,7 +307,7 @@ proptest! {
         prop_assert_eq!(dot::convolution_operations(&map, &g, shape.channels, neurons), plain_ops);
         for set in KernelSet::available() {
             let mut got = vec![i32::MIN; positions * neurons];
-            set.dot_product(&map, &dot::Windows::convolution(&g, shape.channels), &packed, &mut got);
+            set.dot_product(&map, max_v as u8, &dot::Windows::convolution(&g, shape.channels), &packed, &mut got);
             prop_assert_eq!(&got, &expected, "{}", set.name());
         }
     }
@@ -335,7 +335,7 @@ proptest! {
         prop_assert_eq!(dot::convolution_operations(&map, &g, shape.channels, neurons), plain_ops);
         for set in KernelSet::available() {
             let mut got = vec![i32::MIN; positions * neurons];
-            set.dot_product(&map, &dot::Windows::convolution(&g, shape.channels), &packed, &mut got);
+            set.dot_product(&map, 255, &dot::Windows::convolution(&g, shape.channels), &packed, &mut got);
             prop_assert_eq!(&got, &expected, "{}", set.name());
         }
     }
@@ -365,7 +365,7 @@ proptest! {
         bits::input_planes(&events, &shape, input_bits, &mut planes);
         for set in KernelSet::available() {
             let mut got = vec![i32::MIN; neurons];
-            set.dot_product(&map, &dot::Windows::fully_connected(), &packed, &mut got);
+            set.dot_product(&map, ((1u32 << input_bits) - 1) as u8, &dot::Windows::fully_connected(), &packed, &mut got);
             prop_assert_eq!(&got, &expected, "dense {}", set.name());
             let mut got = vec![i32::MIN; neurons];
             set.fully_connected_bits(&planes, &planes_w, &mut got);
