@@ -9,7 +9,8 @@ use akida_engine::kernels;
 use akida_engine::params::Convolution;
 use akida_engine::shape::{AxisGeometry, ConvGeometry};
 use akida_engine::{
-    Activation, ConvolutionMode, Event, Input, Layer, LayerParams, Model, Output, Pooling, Shape3, VariableValues,
+    Activation, ConvolutionMode, Event, ForcedKernels, Input, Layer, LayerParams, Method, Model, Output, Pooling,
+    Shape3, VariableValues,
 };
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
@@ -164,8 +165,139 @@ fn forward(c: &mut Criterion) {
             })
         });
     }
+    // The same model, one thread, with the cost model's choice against every layer forced to the
+    // event-driven kernels (the engine before the dense and bit-packed kernels), at the images'
+    // own density and with the first layer firing for most outputs (threshold 0).
+    for (threshold, label) in [(1500, "as_is"), (0, "dense_firing")] {
+        let mut m = model.clone();
+        let n = 8;
+        m.layer_mut(0).unwrap().set_variable("threshold_fire", &[n], VariableValues::Int(vec![threshold; n])).unwrap();
+        for (forced, name) in [(None, "chosen"), (Some(Method::Events), "events_only")] {
+            let mut m = m.clone();
+            m.set_forced_kernels(ForcedKernels { set: None, method: forced });
+            group.bench_function(format!("mnist_shaped_1_thread_{label}_{name}"), |b| {
+                b.iter(|| {
+                    m.forward(
+                        Input::Dense { data: black_box(&images), num_samples: samples },
+                        Output::Potentials(&mut out),
+                        false,
+                    )
+                    .unwrap()
+                })
+            });
+        }
+    }
     group.finish();
 }
 
-criterion_group!(benches, fully_connected, convolutions, activation, forward);
+/// The dense and bit-packed kernels on the benchmark networks' layers, next to the event-driven
+/// kernel at 15 % and 75 % input density, for every kernel set of this processor (the element
+/// throughput is multiply-adds of the dense layer, so the figures compare directly).
+fn fixed_work_kernels(c: &mut Criterion) {
+    use kernels::bits::{self, BitWeights};
+    use kernels::dot::{self, DotWeights, Windows};
+    let same = |n: usize, k: usize| AxisGeometry::new(n, k, 1, ConvolutionMode::Same).unwrap();
+
+    // CIFAR-shaped Convolutional: 16x16x32 binary inputs, 3x3, 64 neurons, 2-bit weights.
+    let shape = Shape3::new(16, 16, 32);
+    let g = ConvGeometry { y: same(16, 3), x: same(16, 3) };
+    let neurons = 64;
+    let weights: Vec<i8> = values(9 * 32 * neurons, 3).map(|r| (r % 3) as i8 - 1).collect();
+    let packed = DotWeights::convolution(&weights, 3, 3, 32, neurons, true);
+    let macs = (16 * 16 * 9 * 32 * neurons) as u64;
+    let mut group = c.benchmark_group("cifar_convolution");
+    group.throughput(Throughput::Elements(macs));
+    for density in [15, 75] {
+        let events = binary_events(&shape, density, 4);
+        group.bench_function(format!("events_i16_{density}%"), |b| {
+            let mut out = vec![0i16; 16 * 16 * neurons];
+            b.iter(|| {
+                out.fill(0);
+                kernels::convolve_events(black_box(&events), &shape, &g, &weights, neurons, &mut out)
+            })
+        });
+        for set in kernels::KernelSet::available() {
+            group.bench_function(format!("dense_{}_{density}%", set.name()), |b| {
+                let (mut map, mut out) = (Vec::new(), vec![0i32; 16 * 16 * neurons]);
+                b.iter(|| {
+                    dot::events_map(black_box(&events), &shape, &g, &mut map);
+                    set.dot_product(&map, 1, &Windows::convolution(&g, 32), &packed, &mut out)
+                })
+            });
+        }
+    }
+    group.finish();
+
+    // Image layers: CIFAR-shaped 32x32x3, 3x3, 32 neurons, 8-bit; MNIST-shaped 28x28x1, 5x5, 8.
+    for (name, h, c_in, k, n, mode) in [
+        ("cifar_input_convolution", 32, 3, 3, 32, ConvolutionMode::Same),
+        ("mnist_input_convolution", 28, 1, 5, 8, ConvolutionMode::Valid),
+    ] {
+        let image_shape = Shape3::new(h, h, c_in);
+        let image: Vec<u8> = values(image_shape.len(), 5).map(|r| r as u8).collect();
+        let axis = AxisGeometry::new(h, k, 1, mode).unwrap();
+        let g = ConvGeometry { y: axis, x: axis };
+        let w: Vec<i8> = values(k * k * c_in * n, 6).map(|r| (r % 255) as i8).map(|w| w.max(-127)).collect();
+        let packed = DotWeights::convolution(&w, k, k, c_in, n, false);
+        let positions = g.y.output * g.x.output;
+        let mut group = c.benchmark_group(name);
+        group.throughput(Throughput::Elements((positions * k * k * c_in * n) as u64));
+        group.bench_function("events_i32", |b| {
+            let mut out = vec![0i32; positions * n];
+            b.iter(|| {
+                out.fill(0);
+                kernels::input_convolution(black_box(&image), &image_shape, &g, &w, n, 0, &mut out)
+            })
+        });
+        for set in kernels::KernelSet::available() {
+            group.bench_function(format!("dense_{}", set.name()), |b| {
+                let (mut map, mut out) = (Vec::new(), vec![0i32; positions * n]);
+                b.iter(|| {
+                    dot::image_map(black_box(&image), &image_shape, &g, 0, &mut map);
+                    set.dot_product(&map, 255, &Windows::convolution(&g, c_in), &packed, &mut out)
+                })
+            });
+        }
+        group.finish();
+    }
+
+    // MNIST-shaped FullyConnected: 24x24x8 binary inputs, 1000 neurons, 1-bit weights.
+    let shape = Shape3::new(24, 24, 8);
+    let neurons = 1000;
+    let weights: Vec<i8> = values(shape.len() * neurons, 1).map(|r| (r % 9 < 1) as i8).collect();
+    let packed_bits = BitWeights::new(&weights, shape.len(), neurons, 1);
+    let packed_dot = DotWeights::fully_connected(&weights, shape.len(), neurons);
+    let mut group = c.benchmark_group("mnist_fully_connected");
+    group.throughput(Throughput::Elements((shape.len() * neurons) as u64));
+    for density in [15, 75] {
+        let events = binary_events(&shape, density, 2);
+        group.bench_function(format!("events_i16_{density}%"), |b| {
+            let mut out = vec![0i16; neurons];
+            b.iter(|| {
+                out.fill(0);
+                kernels::fully_connected_events(black_box(&events), &shape, &weights, neurons, &mut out)
+            })
+        });
+        for set in kernels::KernelSet::available() {
+            group.bench_function(format!("bit_packed_{}_{density}%", set.name()), |b| {
+                let (mut planes, mut out) = (Vec::new(), vec![0i32; neurons]);
+                b.iter(|| {
+                    bits::input_planes(black_box(&events), &shape, 1, &mut planes);
+                    set.fully_connected_bits(&planes, &packed_bits, &mut out)
+                })
+            });
+        }
+        let set = kernels::KernelSet::detected();
+        group.bench_function(format!("dense_{}_{density}%", set.name()), |b| {
+            let (mut map, mut out) = (Vec::new(), vec![0i32; neurons]);
+            b.iter(|| {
+                dot::vector_map(black_box(&events), &shape, &mut map);
+                set.dot_product(&map, 1, &Windows::fully_connected(), &packed_dot, &mut out)
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, fully_connected, convolutions, activation, forward, fixed_work_kernels);
 criterion_main!(benches);

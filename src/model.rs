@@ -553,6 +553,7 @@ fn emulated_statistics(model: &akida_engine::Model, run: &akida_nsoc::Emulation)
                 input_nonzero,
                 output_nonzero: run.layers[i].output_events,
                 synaptic_operations: run.layers[i].synaptic_ops,
+                ..LayerStatistics::default()
             }
         })
         .collect()
@@ -1464,6 +1465,20 @@ impl PyLayerStatistics {
     #[getter]
     fn synaptic_operations(&self) -> u64 {
         self.stats.synaptic_operations
+    }
+
+    /// Samples whose potentials each kernel computed (`"events"`, `"dense"`, `"bit-packed"`);
+    /// only the kernels that ran, empty for layers without weights.
+    #[getter]
+    fn kernels<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+        let dict = pyo3::types::PyDict::new(py);
+        for m in akida_engine::plan::Method::ALL {
+            let samples = self.stats.kernels[m as usize];
+            if samples > 0 {
+                dict.set_item(m.name(), samples)?;
+            }
+        }
+        Ok(dict)
     }
 
     fn __repr__(&self) -> String {

@@ -8,10 +8,11 @@ use rayon::prelude::*;
 use crate::error::{bail, Result};
 use crate::events::{events_from_dense, Event, EventBatch};
 use crate::graph::Model;
+use crate::kernels::dot::{self, Windows};
 use crate::kernels::{self, Accumulator, OutputRegion, WeightsView};
 use crate::layer::OutputKind;
 use crate::params::LayerParams;
-use crate::plan::{AccumulatorWidth, Kernel, Plan};
+use crate::plan::{AccumulatorWidth, Kernel, Method, Plan};
 use crate::statistics::{merge_all, LayerStatistics};
 
 /// Inputs of one forward call.
@@ -104,6 +105,10 @@ pub struct Scratch {
     depthwise: Vec<i32>,
     sums: Vec<i64>,
     narrow: Vec<i16>,
+    /// The dense input map of the dot-product kernel.
+    map: Vec<u8>,
+    /// The input bit planes of the bit-packed kernel.
+    planes: Vec<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -177,8 +182,16 @@ pub fn run_layer(
     out.events.clear();
     let potentials = &mut scratch.potentials;
     potentials.clear();
-    match (layer.params(), lp.accumulator) {
-        (LayerParams::InputData { .. }, _) => {
+    // The kernel for this sample, from its count of non-zero inputs.
+    let method = (lp.kernel != Kernel::PassThrough).then(|| {
+        let nnz = input_nonzero(model, i, input, sample, before);
+        st.input_nonzero += nnz as u64;
+        let m = lp.method(nnz);
+        st.kernels[m as usize] += 1;
+        m
+    });
+    match (layer.params(), lp.accumulator, method) {
+        (LayerParams::InputData { .. }, _, _) => {
             match input {
                 Input::Dense { data, .. } => {
                     let n = r.input_shape.len();
@@ -190,7 +203,7 @@ pub fn run_layer(
             st.output_nonzero += out.events.len() as u64;
             return st;
         }
-        (LayerParams::Concat { activation }, _) => {
+        (LayerParams::Concat { activation }, _, _) => {
             // With an activation the joined values are thresholded densely (a negative threshold
             // makes zero inputs fire); without one, events pass through.
             potentials.resize(r.potentials_shape.len(), 0);
@@ -214,18 +227,24 @@ pub fn run_layer(
                 return st;
             }
         }
-        (_, AccumulatorWidth::I16) => {
+        (_, _, Some(Method::Dense | Method::BitPacked)) => {
+            potentials.resize(r.potentials_shape.len(), 0);
+            let work =
+                FixedWork { map: &mut scratch.map, planes: &mut scratch.planes, depthwise: &mut scratch.depthwise };
+            st.synaptic_operations += accumulate_fixed(model, plan, i, input, sample, before, work, potentials);
+        }
+        (_, AccumulatorWidth::I16, _) => {
             let narrow = &mut scratch.narrow;
             narrow.clear();
             narrow.resize(r.potentials_shape.len(), 0);
             st.synaptic_operations +=
-                accumulate::<i16>(model, plan, i, input, sample, before, &mut scratch.depthwise, &mut st, narrow);
+                accumulate::<i16>(model, plan, i, input, sample, before, &mut scratch.depthwise, narrow);
             potentials.extend(narrow.iter().map(|v| v.widen()));
         }
-        (_, AccumulatorWidth::I32) => {
+        (_, AccumulatorWidth::I32, _) => {
             potentials.resize(r.potentials_shape.len(), 0);
             st.synaptic_operations +=
-                accumulate::<i32>(model, plan, i, input, sample, before, &mut scratch.depthwise, &mut st, potentials);
+                accumulate::<i32>(model, plan, i, input, sample, before, &mut scratch.depthwise, potentials);
         }
     }
     let values: &mut [i32] = match &r.pool {
@@ -254,8 +273,107 @@ pub fn run_layer(
     st
 }
 
+/// The non-zero inputs of data-processing layer `i` for this sample: pixels of the image, or
+/// events of its inbound layer.
+fn input_nonzero(model: &Model, i: usize, input: &Input<'_>, sample: usize, before: &[LayerBuffers]) -> usize {
+    match model.layers()[i].params() {
+        LayerParams::InputConvolutional { .. } => {
+            let Input::Dense { data, .. } = input else { unreachable!("checked by check_input") };
+            let n = model.layers()[i].resolved().expect("layers in a model are resolved").input_shape.len();
+            data[sample * n..(sample + 1) * n].iter().filter(|&&v| v != 0).count()
+        }
+        _ => before[model.inbound(i)[0]].events.len(),
+    }
+}
+
+/// The scratch buffers of [`accumulate_fixed`].
+struct FixedWork<'a> {
+    map: &'a mut Vec<u8>,
+    planes: &'a mut Vec<u64>,
+    depthwise: &'a mut Vec<i32>,
+}
+
+/// Writes the potentials (before pooling) of data-processing layer `i` into `acc` with the
+/// fixed-work kernel [`crate::plan::LayerPlan::method`] chose (dense or bit-packed); returns the
+/// synaptic operations the event-driven kernel would count.
+#[allow(clippy::too_many_arguments)]
+fn accumulate_fixed(
+    model: &Model,
+    plan: &Plan,
+    i: usize,
+    input: &Input<'_>,
+    sample: usize,
+    before: &[LayerBuffers],
+    work: FixedWork<'_>,
+    acc: &mut [i32],
+) -> u64 {
+    let FixedWork { map, planes, depthwise } = work;
+    let layer = &model.layers()[i];
+    let lp = &plan.layers[i];
+    let r = layer.resolved().expect("layers in a model are resolved");
+    let neurons = r.potentials_shape.channels as u64;
+    let events = || &before[model.inbound(i)[0]].events;
+    let k = plan.kernels;
+    if let (Some(bits), Kernel::FullyConnectedEvents) = (&lp.bits, lp.kernel) {
+        crate::kernels::bits::input_planes(events(), &r.input_shape, lp.input_planes, planes);
+        k.fully_connected_bits(planes, bits, acc);
+        return events().len() as u64 * neurons;
+    }
+    let weights = lp.dot.as_ref().expect("the plan packs the weights of the kernels it may choose");
+    match lp.kernel {
+        Kernel::FullyConnectedEvents => {
+            dot::vector_map(events(), &r.input_shape, map);
+            k.dot_product(map, r.input_max as u8, &Windows::fully_connected(), weights, acc);
+            events().len() as u64 * neurons
+        }
+        Kernel::InputConvolution | Kernel::ConvolveEvents => {
+            let g = r.conv.as_ref().expect("convolutional layers have a geometry");
+            if let LayerParams::InputConvolutional { padding_value, .. } = layer.params() {
+                let Input::Dense { data, .. } = input else { unreachable!("checked by check_input") };
+                let n = r.input_shape.len();
+                dot::image_map(&data[sample * n..(sample + 1) * n], &r.input_shape, g, *padding_value, map);
+            } else {
+                dot::events_map(events(), &r.input_shape, g, map);
+            }
+            let channels = r.input_shape.channels;
+            // Image pixels and the padding value are at most 255.
+            let input_max =
+                if matches!(layer.params(), LayerParams::InputConvolutional { .. }) { 255 } else { r.input_max as u8 };
+            k.dot_product(map, input_max, &Windows::convolution(g, channels), weights, acc);
+            dot::convolution_operations(map, g, channels, r.potentials_shape.channels)
+        }
+        Kernel::SeparableEvents => {
+            // The depthwise step over the input map, channels in lanes; the pointwise step as a
+            // 1x1 dot product of the depthwise values offset by 128 (see
+            // `LayerPlan::pointwise_sums`).
+            let g = r.conv.as_ref().expect("convolutional layers have a geometry");
+            let channels = r.input_shape.channels;
+            let positions = g.y.output * g.x.output;
+            depthwise.clear();
+            depthwise.resize(positions * channels, 0);
+            dot::events_map(events(), &r.input_shape, g, map);
+            k.depthwise_dense(map, g, channels, layer.weights(), depthwise);
+            let mut ops = dot::convolution_operations(map, g, channels, 1);
+            map.clear();
+            map.extend(depthwise.iter().map(|&d| (d + 128) as u8));
+            map.resize(positions * channels + 4, 0);
+            ops += depthwise.iter().filter(|&&d| d != 0).count() as u64 * neurons;
+            let windows = Windows { outputs: (1, positions), y_step: 0, x_step: channels, row_step: 0 };
+            k.dot_product(map, 255, &windows, weights, acc);
+            let n = r.potentials_shape.channels;
+            for values in acc.chunks_exact_mut(n) {
+                for (v, &sum) in values.iter_mut().zip(&lp.pointwise_sums) {
+                    *v -= 128 * sum;
+                }
+            }
+            ops
+        }
+        Kernel::PassThrough => unreachable!("layers without weights do not accumulate"),
+    }
+}
+
 /// Adds the weighted inputs of data-processing layer `i` into `acc` (its potentials before
-/// pooling, zeroed) with the kernel the plan chose; returns the synaptic operations.
+/// pooling, zeroed) with the event-driven kernel of the plan; returns the synaptic operations.
 #[allow(clippy::too_many_arguments)]
 fn accumulate<A: Accumulator>(
     model: &Model,
@@ -265,7 +383,6 @@ fn accumulate<A: Accumulator>(
     sample: usize,
     before: &[LayerBuffers],
     depthwise: &mut Vec<i32>,
-    st: &mut LayerStatistics,
     acc: &mut [A],
 ) -> u64 {
     let layer = &model.layers()[i];
@@ -284,19 +401,11 @@ fn accumulate<A: Accumulator>(
             };
             let n = r.input_shape.len();
             let image = &data[sample * n..(sample + 1) * n];
-            st.input_nonzero += image.iter().filter(|&&v| v != 0).count() as u64;
             k.input_convolution(image, &r.input_shape, geometry(), *padding_value, weights, out)
         }
-        Kernel::FullyConnectedEvents => {
-            st.input_nonzero += events().len() as u64;
-            k.fully_connected_events(events(), &r.input_shape, weights, out)
-        }
-        Kernel::ConvolveEvents => {
-            st.input_nonzero += events().len() as u64;
-            k.convolve_events(events(), &r.input_shape, geometry(), weights, out)
-        }
+        Kernel::FullyConnectedEvents => k.fully_connected_events(events(), &r.input_shape, weights, out),
+        Kernel::ConvolveEvents => k.convolve_events(events(), &r.input_shape, geometry(), weights, out),
         Kernel::SeparableEvents => {
-            st.input_nonzero += events().len() as u64;
             let g = geometry();
             let channels = r.input_shape.channels;
             depthwise.clear();

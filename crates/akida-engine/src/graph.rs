@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 use crate::error::{bail, Error, Result};
 use crate::layer::{Layer, OutputKind};
 use crate::params::LayerKind;
-use crate::plan::Plan;
+use crate::plan::{ForcedKernels, Plan};
 use crate::shape::Shape3;
 
 /// A sequential (or branching, through Concat) network with exactly one input layer, first.
@@ -17,6 +17,8 @@ pub struct Model {
     inbound: Vec<Vec<usize>>,
     /// Accumulate every layer in `i32` (tests compare both accumulator widths).
     force_wide: bool,
+    /// A test hook: the kernel set and method every layer runs with ([`Model::set_forced_kernels`]).
+    forced: ForcedKernels,
     /// The plan of the current layers, built on first use; every `&mut` method that can change
     /// what the plan reads (layers, parameters, variables, `force_wide`) clears it.
     plan: PlanCache,
@@ -55,10 +57,17 @@ impl Model {
         self.force_wide
     }
 
+    /// Runs every layer with the given kernel set and, where a layer has it, method (a test hook:
+    /// results are the same with any choice); the default chooses both.
+    pub fn set_forced_kernels(&mut self, forced: ForcedKernels) {
+        self.plan_changed();
+        self.forced = forced;
+    }
+
     /// The plan of the model as it is, built on the first call after a change and shared until
     /// the next one.
     pub fn plan(&self) -> Arc<Plan> {
-        Arc::clone(self.plan.0.get_or_init(|| Arc::new(Plan::new(&self.layers, self.force_wide))))
+        Arc::clone(self.plan.0.get_or_init(|| Arc::new(Plan::new(&self.layers, self.force_wide, self.forced))))
     }
 
     /// Drops the cached plan; every `&mut` path that changes layers calls it first.

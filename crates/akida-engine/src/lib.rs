@@ -33,7 +33,7 @@ pub use params::{
     Activation, Convolution, ConvolutionMode, LayerKind, LayerParams, Pooling, PoolingType, INPUT_CONV_WEIGHT_BITS,
     WEIGHT_BITS,
 };
-pub use plan::{AccumulatorWidth, Kernel, LayerPlan, Plan};
+pub use plan::{AccumulatorWidth, ForcedKernels, Kernel, LayerPlan, Method, Plan};
 pub use shape::Shape3;
 pub use variables::{Variable, VariableData, VariableValues};
 

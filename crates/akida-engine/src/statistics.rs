@@ -13,6 +13,9 @@ pub struct LayerStatistics {
     pub input_nonzero: u64,
     pub output_nonzero: u64,
     pub synaptic_operations: u64,
+    /// Samples whose potentials each kernel computed, indexed by [`crate::plan::Method`]
+    /// (events, dense, bit-packed); zero for layers without weights.
+    pub kernels: [u64; 3],
 }
 
 impl LayerStatistics {
@@ -37,6 +40,9 @@ impl LayerStatistics {
         self.input_nonzero += other.input_nonzero;
         self.output_nonzero += other.output_nonzero;
         self.synaptic_operations += other.synaptic_operations;
+        for (k, o) in self.kernels.iter_mut().zip(other.kernels) {
+            *k += o;
+        }
         self.input_size = other.input_size;
         self.output_size = other.output_size;
     }

@@ -4,8 +4,8 @@
 use akida_engine::shape::PoolGeometry;
 use akida_engine::testing::{engine_evaluate, engine_forward, random_inputs, random_model, random_pooling, Rng};
 use akida_engine::{
-    kernels, reference, Activation, ConvolutionMode, EventBatch, Input, Layer, LayerKind, LayerParams, Model, Output,
-    OutputKind, PoolingType, Shape3, VariableValues,
+    kernels, reference, Activation, ConvolutionMode, EventBatch, ForcedKernels, Input, Layer, LayerKind, LayerParams,
+    Method, Model, Output, OutputKind, PoolingType, Shape3, VariableValues,
 };
 use proptest::prelude::*;
 
@@ -205,5 +205,91 @@ fn random_models_cover_same_pooling() {
         ("models with rescaled potentials", rescaled),
     ] {
         assert!(count >= 100, "only {count} {what}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    /// Every kernel set and every forced method (events, dense, bit-packed where a layer has it,
+    /// and the cost model's own choice) give the reference output and the same statistics, apart
+    /// from the count of samples per kernel.
+    #[test]
+    fn every_kernel_choice_matches_reference(seed in any::<u64>()) {
+        let mut rng = Rng(seed);
+        let model = random_model(&mut rng);
+        let samples = rng.range(1, 4) as usize;
+        let inputs = random_inputs(&model, &mut rng, samples);
+        let dense = Input::Dense { data: &inputs, num_samples: samples };
+        let in_len = model.input_shape().unwrap().len();
+        let expected: Vec<i32> =
+            (0..samples).flat_map(|s| reference::forward_sample(&model, &inputs[s * in_len..(s + 1) * in_len])).collect();
+        let mut first_stats: Option<Vec<akida_engine::LayerStatistics>> = None;
+        for set in kernels::KernelSet::available() {
+            for method in [None, Some(Method::Events), Some(Method::Dense), Some(Method::BitPacked)] {
+                let mut m = model.clone();
+                m.set_forced_kernels(ForcedKernels { set: Some(set), method });
+                prop_assert_eq!(&engine_forward(&m, dense, false), &expected, "{} {:?}", set.name(), method);
+                let stats = forward_statistics(&m, dense);
+                let counted: u64 = stats.iter().map(|s| s.kernels.iter().sum::<u64>()).sum();
+                let weighted = m.layers().iter().zip(m.plan().layers.iter()).filter(|(_, p)| p.kernel != akida_engine::Kernel::PassThrough).count();
+                prop_assert_eq!(counted, (weighted * samples) as u64, "one kernel per weighted layer and sample");
+                let without_kernels: Vec<_> = stats.into_iter().map(|s| akida_engine::LayerStatistics { kernels: [0; 3], ..s }).collect();
+                match &first_stats {
+                    None => first_stats = Some(without_kernels),
+                    Some(f) => prop_assert_eq!(f, &without_kernels, "{} {:?}", set.name(), method),
+                }
+            }
+        }
+    }
+}
+
+/// The statistics of a forward call of `model` on `input`.
+fn forward_statistics(model: &Model, input: Input<'_>) -> Vec<akida_engine::LayerStatistics> {
+    let len = model.output_shape().unwrap().len() * input.num_samples();
+    match model.output_kind().unwrap() {
+        OutputKind::Activations { .. } => model.forward(input, Output::Activations(&mut vec![0u8; len]), true),
+        OutputKind::Potentials => model.forward(input, Output::Potentials(&mut vec![0i32; len]), true),
+    }
+    .unwrap()
+}
+
+/// The forced methods reach the layers that have them (a layer without the forced method is left to
+/// the cost model), and dense inputs make the cost model leave the event-driven kernel.
+#[test]
+fn forced_and_chosen_methods_reach_the_layers() {
+    let mut model = Model::new();
+    model.add(Layer::new("in", LayerParams::input_data(6, 6, 4, 1).unwrap()).unwrap(), None).unwrap();
+    let conv = LayerParams::Convolutional {
+        conv: akida_engine::params::Convolution::new(3, 3, 32, ConvolutionMode::Same, 1, 1, 1, &[1, 2, 4]).unwrap(),
+        pooling: akida_engine::Pooling::default(),
+        activation: Activation::new(true, 0, 1.0, 1).unwrap(),
+    };
+    model.add(Layer::new("conv", conv).unwrap(), None).unwrap();
+    let fc = LayerParams::fully_connected(300, 1, Activation::new(false, 0, 1.0, 1).unwrap()).unwrap();
+    model.add(Layer::new("fc", fc).unwrap(), None).unwrap();
+    let mut rng = Rng(3);
+    for i in 1..3 {
+        let layer = model.layer_mut(i).unwrap();
+        let (name, shape) = layer.variable_specs()[0].clone();
+        let len: usize = shape.iter().product();
+        let values: Vec<i64> = (0..len).map(|_| rng.range(0, 1)).collect();
+        layer.set_variable(name, &shape, VariableValues::Int(values)).unwrap();
+    }
+    let inputs = vec![1u8; 6 * 6 * 4 * 2];
+    let input = Input::Dense { data: &inputs, num_samples: 2 };
+    let runs = |m: &Model| forward_statistics(m, input).iter().map(|s| s.kernels).collect::<Vec<_>>();
+    assert_eq!(runs(&model)[1][Method::Events as usize], 0, "all-ones inputs: the convolution runs dense");
+    for (method, conv_runs, fc_runs) in [
+        (Method::Events, Method::Events, Method::Events),
+        (Method::Dense, Method::Dense, Method::BitPacked),
+        // A method a layer lacks leaves it to the cost model (all-ones inputs: dense).
+        (Method::BitPacked, Method::Dense, Method::BitPacked),
+    ] {
+        let mut m = model.clone();
+        m.set_forced_kernels(ForcedKernels { set: None, method: Some(method) });
+        let k = runs(&m);
+        assert_eq!(k[1][conv_runs as usize], 2, "{method:?}: convolution");
+        assert_eq!(k[2][fc_runs as usize], 2, "{method:?}: fully connected");
     }
 }

@@ -1,10 +1,14 @@
-//! Optimized kernels, with one dispatch point: a [`KernelSet`] (portable, AVX2), detected once per
-//! process, whose methods run the build of each kernel for that instruction set.
+//! Optimized kernels, with one dispatch point: a [`KernelSet`] (portable, AVX2, AVX-512 with VNNI
+//! and VPOPCNTDQ), detected once per process, whose methods run the build of each kernel for that
+//! instruction set. Which kernel a layer runs is the plan's choice ([`crate::plan::Method`]).
 //!
 //! - [`events`]: event-driven accumulation of the data-processing layers (Convolutional,
 //!   SeparableConvolutional, FullyConnected);
-//! - [`dense`]: the dense path of the image input layer (InputConvolutional); room for dense and
-//!   bit-packed kernels of the other layers;
+//! - [`dense`]: the event-style path of the image input layer (InputConvolutional, zero pixels
+//!   skipped);
+//! - [`dot`]: fixed-work dense kernels (int8 dot products, AVX-512 VNNI) of the convolutions,
+//!   fully connected layers and the separable steps;
+//! - [`bits`]: the bit-packed FullyConnected kernel (AND + popcount);
 //! - [`post`]: pooling, winner-take-all and thresholding.
 //!
 //! Every accumulating kernel has a plain twin in the same module (`plain_*`), and property tests
@@ -23,7 +27,9 @@ use std::sync::OnceLock;
 use crate::events::Event;
 use crate::shape::{ConvGeometry, Shape3};
 
+pub mod bits;
 pub mod dense;
+pub mod dot;
 pub mod events;
 pub mod post;
 
@@ -139,6 +145,10 @@ enum Isa {
     Portable,
     #[cfg(target_arch = "x86_64")]
     Avx2,
+    /// AVX2 plus AVX-512 F/BW with VNNI (`vpdpbusd`) and VPOPCNTDQ: the event kernels run their
+    /// AVX2 build, the dot-product and bit-packed kernels their AVX-512 one.
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
 }
 
 /// The builds of the kernels for one instruction set. Only instruction sets this processor
@@ -166,17 +176,43 @@ impl KernelSet {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
             sets.push(KernelSet(Isa::Avx2));
+            if std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512bw")
+                && std::arch::is_x86_feature_detected!("avx512vnni")
+                && std::arch::is_x86_feature_detected!("avx512vpopcntdq")
+            {
+                sets.push(KernelSet(Isa::Avx512));
+            }
         }
         sets
     }
 
-    /// `"portable"` or `"avx2"`.
+    /// `"portable"`, `"avx2"` or `"avx512-vnni"`.
     pub fn name(self) -> &'static str {
         match self.0 {
             Isa::Portable => "portable",
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => "avx2",
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => "avx512-vnni",
         }
+    }
+
+    /// Whether the set has the AVX-512 builds (VNNI dot products, VPOPCNTDQ).
+    pub fn has_avx512(self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            self.0 == Isa::Avx512
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    }
+
+    /// Whether the set has at least the AVX2 builds.
+    pub fn has_avx2(self) -> bool {
+        self.0 != Isa::Portable
     }
 }
 
@@ -196,7 +232,7 @@ macro_rules! dispatch {
                     $module::$imp::<A>($($arg,)* weights.data, weights.row_stride, first, width, out.data, out.stride)
                 }
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx2 => {
+                Isa::Avx2 | Isa::Avx512 => {
                     #[target_feature(enable = "avx2")]
                     #[allow(clippy::too_many_arguments)]
                     unsafe fn avx2<A: Accumulator>(

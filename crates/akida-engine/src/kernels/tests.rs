@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use proptest::prelude::*;
 
-use super::{dense, events, Accumulator, KernelSet, OutputRegion, WeightsView};
+use super::{bits, dense, dot, events, Accumulator, KernelSet, OutputRegion, WeightsView};
 use crate::events::Event;
 use crate::params::ConvolutionMode;
 use crate::reference;
@@ -268,6 +268,157 @@ proptest! {
                     prop_assert_eq!(got[j], want, "pixel {} neuron {}", pixel, j);
                 }
             }
+        }
+    }
+}
+
+/// A random convolution geometry with larger kernels and strides than [`random_geometry`], for
+/// the dot-product kernel's row spans and tails.
+fn random_wide_geometry(rng: &mut Rng, shape: &Shape3) -> Option<ConvGeometry> {
+    let mode = rng.pick(&[ConvolutionMode::Valid, ConvolutionMode::Same, ConvolutionMode::Full]);
+    let axis = |rng: &mut Rng, n| AxisGeometry::new(n, rng.range(1, 6) as usize, rng.range(1, 4) as usize, mode);
+    Some(ConvGeometry { y: axis(rng, shape.height)?, x: axis(rng, shape.width)? })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    /// The dense path of a Convolutional layer (events map, packed flipped weights, every build of
+    /// the dot product) against the event kernel's plain twin, with its operation count; densities
+    /// from 0 to 100 %, neuron counts that leave partial blocks of 16.
+    #[test]
+    fn dot_convolution_matches_the_plain_twin(seed in any::<u64>()) {
+        let mut rng = Rng(seed);
+        let shape = Shape3::new(rng.range(1, 12) as usize, rng.range(1, 12) as usize, rng.range(1, 40) as usize);
+        let Some(g) = random_wide_geometry(&mut rng, &shape) else { return Ok(()) };
+        let neurons = rng.range(1, 70) as usize;
+        let max_w = rng.pick(&[1, 7, 127]);
+        let max_v = rng.pick(&[1, 3, 15, 255]);
+        let weights = random_weights(&mut rng, g.y.kernel * g.x.kernel * shape.channels * neurons, max_w);
+        let density = rng.pick(&[0.0, 0.05, 0.3, 0.75, 1.0]);
+        let events = random_events(&mut rng, &shape, density, max_v);
+        let positions = g.y.output * g.x.output;
+        let mut expected = vec![0; positions * neurons];
+        let view = WeightsView::full(&weights, neurons);
+        let plain_ops = events::plain_convolve(&events, &shape, &g, view, OutputRegion::dense(&mut expected, neurons));
+        let packed = dot::DotWeights::convolution(&weights, g.y.kernel, g.x.kernel, shape.channels, neurons, true);
+        let mut map = Vec::new();
+        dot::events_map(&events, &shape, &g, &mut map);
+        prop_assert_eq!(dot::convolution_operations(&map, &g, shape.channels, neurons), plain_ops);
+        for set in KernelSet::available() {
+            let mut got = vec![i32::MIN; positions * neurons];
+            set.dot_product(&map, max_v as u8, &dot::Windows::convolution(&g, shape.channels), &packed, &mut got);
+            prop_assert_eq!(&got, &expected, "{}", set.name());
+        }
+    }
+
+    /// The dense path of an InputConvolutional layer (image map with its padding value,
+    /// cross-correlation weights) against the image kernel's plain twin.
+    #[test]
+    fn dot_input_convolution_matches_the_plain_twin(seed in any::<u64>()) {
+        let mut rng = Rng(seed);
+        let shape = Shape3::new(rng.range(1, 12) as usize, rng.range(1, 12) as usize, rng.pick(&[1, 2, 3, 5]) as usize);
+        let Some(g) = random_wide_geometry(&mut rng, &shape) else { return Ok(()) };
+        let neurons = rng.range(1, 70) as usize;
+        let max_w = rng.pick(&[1, 7, 127]);
+        let weights = random_weights(&mut rng, g.y.kernel * g.x.kernel * shape.channels * neurons, max_w);
+        let density = rng.pick(&[0.0, 0.2, 0.75, 1.0]);
+        let image: Vec<u8> = (0..shape.len()).map(|_| if rng.chance(density) { rng.range(1, 255) as u8 } else { 0 }).collect();
+        let padding = if rng.chance(0.5) { 0 } else { rng.range(1, 255) as u8 };
+        let positions = g.y.output * g.x.output;
+        let mut expected = vec![0; positions * neurons];
+        let view = WeightsView::full(&weights, neurons);
+        let plain_ops = dense::plain_input_convolution(&image, &shape, &g, padding, view, OutputRegion::dense(&mut expected, neurons));
+        let packed = dot::DotWeights::convolution(&weights, g.y.kernel, g.x.kernel, shape.channels, neurons, false);
+        let mut map = Vec::new();
+        dot::image_map(&image, &shape, &g, padding, &mut map);
+        prop_assert_eq!(dot::convolution_operations(&map, &g, shape.channels, neurons), plain_ops);
+        for set in KernelSet::available() {
+            let mut got = vec![i32::MIN; positions * neurons];
+            set.dot_product(&map, 255, &dot::Windows::convolution(&g, shape.channels), &packed, &mut got);
+            prop_assert_eq!(&got, &expected, "{}", set.name());
+        }
+    }
+
+    /// The dense and bit-packed paths of a FullyConnected layer against the event kernel's plain
+    /// twin: every input bit width up to 8 and weight bit width of the engine, densities 0-100 %,
+    /// input sizes that leave partial words and groups.
+    #[test]
+    fn dot_and_bit_fully_connected_match_the_plain_twin(seed in any::<u64>()) {
+        let mut rng = Rng(seed);
+        let shape = Shape3::new(rng.range(1, 9) as usize, rng.range(1, 9) as usize, rng.range(1, 20) as usize);
+        let neurons = rng.range(1, 70) as usize;
+        let bits = rng.pick(&[1u8, 2, 4, 8]);
+        let (lo, hi) = crate::params::weight_range(bits);
+        let weights: Vec<i8> = (0..shape.len() * neurons).map(|_| rng.range(i64::from(lo), i64::from(hi)) as i8).collect();
+        let input_bits = rng.pick(&[1usize, 2, 4, 8]);
+        let density = rng.pick(&[0.0, 0.05, 0.3, 0.75, 1.0]);
+        let events = random_events(&mut rng, &shape, density, (1 << input_bits) - 1);
+        let mut expected = vec![0; neurons];
+        let view = WeightsView::full(&weights, neurons);
+        events::plain_fully_connected(&events, &shape, view, OutputRegion::dense(&mut expected, neurons));
+        let packed = dot::DotWeights::fully_connected(&weights, shape.len(), neurons);
+        let mut map = Vec::new();
+        dot::vector_map(&events, &shape, &mut map);
+        let planes_w = bits::BitWeights::new(&weights, shape.len(), neurons, bits);
+        let mut planes = Vec::new();
+        bits::input_planes(&events, &shape, input_bits, &mut planes);
+        for set in KernelSet::available() {
+            let mut got = vec![i32::MIN; neurons];
+            set.dot_product(&map, ((1u32 << input_bits) - 1) as u8, &dot::Windows::fully_connected(), &packed, &mut got);
+            prop_assert_eq!(&got, &expected, "dense {}", set.name());
+            let mut got = vec![i32::MIN; neurons];
+            set.fully_connected_bits(&planes, &planes_w, &mut got);
+            prop_assert_eq!(&got, &expected, "bit-packed {}", set.name());
+        }
+    }
+
+    /// Every build of AND + popcount against its plain twin, lengths with every tail.
+    #[test]
+    fn and_popcount_builds_match_the_plain_twin(seed in any::<u64>()) {
+        let mut rng = Rng(seed);
+        let len = rng.range(0, 40) as usize;
+        let word = |rng: &mut Rng| rng.next_u64();
+        let a: Vec<u64> = (0..len).map(|_| word(&mut rng)).collect();
+        let b: Vec<u64> = (0..len).map(|_| word(&mut rng)).collect();
+        for set in KernelSet::available() {
+            prop_assert_eq!(set.and_popcount(&a, &b), bits::plain_and_popcount(&a, &b), "{}", set.name());
+        }
+    }
+}
+
+/// On a processor with AVX-512 VNNI the property tests above run three builds of each new kernel;
+/// this makes a machine without it visible in the test output instead of silently testing less.
+#[test]
+fn the_builds_under_test_are_reported() {
+    let names: Vec<&str> = KernelSet::available().iter().map(|s| s.name()).collect();
+    eprintln!("kernel sets under test: {names:?}");
+    assert_eq!(names[0], "portable");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    /// Every build of the dense depthwise step against the event kernel's plain twin.
+    #[test]
+    fn depthwise_dense_builds_match_the_plain_twin(seed in any::<u64>()) {
+        let mut rng = Rng(seed);
+        let shape = Shape3::new(rng.range(1, 12) as usize, rng.range(1, 12) as usize, rng.range(1, 70) as usize);
+        let Some(g) = random_wide_geometry(&mut rng, &shape) else { return Ok(()) };
+        let weights = random_weights(&mut rng, g.y.kernel * g.x.kernel * shape.channels, 7);
+        let density = rng.pick(&[0.0, 0.05, 0.3, 0.75, 1.0]);
+        let max_v = rng.pick(&[1, 15, 255]);
+        let events = random_events(&mut rng, &shape, density, max_v);
+        let outputs = g.y.output * g.x.output * shape.channels;
+        let mut expected = vec![0; outputs];
+        let plain_ops = events::plain_depthwise(&events, &shape, &g, &weights, &mut expected);
+        let mut map = Vec::new();
+        dot::events_map(&events, &shape, &g, &mut map);
+        prop_assert_eq!(dot::convolution_operations(&map, &g, shape.channels, 1), plain_ops);
+        for set in KernelSet::available() {
+            let mut got = vec![i32::MIN; outputs];
+            set.depthwise_dense(&map, &g, shape.channels, &weights, &mut got);
+            prop_assert_eq!(&got, &expected, "{}", set.name());
         }
     }
 }

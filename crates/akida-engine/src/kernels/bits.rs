@@ -1,0 +1,198 @@
+//! Bit-packed kernels: a fully connected layer whose inputs and weights have few bits, computed as
+//! AND + popcount over packed 64-bit words. An input of `a` bits is `a` bit planes
+//! (`x = sum_i 2^i x_i`), a weight of `b` bits is `b` planes: unsigned for 1-bit weights (`0, 1`),
+//! two's complement otherwise (`w = -2^(b-1) w_(b-1) + sum_(j < b-1) 2^j w_j`), so
+//! `sum_k x_k w_k = sum_i sum_j ±2^(i+j) popcount(x_i AND w_j)`. Its cost is `a * b * N * K / 64`
+//! word operations whatever the input density; the plan weighs it against the event-driven kernel.
+//!
+//! [`KernelSet::and_popcount`] has a portable build and an AVX-512 VPOPCNTDQ one; the plain twin
+//! of the whole path is `events::plain_fully_connected`, which the property tests compare with.
+
+use super::KernelSet;
+use crate::events::Event;
+use crate::shape::Shape3;
+
+/// Bits in a word.
+const WORD: usize = 64;
+
+/// Weights `(K, N)` as bit planes: `[neuron][plane][word]`, `words = ceil(K / 64)`, bits past `K`
+/// zero.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BitWeights {
+    data: Vec<u64>,
+    words: usize,
+    planes: usize,
+    signed: bool,
+    neurons: usize,
+}
+
+impl BitWeights {
+    /// Packs `weights` `(inputs, N)` of `bits` bits (1: values 0 and 1; more: signed values that
+    /// fit `bits` bits in two's complement).
+    pub fn new(weights: &[i8], inputs: usize, neurons: usize, bits: u8) -> Self {
+        assert_eq!(weights.len(), inputs * neurons, "weights (inputs, N)");
+        let words = inputs.div_ceil(WORD);
+        let planes = usize::from(bits.max(1));
+        let mut data = vec![0u64; neurons * planes * words];
+        for (k, row) in weights.chunks_exact(neurons.max(1)).enumerate() {
+            for (n, &w) in row.iter().enumerate() {
+                let bits_of = w as u8;
+                for j in 0..planes {
+                    if bits_of >> j & 1 == 1 {
+                        data[(n * planes + j) * words + k / WORD] |= 1 << (k % WORD);
+                    }
+                }
+            }
+        }
+        BitWeights { data, words, planes, signed: bits > 1, neurons }
+    }
+
+    pub fn planes(&self) -> usize {
+        self.planes
+    }
+
+    /// Words per plane.
+    pub fn words(&self) -> usize {
+        self.words
+    }
+
+    pub fn neurons(&self) -> usize {
+        self.neurons
+    }
+
+    /// Bytes held.
+    pub fn size(&self) -> usize {
+        self.data.len() * 8
+    }
+
+    /// The weight of plane `j`: `2^j`, negative for the sign plane of signed weights.
+    fn plane_weight(&self, j: usize) -> i32 {
+        if self.signed && j == self.planes - 1 {
+            -(1 << j)
+        } else {
+            1 << j
+        }
+    }
+}
+
+/// The bit planes `[plane][word]` of events of values below `2^planes`, `words = ceil(len / 64)`
+/// words per plane, for the input of shape `shape`.
+pub fn input_planes(events: &[Event], shape: &Shape3, planes: usize, out: &mut Vec<u64>) {
+    let words = shape.len().div_ceil(WORD);
+    out.clear();
+    out.resize(planes * words, 0);
+    for e in events {
+        let k = e.index(shape);
+        let v = e.value as u32;
+        for i in 0..planes {
+            if v >> i & 1 == 1 {
+                out[i * words + k / WORD] |= 1 << (k % WORD);
+            }
+        }
+    }
+}
+
+impl KernelSet {
+    /// `out[n] = sum_k x_k w_kn` for the input planes `input` (`[plane][word]`, as many words per
+    /// plane as the weights) and packed `weights`; writes every neuron. Panics on mismatched
+    /// sizes.
+    pub fn fully_connected_bits(self, input: &[u64], weights: &BitWeights, out: &mut [i32]) {
+        let words = weights.words;
+        assert!(words > 0 || input.is_empty(), "input planes");
+        let in_planes = input.len().checked_div(words).unwrap_or(0);
+        assert_eq!(in_planes * words, input.len(), "input planes of {words} words");
+        assert!(out.len() >= weights.neurons, "output buffer too short");
+        #[cfg(target_arch = "x86_64")]
+        if self.has_avx512() {
+            // SAFETY: the set has AVX-512 F/VPOPCNTDQ only if the processor supports them; the
+            // sizes were checked above.
+            unsafe { avx512::fully_connected(input, weights, out) };
+            return;
+        }
+        neurons_loop(input, weights, out, plain_and_popcount)
+    }
+
+    /// `sum_k popcount(a[k] AND b[k])` over equally long slices.
+    #[inline]
+    pub fn and_popcount(self, a: &[u64], b: &[u64]) -> u32 {
+        assert_eq!(a.len(), b.len(), "and_popcount of unequal lengths");
+        #[cfg(target_arch = "x86_64")]
+        if self.has_avx512() {
+            // SAFETY: the set has AVX-512 F/VPOPCNTDQ only if the processor supports them; the
+            // lengths are equal.
+            return unsafe { avx512::and_popcount(a, b) };
+        }
+        plain_and_popcount(a, b)
+    }
+}
+
+/// The neuron loop of [`KernelSet::fully_connected_bits`], inlined into each build with its
+/// `and_popcount`.
+#[inline(always)]
+fn neurons_loop(input: &[u64], weights: &BitWeights, out: &mut [i32], and_popcount: impl Fn(&[u64], &[u64]) -> u32) {
+    let words = weights.words;
+    let mut plane_weights = [0i32; 8];
+    for (j, p) in plane_weights.iter_mut().enumerate().take(weights.planes) {
+        *p = weights.plane_weight(j);
+    }
+    for (n, o) in out[..weights.neurons].iter_mut().enumerate() {
+        let w = &weights.data[n * weights.planes * words..][..weights.planes * words];
+        let mut sum = 0i32;
+        for (i, x) in input.chunks_exact(words).enumerate() {
+            for (j, wj) in w.chunks_exact(words).enumerate() {
+                sum += (plane_weights[j] << i) * and_popcount(x, wj) as i32;
+            }
+        }
+        *o = sum;
+    }
+}
+
+/// The portable build and plain twin of [`KernelSet::and_popcount`].
+pub fn plain_and_popcount(a: &[u64], b: &[u64]) -> u32 {
+    a.iter().zip(b).map(|(x, y)| (x & y).count_ones()).sum()
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::BitWeights;
+
+    /// [`super::KernelSet::fully_connected_bits`] with [`and_popcount`] inlined.
+    ///
+    /// # Safety
+    /// The processor supports AVX-512 F/VPOPCNTDQ; the sizes are as the caller checked.
+    #[target_feature(enable = "avx512f,avx512vpopcntdq")]
+    pub unsafe fn fully_connected(input: &[u64], weights: &BitWeights, out: &mut [i32]) {
+        // SAFETY: forwarded from the caller; the loop passes equally long slices.
+        super::neurons_loop(input, weights, out, |a, b| unsafe { and_popcount(a, b) })
+    }
+
+    /// Eight words per `vpopcntq`, the tail through a masked load.
+    ///
+    /// # Safety
+    /// The processor supports AVX-512 F/VPOPCNTDQ; `a.len() == b.len()`.
+    #[target_feature(enable = "avx512f,avx512vpopcntdq")]
+    #[inline]
+    pub unsafe fn and_popcount(a: &[u64], b: &[u64]) -> u32 {
+        let len = a.len();
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let mut acc = _mm512_setzero_si512();
+        let mut k = 0;
+        while k + 8 <= len {
+            // SAFETY: words `k..k + 8` are inside both slices.
+            let (x, y) = unsafe { (_mm512_loadu_si512(pa.add(k).cast()), _mm512_loadu_si512(pb.add(k).cast())) };
+            acc = _mm512_add_epi64(acc, _mm512_popcnt_epi64(_mm512_and_si512(x, y)));
+            k += 8;
+        }
+        if k < len {
+            let mask: __mmask8 = (1u8 << (len - k)) - 1;
+            // SAFETY: the masked load reads words `k..len` only.
+            let (x, y) = unsafe {
+                (_mm512_maskz_loadu_epi64(mask, pa.add(k).cast()), _mm512_maskz_loadu_epi64(mask, pb.add(k).cast()))
+            };
+            acc = _mm512_add_epi64(acc, _mm512_popcnt_epi64(_mm512_and_si512(x, y)));
+        }
+        _mm512_reduce_add_epi64(acc) as u32
+    }
+}
