@@ -18,9 +18,9 @@ use pyo3::prelude::*;
 #[pyfunction]
 fn engine_info(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::PyDict>> {
     let info = pyo3::types::PyDict::new(py);
-    info.set_item("worker_threads", akida_engine::worker_threads())?;
+    info.set_item("worker_threads", runtime::worker_threads())?;
     info.set_item("simd", akida_engine::simd_level())?;
-    info.set_item("parallel", runtime::parallel_allowed())?;
+    info.set_item("parallel", runtime::worker_threads() > 1)?;
     Ok(info)
 }
 

@@ -1,6 +1,7 @@
 //! `akida.Model` and `akida.LayerStatistics`.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use numpy::{PyArray1, PyArray4, PyArrayDescrMethods, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::prelude::*;
@@ -13,7 +14,7 @@ use crate::errors::{raise, to_pyerr};
 use crate::events::PyEvents;
 use crate::layers::{layer_object, PyLayer};
 use crate::nsoc::{PyDevice, PyMapMode, PySequence};
-use crate::runtime::{compute, guarded, parallel_allowed};
+use crate::runtime::{compute, guarded, interruptible, parallel_allowed};
 use crate::state::{lock, new_layer_id, shared, LayerSlot, ModelState, SharedModel};
 use akida_engine::error::zeroed_vec;
 
@@ -123,10 +124,9 @@ impl PyModel {
                         .collect::<akida_engine::Result<_>>()?,
                 ),
             };
-            state.model.add((**detached).clone(), inbound.as_deref())?;
+            state.model_mut()?.add((**detached).clone(), inbound.as_deref())?;
             let id = new_layer_id();
             state.ids.push(id);
-            state.statistics = None;
             *slot = LayerSlot::Attached { model: self.state.clone(), id };
             Ok(())
         })
@@ -134,13 +134,12 @@ impl PyModel {
 
     /// The bytes of the model's `.fb` file, or None when it has no layers.
     fn serialized<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        let state = &self.state;
+        let model = lock(&self.state).model.clone();
         let bytes = compute(py, move || {
-            let guard = lock(state);
-            if guard.model.layers().is_empty() {
+            if model.layers().is_empty() {
                 return Ok(None);
             }
-            akida_format::serialize(&guard.model).map(Some)
+            akida_format::serialize(&model).map(Some)
         })?;
         Ok(bytes.map(|b| PyBytes::new(py, &b)))
     }
@@ -154,18 +153,30 @@ impl PyModel {
         layer_object(py, kind, LayerSlot::Attached { model: self.state.clone(), id })
     }
 
-    /// Runs the model on `inputs` in chunks of `batch_size` samples, with the GIL released.
+    /// Runs the model on `inputs` (see [`run_with`](Self::run_with)).
     fn run(
         &self,
         py: Python<'_>,
         inputs: &Bound<'_, PyAny>,
         batch_size: Option<i64>,
+        progress: &Progress<'_>,
     ) -> PyResult<(Values, Shape3, usize)> {
-        self.run_with(py, inputs, batch_size, None, Mode::Forward)
+        self.run_with(py, inputs, batch_size, None, Mode::Forward, progress)
     }
 
-    /// [`run`](Self::run), learning from every chunk when `labels` is `Some` (`Some(None)`:
-    /// unlabeled learning), or rescaling the output potentials for `Mode::Evaluate`.
+    /// The driver of every long model call: runs the model on `inputs`, learning from every
+    /// sample when `labels` is `Some` (`Some(None)`: unlabeled learning), or rescaling the output
+    /// potentials for `Mode::Evaluate`.
+    ///
+    /// - One version: the call computes on a snapshot of the model taken when it starts (see
+    ///   `state.rs`); `fit` learns on a private copy, published when it returns, and fit calls on
+    ///   one model run one after the other.
+    /// - Chunks: the samples go to the engine in chunks of about [`CHUNK_TARGET`] of work (never
+    ///   more than `batch_size` samples, nor more than [`MAX_CHUNK_COPY`] bytes of dense input,
+    ///   which is copied chunk by chunk, never whole), with the GIL released. Between chunks
+    ///   progress is reported and Python's signal handlers run: an exception there (Ctrl-C's
+    ///   `KeyboardInterrupt`, or one raised by the progress callback) ends the call; an
+    ///   interrupted `fit` still publishes what the samples before the interruption learned.
     fn run_with(
         &self,
         py: Python<'_>,
@@ -173,15 +184,33 @@ impl PyModel {
         batch_size: Option<i64>,
         labels: Option<Option<Vec<i64>>>,
         mode: Mode,
+        progress: &Progress<'_>,
     ) -> PyResult<(Values, Shape3, usize)> {
-        let (input_shape, output_shape, kind) = guarded(|| {
+        let learn = labels.is_some();
+        let max_batch = match batch_size {
+            None => usize::MAX,
+            Some(b) if b >= 1 => b as usize,
+            Some(b) => return raise(Error::Parameter(format!("batch_size must be >= 1, got {b}"))),
+        };
+        // The version this call computes on; `fit` also holds the model's fit token until it
+        // has published its result.
+        let (fit_token, snapshot, mapping) = if learn {
+            let (token, snapshot) = FitToken::acquire(py, &self.state)?;
+            (Some(token), snapshot, None)
+        } else {
             let state = lock(&self.state);
-            let m = &state.model;
+            (None, state.model.clone(), state.mapping())
+        };
+        let model: &akida_engine::Model = &snapshot;
+        let (input_shape, output_shape, kind) = guarded(|| {
             if mode == Mode::Evaluate {
-                m.check_rescalable()?;
+                model.check_rescalable()?;
             }
-            Ok((m.input_shape()?, m.output_shape()?, m.output_kind()?))
+            Ok((model.input_shape()?, model.output_shape()?, model.output_kind()?))
         })?;
+        // Built here, with the GIL held, so that no plan is ever half-built when os.fork() runs
+        // (a forked child would wait for it forever); every chunk shares it.
+        let _ = model.plan();
         let events: Option<Arc<EventBatch>> = inputs.cast::<PyEvents>().ok().map(|e| e.get().batch.clone());
         let dense = match events {
             Some(_) => None,
@@ -194,14 +223,23 @@ impl PyModel {
         };
         let samples = match (&events, data) {
             (Some(b), _) => b.num_samples(),
-            (None, Some(d)) => d.len() / input_shape.len(),
+            (None, Some(d)) => d.len() / input_shape.len().max(1),
             (None, None) => unreachable!("inputs are events or dense"),
         };
-        let batch = match batch_size {
-            None => samples.max(1),
-            Some(b) if b >= 1 => b as usize,
-            Some(b) => return raise(Error::Parameter(format!("batch_size must be >= 1, got {b}"))),
-        };
+        if let Some(Some(l)) = &labels {
+            if l.len() != 1 && l.len() != samples {
+                return raise(Error::Input(format!(
+                    "expected one label per sample ({samples}) or one for all, got {}",
+                    l.len()
+                )));
+            }
+        }
+        if let Some(d) = data {
+            // The whole input is checked once, in place, so that an error names the sample in
+            // the caller's array (chunks are checked again on their copies).
+            let n = samples;
+            compute(py, move || model.check_input(&Input::Dense { data: d, num_samples: n }))?;
+        }
         let out_len = output_shape.len();
         let total = samples.checked_mul(out_len);
         let mut values = guarded(|| {
@@ -211,12 +249,24 @@ impl PyModel {
                 (OutputKind::Potentials, _) => Values::Potentials(zeroed_vec(total, "the model output")?),
             })
         })?;
+        // `fit` learns on its own copy (made without the GIL: it may be large).
+        let mut working: Option<akida_engine::Model> = match learn {
+            true => Some(compute(py, || Ok(model.clone()))?),
+            false => None,
+        };
+        let sample_bytes = match (&events, data) {
+            (Some(b), _) => (b.len() / samples.max(1)).max(1) * std::mem::size_of::<akida_engine::Event>(),
+            _ => input_shape.len(),
+        };
+        let mut chunker = Chunker::new(max_batch, sample_bytes, crate::runtime::worker_threads());
+        let reporter = progress.start(py, samples)?;
         let mut totals: Option<Vec<LayerStatistics>> = None;
         let mut emulation: Option<akida_nsoc::Emulation> = None;
         let parallel = parallel_allowed();
-        let mut start = 0;
-        while start < samples {
-            let end = (start + batch).min(samples);
+        let mut done = 0;
+        let mut outcome: PyResult<()> = Ok(());
+        while done < samples {
+            let (start, end) = (done, (done + chunker.size()).min(samples));
             let chunk_events = events.as_ref().map(|b| b.slice(start, end));
             // A private copy of the chunk: the caller's array could change while the engine
             // computes without the GIL, after its values were checked.
@@ -232,45 +282,46 @@ impl PyModel {
                 Values::Potentials(v) => Output::Potentials(&mut v[start * out_len..end * out_len]),
                 Values::Rescaled(v) => Output::Rescaled(&mut v[start * out_len..end * out_len]),
             };
-            let state = &self.state;
-            let chunk_labels: Option<Option<&[i64]>> = labels
-                .as_ref()
-                .map(|l| l.as_deref().map(|l| if l.len() == 1 { l } else { &l[start.min(l.len())..end.min(l.len())] }));
-            if let Some(Some(l)) = &labels {
-                if l.len() != 1 && l.len() != samples {
-                    return raise(Error::Input(format!(
-                        "expected one label per sample ({samples}) or one for all, got {}",
-                        l.len()
-                    )));
-                }
-            }
+            let chunk_labels: Option<Option<&[i64]>> =
+                labels.as_ref().map(|l| l.as_deref().map(|l| if l.len() == 1 { l } else { &l[start..end] }));
             let emulated = &mut emulation;
-            let stats = compute(py, move || match chunk_labels {
-                None => {
-                    let guard = lock(state);
-                    match guard.mapping() {
-                        Some(mapping) => {
-                            let run = akida_nsoc::emulate_forward(&guard.model, &mapping, input, output, parallel)?;
-                            let stats = emulated_statistics(&guard.model, &run);
-                            match emulated {
-                                Some(e) => e.absorb(run),
-                                None => *emulated = Some(run),
-                            }
-                            Ok(stats)
+            let mapping = mapping.as_ref();
+            let learner = working.as_mut();
+            let began = Instant::now();
+            let stats = compute(py, move || match (learner, chunk_labels) {
+                (Some(learner), Some(l)) => learner.fit(input, l, output, parallel),
+                _ => match mapping {
+                    Some(mapping) => {
+                        let run = akida_nsoc::emulate_forward(model, mapping, input, output, parallel)?;
+                        let stats = emulated_statistics(model, &run);
+                        match emulated {
+                            Some(e) => e.absorb(run),
+                            None => *emulated = Some(run),
                         }
-                        None => guard.model.forward(input, output, parallel),
+                        Ok(stats)
                     }
+                    None => model.forward(input, output, parallel),
+                },
+            });
+            let stats = match stats {
+                Ok(stats) => stats,
+                Err(e) => {
+                    outcome = Err(e);
+                    break;
                 }
-                Some(l) => lock(state).model.fit(input, l, output, parallel),
-            })?;
+            };
+            chunker.record(end - start, began.elapsed());
             match &mut totals {
                 None => totals = Some(stats),
                 Some(t) => t.iter_mut().zip(&stats).for_each(|(a, b)| a.merge(b)),
             }
-            py.check_signals()?;
-            start = end;
+            done = end;
+            if let Err(e) = reporter.update(done).and_then(|()| py.check_signals()) {
+                outcome = Err(e);
+                break;
+            }
         }
-        if totals.is_none() {
+        if outcome.is_ok() && totals.is_none() {
             // No samples: still validate, and record empty statistics.
             let empty_in = [0u8; 0];
             let input = match &events {
@@ -282,24 +333,174 @@ impl PyModel {
                 Values::Potentials(v) => Output::Potentials(v),
                 Values::Rescaled(v) => Output::Rescaled(v),
             };
-            let state = &self.state;
-            let learn = labels.is_some();
-            totals = Some(compute(py, move || {
-                let mut guard = lock(state);
-                if learn {
-                    guard.model.fit(input, None, output, parallel)
-                } else {
-                    guard.model.forward(input, output, parallel)
+            let learner = working.as_mut();
+            match compute(py, move || match learner {
+                Some(learner) => learner.fit(input, None, output, parallel),
+                None => model.forward(input, output, parallel),
+            }) {
+                Ok(stats) => totals = Some(stats),
+                Err(e) => outcome = Err(e),
+            }
+        }
+        let closed = reporter.close();
+        let complete = outcome.is_ok();
+        {
+            let mut state = lock(&self.state);
+            if let Some(learned) = working.filter(|_| done > 0) {
+                // Published even when the call was cut short: the model keeps exactly what the
+                // samples before the interruption learned.
+                state.model = Arc::new(learned);
+                state.statistics = if complete { totals } else { None };
+            } else if complete && Arc::ptr_eq(&state.model, &snapshot) {
+                // (Statistics of a version that was replaced meanwhile would describe no model.)
+                state.statistics = totals;
+                if !learn {
+                    state.emulation = emulation;
                 }
-            })?);
+            }
         }
-        let mut state = lock(&self.state);
-        state.statistics = totals;
-        if labels.is_none() {
-            state.emulation = emulation;
+        drop(fit_token);
+        if let Err(e) = outcome {
+            if learn && done < samples {
+                let note = format!("fit() stopped after learning the first {done} of {samples} samples");
+                let _ = e.value(py).call_method1("add_note", (note,));
+            }
+            return Err(e);
         }
-        drop(state);
+        closed?;
         Ok((values, output_shape, samples))
+    }
+}
+
+/// The work a chunk of a long call aims at: short enough to hear Ctrl-C (and report progress)
+/// several times a second, long enough that the per-chunk cost (a GIL round trip, the parallel
+/// split) stays negligible.
+const CHUNK_TARGET: Duration = Duration::from_millis(50);
+
+/// The most dense input bytes a chunk copies (a chunk holds at least one sample).
+const MAX_CHUNK_COPY: usize = 16 << 20;
+
+/// Chooses chunk sizes from the time the previous chunks took: starts with one sample per
+/// worker thread, then aims at [`CHUNK_TARGET`], at most doubling from one chunk to the next (so
+/// a chunk takes at most about twice the target when samples cost the same).
+struct Chunker {
+    next: usize,
+    max: usize,
+}
+
+impl Chunker {
+    fn new(max_batch: usize, sample_bytes: usize, threads: usize) -> Self {
+        let max = max_batch.min((MAX_CHUNK_COPY / sample_bytes.max(1)).max(1)).max(1);
+        Chunker { next: threads.clamp(1, max), max }
+    }
+
+    fn size(&self) -> usize {
+        self.next
+    }
+
+    fn record(&mut self, samples: usize, elapsed: Duration) {
+        let per_sample = elapsed.as_secs_f64() / samples.max(1) as f64;
+        let wanted = if per_sample > 0.0 { (CHUNK_TARGET.as_secs_f64() / per_sample) as usize } else { usize::MAX };
+        self.next = wanted.clamp(1, samples.saturating_mul(2).max(1)).min(self.max);
+    }
+}
+
+/// The right to run `fit` on a model: one fit at a time per model, so that concurrent fit calls
+/// run in some serial order. Released (with the GIL held) when dropped.
+struct FitToken<'a> {
+    state: &'a SharedModel,
+}
+
+impl<'a> FitToken<'a> {
+    /// Waits (GIL released, Ctrl-C heard) until no other fit runs on the model, then takes the
+    /// token and returns a snapshot of the model to learn from.
+    fn acquire(py: Python<'_>, state: &'a SharedModel) -> PyResult<(Self, Arc<akida_engine::Model>)> {
+        let me = (std::process::id(), std::thread::current().id());
+        loop {
+            {
+                let mut s = lock(state);
+                match s.fitting {
+                    Some(owner) if owner == me => {
+                        return raise(Error::Architecture(
+                            "fit() was called on a model from its own fit() call (a progress callback)".into(),
+                        ))
+                    }
+                    Some(_) if s.fit_running() => {}
+                    _ => {
+                        s.fitting = Some(me);
+                        return Ok((FitToken { state }, s.model.clone()));
+                    }
+                }
+            }
+            py.detach(|| std::thread::sleep(Duration::from_millis(2)));
+            py.check_signals()?;
+        }
+    }
+}
+
+impl Drop for FitToken<'_> {
+    fn drop(&mut self) {
+        let mut s = lock(self.state);
+        if s.fit_running() {
+            s.fitting = None;
+        }
+    }
+}
+
+/// How a long call reports progress: a progress bar (`verbose`, tqdm when installed) and/or a
+/// callback `progress(done, total)`, both through `akida._progress.Reporter`.
+pub struct Progress<'py> {
+    what: &'static str,
+    verbose: bool,
+    callback: Option<Bound<'py, PyAny>>,
+}
+
+impl<'py> Progress<'py> {
+    /// The progress arguments of a call named `what`; `verbose` is a bool or an int (0: quiet).
+    fn new(
+        what: &'static str,
+        verbose: Option<&Bound<'py, PyAny>>,
+        callback: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Self> {
+        let verbose = match verbose {
+            None => false,
+            Some(v) if v.is_instance_of::<pyo3::types::PyBool>() || v.is_instance_of::<PyInt>() => v.is_truthy()?,
+            Some(v) => {
+                return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                    "verbose must be a bool or an int, got {}",
+                    v.get_type().name()?
+                )))
+            }
+        };
+        let callback = callback.filter(|c| !c.is_none());
+        Ok(Progress { what, verbose, callback })
+    }
+
+    fn start(&self, py: Python<'py>, total: usize) -> PyResult<Reporter<'py>> {
+        if !self.verbose && self.callback.is_none() {
+            return Ok(Reporter(None));
+        }
+        let class = py.import("akida._progress")?.getattr("Reporter")?;
+        Ok(Reporter(Some(class.call1((self.what, total, self.verbose, self.callback.clone()))?)))
+    }
+}
+
+/// A started progress report (nothing when the call is quiet).
+struct Reporter<'py>(Option<Bound<'py, PyAny>>);
+
+impl Reporter<'_> {
+    fn update(&self, done: usize) -> PyResult<()> {
+        match &self.0 {
+            Some(r) => r.call_method1("update", (done,)).map(drop),
+            None => Ok(()),
+        }
+    }
+
+    fn close(&self) -> PyResult<()> {
+        match &self.0 {
+            Some(r) => r.call_method0("close").map(drop),
+            None => Ok(()),
+        }
     }
 }
 
@@ -361,7 +562,8 @@ impl PyModel {
         }
         let loaded = if let Some(f) = filename {
             let path: std::path::PathBuf = py.import("os")?.call_method1("fspath", (f,))?.extract()?;
-            Some(compute(py, move || akida_format::load(&path, &akida_format::Limits::default()))?)
+            // On a worker thread, so that Ctrl-C interrupts a long (or blocked) read at once.
+            Some(interruptible(py, move || akida_format::load(&path, &akida_format::Limits::default()))?)
         } else if let Some(b) = serialized_buffer {
             let bytes = b.cast::<PyBytes>().map_err(|_| {
                 to_pyerr(Error::DType(format!(
@@ -370,7 +572,16 @@ impl PyModel {
                 )))
             })?;
             let data = bytes.as_bytes();
-            Some(compute(py, move || akida_format::deserialize(data, &akida_format::Limits::default()))?)
+            let (address, len) = (data.as_ptr() as usize, data.len());
+            let owner = bytes.clone().unbind();
+            Some(interruptible(py, move || {
+                // SAFETY: `owner` keeps the bytes object, which is immutable, alive while the
+                // worker reads it (and is released by pyo3's reference pool if no GIL is held).
+                let data = unsafe { std::slice::from_raw_parts(address as *const u8, len) };
+                let model = akida_format::deserialize(data, &akida_format::Limits::default());
+                drop(owner);
+                model
+            })?)
         } else {
             None
         };
@@ -385,13 +596,12 @@ impl PyModel {
     /// one. The file is replaced atomically.
     fn save(&self, py: Python<'_>, path: &Bound<'_, PyAny>) -> PyResult<()> {
         let path: std::path::PathBuf = py.import("os")?.call_method1("fspath", (path,))?.extract()?;
-        let state = &self.state;
+        let model = lock(&self.state).model.clone();
         compute(py, move || {
-            let guard = lock(state);
-            if guard.model.layers().is_empty() {
+            if model.layers().is_empty() {
                 return Err(Error::Architecture("cannot save a model with no layers".into()));
             }
-            akida_format::save(&guard.model, &path)
+            akida_format::save(&model, &path)
         })
     }
 
@@ -421,9 +631,11 @@ impl PyModel {
     fn pop_layer(&self) -> PyResult<()> {
         guarded(|| {
             let mut state = lock(&self.state);
-            state.model.pop_layer()?;
-            state.ids.pop();
-            state.statistics = None;
+            let name = state.model.layers().last().map(|l| l.name().to_owned());
+            state.model_mut()?.pop_layer()?;
+            if let (Some(id), Some(name)) = (state.ids.pop(), name) {
+                state.removed.insert(id, name);
+            }
             Ok(())
         })
     }
@@ -627,41 +839,54 @@ impl PyModel {
 
     /// Output of the last layer for `inputs` (uint8 `(N, H, W, C)` array or `akida.Events`):
     /// uint8 activations, or int32 potentials when the last layer has activations disabled.
-    #[pyo3(signature = (inputs, batch_size = None))]
+    /// `verbose` shows a progress bar, `progress(done, total)` is called as samples complete
+    /// (see docs/api.md, "Progress"); Ctrl-C interrupts the call within about 0.2 s.
+    #[pyo3(signature = (inputs, batch_size = None, verbose = None, progress = None))]
     fn forward<'py>(
         &self,
         py: Python<'py>,
         inputs: &Bound<'py, PyAny>,
         batch_size: Option<i64>,
+        verbose: Option<&Bound<'py, PyAny>>,
+        progress: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let (values, shape, samples) = self.run(py, inputs, batch_size)?;
+        let progress = Progress::new("forward", verbose, progress)?;
+        let (values, shape, samples) = self.run(py, inputs, batch_size, &progress)?;
         values.into_array(py, shape, samples)
     }
 
     /// The last layer's potentials rescaled per neuron, as float32 `(N, H, W, C)`:
     /// `float32(float64(potential) * float64(output_scale[c]) + float64(output_offset[c]))`.
     /// The last layer must have activations disabled (`forward` gives the activations).
-    #[pyo3(signature = (inputs, batch_size = None))]
+    /// `verbose` and `progress` as in `forward`.
+    #[pyo3(signature = (inputs, batch_size = None, verbose = None, progress = None))]
     fn evaluate<'py>(
         &self,
         py: Python<'py>,
         inputs: &Bound<'py, PyAny>,
         batch_size: Option<i64>,
+        verbose: Option<&Bound<'py, PyAny>>,
+        progress: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let (values, shape, samples) = self.run_with(py, inputs, batch_size, None, Mode::Evaluate)?;
+        let progress = Progress::new("evaluate", verbose, progress)?;
+        let (values, shape, samples) = self.run_with(py, inputs, batch_size, None, Mode::Evaluate, &progress)?;
         values.into_array(py, shape, samples)
     }
 
     /// The class of each sample (int32), -1 when no neuron responds. Neurons form `num_classes`
     /// equal contiguous groups (default: one class per neuron).
-    #[pyo3(signature = (inputs, num_classes = None, batch_size = None))]
+    /// `verbose` and `progress` as in `forward`.
+    #[pyo3(signature = (inputs, num_classes = None, batch_size = None, verbose = None, progress = None))]
     fn predict<'py>(
         &self,
         py: Python<'py>,
         inputs: &Bound<'py, PyAny>,
         num_classes: Option<i64>,
         batch_size: Option<i64>,
+        verbose: Option<&Bound<'py, PyAny>>,
+        progress: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyArray1<i32>>> {
+        let progress = Progress::new("predict", verbose, progress)?;
         let (channels, learned_classes) = guarded(|| {
             let state = lock(&self.state);
             let channels = state.model.output_shape()?.channels;
@@ -678,7 +903,7 @@ impl PyModel {
                 "num_classes must divide the {channels} output neurons into equal groups, got {num_classes}"
             )));
         }
-        let (values, _, samples) = self.run(py, inputs, batch_size)?;
+        let (values, _, samples) = self.run(py, inputs, batch_size, &progress)?;
         let classes = match &values {
             Values::Activations(v) => classify(v, channels, samples, num_classes),
             Values::Potentials(v) => classify(v, channels, samples, num_classes),
@@ -695,7 +920,6 @@ impl PyModel {
     #[allow(clippy::too_many_arguments)]
     fn compile(
         &self,
-        py: Python<'_>,
         num_weights: i64,
         num_classes: i64,
         initial_plasticity: f64,
@@ -717,44 +941,39 @@ impl PyModel {
             seed,
         )
         .map_err(to_pyerr)?;
-        let state = &self.state;
-        compute(py, move || {
-            let mut state = lock(state);
-            state.statistics = None;
-            state.model.compile(config)
-        })
+        guarded(|| lock(&self.state).model_mut()?.compile(config))
     }
 
     /// Learns from `inputs` sample by sample and returns the last layer's outputs as `forward`
     /// would. `input_labels`: None, one int for all samples, or one per sample; a label
     /// `>= num_classes` means the sample is not learned.
-    #[pyo3(signature = (inputs, input_labels = None, batch_size = None))]
+    /// `verbose` and `progress` as in `forward`. Interrupted (Ctrl-C, or an exception from the
+    /// progress callback), the model keeps what the samples before the interruption learned.
+    #[pyo3(signature = (inputs, input_labels = None, batch_size = None, verbose = None, progress = None))]
     fn fit<'py>(
         &self,
         py: Python<'py>,
         inputs: &Bound<'py, PyAny>,
         input_labels: Option<&Bound<'py, PyAny>>,
         batch_size: Option<i64>,
+        verbose: Option<&Bound<'py, PyAny>>,
+        progress: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let progress = Progress::new("fit", verbose, progress)?;
         let labels = match input_labels {
             None => None,
             Some(l) => Some(crate::arrays::integer_array(l, "input_labels")?.1),
         };
-        let (values, shape, samples) = self.run_with(py, inputs, batch_size, Some(labels), Mode::Forward)?;
+        let (values, shape, samples) = self.run_with(py, inputs, batch_size, Some(labels), Mode::Forward, &progress)?;
         values.into_array(py, shape, samples)
     }
 
     /// Adds `num_classes` classes (groups of new neurons) to the compiled last layer.
-    fn add_classes(&self, py: Python<'_>, num_classes: i64) -> PyResult<()> {
+    fn add_classes(&self, num_classes: i64) -> PyResult<()> {
         if num_classes < 1 {
             return raise(Error::Parameter(format!("num_classes must be >= 1, got {num_classes}")));
         }
-        let state = &self.state;
-        compute(py, move || {
-            let mut state = lock(state);
-            state.statistics = None;
-            state.model.add_classes(num_classes as usize)
-        })
+        guarded(|| lock(&self.state).model_mut()?.add_classes(num_classes as usize))
     }
 
     /// Statistics of the last `forward` or `predict` call: layer name -> `LayerStatistics`.
