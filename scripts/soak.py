@@ -40,7 +40,7 @@ import time
 from collections import Counter, defaultdict
 from typing import Callable, Dict, List
 
-DEFAULT_MIX = "api=60,file=35,thread=2,fork=1,sigint=2"
+DEFAULT_MIX = "api=62,file=36,thread=1,fork=0.5,sigint=0.5"
 ADDRESS_SPACE_LIMIT = 4 << 30  # workers: allocations beyond this must fail cleanly, not swap
 
 # ----------------------------------------------------------------------------------------------
@@ -389,7 +389,7 @@ def worker_sigint(start: int, count: int, seed: int) -> None:
         conv.set_variable("threshold_fire", np.full(32, 3, np.int32))
         model.compile(num_weights=20, num_classes=2, seed=i)
         start_bytes = model.to_buffer()
-        x = (np.random.default_rng(i).random((3000, 24, 24, 4)) < 0.15).astype(np.uint8)
+        x = (np.random.default_rng(i).random((1500, 24, 24, 4), dtype=np.float32) < 0.15).astype(np.uint8)
         learn = r.random() < 0.5
         sent = []
         timer = threading.Timer(0.02 + r.random() * 0.2, lambda: (sent.append(time.perf_counter()), os.kill(os.getpid(), signal.SIGINT)))

@@ -21,6 +21,14 @@ use akida_engine::error::zeroed_vec;
 /// `obj` as a C-contiguous 4-D uint8 numpy array; checks the type, dtype, rank and (when given)
 /// the sample shape.
 pub fn dense_u8_input<'py>(obj: &Bound<'py, PyAny>, expected: Option<Shape3>) -> PyResult<Bound<'py, PyArray4<u8>>> {
+    let array = checked_u8_array(obj, expected)?;
+    let numpy = obj.py().import("numpy")?;
+    Ok(numpy.call_method1("ascontiguousarray", (array,))?.cast_into::<PyArray4<u8>>()?)
+}
+
+/// `obj` as a 4-D uint8 numpy array, as given (maybe strided); checks the type, dtype, rank and
+/// (when given) the sample shape.
+fn checked_u8_array<'py>(obj: &Bound<'py, PyAny>, expected: Option<Shape3>) -> PyResult<Bound<'py, PyUntypedArray>> {
     let Ok(array) = obj.cast::<PyUntypedArray>() else {
         let type_name = obj.get_type().name()?;
         return raise(Error::DType(format!("inputs must be a numpy uint8 array or akida.Events, got {type_name}")));
@@ -43,8 +51,7 @@ pub fn dense_u8_input<'py>(obj: &Bound<'py, PyAny>, expected: Option<Shape3>) ->
             )));
         }
     }
-    let numpy = obj.py().import("numpy")?;
-    Ok(numpy.call_method1("ascontiguousarray", (array,))?.cast_into::<PyArray4<u8>>()?)
+    Ok(array.clone())
 }
 
 enum Values {
@@ -212,19 +219,37 @@ impl PyModel {
         // (a forked child would wait for it forever); every chunk shares it.
         let _ = model.plan();
         let events: Option<Arc<EventBatch>> = inputs.cast::<PyEvents>().ok().map(|e| e.get().batch.clone());
-        let dense = match events {
-            Some(_) => None,
-            None => Some(dense_u8_input(inputs, Some(input_shape))?),
+        // Dense inputs are read in place when C-contiguous; a strided array is made contiguous
+        // chunk by chunk (when its values are in range: otherwise whole, for the error message).
+        let numpy = py.import("numpy")?;
+        let (dense, strided) = match events {
+            Some(_) => (None, None),
+            None => {
+                let array = checked_u8_array(inputs, Some(input_shape))?;
+                let in_range = || -> PyResult<bool> {
+                    let max: u32 = match array.len() {
+                        0 => 0,
+                        _ => array.call_method0("max")?.extract()?,
+                    };
+                    Ok(max < input_value_limit(model))
+                };
+                if array.is_c_contiguous() || !in_range()? {
+                    (Some(numpy.call_method1("ascontiguousarray", (&array,))?.cast_into::<PyArray4<u8>>()?), None)
+                } else {
+                    (None, Some(array))
+                }
+            }
         };
         let readonly = dense.as_ref().map(|d| d.readonly());
         let data: Option<&[u8]> = match &readonly {
             Some(r) => Some(r.as_slice()?),
             None => None,
         };
-        let samples = match (&events, data) {
-            (Some(b), _) => b.num_samples(),
-            (None, Some(d)) => d.len() / input_shape.len().max(1),
-            (None, None) => unreachable!("inputs are events or dense"),
+        let samples = match (&events, data, &strided) {
+            (Some(b), _, _) => b.num_samples(),
+            (None, Some(d), _) => d.len() / input_shape.len().max(1),
+            (None, None, Some(a)) => a.shape()[0],
+            _ => unreachable!("inputs are events or dense"),
         };
         if let Some(Some(l)) = &labels {
             if l.len() != 1 && l.len() != samples {
@@ -254,9 +279,9 @@ impl PyModel {
             true => Some(compute(py, || Ok(model.clone()))?),
             false => None,
         };
-        let sample_bytes = match (&events, data) {
-            (Some(b), _) => (b.len() / samples.max(1)).max(1) * std::mem::size_of::<akida_engine::Event>(),
-            _ => input_shape.len(),
+        let sample_bytes = match &events {
+            Some(b) => (b.len() / samples.max(1)).max(1) * std::mem::size_of::<akida_engine::Event>(),
+            None => input_shape.len(),
         };
         let mut chunker = Chunker::new(max_batch, sample_bytes, crate::runtime::worker_threads());
         let reporter = progress.start(py, samples)?;
@@ -270,8 +295,17 @@ impl PyModel {
             let chunk_events = events.as_ref().map(|b| b.slice(start, end));
             // A private copy of the chunk: the caller's array could change while the engine
             // computes without the GIL, after its values were checked.
-            let chunk_data: Option<Vec<u8>> =
-                data.map(|d| d[start * input_shape.len()..end * input_shape.len()].to_vec());
+            let chunk_data: Option<Vec<u8>> = match (data, &strided) {
+                (Some(d), _) => Some(d[start * input_shape.len()..end * input_shape.len()].to_vec()),
+                (None, Some(a)) => match contiguous_copy(&numpy, a, start, end) {
+                    Ok(copy) => Some(copy),
+                    Err(e) => {
+                        outcome = Err(e);
+                        break;
+                    }
+                },
+                (None, None) => None,
+            };
             let input = match (&chunk_events, &chunk_data) {
                 (Some(b), _) => Input::Events(b),
                 (None, Some(d)) => Input::Dense { data: d, num_samples: end - start },
@@ -369,6 +403,27 @@ impl PyModel {
         }
         closed?;
         Ok((values, output_shape, samples))
+    }
+}
+
+/// Samples `start..end` of the strided array `array`, copied contiguously.
+fn contiguous_copy(
+    numpy: &Bound<'_, PyModule>,
+    array: &Bound<'_, PyUntypedArray>,
+    start: usize,
+    end: usize,
+) -> PyResult<Vec<u8>> {
+    let part = array.get_item(pyo3::types::PySlice::new(array.py(), start as isize, end as isize, 1))?;
+    let part = numpy.call_method1("ascontiguousarray", (part,))?.cast_into::<PyArray4<u8>>()?;
+    let copy = part.readonly().as_slice()?.to_vec();
+    Ok(copy)
+}
+
+/// The bound dense input values must stay below: `2**input_bits` for InputData, 256 otherwise.
+fn input_value_limit(model: &akida_engine::Model) -> u32 {
+    match model.layers().first().map(|l| l.params()) {
+        Some(akida_engine::LayerParams::InputData { input_bits, .. }) => 1u32 << *input_bits,
+        _ => 256,
     }
 }
 

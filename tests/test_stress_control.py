@@ -358,8 +358,14 @@ MEMORY_SCRIPT = textwrap.dedent(
     import numpy as np
     import akida
     model = akida.Model([akida.InputData(64, 64, 16, input_bits=1), akida.FullyConnected(4, weights_bits=1)])
-    x = np.ones((4000, 64, 64, 16), np.uint8)  # 262 MB
-    x[:, ::2] = 0
+    if sys.argv[1] == "strided":
+        base = np.zeros((2000, 64, 64, 32), np.uint8)  # 262 MB, of which x views one byte in two
+        base[:, ::2] = 1
+        x = base[..., ::2]
+        assert not x.flags.c_contiguous
+    else:
+        x = np.ones((4000, 64, 64, 16), np.uint8)  # 262 MB
+        x[:, ::2] = 0
     model.forward(x[:2])
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     y = model.forward(x)
@@ -369,12 +375,28 @@ MEMORY_SCRIPT = textwrap.dedent(
 )
 
 
-def test_forward_without_batch_size_does_not_copy_the_whole_input():
-    result = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT], capture_output=True, text=True, timeout=120)
+@pytest.mark.parametrize("layout", ["contiguous", "strided"])
+def test_forward_without_batch_size_does_not_copy_the_whole_input(layout):
+    result = subprocess.run(
+        [sys.executable, "-c", MEMORY_SCRIPT, layout], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     growth, size = map(int, result.stdout.split())
     print(f"peak RSS growth {growth / 1e6:.1f} MB for a {size / 1e6:.0f} MB input")
     assert growth < size / 4
+
+
+def test_strided_inputs_give_the_results_and_errors_of_contiguous_ones(rng):
+    model = slow_model(rng)
+    base = rng.integers(0, 16, (30, 32, 32, 16), dtype=np.uint8)
+    strided = base[..., ::2]
+    assert not strided.flags.c_contiguous
+    np.testing.assert_array_equal(model.forward(strided, batch_size=4), model.forward(np.ascontiguousarray(strided)))
+    bad = strided.copy()
+    bad[17, 3, 3, 1] = 16
+    base[..., ::2] = bad
+    with pytest.raises(akida.InputError, match=r"sample 17"):
+        model.forward(strided)
 
 
 # ----------------------------------------------------------------------------------------------
