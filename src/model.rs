@@ -791,10 +791,18 @@ impl PyModel {
     /// `note`, which says they are estimates of the fitted cost model, not measurements).
     #[getter(statistics)]
     fn emulated_run<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
-        let state = lock(&self.state);
-        let (Some(run), Some(mapping), Some((device, _))) = (&state.emulation, state.mapping(), &state.mapped) else {
-            return Ok(None);
+        // Copied under the lock, which is released before any Python object is built (see
+        // state.rs: building them can run arbitrary Python code, through the garbage collector).
+        let (run, mapping, device, names) = {
+            let state = lock(&self.state);
+            let (Some(run), Some(mapping), Some((device, _))) = (&state.emulation, state.mapping(), &state.mapped)
+            else {
+                return Ok(None);
+            };
+            let names: Vec<String> = state.model.layers().iter().map(|l| l.name().to_owned()).collect();
+            (run.clone(), mapping, device.clone(), names)
         };
+        let (run, device) = (&run, &device);
         let counts = |c: &akida_nsoc::Counts| -> PyResult<Bound<'py, PyDict>> {
             let d = PyDict::new(py);
             d.set_item("input_events", c.input_events)?;
@@ -807,8 +815,8 @@ impl PyModel {
         let out = PyDict::new(py);
         out.set_item("samples", run.samples)?;
         let layers = PyDict::new(py);
-        for (layer, c) in state.model.layers().iter().zip(&run.layers) {
-            layers.set_item(layer.name(), counts(c)?)?;
+        for (name, c) in names.iter().zip(&run.layers) {
+            layers.set_item(name, counts(c)?)?;
         }
         out.set_item("layers", layers)?;
         let nps = PyDict::new(py);

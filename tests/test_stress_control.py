@@ -188,6 +188,9 @@ FORK_SCRIPT = textwrap.dedent(
     conv.set_variable("weights", rng.integers(-7, 8, conv.get_variable("weights").shape).astype(np.int8))
     x = rng.integers(0, 16, (400, 16, 16, 4), dtype=np.uint8)
     expected = model.forward(x[:8])
+    learner = akida.Model([akida.InputData(16, 16, 4, input_bits=1), akida.FullyConnected(8, weights_bits=1)])
+    learner.compile(num_weights=10, seed=1)
+    xl = (x > 7).astype(np.uint8)
     stop = False
     def busy(kind):
         while not stop:
@@ -195,9 +198,11 @@ FORK_SCRIPT = textwrap.dedent(
                 model.forward(x)
             elif kind == "batched":
                 model.forward(x, batch_size=3)
+            elif kind == "fit":
+                learner.fit(xl, batch_size=50)
             else:
                 model.to_buffer()
-    threads = [threading.Thread(target=busy, args=(k,)) for k in ("forward", "batched", "buffer")]
+    threads = [threading.Thread(target=busy, args=(k,)) for k in ("forward", "batched", "buffer", "fit")]
     for t in threads:
         t.start()
     failures = 0
@@ -210,6 +215,9 @@ FORK_SCRIPT = textwrap.dedent(
             model.forward(x[:8], batch_size=2)
             clone = akida.Model(serialized_buffer=model.to_buffer())
             ok = ok and np.array_equal(clone.forward(x[:8]), model.forward(x[:8]))
+            # The parent's fit in progress is not in the child, and does not block it.
+            learner.layers[1].set_variable("threshold_fire", np.ones(8, np.int32))
+            learner.fit(xl[:20])
             os._exit(0 if ok and akida.engine_info()["worker_threads"] >= 1 else 3)
         deadline = time.monotonic() + 20
         while True:
