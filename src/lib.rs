@@ -13,8 +13,8 @@ mod state;
 
 use pyo3::prelude::*;
 
-/// How the engine runs here: worker threads, SIMD level, and whether samples run in parallel
-/// (not in a process forked after the engine was loaded).
+/// How the engine runs here: worker threads (in a forked child, those of the pool it built for
+/// itself), SIMD level, and whether samples run in parallel (more than one worker thread).
 #[pyfunction]
 fn engine_info(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::PyDict>> {
     let info = pyo3::types::PyDict::new(py);
