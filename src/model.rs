@@ -14,7 +14,7 @@ use crate::errors::{raise, to_pyerr};
 use crate::events::PyEvents;
 use crate::layers::{layer_object, PyLayer};
 use crate::nsoc::{PyDevice, PyMapMode, PySequence};
-use crate::runtime::{compute, guarded, interruptible, parallel_allowed};
+use crate::runtime::{cancellable, compute, guarded, interruptible, parallel_allowed};
 use crate::state::{lock, new_layer_id, shared, LayerSlot, ModelState, SharedModel};
 use akida_engine::error::zeroed_vec;
 
@@ -322,21 +322,27 @@ impl PyModel {
             let mapping = mapping.as_ref();
             let learner = working.as_mut();
             let began = Instant::now();
-            let stats = compute(py, move || match (learner, chunk_labels) {
-                (Some(learner), Some(l)) => learner.fit(input, l, output, parallel),
-                _ => match mapping {
-                    Some(mapping) => {
-                        let run = akida_nsoc::emulate_forward(model, mapping, input, output, parallel)?;
-                        let stats = emulated_statistics(model, &run);
-                        match emulated {
-                            Some(e) => e.absorb(run),
-                            None => *emulated = Some(run),
+            // Samples slower than the chunk target: the chunk runs on a worker thread that stops
+            // between layers on Ctrl-C (starting a thread per chunk would cost fast calls).
+            let stats = if chunker.slow_samples() && learner.is_none() && mapping.is_none() {
+                cancellable(py, move |cancel| model.forward_with(input, output, parallel, &CancelCheck(cancel)))
+            } else {
+                compute(py, move || match (learner, chunk_labels) {
+                    (Some(learner), Some(l)) => learner.fit(input, l, output, parallel),
+                    _ => match mapping {
+                        Some(mapping) => {
+                            let run = akida_nsoc::emulate_forward(model, mapping, input, output, parallel)?;
+                            let stats = emulated_statistics(model, &run);
+                            match emulated {
+                                Some(e) => e.absorb(run),
+                                None => *emulated = Some(run),
+                            }
+                            Ok(stats)
                         }
-                        Ok(stats)
-                    }
-                    None => model.forward(input, output, parallel),
-                },
-            });
+                        None => model.forward(input, output, parallel),
+                    },
+                })
+            };
             let stats = match stats {
                 Ok(stats) => stats,
                 Err(e) => {
@@ -427,6 +433,17 @@ fn input_value_limit(model: &akida_engine::Model) -> u32 {
     }
 }
 
+/// The observer of a chunk run by [`cancellable`]: stops it between layers once Ctrl-C is heard.
+struct CancelCheck<'a>(&'a std::sync::atomic::AtomicBool);
+
+impl akida_engine::executor::Observer for CancelCheck<'_> {
+    fn observe(&self, _: &akida_engine::executor::LayerOutput<'_>) {}
+
+    fn cancelled(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// The work a chunk of a long call aims at: short enough to hear Ctrl-C (and report progress)
 /// several times a second, long enough that the per-chunk cost (a GIL round trip, the parallel
 /// split) stays negligible.
@@ -437,26 +454,38 @@ const MAX_CHUNK_COPY: usize = 16 << 20;
 
 /// Chooses chunk sizes from the time the previous chunks took: starts with one sample per
 /// worker thread, then aims at [`CHUNK_TARGET`], at most doubling from one chunk to the next (so
-/// a chunk takes at most about twice the target when samples cost the same).
+/// a chunk takes at most about twice the target when samples cost the same), and never goes
+/// below one sample per worker thread (nor above `batch_size`). Chunks of samples slower than the
+/// target run on a worker that stops between layers on Ctrl-C.
 struct Chunker {
     next: usize,
+    /// One sample per worker thread: fewer would leave workers idle.
+    min: usize,
     max: usize,
+    /// Whether the last chunk's samples each took longer than the target.
+    slow: bool,
 }
 
 impl Chunker {
     fn new(max_batch: usize, sample_bytes: usize, threads: usize) -> Self {
         let max = max_batch.min((MAX_CHUNK_COPY / sample_bytes.max(1)).max(1)).max(1);
-        Chunker { next: threads.clamp(1, max), max }
+        let min = threads.clamp(1, max);
+        Chunker { next: min, min, max, slow: false }
     }
 
     fn size(&self) -> usize {
         self.next
     }
 
+    fn slow_samples(&self) -> bool {
+        self.slow
+    }
+
     fn record(&mut self, samples: usize, elapsed: Duration) {
         let per_sample = elapsed.as_secs_f64() / samples.max(1) as f64;
+        self.slow = per_sample > CHUNK_TARGET.as_secs_f64();
         let wanted = if per_sample > 0.0 { (CHUNK_TARGET.as_secs_f64() / per_sample) as usize } else { usize::MAX };
-        self.next = wanted.clamp(1, samples.saturating_mul(2).max(1)).min(self.max);
+        self.next = wanted.clamp(self.min, samples.saturating_mul(2).max(self.min)).min(self.max);
     }
 }
 

@@ -104,6 +104,36 @@ def test_sigint_interrupts_long_calls_quickly(rng, method):
     np.testing.assert_array_equal(model.forward(small), model.forward(small))
 
 
+def test_sigint_stops_slow_samples_between_layers(rng):
+    """Samples slower than the chunk target: Ctrl-C is heard between layers, not after a sample."""
+    layers = [akida.InputData(96, 96, 32, input_bits=4)] + [
+        akida.Convolutional(3, 3, 128, weights_bits=4, convolution_mode=akida.ConvolutionMode.Same, threshold_fire_bits=4)
+        for _ in range(6)
+    ]
+    model = akida.Model(layers)
+    for layer in model.layers[1:]:
+        w = layer.get_variable("weights")
+        layer.set_variable("weights", rng.integers(-7, 8, w.shape).astype(np.int8))
+        layer.set_variable("threshold_fire", np.full(128, 5, np.int32))
+    x = rng.integers(0, 16, (12, 96, 96, 32), dtype=np.uint8)
+    t = time.perf_counter()
+    model.forward(x[:1])
+    per_sample = time.perf_counter() - t
+    sent = []
+
+    def after_first_chunk(done, total):
+        # The first chunk measures the samples; the interrupt lands in a later one.
+        if done and not sent:
+            sent.append(None)
+            threading.Timer(0.1, lambda: (sent.append(time.perf_counter()), os.kill(os.getpid(), signal.SIGINT))).start()
+
+    with pytest.raises(KeyboardInterrupt):
+        model.forward(x, progress=after_first_chunk)
+    latency = time.perf_counter() - sent[1]
+    print(f"slow samples ({per_sample * 1000:.0f} ms each, 6 layers): KeyboardInterrupt {latency * 1000:.0f} ms after SIGINT")
+    assert latency < per_sample / 2
+
+
 def learning_model(rng):
     model = slow_model(rng, learn=True)
     model.compile(num_weights=40, num_classes=2, seed=3)

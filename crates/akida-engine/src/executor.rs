@@ -77,6 +77,14 @@ pub struct LayerOutput<'a> {
 /// order). Closures `Fn(&LayerOutput)` are observers.
 pub trait Observer: Sync {
     fn observe(&self, output: &LayerOutput<'_>);
+
+    /// Whether the caller gave the run up (Ctrl-C in the bindings). Read before each layer of
+    /// each sample; once it returns true it must stay true: the remaining layers and outputs are
+    /// skipped, so the output of a cancelled run is meaningless and is meant to be dropped.
+    #[inline(always)]
+    fn cancelled(&self) -> bool {
+        false
+    }
 }
 
 impl<F: Fn(&LayerOutput<'_>) + Sync> Observer for F {
@@ -322,6 +330,9 @@ pub fn run_sample<O: Observer + ?Sized>(
     observer: &O,
 ) {
     for &i in order {
+        if observer.cancelled() {
+            return;
+        }
         let st = run_layer(model, plan, i, input, sample, scratch);
         stats[i].merge(&st);
         observer.observe(&LayerOutput { sample, layer: i, values: scratch.values(model, i), statistics: &st });
@@ -455,7 +466,9 @@ impl Model {
         let run = |scratch: &mut Scratch, s: usize, sink: Sink<'_>| {
             let mut stats = self.empty_statistics();
             run_sample(self, &plan, &order, &input, s, scratch, &mut stats, observer);
-            write_output(self, target, scratch, sink);
+            if !observer.cancelled() {
+                write_output(self, target, scratch, sink);
+            }
             stats
         };
         let new_scratch = || Scratch::new(self.layers().len());
@@ -543,6 +556,36 @@ mod tests {
 
     /// The observer sees every layer of every sample: its last layer's values are the output, and
     /// its counters add up to the returned statistics.
+    #[test]
+    fn a_cancelled_run_stops_before_its_layers() {
+        struct Cancelled(std::sync::atomic::AtomicUsize);
+        impl Observer for Cancelled {
+            fn observe(&self, _: &LayerOutput<'_>) {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            fn cancelled(&self) -> bool {
+                true
+            }
+        }
+        let mut rng = crate::testing::Rng(7);
+        let model = crate::testing::random_model(&mut rng);
+        let shape = model.input_shape().unwrap();
+        let samples = 5;
+        let data = vec![0u8; samples * shape.len()];
+        let observer = Cancelled(Default::default());
+        for parallel in [false, true] {
+            let input = Input::Dense { data: &data, num_samples: samples };
+            let mut out = vec![7u8; samples * model.output_shape().unwrap().len()];
+            let mut potentials = vec![7i32; out.len()];
+            let output = match model.output_kind().unwrap() {
+                OutputKind::Potentials => Output::Potentials(&mut potentials),
+                OutputKind::Activations { .. } => Output::Activations(&mut out),
+            };
+            model.forward_with(input, output, parallel, &observer).unwrap();
+            assert_eq!(observer.0.load(std::sync::atomic::Ordering::Relaxed), 0, "no layer ran");
+        }
+    }
+
     #[test]
     fn the_observer_sees_every_layer_of_every_sample() {
         for seed in 0..40 {
