@@ -56,8 +56,14 @@ def report(kind: str, **fields) -> None:
 def expected_errors():
     import akida
 
-    # What the API promises for bad input (docs/api.md, Errors).
+    # What the API promises for bad input (docs/api.md, Errors). An internal AkidaError (a caught
+    # engine panic) is not among them: see ``internal``.
     return (akida.AkidaError, TypeError, ValueError, OverflowError, KeyError, IndexError, MemoryError)
+
+
+def internal(error: BaseException) -> bool:
+    """Whether ``error`` is the AkidaError of a caught engine panic (a bug, not bad input)."""
+    return str(error).startswith("internal error in the akida engine")
 
 
 def random_model(rng: random.Random):
@@ -203,8 +209,9 @@ def worker_file(start: int, count: int, seed: int) -> None:
                 x = random_input(model, 2, i)
                 model.forward(x)
                 akida.Model(serialized_buffer=model.to_buffer()).forward(x)
-        except errors:
-            pass
+        except errors as e:
+            if internal(e):
+                outcome = str(e)[:300]
         except Exception as e:  # noqa: BLE001 - the point is to report it
             outcome = f"{type(e).__name__}: {e}"[:300]
         after = maxrss_bytes()
@@ -250,7 +257,8 @@ def worker_api(start: int, count: int, seed: int) -> None:
     )
     @given(st.data())
     def case(data):
-        i = next(counter, start + count)
+        # Hypothesis may try an example more than asked: it runs, but is not reported.
+        i = next(counter, None)
         outcome = "ok"
         try:
             model = akida.Model()
@@ -258,14 +266,15 @@ def worker_api(start: int, count: int, seed: int) -> None:
             for _ in range(data.draw(st.integers(0, 4))):
                 try:
                     model.add(layer_from(data))
-                except errors:
-                    pass
+                except errors as e:
+                    if internal(e):
+                        raise RuntimeError(str(e)) from e
             for _ in range(data.draw(st.integers(0, 6))):
                 action = data.draw(st.sampled_from(["forward", "set", "pop", "repr", "buffer", "fit", "predict"]))
                 try:
                     if action == "forward":
                         n = data.draw(st.integers(0, 3))
-                        x = np.random.default_rng(i).integers(0, 16, (n,) + model.input_shape, dtype=np.uint8)
+                        x = np.random.default_rng(i or 0).integers(0, 16, (n,) + model.input_shape, dtype=np.uint8)
                         model.forward(x, batch_size=data.draw(st.one_of(st.none(), st.integers(-1, 3))))
                     elif action == "set":
                         layer = model.layers[data.draw(st.integers(0, max(0, model.get_layer_count() - 1)))]
@@ -286,13 +295,16 @@ def worker_api(start: int, count: int, seed: int) -> None:
                         model.fit(x, data.draw(st.one_of(st.none(), st.integers(-1, 3))))
                     else:
                         model.predict(np.zeros((1,) + model.input_shape, np.uint8))
-                except errors:
-                    pass
-        except errors:
-            pass
+                except errors as e:
+                    if internal(e):
+                        raise RuntimeError(str(e)) from e
+        except errors as e:
+            if internal(e):
+                outcome = str(e)[:300]
         except Exception as e:  # noqa: BLE001
             outcome = f"{type(e).__name__}: {e}"[:300]
-        report("case", i=i, outcome=outcome)
+        if i is not None:
+            report("case", i=i, outcome=outcome)
 
     case()
 
@@ -428,7 +440,10 @@ WORKERS = {"api": worker_api, "file": worker_file, "thread": worker_thread, "for
 
 
 def run_worker(kind: str, start: int, count: int, seed: int) -> None:
+    import faulthandler
+
     resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE_LIMIT, ADDRESS_SPACE_LIMIT))
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # the parent's "where are you?" on a hang
     WORKERS[kind](start, count, seed)
     report("end")
 
@@ -458,11 +473,19 @@ def run_batch(kind: str, start: int, count: int, seed: int, tally: Tally, hang_s
     done = 0
     while done < count and time.monotonic() < deadline:
         first = start + done
+        # stderr goes to a file, not a pipe: a worker that writes much there must not block.
+        err_file = tempfile.TemporaryFile(mode="w+")
         proc = subprocess.Popen(
             [sys.executable, os.path.abspath(__file__), "--worker", kind, "--start", str(first),
              "--count", str(count - done), "--seed", str(seed + first)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE, stderr=err_file, text=True,
         )
+
+        def worker_stderr() -> str:
+            err_file.flush()
+            err_file.seek(0)
+            return err_file.read()[-3000:]
+
         last_progress, ended, hung = time.monotonic(), False, False
         while True:
             ready, _, _ = select.select([proc.stdout], [], [], 1.0)
@@ -484,18 +507,27 @@ def run_batch(kind: str, start: int, count: int, seed: int, tally: Tally, hang_s
                     tally.rss_growth = max(tally.rss_growth, msg["rss_growth"])
                     tally.largest_file = max(tally.largest_file, msg["size"])
             elif time.monotonic() - last_progress > hang_seconds:
+                proc.send_signal(signal.SIGUSR1)  # the worker's stacks, to its stderr
+                time.sleep(1.0)
                 proc.kill()
                 hung = True
                 tally.hangs[kind] += 1
-                tally.note(kind, f"case {start + done}: no progress for {hang_seconds:.0f} s (hang)")
+                proc.wait()
+                stacks = worker_stderr()
+                tally.note(
+                    kind,
+                    f"case {start + done} (worker seed {seed + first}, {time.strftime('%H:%M:%S')}): "
+                    f"no progress for {hang_seconds:.0f} s (hang); worker stacks:\n{stacks[-3000:]}",
+                )
                 done += 1  # skip the hanging case
                 tally.cases[kind] += 1
                 break
         proc.wait()
-        errors = proc.stderr.read() if proc.stderr else ""
+        errors = worker_stderr()
+        err_file.close()
         if not ended and not hung:
             tally.crashes[kind] += 1
-            tally.note(kind, f"case {start + done}: worker died (status {proc.returncode}): {errors[-300:]}")
+            tally.note(kind, f"case {start + done}: worker died (status {proc.returncode}): {errors[-1500:]}")
             done += 1  # skip the crashing case
             tally.cases[kind] += 1
     return done
