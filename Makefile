@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 	$(PIP) install --progress-bar on --upgrade pip
 	$(PIP) install --progress-bar on "maturin>=1.7,<2" "numpy>=1.24" "click>=8.1" "pytest>=8" "scikit-learn>=1.3" "mypy>=1.18" "typing_extensions>=4.15" "mlxtend>=0.23" \
 		"keras>=3.5" "jax[cpu]>=0.4.30" "onnx>=1.16" "onnxruntime>=1.18" "skl2onnx>=1.17" \
-		"tqdm>=4.60" "matplotlib>=3.7" "dask[distributed]>=2024.1"
+		"tqdm>=4.60" "matplotlib>=3.7" "dask[distributed]>=2024.1" "hypothesis>=6.100"
 	touch $(STAMP)
 
 build: $(STAMP) ## Build the extension (release) into .venv

@@ -3,11 +3,11 @@
 use numpy::{PyArray1, PyReadonlyArray1};
 use pyo3::prelude::*;
 
-use akida_engine::packetize::{packetize as packetize_events, Column, PacketSpec, PacketSplit};
+use akida_engine::packetize::{packetize_cancellable, Column, PacketSpec, PacketSplit};
 use akida_engine::Error;
 
 use crate::errors::{raise, to_pyerr};
-use crate::runtime::{compute, parallel_allowed};
+use crate::runtime::{cancellable, parallel_allowed};
 
 /// An int64 numpy array, contiguous or strided (a field of a structured array), read in place.
 struct View<'a>(numpy::ndarray::ArrayView1<'a, i64>);
@@ -52,7 +52,9 @@ pub fn packetize<'py>(
     let spec = PacketSpec::new(width, height, polarity_channels, downsample, input_bits, split).map_err(to_pyerr)?;
     let (xs, ys, ts, ps) = (View(x.as_array()), View(y.as_array()), View(t.as_array()), View(p.as_array()));
     let parallel = parallel_allowed();
-    let (packets, data) = compute(py, move || packetize_events(&xs, &ys, &ts, &ps, &spec, parallel))?;
+    // On a worker thread, so that Ctrl-C stops it within a packet (see `runtime::cancellable`).
+    let (packets, data) =
+        cancellable(py, move |cancel| packetize_cancellable(&xs, &ys, &ts, &ps, &spec, parallel, cancel))?;
     let (h, w, c) = spec.packet_shape();
     PyArray1::from_vec(py, data).call_method1("reshape", ((packets, h, w, c),))
 }

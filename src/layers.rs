@@ -334,8 +334,18 @@ impl PyLayer {
         self.with_mut(|l| l.set_variable(&name, &shape, values))
     }
 
-    fn __repr__(&self) -> PyResult<String> {
-        self.with(|l| Ok(format!("<akida.{} '{}'>", l.kind().type_name(), l.name())))
+    /// `<akida.Type 'name'>`; a handle on a layer removed by `pop_layer()` says so instead of
+    /// raising (`str()` is the same).
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        match slf.get().with(|l| Ok(format!("<akida.{} '{}'>", l.kind().type_name(), l.name()))) {
+            Ok(text) => Ok(text),
+            Err(error) => match crate::state::removed_name(&lock(&slf.get().slot)) {
+                Some(name) => {
+                    Ok(format!("<akida.{} '{name}' (removed from its model by pop_layer())>", slf.get_type().name()?))
+                }
+                None => Err(error),
+            },
+        }
     }
 }
 

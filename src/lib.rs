@@ -14,9 +14,10 @@ mod state;
 
 use pyo3::prelude::*;
 
-/// How the engine runs here: worker threads, SIMD level (`"portable"`, `"avx2"`, `"avx512-vnni"`),
-/// the kernels a layer may run (chosen per layer and sample; `LayerStatistics.kernels` says which
-/// ran), and whether samples run in parallel (not in a process forked after the engine was loaded).
+/// How the engine runs here: worker threads (in a forked child, those of the pool it built for
+/// itself), SIMD level (`"portable"`, `"avx2"`, `"avx512-vnni"`), the kernels a layer may run
+/// (chosen per layer and sample; `LayerStatistics.kernels` says which ran), and whether samples
+/// run in parallel (more than one worker thread).
 ///
 /// Returns
 /// -------
@@ -25,11 +26,11 @@ use pyo3::prelude::*;
 #[pyfunction]
 fn engine_info(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::PyDict>> {
     let info = pyo3::types::PyDict::new(py);
-    info.set_item("worker_threads", akida_engine::worker_threads())?;
+    info.set_item("worker_threads", runtime::worker_threads())?;
     info.set_item("simd", akida_engine::simd_level())?;
     let kernels: Vec<&str> = akida_engine::Method::ALL.iter().map(|m| m.name()).collect();
     info.set_item("kernels", kernels)?;
-    info.set_item("parallel", runtime::parallel_allowed())?;
+    info.set_item("parallel", runtime::worker_threads() > 1)?;
     Ok(info)
 }
 

@@ -1,6 +1,7 @@
 //! `akida.Model` and `akida.LayerStatistics`.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use numpy::{PyArray1, PyArray4, PyArrayDescrMethods, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::prelude::*;
@@ -14,13 +15,21 @@ use crate::errors::{raise, to_pyerr};
 use crate::events::PyEvents;
 use crate::layers::{layer_object, PyLayer};
 use crate::nsoc::{PyDevice, PyMapMode, PySequence};
-use crate::runtime::{compute, guarded, parallel_allowed};
+use crate::runtime::{cancellable, compute, guarded, parallel_allowed};
 use crate::state::{lock, new_layer_id, shared, LayerSlot, ModelState, SharedModel};
 use akida_engine::error::{copied_vec, zeroed_vec};
 
 /// `obj` as a C-contiguous 4-D uint8 numpy array; checks the type, dtype, rank and (when given)
 /// the sample shape.
 pub fn dense_u8_input<'py>(obj: &Bound<'py, PyAny>, expected: Option<Shape3>) -> PyResult<Bound<'py, PyArray4<u8>>> {
+    let array = checked_u8_array(obj, expected)?;
+    let numpy = obj.py().import("numpy")?;
+    Ok(numpy.call_method1("ascontiguousarray", (array,))?.cast_into::<PyArray4<u8>>()?)
+}
+
+/// `obj` as a 4-D uint8 numpy array, as given (maybe strided); checks the type, dtype, rank and
+/// (when given) the sample shape.
+fn checked_u8_array<'py>(obj: &Bound<'py, PyAny>, expected: Option<Shape3>) -> PyResult<Bound<'py, PyUntypedArray>> {
     let Ok(array) = obj.cast::<PyUntypedArray>() else {
         let type_name = obj.get_type().name()?;
         return raise(Error::DType(format!("inputs must be a numpy uint8 array or akida.Events, got {type_name}")));
@@ -43,8 +52,7 @@ pub fn dense_u8_input<'py>(obj: &Bound<'py, PyAny>, expected: Option<Shape3>) ->
             )));
         }
     }
-    let numpy = obj.py().import("numpy")?;
-    Ok(numpy.call_method1("ascontiguousarray", (array,))?.cast_into::<PyArray4<u8>>()?)
+    Ok(array.clone())
 }
 
 /// `obj` as a layer object, or a `TypeError` naming the argument.
@@ -201,10 +209,9 @@ impl PyModel {
                         .collect::<akida_engine::Result<_>>()?,
                 ),
             };
-            state.model.add((**detached).clone(), inbound.as_deref())?;
+            state.model_mut()?.add((**detached).clone(), inbound.as_deref())?;
             let id = new_layer_id();
             state.ids.push(id);
-            state.statistics = None;
             *slot = LayerSlot::Attached { model: self.state.clone(), id };
             Ok(())
         })
@@ -213,13 +220,12 @@ impl PyModel {
     /// The bytes of the model's `.fb` file, or None when it has no layers. The serialized buffer is
     /// copied once, into the bytes object (allocated by Python: MemoryError when it cannot be).
     fn serialized<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        let state = &self.state;
+        let model = lock(&self.state).model.clone();
         let buffer = compute(py, move || {
-            let guard = lock(state);
-            if guard.model.layers().is_empty() {
+            if model.layers().is_empty() {
                 return Ok(None);
             }
-            akida_format::serialize_buffer(&guard.model, akida_format::FORMAT_VERSION).map(Some)
+            akida_format::serialize_buffer(&model, akida_format::FORMAT_VERSION).map(Some)
         })?;
         let Some(buffer) = buffer else { return Ok(None) };
         let bytes = PyBytes::new_with(py, buffer.len(), |dst| {
@@ -265,103 +271,33 @@ impl PyModel {
         Err(at.type_error("a layer name (str) or index (int)", key))
     }
 
-    /// `forward(inputs, output_layer=target)` for a layer before the last: only the layers its
-    /// output needs run (in software, also in a mapped model), in chunks of `batch_size` with
-    /// the GIL released; the statistics of the others stay at zero samples (not computed).
-    fn forward_to_layer<'py>(
-        &self,
-        py: Python<'py>,
-        inputs: &Bound<'py, PyAny>,
-        batch_size: Option<i64>,
-        target: usize,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let (input_shape, shape, kind) = guarded(|| {
-            let state = lock(&self.state);
-            let r = state.model.layer(target)?.resolved().expect("layers in a model are resolved");
-            Ok((state.model.input_shape()?, r.output_shape, r.output))
-        })?;
-        let events: Option<Arc<EventBatch>> = inputs.cast::<PyEvents>().ok().map(|e| e.get().batch.clone());
-        let dense = match events {
-            Some(_) => None,
-            None => Some(dense_u8_input(inputs, Some(input_shape))?),
-        };
-        let readonly = dense.as_ref().map(|d| d.readonly());
-        let data: Option<&[u8]> = match &readonly {
-            Some(r) => Some(r.as_slice()?),
-            None => None,
-        };
-        let samples = match (&events, data) {
-            (Some(b), _) => b.num_samples(),
-            (None, Some(d)) => d.len() / input_shape.len(),
-            (None, None) => unreachable!("inputs are events or dense"),
-        };
-        let batch = match batch_size {
-            None => samples.max(1),
-            Some(b) if b >= 1 => b as usize,
-            Some(b) => return raise(Error::Parameter(format!("batch_size must be >= 1, got {b}"))),
-        };
-        let out_len = shape.len();
-        let total = samples.checked_mul(out_len);
-        let mut values = guarded(|| {
-            Ok(match kind {
-                OutputKind::Activations { .. } => Values::Activations(zeroed_vec(total, "the layer output")?),
-                OutputKind::Potentials => Values::Potentials(zeroed_vec(total, "the layer output")?),
-            })
-        })?;
-        let mut totals: Option<Vec<LayerStatistics>> = None;
-        let parallel = parallel_allowed();
-        let mut start = 0;
-        // At least one round, so that an empty input is still validated.
-        loop {
-            let end = (start + batch).min(samples);
-            let chunk_events = guarded(|| events.as_ref().map(|b| b.slice(start, end)).transpose())?;
-            // A private copy of the chunk: the caller's array could change while the engine
-            // computes without the GIL.
-            let chunk_data: Option<Vec<u8>> = guarded(|| {
-                data.map(|d| copied_vec(&d[start * input_shape.len()..end * input_shape.len()], "a copy of the inputs"))
-                    .transpose()
-            })?;
-            let input = match (&chunk_events, &chunk_data) {
-                (Some(b), _) => Input::Events(b),
-                (None, Some(d)) => Input::Dense { data: d, num_samples: end - start },
-                (None, None) => unreachable!(),
-            };
-            let output = match &mut values {
-                Values::Activations(v) => Output::Activations(&mut v[start * out_len..end * out_len]),
-                Values::Potentials(v) => Output::Potentials(&mut v[start * out_len..end * out_len]),
-                Values::Rescaled(_) => unreachable!("forward never rescales"),
-            };
-            let state = &self.state;
-            let stats = compute(py, move || lock(state).model.forward_to(target, input, output, parallel))?;
-            match &mut totals {
-                None => totals = Some(stats),
-                Some(t) => t.iter_mut().zip(&stats).for_each(|(a, b)| a.merge(b)),
-            }
-            py.check_signals()?;
-            start = end;
-            if start >= samples {
-                break;
-            }
-        }
-        let mut state = lock(&self.state);
-        state.statistics = totals;
-        state.emulation = None;
-        drop(state);
-        values.into_array(py, shape, samples)
-    }
-
-    /// Runs the model on `inputs` in chunks of `batch_size` samples, with the GIL released.
+    /// Runs the model on `inputs` (see [`run_with`](Self::run_with)).
     fn run(
         &self,
         py: Python<'_>,
         inputs: &Bound<'_, PyAny>,
         batch_size: Option<i64>,
+        progress: &Progress<'_>,
     ) -> PyResult<(Values, Shape3, usize)> {
-        self.run_with(py, inputs, batch_size, None, Mode::Forward)
+        self.run_with(py, inputs, batch_size, None, Mode::Forward, None, progress)
     }
 
-    /// [`run`](Self::run), learning from every chunk when `labels` is `Some` (`Some(None)`:
-    /// unlabeled learning), or rescaling the output potentials for `Mode::Evaluate`.
+    /// The driver of every long model call: runs the model on `inputs`, learning from every
+    /// sample when `labels` is `Some` (`Some(None)`: unlabeled learning), or rescaling the output
+    /// potentials for `Mode::Evaluate`. `output_layer` (forward only) returns the output of that
+    /// layer instead of the last one's: only the layers it needs run, in software even in a mapped
+    /// model.
+    ///
+    /// - One version: the call computes on a snapshot of the model taken when it starts (see
+    ///   `state.rs`); `fit` learns on a private copy, published when it returns, and fit calls on
+    ///   one model run one after the other.
+    /// - Chunks: the samples go to the engine in chunks of about [`CHUNK_TARGET`] of work (never
+    ///   more than `batch_size` samples, nor more than [`MAX_CHUNK_COPY`] bytes of dense input,
+    ///   which is copied chunk by chunk, never whole), with the GIL released. Between chunks
+    ///   progress is reported and Python's signal handlers run: an exception there (Ctrl-C's
+    ///   `KeyboardInterrupt`, or one raised by the progress callback) ends the call; an
+    ///   interrupted `fit` still publishes what the samples before the interruption learned.
+    #[allow(clippy::too_many_arguments)]
     fn run_with(
         &self,
         py: Python<'_>,
@@ -369,35 +305,93 @@ impl PyModel {
         batch_size: Option<i64>,
         labels: Option<Option<Vec<i64>>>,
         mode: Mode,
+        output_layer: Option<usize>,
+        progress: &Progress<'_>,
     ) -> PyResult<(Values, Shape3, usize)> {
-        let (input_shape, output_shape, kind) = guarded(|| {
+        let learn = labels.is_some();
+        let max_batch = match batch_size {
+            None => usize::MAX,
+            Some(b) if b >= 1 => b as usize,
+            Some(b) => return raise(Error::Parameter(format!("batch_size must be >= 1, got {b}"))),
+        };
+        // The version this call computes on; `fit` also holds the model's fit token until it
+        // has published its result.
+        let (fit_token, snapshot, mapping) = if learn {
+            let (token, snapshot) = FitToken::acquire(py, &self.state)?;
+            (Some(token), snapshot, None)
+        } else {
             let state = lock(&self.state);
-            let m = &state.model;
+            (None, state.model.clone(), state.mapping())
+        };
+        let model: &akida_engine::Model = &snapshot;
+        // An intermediate output layer: checked against this snapshot, run in software.
+        let target = output_layer.filter(|&t| t + 1 != model.layers().len());
+        let mapping = if target.is_some() { None } else { mapping };
+        let (input_shape, output_shape, kind) = guarded(|| {
             if mode == Mode::Evaluate {
-                m.check_rescalable()?;
+                model.check_rescalable()?;
             }
-            Ok((m.input_shape()?, m.output_shape()?, m.output_kind()?))
+            match target {
+                Some(t) => {
+                    let r = model
+                        .layer(t)?
+                        .resolved()
+                        .ok_or_else(|| Error::Architecture("the layer is not part of a model".into()))?;
+                    Ok((model.input_shape()?, r.output_shape, r.output))
+                }
+                None => Ok((model.input_shape()?, model.output_shape()?, model.output_kind()?)),
+            }
         })?;
+        // Built here, with the GIL held, so that no plan is ever half-built when os.fork() runs
+        // (a forked child would wait for it forever); every chunk shares it.
+        let _ = model.plan();
         let events: Option<Arc<EventBatch>> = inputs.cast::<PyEvents>().ok().map(|e| e.get().batch.clone());
-        let dense = match events {
-            Some(_) => None,
-            None => Some(dense_u8_input(inputs, Some(input_shape))?),
+        // Dense inputs are read in place when C-contiguous; a strided array is made contiguous
+        // chunk by chunk (when its values are in range: otherwise whole, for the error message).
+        let numpy = py.import("numpy")?;
+        let (dense, strided) = match events {
+            Some(_) => (None, None),
+            None => {
+                let array = checked_u8_array(inputs, Some(input_shape))?;
+                let in_range = || -> PyResult<bool> {
+                    let max: u32 = match array.len() {
+                        0 => 0,
+                        _ => array.call_method0("max")?.extract()?,
+                    };
+                    Ok(max < input_value_limit(model))
+                };
+                if array.is_c_contiguous() || !in_range()? {
+                    (Some(numpy.call_method1("ascontiguousarray", (&array,))?.cast_into::<PyArray4<u8>>()?), None)
+                } else {
+                    (None, Some(array))
+                }
+            }
         };
         let readonly = dense.as_ref().map(|d| d.readonly());
         let data: Option<&[u8]> = match &readonly {
             Some(r) => Some(r.as_slice()?),
             None => None,
         };
-        let samples = match (&events, data) {
-            (Some(b), _) => b.num_samples(),
-            (None, Some(d)) => d.len() / input_shape.len(),
-            (None, None) => unreachable!("inputs are events or dense"),
+        let samples = match (&events, data, &strided) {
+            (Some(b), _, _) => b.num_samples(),
+            (None, Some(d), _) => d.len() / input_shape.len().max(1),
+            (None, None, Some(a)) => a.shape()[0],
+            _ => unreachable!("inputs are events or dense"),
         };
-        let batch = match batch_size {
-            None => samples.max(1),
-            Some(b) if b >= 1 => b as usize,
-            Some(b) => return raise(Error::Parameter(format!("batch_size must be >= 1, got {b}"))),
-        };
+        if let Some(Some(l)) = &labels {
+            if l.len() != 1 && l.len() != samples {
+                return raise(Error::Input(format!(
+                    "expected one label per sample ({samples}) or one for all, got {}",
+                    l.len()
+                )));
+            }
+        }
+        if let Some(d) = data {
+            // The whole input is checked once, in place, so that an error names the sample in
+            // the caller's array (chunks are checked again on their copies).
+            let n = samples;
+            compute(py, move || model.check_input(&Input::Dense { data: d, num_samples: n }))?;
+        }
         let out_len = output_shape.len();
         let total = samples.checked_mul(out_len);
         let mut values = guarded(|| {
@@ -407,19 +401,52 @@ impl PyModel {
                 (OutputKind::Potentials, _) => Values::Potentials(zeroed_vec(total, "the model output")?),
             })
         })?;
+        // `fit` learns on its own copy (made without the GIL: it may be large).
+        let mut working: Option<akida_engine::Model> = match learn {
+            true => Some(compute(py, || Ok(model.clone()))?),
+            false => None,
+        };
+        let sample_bytes = match &events {
+            Some(b) => (b.len() / samples.max(1)).max(1) * std::mem::size_of::<akida_engine::Event>(),
+            None => input_shape.len(),
+        };
+        let mut chunker = Chunker::new(max_batch, sample_bytes, crate::runtime::worker_threads());
+        let reporter = progress.start(py, samples)?;
         let mut totals: Option<Vec<LayerStatistics>> = None;
         let mut emulation: Option<akida_nsoc::Emulation> = None;
         let parallel = parallel_allowed();
-        let mut start = 0;
-        while start < samples {
-            let end = (start + batch).min(samples);
-            let chunk_events = guarded(|| events.as_ref().map(|b| b.slice(start, end)).transpose())?;
+        let mut done = 0;
+        let mut outcome: PyResult<()> = Ok(());
+        while done < samples {
+            let (start, end) = (done, (done + chunker.size()).min(samples));
+            let chunk_events = match events.as_ref().map(|b| b.slice(start, end)).transpose() {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    outcome = Err(to_pyerr(e));
+                    break;
+                }
+            };
             // A private copy of the chunk: the caller's array could change while the engine
             // computes without the GIL, after its values were checked.
-            let chunk_data: Option<Vec<u8>> = guarded(|| {
-                data.map(|d| copied_vec(&d[start * input_shape.len()..end * input_shape.len()], "a copy of the inputs"))
-                    .transpose()
-            })?;
+            let chunk_data: Option<Vec<u8>> = match (data, &strided) {
+                (Some(d), _) => {
+                    match copied_vec(&d[start * input_shape.len()..end * input_shape.len()], "a copy of the inputs") {
+                        Ok(copy) => Some(copy),
+                        Err(e) => {
+                            outcome = Err(to_pyerr(e));
+                            break;
+                        }
+                    }
+                }
+                (None, Some(a)) => match contiguous_copy(&numpy, a, start, end) {
+                    Ok(copy) => Some(copy),
+                    Err(e) => {
+                        outcome = Err(e);
+                        break;
+                    }
+                },
+                (None, None) => None,
+            };
             let input = match (&chunk_events, &chunk_data) {
                 (Some(b), _) => Input::Events(b),
                 (None, Some(d)) => Input::Dense { data: d, num_samples: end - start },
@@ -430,45 +457,58 @@ impl PyModel {
                 Values::Potentials(v) => Output::Potentials(&mut v[start * out_len..end * out_len]),
                 Values::Rescaled(v) => Output::Rescaled(&mut v[start * out_len..end * out_len]),
             };
-            let state = &self.state;
-            let chunk_labels: Option<Option<&[i64]>> = labels
-                .as_ref()
-                .map(|l| l.as_deref().map(|l| if l.len() == 1 { l } else { &l[start.min(l.len())..end.min(l.len())] }));
-            if let Some(Some(l)) = &labels {
-                if l.len() != 1 && l.len() != samples {
-                    return raise(Error::Input(format!(
-                        "expected one label per sample ({samples}) or one for all, got {}",
-                        l.len()
-                    )));
-                }
-            }
+            let chunk_labels: Option<Option<&[i64]>> =
+                labels.as_ref().map(|l| l.as_deref().map(|l| if l.len() == 1 { l } else { &l[start..end] }));
             let emulated = &mut emulation;
-            let stats = compute(py, move || match chunk_labels {
-                None => {
-                    let guard = lock(state);
-                    match guard.mapping() {
+            let mapping = mapping.as_ref();
+            let learner = working.as_mut();
+            let began = Instant::now();
+            // Samples slower than the chunk target: the chunk runs on a worker thread that stops
+            // between layers on Ctrl-C (starting a thread per chunk would cost fast calls).
+            let stats = if chunker.slow_samples() && learner.is_none() && mapping.is_none() {
+                cancellable(py, move |cancel| match target {
+                    Some(t) => model.forward_to_with(t, input, output, parallel, &CancelCheck(cancel)),
+                    None => model.forward_with(input, output, parallel, &CancelCheck(cancel)),
+                })
+            } else {
+                compute(py, move || match (learner, chunk_labels) {
+                    (Some(learner), Some(l)) => learner.fit(input, l, output, parallel),
+                    _ => match mapping {
                         Some(mapping) => {
-                            let run = akida_nsoc::emulate_forward(&guard.model, &mapping, input, output, parallel)?;
-                            let stats = emulated_statistics(&guard.model, &run);
+                            let run = akida_nsoc::emulate_forward(model, mapping, input, output, parallel)?;
+                            let stats = emulated_statistics(model, &run);
                             match emulated {
                                 Some(e) => e.absorb(run),
                                 None => *emulated = Some(run),
                             }
                             Ok(stats)
                         }
-                        None => guard.model.forward(input, output, parallel),
-                    }
+                        None => match target {
+                            Some(t) => model.forward_to(t, input, output, parallel),
+                            None => model.forward(input, output, parallel),
+                        },
+                    },
+                })
+            };
+            let stats = match stats {
+                Ok(stats) => stats,
+                Err(e) => {
+                    outcome = Err(e);
+                    break;
                 }
-                Some(l) => lock(state).model.fit(input, l, output, parallel),
-            })?;
+            };
+            chunker.record(end - start, began.elapsed());
             match &mut totals {
                 None => totals = Some(stats),
                 Some(t) => t.iter_mut().zip(&stats).for_each(|(a, b)| a.merge(b)),
             }
-            py.check_signals()?;
-            start = end;
+            done = end;
+            if let Err(e) = reporter.update(done).and_then(|()| py.check_signals()) {
+                outcome = Err(e);
+                break;
+            }
         }
-        if totals.is_none() {
+        if outcome.is_ok() && totals.is_none() {
             // No samples: still validate, and record empty statistics.
             let empty_in = [0u8; 0];
             let input = match &events {
@@ -480,23 +520,42 @@ impl PyModel {
                 Values::Potentials(v) => Output::Potentials(v),
                 Values::Rescaled(v) => Output::Rescaled(v),
             };
-            let state = &self.state;
-            let learn = labels.is_some();
-            totals = Some(compute(py, move || {
-                let mut guard = lock(state);
-                if learn {
-                    guard.model.fit(input, None, output, parallel)
-                } else {
-                    guard.model.forward(input, output, parallel)
+            let learner = working.as_mut();
+            match compute(py, move || match (learner, target) {
+                (Some(learner), _) => learner.fit(input, None, output, parallel),
+                (None, Some(t)) => model.forward_to(t, input, output, parallel),
+                (None, None) => model.forward(input, output, parallel),
+            }) {
+                Ok(stats) => totals = Some(stats),
+                Err(e) => outcome = Err(e),
+            }
+        }
+        let closed = reporter.close();
+        let complete = outcome.is_ok();
+        {
+            let mut state = lock(&self.state);
+            if let Some(learned) = working.filter(|_| done > 0) {
+                // Published even when the call was cut short: the model keeps exactly what the
+                // samples before the interruption learned.
+                state.model = Arc::new(learned);
+                state.statistics = if complete { totals } else { None };
+            } else if complete && Arc::ptr_eq(&state.model, &snapshot) {
+                // (Statistics of a version that was replaced meanwhile would describe no model.)
+                state.statistics = totals;
+                if !learn {
+                    state.emulation = emulation;
                 }
-            })?);
+            }
         }
-        let mut state = lock(&self.state);
-        state.statistics = totals;
-        if labels.is_none() {
-            state.emulation = emulation;
+        drop(fit_token);
+        if let Err(e) = outcome {
+            if learn && done < samples {
+                let note = format!("fit() stopped after learning the first {done} of {samples} samples");
+                let _ = e.value(py).call_method1("add_note", (note,));
+            }
+            return Err(e);
         }
-        drop(state);
+        closed?;
         Ok((values, output_shape, samples))
     }
 }
@@ -527,6 +586,179 @@ where
     match pending.into_inner().unwrap_or_else(|p| p.into_inner()) {
         Some(e) => Err(e),
         None => result,
+    }
+}
+
+/// Samples `start..end` of the strided array `array`, copied contiguously.
+fn contiguous_copy(
+    numpy: &Bound<'_, PyModule>,
+    array: &Bound<'_, PyUntypedArray>,
+    start: usize,
+    end: usize,
+) -> PyResult<Vec<u8>> {
+    let part = array.get_item(pyo3::types::PySlice::new(array.py(), start as isize, end as isize, 1))?;
+    let part = numpy.call_method1("ascontiguousarray", (part,))?.cast_into::<PyArray4<u8>>()?;
+    copied_vec(part.readonly().as_slice()?, "a copy of the inputs").map_err(to_pyerr)
+}
+
+/// The bound dense input values must stay below: `2**input_bits` for InputData, 256 otherwise.
+fn input_value_limit(model: &akida_engine::Model) -> u32 {
+    match model.layers().first().map(|l| l.params()) {
+        Some(akida_engine::LayerParams::InputData { input_bits, .. }) => 1u32 << *input_bits,
+        _ => 256,
+    }
+}
+
+/// The observer of a chunk run by [`cancellable`]: stops it between layers once Ctrl-C is heard.
+struct CancelCheck<'a>(&'a std::sync::atomic::AtomicBool);
+
+impl akida_engine::executor::Observer for CancelCheck<'_> {
+    fn observe(&self, _: &akida_engine::executor::LayerOutput<'_>) {}
+
+    fn cancelled(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// The work a chunk of a long call aims at: short enough to hear Ctrl-C (and report progress)
+/// several times a second, long enough that the per-chunk cost (a GIL round trip, the parallel
+/// split) stays negligible.
+const CHUNK_TARGET: Duration = Duration::from_millis(50);
+
+/// The most dense input bytes a chunk copies (a chunk holds at least one sample).
+const MAX_CHUNK_COPY: usize = 16 << 20;
+
+/// Chooses chunk sizes from the time the previous chunks took: starts with one sample per
+/// worker thread, then aims at [`CHUNK_TARGET`], at most doubling from one chunk to the next (so
+/// a chunk takes at most about twice the target when samples cost the same), and never goes
+/// below one sample per worker thread (nor above `batch_size`). Chunks of samples slower than the
+/// target run on a worker that stops between layers on Ctrl-C.
+struct Chunker {
+    next: usize,
+    /// One sample per worker thread: fewer would leave workers idle.
+    min: usize,
+    max: usize,
+    /// Whether the last chunk's samples each took longer than the target.
+    slow: bool,
+}
+
+impl Chunker {
+    fn new(max_batch: usize, sample_bytes: usize, threads: usize) -> Self {
+        let max = max_batch.min((MAX_CHUNK_COPY / sample_bytes.max(1)).max(1)).max(1);
+        let min = threads.clamp(1, max);
+        Chunker { next: min, min, max, slow: false }
+    }
+
+    fn size(&self) -> usize {
+        self.next
+    }
+
+    fn slow_samples(&self) -> bool {
+        self.slow
+    }
+
+    fn record(&mut self, samples: usize, elapsed: Duration) {
+        let per_sample = elapsed.as_secs_f64() / samples.max(1) as f64;
+        self.slow = per_sample > CHUNK_TARGET.as_secs_f64();
+        let wanted = if per_sample > 0.0 { (CHUNK_TARGET.as_secs_f64() / per_sample) as usize } else { usize::MAX };
+        self.next = wanted.clamp(self.min, samples.saturating_mul(2).max(self.min)).min(self.max);
+    }
+}
+
+/// The right to run `fit` on a model: one fit at a time per model, so that concurrent fit calls
+/// run in some serial order. Released (with the GIL held) when dropped.
+struct FitToken<'a> {
+    state: &'a SharedModel,
+}
+
+impl<'a> FitToken<'a> {
+    /// Waits (GIL released, Ctrl-C heard) until no other fit runs on the model, then takes the
+    /// token and returns a snapshot of the model to learn from.
+    fn acquire(py: Python<'_>, state: &'a SharedModel) -> PyResult<(Self, Arc<akida_engine::Model>)> {
+        let me = (std::process::id(), std::thread::current().id());
+        loop {
+            {
+                let mut s = lock(state);
+                match s.fitting {
+                    Some(owner) if owner == me => {
+                        return raise(Error::Architecture(
+                            "fit() was called on a model from its own fit() call (a progress callback)".into(),
+                        ))
+                    }
+                    Some(_) if s.fit_running() => {}
+                    _ => {
+                        s.fitting = Some(me);
+                        return Ok((FitToken { state }, s.model.clone()));
+                    }
+                }
+            }
+            py.detach(|| std::thread::sleep(Duration::from_millis(2)));
+            py.check_signals()?;
+        }
+    }
+}
+
+impl Drop for FitToken<'_> {
+    fn drop(&mut self) {
+        let mut s = lock(self.state);
+        if s.fit_running() {
+            s.fitting = None;
+        }
+    }
+}
+
+/// How a long call reports progress: a progress bar (`verbose`, tqdm when installed) and/or a
+/// `callback(done, total)`, both through `akida.progress.Reporter`.
+pub struct Progress<'py> {
+    what: &'static str,
+    verbose: bool,
+    callback: Option<Bound<'py, PyAny>>,
+}
+
+impl<'py> Progress<'py> {
+    /// The progress arguments of a call named `what`; `verbose` is a bool or an int (0: quiet).
+    fn new(
+        what: &'static str,
+        verbose: Option<&Bound<'py, PyAny>>,
+        callback: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Self> {
+        let verbose = match verbose {
+            None => false,
+            Some(v) if v.is_instance_of::<pyo3::types::PyBool>() || v.is_instance_of::<PyInt>() => v.is_truthy()?,
+            Some(v) => return Err(Where { function: what, name: "verbose" }.type_error("a bool or an int", v)),
+        };
+        let callback = callback.filter(|c| !c.is_none());
+        if let Some(c) = callback.as_ref().filter(|c| !c.is_callable()) {
+            return Err(Where { function: what, name: "callback" }.type_error("a callable callback(done, total)", c));
+        }
+        Ok(Progress { what, verbose, callback })
+    }
+
+    fn start(&self, py: Python<'py>, total: usize) -> PyResult<Reporter<'py>> {
+        if !self.verbose && self.callback.is_none() {
+            return Ok(Reporter(None));
+        }
+        let class = py.import("akida.progress")?.getattr("Reporter")?;
+        Ok(Reporter(Some(class.call1((self.what, total, self.verbose, self.callback.clone()))?)))
+    }
+}
+
+/// A started progress report (nothing when the call is quiet).
+struct Reporter<'py>(Option<Bound<'py, PyAny>>);
+
+impl Reporter<'_> {
+    fn update(&self, done: usize) -> PyResult<()> {
+        match &self.0 {
+            Some(r) => r.call_method1("update", (done,)).map(drop),
+            None => Ok(()),
+        }
+    }
+
+    fn close(&self) -> PyResult<()> {
+        match &self.0 {
+            Some(r) => r.call_method0("close").map(drop),
+            None => Ok(()),
+        }
     }
 }
 
@@ -631,13 +863,12 @@ impl PyModel {
     #[pyo3(signature = (path), text_signature = "(self, path)")]
     fn save(&self, py: Python<'_>, path: &Bound<'_, PyAny>) -> PyResult<()> {
         let path = path_arg(path, &Where { function: "save", name: "path" })?;
-        let state = &self.state;
+        let model = lock(&self.state).model.clone();
         compute(py, move || {
-            let guard = lock(state);
-            if guard.model.layers().is_empty() {
+            if model.layers().is_empty() {
                 return Err(Error::Architecture("cannot save a model with no layers".into()));
             }
-            akida_format::save(&guard.model, &path)
+            akida_format::save(&model, &path)
         })
     }
 
@@ -714,9 +945,11 @@ impl PyModel {
             let mut state = lock(&self.state);
             let before: Vec<u64> =
                 akida_engine::summary::dangling_layers(&state.model).into_iter().map(|i| state.ids[i]).collect();
-            state.model.pop_layer()?;
-            state.ids.pop();
-            state.statistics = None;
+            let name = state.model.layers().last().map(|l| l.name().to_owned());
+            state.model_mut()?.pop_layer()?;
+            if let (Some(id), Some(name)) = (state.ids.pop(), name) {
+                state.removed.insert(id, name);
+            }
             let after = akida_engine::summary::dangling_layers(&state.model);
             Ok(after
                 .into_iter()
@@ -878,10 +1111,18 @@ impl PyModel {
     /// `note`, which says they are estimates of the fitted cost model, not measurements).
     #[getter(statistics)]
     fn emulated_run<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
-        let state = lock(&self.state);
-        let (Some(run), Some(mapping), Some((device, _))) = (&state.emulation, state.mapping(), &state.mapped) else {
-            return Ok(None);
+        // Copied under the lock, which is released before any Python object is built (see
+        // state.rs: building them can run arbitrary Python code, through the garbage collector).
+        let (run, mapping, device, names) = {
+            let state = lock(&self.state);
+            let (Some(run), Some(mapping), Some((device, _))) = (&state.emulation, state.mapping(), &state.mapped)
+            else {
+                return Ok(None);
+            };
+            let names: Vec<String> = state.model.layers().iter().map(|l| l.name().to_owned()).collect();
+            (run.clone(), mapping, device.clone(), names)
         };
+        let (run, device) = (&run, &device);
         let counts = |c: &akida_nsoc::Counts| -> PyResult<Bound<'py, PyDict>> {
             let d = PyDict::new(py);
             d.set_item("input_events", c.input_events)?;
@@ -894,8 +1135,8 @@ impl PyModel {
         let out = PyDict::new(py);
         out.set_item("samples", run.samples)?;
         let layers = PyDict::new(py);
-        for (layer, c) in state.model.layers().iter().zip(&run.layers) {
-            layers.set_item(layer.name(), counts(c)?)?;
+        for (name, c) in names.iter().zip(&run.layers) {
+            layers.set_item(name, counts(c)?)?;
         }
         out.set_item("layers", layers)?;
         let nps = PyDict::new(py);
@@ -1053,6 +1294,10 @@ impl PyModel {
     ///     (InputData models).
     /// batch_size : int, optional
     ///     Samples per chunk run with the GIL released (default: all at once).
+    /// verbose : bool or int, optional
+    ///     True (or a non-zero int) shows a progress bar on stderr (tqdm when installed).
+    /// callback : callable, optional
+    ///     ``callback(done, total)``, called as samples complete (docs/api.md, "Progress").
     /// output_layer : str or int, optional
     ///     The layer whose output to return (name or index, negative counts from the end):
     ///     only the layers it needs run, and :meth:`get_statistics` marks the others as not
@@ -1071,6 +1316,8 @@ impl PyModel {
     ///     Inputs of the wrong type, dtype, shape or value range.
     /// LayerNotFoundError
     ///     No layer ``output_layer``.
+    /// KeyboardInterrupt
+    ///     Ctrl-C: heard within about 0.2 s of work (docs/api.md, "Threads, fork and interrupts").
     ///
     /// Examples
     /// --------
@@ -1085,23 +1332,24 @@ impl PyModel {
     /// array([2], dtype=int32)
     /// >>> model.forward(x, output_layer=1)[0, 0, 0]
     /// array([1, 1], dtype=uint8)
-    #[pyo3(signature = (inputs, batch_size = Arg::Default(None), output_layer = None),
-        text_signature = "(self, inputs, batch_size=None, output_layer=None)")]
+    #[pyo3(signature = (inputs, batch_size = Arg::Default(None), output_layer = None, verbose = None, callback = None),
+        text_signature = "(self, inputs, batch_size=None, output_layer=None, verbose=None, callback=None)")]
     fn forward<'py>(
         &self,
         py: Python<'py>,
         inputs: &Bound<'py, PyAny>,
         batch_size: Arg<'py, Option<i64>>,
         output_layer: Option<&Bound<'py, PyAny>>,
+        verbose: Option<&Bound<'py, PyAny>>,
+        callback: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let batch_size = batch_size.get("forward", "batch_size")?;
-        if let Some(key) = output_layer.filter(|k| !k.is_none()) {
-            let target = self.layer_index(key, &Where { function: "forward", name: "output_layer" })?;
-            if target + 1 != self.get_layer_count() {
-                return self.forward_to_layer(py, inputs, batch_size, target);
-            }
-        }
-        let (values, shape, samples) = self.run(py, inputs, batch_size)?;
+        let progress = Progress::new("forward", verbose, callback)?;
+        let target = match output_layer.filter(|k| !k.is_none()) {
+            Some(key) => Some(self.layer_index(key, &Where { function: "forward", name: "output_layer" })?),
+            None => None,
+        };
+        let (values, shape, samples) = self.run_with(py, inputs, batch_size, None, Mode::Forward, target, &progress)?;
         values.into_array(py, shape, samples)
     }
 
@@ -1116,6 +1364,10 @@ impl PyModel {
     ///     As for :meth:`forward`.
     /// batch_size : int, optional
     ///     Samples per chunk run with the GIL released (default: all at once).
+    /// verbose : bool or int, optional
+    ///     A progress bar, as for :meth:`forward`.
+    /// callback : callable, optional
+    ///     ``callback(done, total)``, as for :meth:`forward`.
     ///
     /// Returns
     /// -------
@@ -1126,15 +1378,19 @@ impl PyModel {
     /// ------
     /// ArchitectureError
     ///     The last layer has activations enabled (use :meth:`forward`).
-    #[pyo3(signature = (inputs, batch_size = Arg::Default(None)), text_signature = "(self, inputs, batch_size=None)")]
+    #[pyo3(signature = (inputs, batch_size = Arg::Default(None), verbose = None, callback = None),
+        text_signature = "(self, inputs, batch_size=None, verbose=None, callback=None)")]
     fn evaluate<'py>(
         &self,
         py: Python<'py>,
         inputs: &Bound<'py, PyAny>,
         batch_size: Arg<'py, Option<i64>>,
+        verbose: Option<&Bound<'py, PyAny>>,
+        callback: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let batch_size = batch_size.get("evaluate", "batch_size")?;
-        let (values, shape, samples) = self.run_with(py, inputs, batch_size, None, Mode::Evaluate)?;
+        let progress = Progress::new("evaluate", verbose, callback)?;
+        let (values, shape, samples) = self.run_with(py, inputs, batch_size, None, Mode::Evaluate, None, &progress)?;
         values.into_array(py, shape, samples)
     }
 
@@ -1151,6 +1407,10 @@ impl PyModel {
     ///     Default: the compiled class count, else one class per output neuron.
     /// batch_size : int, optional
     ///     Samples per chunk run with the GIL released (default: all at once).
+    /// verbose : bool or int, optional
+    ///     A progress bar, as for :meth:`forward`.
+    /// callback : callable, optional
+    ///     ``callback(done, total)``, as for :meth:`forward`.
     ///
     /// Returns
     /// -------
@@ -1161,17 +1421,20 @@ impl PyModel {
     /// ------
     /// ParameterError
     ///     ``num_classes`` does not divide the output neurons.
-    #[pyo3(signature = (inputs, num_classes = Arg::Default(None), batch_size = Arg::Default(None)),
-        text_signature = "(self, inputs, num_classes=None, batch_size=None)")]
+    #[pyo3(signature = (inputs, num_classes = Arg::Default(None), batch_size = Arg::Default(None), verbose = None, callback = None),
+        text_signature = "(self, inputs, num_classes=None, batch_size=None, verbose=None, callback=None)")]
     fn predict<'py>(
         &self,
         py: Python<'py>,
         inputs: &Bound<'py, PyAny>,
         num_classes: Arg<'py, Option<i64>>,
         batch_size: Arg<'py, Option<i64>>,
+        verbose: Option<&Bound<'py, PyAny>>,
+        callback: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyArray1<i32>>> {
         let num_classes = num_classes.get("predict", "num_classes")?;
         let batch_size = batch_size.get("predict", "batch_size")?;
+        let progress = Progress::new("predict", verbose, callback)?;
         let (channels, learned_classes) = guarded(|| {
             let state = lock(&self.state);
             let channels = state.model.output_shape()?.channels;
@@ -1188,7 +1451,7 @@ impl PyModel {
                 "num_classes must divide the {channels} output neurons into equal groups, got {num_classes}"
             )));
         }
-        let (values, _, samples) = self.run(py, inputs, batch_size)?;
+        let (values, _, samples) = self.run(py, inputs, batch_size, &progress)?;
         let classes = match &values {
             Values::Activations(v) => classify(v, channels, samples, num_classes),
             Values::Potentials(v) => classify(v, channels, samples, num_classes),
@@ -1244,7 +1507,6 @@ impl PyModel {
     #[allow(clippy::too_many_arguments)]
     fn compile<'py>(
         &self,
-        py: Python<'py>,
         num_weights: Arg<'py, i64>,
         num_classes: Arg<'py, i64>,
         initial_plasticity: Arg<'py, f64>,
@@ -1274,12 +1536,7 @@ impl PyModel {
             seed,
         )
         .map_err(to_pyerr)?;
-        let state = &self.state;
-        compute(py, move || {
-            let mut state = lock(state);
-            state.statistics = None;
-            state.model.compile(config)
-        })
+        guarded(|| lock(&self.state).model_mut()?.compile(config))
     }
 
     /// Learns from the inputs, sample by sample (Akida unsupervised learning, see
@@ -1294,6 +1551,10 @@ impl PyModel {
     ///     ``>= num_classes`` means the sample is not learned.
     /// batch_size : int, optional
     ///     Samples per chunk run with the GIL released (default: all at once).
+    /// verbose : bool or int, optional
+    ///     A progress bar, as for :meth:`forward`.
+    /// callback : callable, optional
+    ///     ``callback(done, total)``, as for :meth:`forward`.
     ///
     /// Returns
     /// -------
@@ -1307,21 +1568,28 @@ impl PyModel {
     ///     The model is not compiled.
     /// InputError
     ///     Negative labels or a wrong label count.
-    #[pyo3(signature = (inputs, input_labels = None, batch_size = Arg::Default(None)),
-        text_signature = "(self, inputs, input_labels=None, batch_size=None)")]
+    /// KeyboardInterrupt
+    ///     Ctrl-C (or an exception raised by ``callback``): the model keeps exactly what the
+    ///     samples before the interruption learned; the exception's note says how many.
+    #[pyo3(signature = (inputs, input_labels = None, batch_size = Arg::Default(None), verbose = None, callback = None),
+        text_signature = "(self, inputs, input_labels=None, batch_size=None, verbose=None, callback=None)")]
     fn fit<'py>(
         &self,
         py: Python<'py>,
         inputs: &Bound<'py, PyAny>,
         input_labels: Option<&Bound<'py, PyAny>>,
         batch_size: Arg<'py, Option<i64>>,
+        verbose: Option<&Bound<'py, PyAny>>,
+        callback: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let batch_size = batch_size.get("fit", "batch_size")?;
+        let progress = Progress::new("fit", verbose, callback)?;
         let labels = match input_labels {
             None => None,
             Some(l) => Some(crate::arrays::integer_array(l, "input_labels")?.1),
         };
-        let (values, shape, samples) = self.run_with(py, inputs, batch_size, Some(labels), Mode::Forward)?;
+        let (values, shape, samples) =
+            self.run_with(py, inputs, batch_size, Some(labels), Mode::Forward, None, &progress)?;
         values.into_array(py, shape, samples)
     }
 
@@ -1338,17 +1606,12 @@ impl PyModel {
     /// ArchitectureError
     ///     The model is not compiled.
     #[pyo3(signature = (num_classes), text_signature = "(self, num_classes)")]
-    fn add_classes<'py>(&self, py: Python<'py>, num_classes: Arg<'py, i64>) -> PyResult<()> {
+    fn add_classes<'py>(&self, num_classes: Arg<'py, i64>) -> PyResult<()> {
         let num_classes = num_classes.get("add_classes", "num_classes")?;
         if num_classes < 1 {
             return raise(Error::Parameter(format!("num_classes must be >= 1, got {num_classes}")));
         }
-        let state = &self.state;
-        compute(py, move || {
-            let mut state = lock(state);
-            state.statistics = None;
-            state.model.add_classes(num_classes as usize)
-        })
+        guarded(|| lock(&self.state).model_mut()?.add_classes(num_classes as usize))
     }
 
     /// Statistics of the last ``forward``, ``predict``, ``evaluate`` or ``fit`` call.

@@ -1,23 +1,45 @@
-//! The one way bindings run engine work: with the GIL released, panics caught, errors mapped.
-//! Also makes the parallel engine fork-safe.
+//! The one way bindings run engine work: with the GIL released, panics caught, errors mapped,
+//! Ctrl-C heard, and safely in a process forked while other threads computed.
+//!
+//! Fork: rayon's global pool has no threads in a child created by `os.fork()` (multiprocessing's
+//! "fork" start method), so the first parallel call there would wait forever. A fork handler
+//! (`pthread_atfork`) marks the child; from then on every engine call of this module runs inside
+//! a pool built for that process (`ThreadPool::install`), created on the first call in each
+//! process, so a forked child computes in parallel as its parent does.
+//!
+//! Interrupts: model calls ([`compute`]) are cut into short chunks by their callers, which check
+//! for signals between chunks. Calls that cannot be cut run on a worker thread while the calling
+//! thread wakes every [`SIGNAL_POLL`] to run Python's signal handlers: [`cancellable`] (the work
+//! sees a cancel flag and stops early). Loading a model runs its own check instead (the reader
+//! calls back every 8 MiB, and every 0.1 s on pipes, to run the handlers: `compute_checked` in
+//! `model.rs`).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Once;
+use std::sync::{mpsc, Mutex, Once};
+use std::time::Duration;
 
 use pyo3::prelude::*;
 
 use crate::errors::{internal_error, to_pyerr};
 
+/// How often a thread waiting for engine work runs Python's signal handlers.
+pub const SIGNAL_POLL: Duration = Duration::from_millis(50);
+
 static FORKED: AtomicBool = AtomicBool::new(false);
 static REGISTER_FORK_HANDLER: Once = Once::new();
+
+/// The pool of a forked process: its process id and the pool (leaked: a child of this child
+/// inherits it without its threads, so it must never be joined or dropped). Taken only with the
+/// GIL held, so never locked when `os.fork()` runs.
+static CHILD_POOL: Mutex<Option<(u32, &'static rayon::ThreadPool)>> = Mutex::new(None);
 
 extern "C" fn mark_forked() {
     FORKED.store(true, Ordering::SeqCst);
 }
 
-/// Registers the fork handler once. A child created by `os.fork()` (multiprocessing) inherits no
-/// worker threads, so from then on it runs the engine single-threaded instead of deadlocking.
+/// Registers the fork handler once, and starts what must not be half-started when a fork
+/// happens (rayon's global pool, the SIMD detection), with the GIL held.
 pub fn install_fork_handler() {
     REGISTER_FORK_HANDLER.call_once(|| {
         // SAFETY: registering a handler that only stores to an atomic is async-signal-safe.
@@ -25,11 +47,48 @@ pub fn install_fork_handler() {
             libc::pthread_atfork(None, None, Some(mark_forked));
         }
     });
+    let _ = akida_engine::worker_threads();
+    let _ = akida_engine::simd_level();
 }
 
-/// Whether samples may be processed on several threads.
+/// Whether samples may be processed on several threads (always: a forked child gets its own
+/// pool; see the module documentation).
 pub fn parallel_allowed() -> bool {
-    !FORKED.load(Ordering::SeqCst)
+    true
+}
+
+/// Whether this process was forked from the one that loaded the engine.
+pub fn forked() -> bool {
+    FORKED.load(Ordering::SeqCst)
+}
+
+/// The pool engine work of this process runs in: None in the process that loaded the engine
+/// (rayon's global pool), a pool of this process in a forked child. Call with the GIL held.
+fn process_pool() -> Option<&'static rayon::ThreadPool> {
+    if !forked() {
+        return None;
+    }
+    let pid = std::process::id();
+    let mut slot = CHILD_POOL.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((owner, pool)) = *slot {
+        if owner == pid {
+            return Some(pool);
+        }
+    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = std::env::var("RAYON_NUM_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(threads);
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().ok()?;
+    let pool: &'static rayon::ThreadPool = Box::leak(Box::new(pool));
+    *slot = Some((pid, pool));
+    Some(pool)
+}
+
+/// Runs `work` in `pool` when there is one (a forked child), else on the calling thread.
+fn in_pool<T: Send>(pool: Option<&'static rayon::ThreadPool>, work: impl FnOnce() -> T + Send) -> T {
+    match pool {
+        Some(pool) => pool.install(work),
+        None => work(),
+    }
 }
 
 fn panic_to_pyerr(panic: Box<dyn std::any::Any + Send>) -> PyErr {
@@ -53,16 +112,71 @@ pub fn guarded<T>(work: impl FnOnce() -> akida_engine::Result<T>) -> PyResult<T>
 /// Runs `work` with the GIL released. Engine errors become the matching Python exceptions and a
 /// panic becomes `akida.AkidaError` (an internal error) instead of unwinding into Python.
 ///
-/// `work` must not touch Python objects, and must release any lock it takes before returning,
-/// so that no thread ever waits for the GIL while holding an engine lock.
+/// `work` must not touch Python objects nor take the model lock (see `state.rs`): it computes on
+/// a snapshot taken before. Signals are not checked here: callers cut long work into chunks.
 pub fn compute<T, F>(py: Python<'_>, work: F) -> PyResult<T>
 where
     F: FnOnce() -> akida_engine::Result<T> + Send,
     T: Send,
 {
-    let outcome = py.detach(|| catch_unwind(AssertUnwindSafe(work)));
+    let pool = process_pool();
+    let outcome = py.detach(|| catch_unwind(AssertUnwindSafe(|| in_pool(pool, work))));
     match outcome {
         Ok(result) => result.map_err(to_pyerr),
         Err(panic) => Err(panic_to_pyerr(panic)),
     }
+}
+
+/// Waits up to [`SIGNAL_POLL`] for a message on `rx` with the GIL released (the receiver travels
+/// with the wait: it cannot be shared between threads).
+fn wait<M: Send>(py: Python<'_>, rx: mpsc::Receiver<M>) -> (Result<M, mpsc::RecvTimeoutError>, mpsc::Receiver<M>) {
+    py.detach(move || (rx.recv_timeout(SIGNAL_POLL), rx))
+}
+
+/// Runs `work` on a worker thread with the GIL released while this thread runs Python's signal
+/// handlers every [`SIGNAL_POLL`]. When one raises (Ctrl-C: `KeyboardInterrupt`), the cancel flag
+/// given to `work` is set, `work` is awaited (it must return soon after the flag is set; its
+/// result is dropped) and the handler's exception is returned.
+pub fn cancellable<T, F>(py: Python<'_>, work: F) -> PyResult<T>
+where
+    F: FnOnce(&AtomicBool) -> akida_engine::Result<T> + Send,
+    T: Send,
+{
+    let pool = process_pool();
+    let cancel = AtomicBool::new(false);
+    let outcome = std::thread::scope(|scope| {
+        let (tx, mut rx) = mpsc::channel();
+        let cancel = &cancel;
+        scope.spawn(move || {
+            let _ = tx.send(catch_unwind(AssertUnwindSafe(|| in_pool(pool, || work(cancel)))));
+        });
+        loop {
+            let received;
+            (received, rx) = wait(py, rx);
+            match received {
+                Ok(outcome) => return Ok(outcome),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if let Err(interrupt) = py.check_signals() {
+                        cancel.store(true, Ordering::SeqCst);
+                        // The scope joins the worker, which stops at its next check.
+                        py.detach(move || drop(rx.recv()));
+                        return Err(interrupt);
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    return Ok(Err(Box::new("the worker thread stopped") as _))
+                }
+            }
+        }
+    })?;
+    match outcome {
+        Ok(result) => result.map_err(to_pyerr),
+        Err(panic) => Err(panic_to_pyerr(panic)),
+    }
+}
+
+/// The worker threads engine work of this process runs on (see [`process_pool`]). Call with the
+/// GIL held.
+pub fn worker_threads() -> usize {
+    process_pool().map_or_else(akida_engine::worker_threads, |pool| pool.current_num_threads())
 }

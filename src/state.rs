@@ -1,10 +1,16 @@
 //! The state a Python `Model` shares with the handles on its layers, its lock, and the one way a
 //! layer handle reaches its layer.
 //!
-//! Locking rule (ARCHITECTURE.md): these locks are never held while waiting for the GIL. Short
-//! work takes them under [`crate::runtime::guarded`] and releases them before returning; long work
-//! takes them inside the GIL-released closure of [`crate::runtime::compute`].
+//! Locking rule (ARCHITECTURE.md, docs/api.md "Threads, fork and interrupts"): the model lock is
+//! taken only by a thread that holds the GIL, around pure-Rust work, and released before that
+//! thread can give the GIL up. So no thread ever waits for it while another holds the GIL, and it
+//! is never held when `os.fork()` runs (the forking thread holds the GIL): a forked child finds it
+//! free whatever the parent's threads were doing. Long work (forward, fit, save) never runs under
+//! it: it takes a snapshot of the engine model (`Arc<Model>`, see [`ModelState::model`]) under the
+//! lock, releases the lock and the GIL, and computes on the snapshot. Changes copy the model when
+//! a snapshot is alive (copy on write), so every call sees one version of the model.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -15,7 +21,9 @@ use akida_engine::{Error, Layer, LayerStatistics, Model};
 /// device it is mapped onto.
 #[derive(Default)]
 pub struct ModelState {
-    pub model: Model,
+    /// The current version of the engine model. Long calls clone the `Arc` (a snapshot) and
+    /// compute on it without the lock; [`ModelState::model_mut`] is the one way to change it.
+    pub model: Arc<Model>,
     pub ids: Vec<u64>,
     pub statistics: Option<Vec<LayerStatistics>>,
     /// The device and mode of `Model.map`. The mapping itself is recomputed from them when asked
@@ -23,12 +31,37 @@ pub struct ModelState {
     pub mapped: Option<(akida_nsoc::Device, akida_nsoc::MapMode)>,
     /// What the emulator counted during the last forward call of a mapped model.
     pub emulation: Option<akida_nsoc::Emulation>,
+    /// The process and thread of a `fit` call in progress on this model (it learns on a private copy and
+    /// publishes it when it returns); other changes are refused meanwhile and other `fit` calls
+    /// wait. An id of another process (the parent of a forked child) is stale: that fit never
+    /// publishes here.
+    pub fitting: Option<(u32, std::thread::ThreadId)>,
+    /// Names of the layers removed by `pop_layer`, by layer id, for the repr of stale handles.
+    pub removed: HashMap<u64, String>,
 }
 
 impl ModelState {
     /// The mapping of the model onto its device, or None when it is not mapped.
     pub fn mapping(&self) -> Option<akida_nsoc::Mapping> {
         self.mapped.as_ref().map(|(device, mode)| akida_nsoc::map(&self.model, device, *mode))
+    }
+
+    /// Whether a `fit` call of this process is learning on this model.
+    pub fn fit_running(&self) -> bool {
+        self.fitting.is_some_and(|(pid, _)| pid == std::process::id())
+    }
+
+    /// The model, to change it: copied first when a running call holds a snapshot of it (copy on
+    /// write). Refused while `fit` runs on it in another thread, whose result would replace the
+    /// change.
+    pub fn model_mut(&mut self) -> akida_engine::Result<&mut Model> {
+        if self.fit_running() {
+            return Err(Error::Architecture(
+                "fit() is running on this model in another thread; change the model after it returns".into(),
+            ));
+        }
+        self.statistics = None;
+        Ok(Arc::make_mut(&mut self.model))
     }
 }
 
@@ -46,7 +79,7 @@ impl ModelState {
     /// The state of a model built elsewhere (loaded from a file), with a new id per layer.
     pub fn of_model(model: Model) -> Self {
         let ids = (0..model.layers().len()).map(|_| new_layer_id()).collect();
-        ModelState { model, ids, statistics: None, mapped: None, emulation: None }
+        ModelState { model: Arc::new(model), ids, ..Default::default() }
     }
 
     /// The index of the layer with `id`, or `LayerNotFound` once that layer was popped.
@@ -63,7 +96,7 @@ pub fn shared(state: ModelState) -> SharedModel {
     Arc::new(Mutex::new(state))
 }
 
-/// Locks a mutex, ignoring poisoning: engine state stays consistent because every mutation is
+/// Locks a mutex, ignoring poisoning (see the locking rule above: only with the GIL held): engine state stays consistent because every mutation is
 /// validated before it is applied.
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -96,9 +129,16 @@ impl LayerSlot {
             LayerSlot::Attached { model, id } => {
                 let mut state = lock(model);
                 let index = state.index_of_id(*id)?;
-                state.statistics = None;
-                f(state.model.layer_mut(index)?)
+                f(state.model_mut()?.layer_mut(index)?)
             }
         }
+    }
+}
+
+/// The name of the layer a handle pointed to, when that layer was removed by `pop_layer()`.
+pub fn removed_name(slot: &LayerSlot) -> Option<String> {
+    match slot {
+        LayerSlot::Attached { model, id } => lock(model).removed.get(id).cloned(),
+        LayerSlot::Detached(_) => None,
     }
 }

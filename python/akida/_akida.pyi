@@ -288,13 +288,27 @@ class Model:
     @property
     def statistics(self) -> dict[str, Any] | None: ...
     def forward(
-        self, inputs: npt.NDArray[np.uint8] | Events, batch_size: int | None = None, output_layer: str | int | None = None
+        self,
+        inputs: npt.NDArray[np.uint8] | Events,
+        batch_size: int | None = None,
+        output_layer: str | int | None = None,
+        verbose: bool | int | None = None,
+        callback: Callable[[int, int], object] | None = None,
     ) -> npt.NDArray[Any]: ...
     def evaluate(
-        self, inputs: npt.NDArray[np.uint8] | Events, batch_size: int | None = None
+        self,
+        inputs: npt.NDArray[np.uint8] | Events,
+        batch_size: int | None = None,
+        verbose: bool | int | None = None,
+        callback: Callable[[int, int], object] | None = None,
     ) -> npt.NDArray[np.float32]: ...
     def predict(
-        self, inputs: npt.NDArray[np.uint8] | Events, num_classes: int | None = None, batch_size: int | None = None
+        self,
+        inputs: npt.NDArray[np.uint8] | Events,
+        num_classes: int | None = None,
+        batch_size: int | None = None,
+        verbose: bool | int | None = None,
+        callback: Callable[[int, int], object] | None = None,
     ) -> npt.NDArray[np.int32]: ...
     def get_statistics(self) -> dict[str, LayerStatistics]: ...
     def compile(
@@ -308,7 +322,12 @@ class Model:
         seed: int = 0,
     ) -> None: ...
     def fit(
-        self, inputs: npt.NDArray[np.uint8] | Events, input_labels: npt.ArrayLike | None = None, batch_size: int | None = None
+        self,
+        inputs: npt.NDArray[np.uint8] | Events,
+        input_labels: npt.ArrayLike | None = None,
+        batch_size: int | None = None,
+        verbose: bool | int | None = None,
+        callback: Callable[[int, int], object] | None = None,
     ) -> npt.NDArray[Any]: ...
     def add_classes(self, num_classes: int) -> None: ...
     def __len__(self) -> int: ...

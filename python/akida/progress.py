@@ -1,13 +1,14 @@
-"""Progress reporting of the long Python-side loops (conversion, calibration, converters).
-
-Every long loop of ``akida.cnn2snn``, ``akida.converters`` and :func:`akida.calibrate_thresholds`
-takes two keywords:
+"""Progress reporting of long calls: the model calls (``forward``, ``predict``, ``evaluate``,
+``fit``, through :class:`Reporter`, called by the engine between the chunks of a call) and the
+long Python-side loops of ``akida.cnn2snn``, ``akida.converters`` and
+:func:`akida.calibrate_thresholds` (through :class:`Progress`). All take two keywords:
 
 - ``verbose``: False (the default) is quiet; True shows a progress bar on stderr, drawn by
   `tqdm <https://tqdm.github.io>`_ when it is installed (``pip install openakida[progress]``,
   detected at run time) and as plain text lines otherwise.
-- ``callback``: a function called as ``callback(done, total)`` after each step, for notebooks
-  and GUIs (with or without ``verbose``).
+- ``callback``: a function called as ``callback(done, total)`` after each step (samples, for the
+  model calls), for notebooks and GUIs (with or without ``verbose``). An exception it raises ends
+  the call (a model call as Ctrl-C does: ``fit`` keeps what the samples before it learned).
 
 Examples
 --------
@@ -24,9 +25,10 @@ from __future__ import annotations
 
 import importlib
 import sys
+import time
 from typing import Any, Callable, Optional
 
-__all__ = ["Progress", "ProgressCallback"]
+__all__ = ["Progress", "ProgressCallback", "Reporter"]
 
 #: ``callback(done, total)``: steps done so far and the total.
 ProgressCallback = Callable[[int, int], Any]
@@ -104,3 +106,61 @@ class Progress:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+class _PlainBar:
+    """A one-line text bar on stderr, for when tqdm is not installed."""
+
+    def __init__(self, what: str, total: int) -> None:
+        self._what, self._total, self._last = what, total, 0.0
+
+    def show(self, done: int, final: bool = False) -> None:
+        now = time.monotonic()
+        if not final and now - self._last < 0.1:
+            return
+        self._last = now
+        percent = 100 * done // self._total if self._total else 100
+        sys.stderr.write(f"\r{self._what}: {done}/{self._total} samples ({percent}%)")
+        if final:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+class Reporter:
+    """The progress report of one call of ``what`` over ``total`` samples.
+
+    ``update(done)`` is called after each chunk with the samples done so far, ``close()`` once at
+    the end (also when the call fails or is interrupted). The callback is called with
+    ``(0, total)`` first, then after each chunk; when the call completes the last call has
+    ``done == total``.
+    """
+
+    def __init__(self, what: str, total: int, verbose: bool, callback: Optional[ProgressCallback]) -> None:
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback must be a callable(done, total) or None, got {type(callback).__name__}")
+        self._total, self._done, self._callback = total, 0, callback
+        self._tqdm: Any = None
+        self._plain: Optional[_PlainBar] = None
+        if verbose:
+            tqdm = _tqdm()
+            if tqdm is not None:
+                self._tqdm = tqdm(total=total, desc=what, unit="sample")
+            else:
+                self._plain = _PlainBar(what, total)
+        if callback is not None:
+            callback(0, total)
+
+    def update(self, done: int) -> None:
+        step, self._done = done - self._done, done
+        if self._tqdm is not None:
+            self._tqdm.update(step)
+        if self._plain is not None:
+            self._plain.show(done)
+        if self._callback is not None:
+            self._callback(done, self._total)
+
+    def close(self) -> None:
+        if self._tqdm is not None:
+            self._tqdm.close()
+        if self._plain is not None:
+            self._plain.show(self._done, final=True)

@@ -78,6 +78,14 @@ pub struct LayerOutput<'a> {
 /// order). Closures `Fn(&LayerOutput)` are observers.
 pub trait Observer: Sync {
     fn observe(&self, output: &LayerOutput<'_>);
+
+    /// Whether the caller gave the run up (Ctrl-C in the bindings). Read before each layer of
+    /// each sample; once it returns true it must stay true: the remaining layers and outputs are
+    /// skipped, so the output of a cancelled run is meaningless and is meant to be dropped.
+    #[inline(always)]
+    fn cancelled(&self) -> bool {
+        false
+    }
 }
 
 impl<F: Fn(&LayerOutput<'_>) + Sync> Observer for F {
@@ -431,6 +439,9 @@ pub fn run_sample<O: Observer + ?Sized>(
     observer: &O,
 ) {
     for &i in order {
+        if observer.cancelled() {
+            return;
+        }
         let st = run_layer(model, plan, i, input, sample, scratch);
         stats[i].merge(&st);
         observer.observe(&LayerOutput { sample, layer: i, values: scratch.values(model, i), statistics: &st });
@@ -579,7 +590,7 @@ impl Model {
     ) -> Result<Vec<LayerStatistics>> {
         self.check_output(&output, input.num_samples())?;
         let last = self.layers().len() - 1;
-        self.forward_to_with(last, input, output, parallel, observer)
+        self.run_to(last, input, output, parallel, observer)
     }
 
     /// Runs `input` through the layers the output of layer `target` needs (and only those: the
@@ -594,8 +605,21 @@ impl Model {
         output: Output<'_>,
         parallel: bool,
     ) -> Result<Vec<LayerStatistics>> {
-        self.check_layer_output(target, &output, input.num_samples())?;
         self.forward_to_with(target, input, output, parallel, &NoObserver)
+    }
+
+    /// [`Model::forward_to`] with an observer, as [`Model::forward_with`] is to
+    /// [`Model::forward`].
+    pub fn forward_to_with<O: Observer + ?Sized>(
+        &self,
+        target: usize,
+        input: Input<'_>,
+        output: Output<'_>,
+        parallel: bool,
+        observer: &O,
+    ) -> Result<Vec<LayerStatistics>> {
+        self.check_layer_output(target, &output, input.num_samples())?;
+        self.run_to(target, input, output, parallel, observer)
     }
 
     /// Checks that `output` holds `samples` outputs of layer `target`.
@@ -613,8 +637,8 @@ impl Model {
         }
     }
 
-    /// The body of [`Model::forward_with`] and [`Model::forward_to`]; `output` was checked.
-    fn forward_to_with<O: Observer + ?Sized>(
+    /// The body of [`Model::forward_with`] and [`Model::forward_to_with`]; `output` was checked.
+    fn run_to<O: Observer + ?Sized>(
         &self,
         target: usize,
         input: Input<'_>,
@@ -630,7 +654,9 @@ impl Model {
         let run = |scratch: &mut Scratch, s: usize, sink: Sink<'_>| {
             let mut stats = self.empty_statistics();
             run_sample(self, &plan, &order, &input, s, scratch, &mut stats, observer);
-            write_output(self, target, scratch, sink);
+            if !observer.cancelled() {
+                write_output(self, target, scratch, sink);
+            }
             stats
         };
         let new_scratch = || Scratch::new(self.layers().len());
@@ -718,6 +744,36 @@ mod tests {
 
     /// The observer sees every layer of every sample: its last layer's values are the output, and
     /// its counters add up to the returned statistics.
+    #[test]
+    fn a_cancelled_run_stops_before_its_layers() {
+        struct Cancelled(std::sync::atomic::AtomicUsize);
+        impl Observer for Cancelled {
+            fn observe(&self, _: &LayerOutput<'_>) {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            fn cancelled(&self) -> bool {
+                true
+            }
+        }
+        let mut rng = crate::testing::Rng(7);
+        let model = crate::testing::random_model(&mut rng);
+        let shape = model.input_shape().unwrap();
+        let samples = 5;
+        let data = vec![0u8; samples * shape.len()];
+        let observer = Cancelled(Default::default());
+        for parallel in [false, true] {
+            let input = Input::Dense { data: &data, num_samples: samples };
+            let mut out = vec![7u8; samples * model.output_shape().unwrap().len()];
+            let mut potentials = vec![7i32; out.len()];
+            let output = match model.output_kind().unwrap() {
+                OutputKind::Potentials => Output::Potentials(&mut potentials),
+                OutputKind::Activations { .. } => Output::Activations(&mut out),
+            };
+            model.forward_with(input, output, parallel, &observer).unwrap();
+            assert_eq!(observer.0.load(std::sync::atomic::Ordering::Relaxed), 0, "no layer ran");
+        }
+    }
+
     #[test]
     fn the_observer_sees_every_layer_of_every_sample() {
         for seed in 0..40 {

@@ -2,6 +2,7 @@
 //! uint8 counts, by event count or by time window. The contract is `docs/converters.md`.
 
 use rayon::prelude::*;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::{bail, Result};
 
@@ -184,6 +185,21 @@ pub fn packetize<C: Column + ?Sized>(
     spec: &PacketSpec,
     parallel: bool,
 ) -> Result<(usize, Vec<u8>)> {
+    packetize_cancellable(x, y, t, p, spec, parallel, &AtomicBool::new(false))
+}
+
+/// [`packetize`], giving up when `cancel` is set (by another thread, as the bindings do on
+/// Ctrl-C): packets not started by then are left empty, so the result of a cancelled call is
+/// meaningless and is meant to be dropped. The flag is read before each packet.
+pub fn packetize_cancellable<C: Column + ?Sized>(
+    x: &C,
+    y: &C,
+    t: &C,
+    p: &C,
+    spec: &PacketSpec,
+    parallel: bool,
+    cancel: &AtomicBool,
+) -> Result<(usize, Vec<u8>)> {
     let packets = check(x, y, t, p, spec)?;
     let len = spec.packet_len();
     let mut out: Vec<u8> = crate::error::zeroed_vec(packets.checked_mul(len), "the packets")?;
@@ -192,6 +208,9 @@ pub fn packetize<C: Column + ?Sized>(
         // Writing the zeros first makes the first touch of each fresh page a write (one page
         // fault instead of two), and spreads that cost over the workers.
         packet.fill(0);
+        if cancel.load(Ordering::Relaxed) {
+            return;
+        }
         for i in packet_range(t, spec, k) {
             let cell = &mut packet[spec.cell(x.at(i), y.at(i), p.at(i))];
             *cell = cell.saturating_add(1).min(max);
@@ -248,6 +267,25 @@ mod tests {
             let expected = reference_packetize(&x, &y, &t, &p, &spec).unwrap();
             prop_assert_eq!(&packetize(&x[..], &y[..], &t[..], &p[..], &spec, true).unwrap(), &expected);
             prop_assert_eq!(&packetize(&x[..], &y[..], &t[..], &p[..], &spec, false).unwrap(), &expected);
+        }
+    }
+
+    #[test]
+    fn a_cancelled_call_stops_before_its_packets() {
+        let n = 10_000;
+        let x: Vec<i64> = (0..n).map(|i| i % 8).collect();
+        let y = x.clone();
+        let t: Vec<i64> = (0..n).collect();
+        let p = vec![1i64; n as usize];
+        let spec = PacketSpec::new(8, 8, 1, 1, 8, PacketSplit::Count(10)).unwrap();
+        let cancel = AtomicBool::new(true);
+        for parallel in [false, true] {
+            let (packets, data) =
+                packetize_cancellable(&x[..], &y[..], &t[..], &p[..], &spec, parallel, &cancel).unwrap();
+            assert_eq!(packets, 1000);
+            assert!(data.iter().all(|&v| v == 0), "no packet is filled once cancelled");
+            let whole = packetize(&x[..], &y[..], &t[..], &p[..], &spec, parallel).unwrap();
+            assert_eq!(whole, reference_packetize(&x, &y, &t, &p, &spec).unwrap());
         }
     }
 
