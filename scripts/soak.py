@@ -149,6 +149,28 @@ MUTATIONS: Dict[str, Callable[[random.Random, bytes, List[bytes]], bytes]] = {
 }
 
 
+#: The share of file cases that are decompression bombs rather than damaged small models.
+BOMB_SHARE = 0.005
+
+
+def hostile_files():
+    """``tests/hostile_files.py``: the bomb generators and the acceptance bound on peak RSS
+    (twice the declared model size; 256 MB for an invalid file under 10 MB)."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+    import hostile_files as hostile
+
+    return hostile
+
+
+def bomb(r: random.Random, hostile) -> bytes:
+    """A ``.fbz`` declaring 1 MiB to 1 GiB (log-uniform) of zeros, or of filler after a valid
+    FlatBuffers head (refused only by structure checks, or over the loading cap)."""
+    declared = int(2 ** r.uniform(20, 30))
+    if r.random() < 0.5:
+        return hostile.zero_bomb(declared)
+    return hostile.filler_bomb(declared, r.randrange(1, 256))
+
+
 def damaged(r: random.Random, valid: List[bytes]) -> bytes:
     """One damaged buffer: one to three mutations of a valid .fb or .fbz buffer."""
     data = r.choice(valid)
@@ -187,15 +209,17 @@ def maxrss_bytes() -> int:
 def worker_file(start: int, count: int, seed: int) -> None:
     import akida
 
+    hostile = hostile_files()
     valid = valid_buffers(seed)
     errors = expected_errors()
     baseline = maxrss_bytes()
     tmp = tempfile.mkdtemp(prefix="akida-soak-")
     for i in range(start, start + count):
         r = random.Random(seed * 1_000_003 + i)
-        data = damaged(r, valid)
+        data = bomb(r, hostile) if r.random() < BOMB_SHARE else damaged(r, valid)
         before = maxrss_bytes()
         outcome = "ok"
+        loaded = False
         try:
             if r.random() < 0.2:
                 path = os.path.join(tmp, "damaged.fbz")
@@ -204,6 +228,7 @@ def worker_file(start: int, count: int, seed: int) -> None:
                 model = akida.Model(path)
             else:
                 model = akida.Model(serialized_buffer=data)
+            loaded = True
             if model.get_layer_count():
                 # A file that loads is a model that works.
                 x = random_input(model, 2, i)
@@ -215,7 +240,9 @@ def worker_file(start: int, count: int, seed: int) -> None:
         except Exception as e:  # noqa: BLE001 - the point is to report it
             outcome = f"{type(e).__name__}: {e}"[:300]
         after = maxrss_bytes()
-        report("case", i=i, outcome=outcome, rss_growth=max(0, after - max(before, baseline)), size=len(data))
+        growth = max(0, after - max(before, baseline))
+        bound = hostile.allowed_peak(data, invalid=not loaded)
+        report("case", i=i, outcome=outcome, rss_growth=growth, over_bound=growth > bound, size=len(data))
 
 
 def worker_api(start: int, count: int, seed: int) -> None:
@@ -461,6 +488,7 @@ class Tally:
         self.unexpected: Counter = Counter()
         self.messages: Dict[str, List[str]] = defaultdict(list)
         self.rss_growth = 0
+        self.over_bound = 0
         self.largest_file = 0
 
     def note(self, kind: str, message: str) -> None:
@@ -505,6 +533,9 @@ def run_batch(kind: str, start: int, count: int, seed: int, tally: Tally, hang_s
                     tally.note(kind, f"case {msg['i']}: {msg['outcome']}")
                 if kind == "file":
                     tally.rss_growth = max(tally.rss_growth, msg["rss_growth"])
+                    if msg["over_bound"]:
+                        tally.over_bound += 1
+                        tally.note("file", f"case {msg['i']}: {msg['rss_growth'] / 2**20:.0f} MiB over its bound")
                     tally.largest_file = max(tally.largest_file, msg["size"])
             elif time.monotonic() - last_progress > hang_seconds:
                 proc.send_signal(signal.SIGUSR1)  # the worker's stacks, to its stderr
@@ -593,11 +624,13 @@ def main(argv=None) -> int:
           f"{sum(tally.hangs.values()):>6} {sum(tally.unexpected.values()):>10}")
     print(f"peak RSS growth while loading one damaged file: {tally.rss_growth / 2**20:.1f} MiB "
           f"(files up to {tally.largest_file} bytes; bound 256 MiB)")
+    print(f"files whose load cost more than twice their declared model size (or 256 MB when invalid "
+          f"and under 10 MB): {tally.over_bound}")
     for kind, messages in tally.messages.items():
         for m in messages:
             print(f"  {kind}: {m}")
     bad = sum(tally.crashes.values()) + sum(tally.hangs.values()) + sum(tally.unexpected.values())
-    return 1 if bad or tally.rss_growth > 256 * 2**20 else 0
+    return 1 if bad or tally.over_bound or tally.rss_growth > 256 * 2**20 else 0
 
 
 if __name__ == "__main__":
