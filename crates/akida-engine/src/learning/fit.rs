@@ -368,7 +368,13 @@ impl Model {
             for (e, &p) in work.expected.iter_mut().zip(at_winner) {
                 *e += p as u64;
             }
-            work.expected[n] = neuron_familiarity(weights, neurons, n, &work.layer_counts);
+            // The winner's familiarity also follows its moves (with the counts after the step).
+            let g = &work.layer_counts.per_connection;
+            let (dropped, risen) = work.step.moved();
+            let gained: u64 = risen.iter().map(|&j| g[j]).sum();
+            let lost: u64 = dropped.iter().map(|&j| g[j]).sum();
+            work.expected[n] = work.expected[n] + gained - lost;
+            debug_assert_eq!(work.expected[n], neuron_familiarity(weights, neurons, n, &work.layer_counts));
         } else {
             familiarity(weights, neurons, &work.layer_counts, &mut work.expected);
         }

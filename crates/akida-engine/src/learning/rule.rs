@@ -207,6 +207,16 @@ pub(crate) struct StepBuffers {
     rise: Vec<usize>,
     drop_heap: Vec<Reverse<(i64, usize)>>,
     rise_heap: Vec<Reverse<(i64, usize)>>,
+    /// The number of weights the last step moved: the first `moved` entries of `drop` fell to 0,
+    /// those of `rise` rose to 1.
+    moved: usize,
+}
+
+impl StepBuffers {
+    /// The connections whose weight the last [`learn_step`] dropped to 0 and raised to 1.
+    pub(crate) fn moved(&self) -> (&[usize], &[usize]) {
+        (&self.drop[..self.moved], &self.rise[..self.moved])
+    }
 }
 
 /// Moves from `heap` (a min-heap of `(key, item)`) to the end of `sorted` (items in increasing
@@ -335,6 +345,7 @@ pub(crate) fn learn_step(
     }
     let moves = drop.len();
     let k = share(plasticity, moves);
+    buffers.moved = k;
     if k > 0 {
         // The tie at the k-th entry may reach past the entries popped so far: complete it (with
         // the entries of the last popped key; past the tie they are not taken).
