@@ -1478,9 +1478,12 @@ impl PyModel {
     /// min_plasticity : float, default 0.1
     ///     Lowest plasticity, in [0, initial_plasticity].
     /// plasticity_decay : float, default 0.25
-    ///     Fraction of the plasticity above the minimum lost at each learning step, in [0, 1].
+    ///     Decay per learning step, relative to ``initial_plasticity``: after ``n`` steps a
+    ///     neuron's plasticity is ``initial_plasticity / (1 + plasticity_decay * n)``, never below
+    ///     ``min_plasticity``; in [0, 1].
     /// learning_competition : float, default 0.0
-    ///     How strongly other neurons of the winner's class unlearn, in [0, 1].
+    ///     How readily a trained neuron claims a sample close to what it learned (instead of an
+    ///     untrained neuron learning it), in [0, 1]; see ``docs/learning.md``.
     /// seed : int, default 0
     ///     Seed of the initial weights, in [0, 2**64).
     ///

@@ -96,25 +96,38 @@ class LearningOracle:
 
     # -- the rule, one sample ------------------------------------------------------------------
 
-    def _winner(self, potentials, allowed, eligible):
-        """potentials: (positions, neurons); eligible(position) -> bool. Returns (position, neuron)
-        or None."""
-        best = {True: None, False: None}  # trained? -> (potential, position, neuron)
+    def _winner(self, potentials, allowed, spikes_at):
+        """potentials: (positions, neurons); spikes_at(position) -> the number of spikes in that
+        position's input window. Returns (position, neuron) or None."""
+        # A trained neuron ranks by its potential less half of spikes * E / S, E the sum of the
+        # layer's counts over its weights equal to 1, S the layer's total (before this sample).
+        layer = self.counts.sum(axis=0)
+        total = int(layer.sum())
+        expected = {}  # neuron -> E, computed when first needed
+        best = {True: None, False: None}  # trained? -> (rank, potential, position, neuron)
         for position in range(potentials.shape[0]):
-            if not eligible(position):
+            spikes = spikes_at(position)
+            if spikes == 0:
                 continue
             for neuron in allowed:
                 trained = bool(self.threshold_learning[neuron] > 0)
                 p = int(potentials[position, neuron])
-                if best[trained] is None or p > best[trained][0]:
-                    best[trained] = (p, position, neuron)
+                rank = Fraction(p)
+                if trained and total > 0:
+                    if neuron not in expected:
+                        expected[neuron] = sum(int(layer[j]) for j in range(len(layer)) if self.weights[j, neuron] == 1)
+                    rank -= Fraction(spikes * expected[neuron], 2 * total)
+                if best[trained] is None or rank > best[trained][0]:
+                    best[trained] = (rank, p, position, neuron)
         t = best[True]
+        t = None if t is None else t[1:]
         c = np.float32(self.learning_competition)
         if t is not None and c > 0:
             claim = (np.float32(1.0) - c) * np.float32(self.threshold_learning[t[2]])
             if np.float32(t[0]) >= claim:
                 return t[1], t[2]
-        chosen = best[False] or t
+        u = best[False]
+        chosen = (u[1:] if u is not None else None) or t
         return None if chosen is None else (chosen[1], chosen[2])
 
     def _step(self, neuron, active):
@@ -161,17 +174,17 @@ class LearningOracle:
             return
         if not events or self.initial_plasticity == np.float32(0):
             return
-        # Only positions whose window saw a spike (always true for a FullyConnected layer).
-        winner = self._winner(potentials, allowed, lambda position: bool(actives_at(position).any()))
+        # Only positions whose window saw a spike can learn (always true for a FullyConnected layer).
+        winner = self._winner(potentials, allowed, lambda position: int(np.sum(actives_at(position))))
         if winner is None:
             return
         position, neuron = winner
         after = self._step(neuron, actives_at(position))
         if after > 0:
             self.threshold_learning[neuron] = after
-            decayed = np.float32(self.plasticity[neuron]) - np.float32(self.plasticity_decay) * np.float32(
-                self.initial_plasticity
-            )
+            p = np.float32(self.plasticity[neuron])
+            relative = p / np.float32(self.initial_plasticity)
+            decayed = p / (np.float32(1.0) + np.float32(self.plasticity_decay) * relative)
             floor = min(np.float32(self.min_plasticity), np.float32(self.initial_plasticity))
             self.plasticity[neuron] = max(decayed, floor)
 

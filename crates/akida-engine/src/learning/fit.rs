@@ -2,7 +2,10 @@
 //! learning layer run through the executor in parallel, then the learning layer runs through the
 //! executor and learns, one sample after the other.
 
-use super::rule::{connection_indices, decayed, learn_step, random_neuron, select_winner, LayerCounts, StepBuffers};
+use super::rule::{
+    connection_indices, decayed, familiarity, learn_step, neuron_familiarity, random_neuron, select_winner,
+    Familiarity, LayerCounts, StepBuffers,
+};
 use super::state::{Learning, LearningConfig, LearningState};
 use crate::error::{bail, Error, Result};
 use crate::events::Event;
@@ -205,7 +208,8 @@ impl Model {
         // Learning changes weights and learning state only, which the plan does not read, so it
         // holds for the whole call.
         let plan = self.plan();
-        let mut work = LearningScratch::new(&r, self.layers()[last].connections(), self.layers()[last].learning())?;
+        let layer = &self.layers()[last];
+        let mut work = LearningScratch::new(&r, layer.weights(), layer.connections(), layer.learning())?;
         let mut scratch = Scratch::new(self.layers().len());
         let mut stats = self.empty_statistics();
         let mut output = output;
@@ -278,39 +282,44 @@ impl Model {
         if events.is_empty() || config.initial_plasticity == 0.0 {
             return Ok(());
         }
-        // For a convolution, only positions whose window saw a spike can learn.
-        let eligible = match &r.conv {
+        // The spikes in the input window of each position (for a convolution, only positions
+        // whose window saw a spike can learn) and, for a FullyConnected layer, its input.
+        let active = &mut work.active;
+        active.fill(false);
+        match &r.conv {
             Some(g) => {
-                work.spiking_positions.fill(false);
+                work.window_spikes.fill(0);
                 for e in events {
                     let (y0, y1) = g.y.reached_outputs(e.y as usize);
                     let (x0, x1) = g.x.reached_outputs(e.x as usize);
                     for oy in y0..y1 {
-                        work.spiking_positions[oy * g.x.output + x0..oy * g.x.output + x1].fill(true);
+                        for count in &mut work.window_spikes[oy * g.x.output + x0..oy * g.x.output + x1] {
+                            *count += 1;
+                        }
                     }
                 }
-                Some(&work.spiking_positions[..])
             }
-            _ => None,
-        };
+            None => {
+                for e in events {
+                    active[e.index(&r.input_shape)] = true;
+                }
+                work.window_spikes[0] = active.iter().map(|&a| u32::from(a)).sum();
+            }
+        }
+        let familiar = Familiarity { expected: &work.expected, total: work.layer_counts.total };
         let Some(winner) = select_winner(
             potentials,
             neurons,
             allowed,
-            eligible,
+            &work.window_spikes,
+            familiar,
             &learning.state.threshold_learning,
             config.learning_competition,
         ) else {
             return Ok(());
         };
-        let active = &mut work.active;
-        active.fill(false);
         match (layer.params(), &r.conv) {
-            (LayerParams::FullyConnected { .. }, _) => {
-                for e in events {
-                    active[e.index(&r.input_shape)] = true;
-                }
-            }
+            (LayerParams::FullyConnected { .. }, None) => {}
             (_, Some(g)) => {
                 work.dense_input.fill(false);
                 for e in events {
@@ -336,6 +345,7 @@ impl Model {
         let n = winner.neuron;
         let connections = active.len();
         let state = &mut learning.state;
+        let total_before = work.layer_counts.total;
         let potential = learn_step(
             weights,
             neurons,
@@ -347,6 +357,27 @@ impl Model {
             &mut state.rng,
             &mut work.step,
         );
+        // The familiarity follows the layer's counts: the counts grew by the step's spikes (every
+        // neuron's familiarity grows by its potential at the winner's position, computed with the
+        // weights before the step), unless the winner's counts were halved (then all are summed
+        // again); the winner's own weights may have moved.
+        let active_spikes: u64 = active.iter().map(|&a| u64::from(a)).sum();
+        if work.layer_counts.total == total_before + active_spikes {
+            let at_winner = &potentials[winner.position * neurons..(winner.position + 1) * neurons];
+            // (Potentials of 0/1 weights on spikes are counts, never negative.)
+            for (e, &p) in work.expected.iter_mut().zip(at_winner) {
+                *e += p as u64;
+            }
+            // The winner's familiarity also follows its moves (with the counts after the step).
+            let g = &work.layer_counts.per_connection;
+            let (dropped, risen) = work.step.moved();
+            let gained: u64 = risen.iter().map(|&j| g[j]).sum();
+            let lost: u64 = dropped.iter().map(|&j| g[j]).sum();
+            work.expected[n] = work.expected[n] + gained - lost;
+            debug_assert_eq!(work.expected[n], neuron_familiarity(weights, neurons, n, &work.layer_counts));
+        } else {
+            familiarity(weights, neurons, &work.layer_counts, &mut work.expected);
+        }
         // A winner whose weights already fit the input (nothing to move) has still learned it.
         if potential > 0 {
             state.threshold_learning[n] = potential;
@@ -363,7 +394,11 @@ const FIT_CHUNK: usize = 1024;
 struct LearningScratch {
     active: Vec<bool>,
     dense_input: Vec<bool>,
-    spiking_positions: Vec<bool>,
+    /// The spikes in the input window of each position (one entry for a FullyConnected layer).
+    window_spikes: Vec<u32>,
+    /// [`Familiarity::expected`] of every neuron, derived at the start of `fit` and kept up to
+    /// date with the layer's counts and the weights.
+    expected: Vec<u64>,
     /// The sums of the neurons' input counts, derived at the start of `fit` and kept up to date
     /// by every learning step.
     layer_counts: LayerCounts,
@@ -371,14 +406,26 @@ struct LearningScratch {
 }
 
 impl LearningScratch {
-    fn new(r: &Resolved, connections: usize, learning: Option<&crate::learning::Learning>) -> Result<Self> {
-        let positions = r.potentials_shape.len() / r.potentials_shape.channels;
+    fn new(
+        r: &Resolved,
+        weights: &[i8],
+        connections: usize,
+        learning: Option<&crate::learning::Learning>,
+    ) -> Result<Self> {
+        let neurons = r.potentials_shape.channels;
+        let positions = r.potentials_shape.len() / neurons.max(1);
         let counts = learning.map_or(&[][..], |l| &l.state.input_counts[..]);
+        let layer_counts = LayerCounts::new(counts, connections)?;
+        let mut expected = crate::error::zeroed_vec(Some(neurons), "the familiarity of the neurons")?;
+        if learning.is_some() {
+            familiarity(weights, neurons, &layer_counts, &mut expected);
+        }
         Ok(LearningScratch {
             active: vec![false; connections],
             dense_input: vec![false; r.input_shape.len()],
-            spiking_positions: vec![false; positions],
-            layer_counts: LayerCounts::new(counts, connections)?,
+            window_spikes: vec![0; if r.conv.is_some() { positions } else { 1 }],
+            expected,
+            layer_counts,
             step: StepBuffers::default(),
         })
     }

@@ -83,30 +83,57 @@ pub(crate) struct Candidate {
     pub neuron: usize,
 }
 
+/// How familiar the layer's inputs are to each neuron, for [`select_winner`]: `expected[n]` is the
+/// sum of the layer's counts (`LayerCounts::per_connection`) over the connections where neuron
+/// `n` has a weight equal to 1, and `total` the sum of all the layer's counts
+/// (`LayerCounts::total`), both before the sample is counted.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Familiarity<'a> {
+    pub expected: &'a [u64],
+    pub total: u64,
+}
+
 /// The neuron that learns from a sample, given the potentials `(positions, neurons)`, the
-/// neurons allowed to learn and, for a convolution, the positions allowed to learn. See `docs/learning.md`, "Choosing the winner".
+/// neurons allowed to learn and the number of spikes in the input window of each position
+/// (one entry for a FullyConnected layer; positions without a spike cannot learn). A trained
+/// neuron ranks by its potential less half the potential an input of as many spikes would give it
+/// if it spiked like the layer's inputs on average, `potential - spikes * expected / (2 * total)`
+/// (exactly: `2 * total * potential - spikes * expected`; the potential alone while `total` is 0);
+/// an untrained neuron by its potential. See `docs/learning.md`, "Choosing the winner".
 pub(crate) fn select_winner(
     potentials: &[i32],
     neurons: usize,
     allowed: std::ops::Range<usize>,
-    eligible_positions: Option<&[bool]>,
+    window_spikes: &[u32],
+    familiarity: Familiarity<'_>,
     threshold_learning: &[i32],
     competition: f32,
 ) -> Option<Candidate> {
-    let mut best_trained: Option<Candidate> = None;
+    let mut best_trained: Option<(i128, Candidate)> = None;
     let mut best_untrained: Option<Candidate> = None;
-    for (position, values) in potentials.chunks_exact(neurons).enumerate() {
-        if eligible_positions.is_some_and(|e| !e[position]) {
+    let total = i128::from(familiarity.total);
+    for ((position, values), &spikes) in potentials.chunks_exact(neurons).enumerate().zip(window_spikes) {
+        if spikes == 0 {
             continue;
         }
         for neuron in allowed.clone() {
             let candidate = Candidate { potential: values[neuron], position, neuron };
-            let slot = if threshold_learning[neuron] > 0 { &mut best_trained } else { &mut best_untrained };
-            if slot.is_none_or(|b| candidate.potential > b.potential) {
-                *slot = Some(candidate);
+            if threshold_learning[neuron] > 0 {
+                let potential = i128::from(candidate.potential);
+                let rank = if total == 0 {
+                    potential
+                } else {
+                    2 * total * potential - i128::from(spikes) * i128::from(familiarity.expected[neuron])
+                };
+                if best_trained.is_none_or(|(b, _)| rank > b) {
+                    best_trained = Some((rank, candidate));
+                }
+            } else if best_untrained.is_none_or(|b| candidate.potential > b.potential) {
+                best_untrained = Some(candidate);
             }
         }
     }
+    let best_trained = best_trained.map(|(_, t)| t);
     if let Some(t) = best_trained {
         let claim = (1.0 - competition) * threshold_learning[t.neuron] as f32;
         if competition > 0.0 && t.potential as f32 >= claim {
@@ -114,6 +141,25 @@ pub(crate) fn select_winner(
         }
     }
     best_untrained.or(best_trained)
+}
+
+/// [`Familiarity::expected`] of every neuron: `expected[n]` = the sum of `layer` over the
+/// connections of the `(connections, neurons)` weights where neuron `n` has a weight equal to 1.
+pub(crate) fn familiarity(weights: &[i8], neurons: usize, layer: &LayerCounts, expected: &mut [u64]) {
+    expected.fill(0);
+    if neurons == 0 {
+        return;
+    }
+    for (row, &g) in weights.chunks_exact(neurons).zip(&layer.per_connection) {
+        for (e, &w) in expected.iter_mut().zip(row) {
+            *e += u64::from(w == 1) * g;
+        }
+    }
+}
+
+/// [`familiarity`] of neuron `neuron` alone.
+pub(crate) fn neuron_familiarity(weights: &[i8], neurons: usize, neuron: usize, layer: &LayerCounts) -> u64 {
+    layer.per_connection.iter().enumerate().map(|(j, &g)| u64::from(weights[j * neurons + neuron] == 1) * g).sum()
 }
 
 /// `floor(plasticity * n + 0.5)`, evaluated exactly on the float32 value of `plasticity` (in
@@ -161,6 +207,16 @@ pub(crate) struct StepBuffers {
     rise: Vec<usize>,
     drop_heap: Vec<Reverse<(i64, usize)>>,
     rise_heap: Vec<Reverse<(i64, usize)>>,
+    /// The number of weights the last step moved: the first `moved` entries of `drop` fell to 0,
+    /// those of `rise` rose to 1.
+    moved: usize,
+}
+
+impl StepBuffers {
+    /// The connections whose weight the last [`learn_step`] dropped to 0 and raised to 1.
+    pub(crate) fn moved(&self) -> (&[usize], &[usize]) {
+        (&self.drop[..self.moved], &self.rise[..self.moved])
+    }
 }
 
 /// Moves from `heap` (a min-heap of `(key, item)`) to the end of `sorted` (items in increasing
@@ -289,6 +345,7 @@ pub(crate) fn learn_step(
     }
     let moves = drop.len();
     let k = share(plasticity, moves);
+    buffers.moved = k;
     if k > 0 {
         // The tie at the k-th entry may reach past the entries popped so far: complete it (with
         // the entries of the last popped key; past the tie they are not taken).
@@ -308,11 +365,15 @@ pub(crate) fn learn_step(
     matched
 }
 
-/// Plasticity after a learning step: `plasticity_decay * initial_plasticity` less, never below
-/// `min(min_plasticity, initial_plasticity)` (so it never rises), in float32 arithmetic.
+/// Plasticity after a learning step: `p / (1 + plasticity_decay * (p / initial_plasticity))`, so
+/// that after `n` steps it is `initial_plasticity / (1 + plasticity_decay * n)` (up to rounding),
+/// never below `min(min_plasticity, initial_plasticity)` (so it never rises), in float32
+/// arithmetic, each operation rounded. Only called for a layer that learns
+/// (`initial_plasticity > 0`).
 pub(crate) fn decayed(plasticity: f32, config: &LearningConfig) -> f32 {
     let floor = config.min_plasticity.min(config.initial_plasticity);
-    (plasticity - config.plasticity_decay * config.initial_plasticity).max(floor)
+    let relative = plasticity / config.initial_plasticity;
+    (plasticity / (1.0 + config.plasticity_decay * relative)).max(floor)
 }
 
 #[cfg(test)]
@@ -424,19 +485,55 @@ mod tests {
         }
         let config = LearningConfig::new(3, 1, 0.35, 0.5, 0.25, 0.0, 0).unwrap();
         assert_eq!(decayed(0.35, &config), 0.35, "plasticity never rises above initial_plasticity");
+        // Harmonic: 1, 0.8, 2/3, 4/7, 0.5, ... with the defaults, down to min_plasticity.
+        let defaults = LearningConfig::new(3, 1, 1.0, 0.1, 0.25, 0.0, 0).unwrap();
+        let mut p = 1.0f32;
+        for n in 1..=40 {
+            p = decayed(p, &defaults);
+            let exact = (1.0 / (1.0 + 0.25 * n as f64)).max(0.1);
+            assert!((f64::from(p) - exact).abs() < 1e-5, "step {n}: {p} vs {exact}");
+        }
+        assert_eq!(p, 0.1);
     }
 
     #[test]
     fn winner_prefers_untrained_without_competition() {
+        let none = Familiarity { expected: &[0; 4], total: 0 };
         let p = [5, 9, 7, 2];
         let trained = [0, 8, 0, 0];
-        assert_eq!(select_winner(&p, 4, 0..4, None, &trained, 0.0).unwrap().neuron, 2);
-        assert_eq!(select_winner(&p, 4, 0..4, None, &trained, 0.5).unwrap().neuron, 1);
-        assert_eq!(select_winner(&p, 4, 0..2, None, &[3, 8, 0, 0], 0.0).unwrap().neuron, 1);
+        assert_eq!(select_winner(&p, 4, 0..4, &[3], none, &trained, 0.0).unwrap().neuron, 2);
+        assert_eq!(select_winner(&p, 4, 0..4, &[3], none, &trained, 0.5).unwrap().neuron, 1);
+        assert_eq!(select_winner(&p, 4, 0..2, &[3], none, &[3, 8, 0, 0], 0.0).unwrap().neuron, 1);
         // Two positions of two neurons; the second position's window saw no spike.
         let p = [0, 0, 5, 9];
-        let w = select_winner(&p, 2, 0..2, Some(&[true, false]), &[0, 0], 0.0).unwrap();
+        let w = select_winner(&p, 2, 0..2, &[1, 0], none, &[0, 0], 0.0).unwrap();
         assert_eq!((w.position, w.neuron, w.potential), (0, 0, 0));
-        assert!(select_winner(&p, 2, 0..2, Some(&[false, false]), &[0, 0], 0.0).is_none());
+        assert!(select_winner(&p, 2, 0..2, &[0, 0], none, &[0, 0], 0.0).is_none());
+    }
+
+    #[test]
+    fn a_trained_winner_ranks_by_potential_less_half_the_expected_one() {
+        // 10 spikes, total 100: neuron 0 expects 10 * 60 / 100 = 6 (rank 9 - 3 = 6), neuron 1
+        // expects 2 (rank 8 - 1 = 7): neuron 1 wins though its potential is lower.
+        let familiar = Familiarity { expected: &[60, 20], total: 100 };
+        let w = select_winner(&[9, 8], 2, 0..2, &[10], familiar, &[5, 5], 0.0).unwrap();
+        assert_eq!((w.neuron, w.potential), (1, 8));
+        // Equal ranks go to the lowest neuron; with total 0 the potential alone ranks.
+        let tie = Familiarity { expected: &[40, 20], total: 100 };
+        assert_eq!(select_winner(&[9, 8], 2, 0..2, &[10], tie, &[5, 5], 0.0).unwrap().neuron, 0);
+        let zero = Familiarity { expected: &[60, 20], total: 0 };
+        assert_eq!(select_winner(&[9, 8], 2, 0..2, &[10], zero, &[5, 5], 0.0).unwrap().neuron, 0);
+        // The familiarity sums agree with the direct definition.
+        let (neurons, connections) = (3, 5);
+        let weights: Vec<i8> = (0..neurons * connections).map(|i| i8::from(i % 3 != 1)).collect();
+        let layer = LayerCounts { per_connection: vec![4, 0, 7, 1, 9], total: 21 };
+        let mut expected = vec![0; neurons];
+        familiarity(&weights, neurons, &layer, &mut expected);
+        for (n, &e) in expected.iter().enumerate() {
+            assert_eq!(e, neuron_familiarity(&weights, neurons, n, &layer));
+            let direct: u64 =
+                (0..connections).filter(|&j| weights[j * neurons + n] == 1).map(|j| layer.per_connection[j]).sum();
+            assert_eq!(e, direct);
+        }
     }
 }
