@@ -411,6 +411,7 @@ impl PyModel {
             None => input_shape.len(),
         };
         let mut chunker = Chunker::new(max_batch, sample_bytes, crate::runtime::worker_threads());
+        let heavy_samples = dense_multiply_adds_per_sample(model) >= HEAVY_SAMPLE_MULTIPLY_ADDS;
         let reporter = progress.start(py, samples)?;
         let mut totals: Option<Vec<LayerStatistics>> = None;
         let mut emulation: Option<akida_nsoc::Emulation> = None;
@@ -465,7 +466,10 @@ impl PyModel {
             let began = Instant::now();
             // Samples slower than the chunk target: the chunk runs on a worker thread that stops
             // between layers on Ctrl-C (starting a thread per chunk would cost fast calls).
-            let stats = if chunker.slow_samples() && learner.is_none() && mapping.is_none() {
+            // So does the first chunk of a model whose samples may be slow (before any sample was
+            // timed): a thread start costs microseconds against the milliseconds of such a sample.
+            let slow = chunker.slow_samples() || (done == 0 && heavy_samples);
+            let stats = if slow && learner.is_none() && mapping.is_none() {
                 cancellable(py, move |cancel| match target {
                     Some(t) => model.forward_to_with(t, input, output, parallel, &CancelCheck(cancel)),
                     None => model.forward_with(input, output, parallel, &CancelCheck(cancel)),
@@ -624,6 +628,21 @@ impl akida_engine::executor::Observer for CancelCheck<'_> {
 /// several times a second, long enough that the per-chunk cost (a GIL round trip, the parallel
 /// split) stays negligible.
 const CHUNK_TARGET: Duration = Duration::from_millis(50);
+
+/// Multiply-adds per sample (counting every input, as a dense kernel does) from which a sample
+/// may take longer than the chunk target even on the portable kernels (about 1 G/s): the first
+/// chunk of such a model runs on the cancellable worker, as chunks of timed slow samples do.
+const HEAVY_SAMPLE_MULTIPLY_ADDS: u64 = 32 << 20;
+
+/// An upper bound of the multiply-adds of one sample: every layer's potentials times the inputs
+/// each neuron connects to.
+fn dense_multiply_adds_per_sample(model: &akida_engine::Model) -> u64 {
+    model
+        .layers()
+        .iter()
+        .filter_map(|l| l.resolved().map(|r| r.potentials_shape.len() as u64 * l.connections() as u64))
+        .fold(0u64, u64::saturating_add)
+}
 
 /// The most dense input bytes a chunk copies (a chunk holds at least one sample).
 const MAX_CHUNK_COPY: usize = 16 << 20;

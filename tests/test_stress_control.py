@@ -104,9 +104,9 @@ def test_sigint_interrupts_long_calls_quickly(rng, method):
     np.testing.assert_array_equal(model.forward(small), model.forward(small))
 
 
-def test_sigint_stops_slow_samples_between_layers(rng):
-    """Samples slower than the chunk target: Ctrl-C is heard between layers, not after a sample."""
-    # Large enough that a sample stays several times the chunk target with the dense kernels.
+def heavy_conv_model(rng):
+    """Six 3x3x128 convolutions on 192x192x32: samples of tenths of a second, several times the
+    chunk target even with the dense kernels."""
     layers = [akida.InputData(192, 192, 32, input_bits=4)] + [
         akida.Convolutional(3, 3, 128, weights_bits=4, convolution_mode=akida.ConvolutionMode.Same, threshold_fire_bits=4)
         for _ in range(6)
@@ -116,6 +116,31 @@ def test_sigint_stops_slow_samples_between_layers(rng):
         w = layer.get_variable("weights")
         layer.set_variable("weights", rng.integers(-7, 8, w.shape).astype(np.int8))
         layer.set_variable("threshold_fire", np.full(128, 5, np.int32))
+    return model
+
+
+def test_sigint_in_the_first_chunk_of_heavy_samples_is_heard_between_layers(rng):
+    """The first chunk runs before any sample was timed: for a model whose samples may be slow it
+    is cancellable too, so Ctrl-C does not wait for the first samples to finish."""
+    model = heavy_conv_model(rng)
+    x = rng.integers(0, 16, (2, 192, 192, 32), dtype=np.uint8)
+    t = time.perf_counter()
+    model.forward(x[:1])
+    per_sample = time.perf_counter() - t
+    sent = []
+    timer = threading.Timer(per_sample / 4, lambda: (sent.append(time.perf_counter()), os.kill(os.getpid(), signal.SIGINT)))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        model.forward(x)
+        time.sleep(5)  # pragma: no cover - only if the call ended before the signal
+    latency = time.perf_counter() - sent[0]
+    print(f"first chunk ({per_sample * 1000:.0f} ms per sample): KeyboardInterrupt {latency * 1000:.0f} ms after SIGINT")
+    assert latency < per_sample / 2
+
+
+def test_sigint_stops_slow_samples_between_layers(rng):
+    """Samples slower than the chunk target: Ctrl-C is heard between layers, not after a sample."""
+    model = heavy_conv_model(rng)
     x = rng.integers(0, 16, (12, 192, 192, 32), dtype=np.uint8)
     t = time.perf_counter()
     model.forward(x[:1])
