@@ -92,6 +92,23 @@ pub fn input_planes(events: &[Event], shape: &Shape3, planes: usize, out: &mut V
     }
 }
 
+/// [`input_planes`] of a dense input (`values`, below `2^planes`, in the layer's `(H, W, C)`
+/// order): the same planes, built 64 values at a time without scattering events.
+pub fn input_planes_dense(values: &[u8], planes: usize, out: &mut Vec<u64>) {
+    let words = values.len().div_ceil(WORD);
+    out.clear();
+    out.resize(planes * words, 0);
+    for (w, chunk) in values.chunks(WORD).enumerate() {
+        for i in 0..planes {
+            let mut word = 0u64;
+            for (k, &v) in chunk.iter().enumerate() {
+                word |= u64::from(v >> i & 1) << k;
+            }
+            out[i * words + w] = word;
+        }
+    }
+}
+
 impl KernelSet {
     /// `out[n] = sum_k x_k w_kn` for the input planes `input` (`[plane][word]`, as many words per
     /// plane as the weights) and packed `weights`; writes every neuron. Panics on mismatched

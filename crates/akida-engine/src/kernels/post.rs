@@ -73,8 +73,72 @@ pub fn winner_take_all(values: &mut [i32], neurons: usize, groups: &[std::ops::R
 }
 
 /// Thresholds `potentials` (`(H, W, N)`) and appends the resulting spikes to `out`, in canonical
-/// order.
+/// order. `levels` is scratch space; see [`activate_dense`].
 pub fn activate(potentials: &[i32], shape: &Shape3, thresholds: &Thresholds, out: &mut Vec<Event>) {
+    let mut levels = Vec::new();
+    activate_dense(potentials, shape, thresholds, &mut levels, out);
+}
+
+/// Thresholds `potentials` (`(H, W, N)`) into `levels`, the dense activations (same length,
+/// resized), and appends the spikes (the non-zero levels) to `out`, in canonical order. The
+/// thresholds are one vectorized pass ([`Thresholds::levels`]); the events come from the dense
+/// levels eight at a time ([`events_from_levels`]).
+pub fn activate_dense(
+    potentials: &[i32],
+    shape: &Shape3,
+    thresholds: &Thresholds,
+    levels: &mut Vec<u8>,
+    out: &mut Vec<Event>,
+) {
+    levels.clear();
+    levels.resize(potentials.len(), 0);
+    thresholds.levels(potentials, levels);
+    events_from_levels(levels, shape, out);
+}
+
+/// The number of non-zero values of `values` (vectorized).
+pub fn count_nonzero(values: &[u8]) -> usize {
+    values.chunks(255 * 64).map(|chunk| chunk.iter().map(|&v| u32::from(v != 0)).sum::<u32>() as usize).sum()
+}
+
+/// Appends the non-zero values of the dense `levels` (`(H, W, N)`) to `out` as events, in
+/// canonical order: eight values are tested at once and only set bytes are visited. Same result
+/// as [`crate::events::events_from_dense`].
+pub fn events_from_levels(levels: &[u8], shape: &Shape3, out: &mut Vec<Event>) {
+    let n = shape.channels;
+    if n == 0 || shape.width == 0 {
+        return;
+    }
+    debug_assert_eq!(levels.len(), shape.len());
+    let (mut y, mut x) = (0u32, 0u32);
+    let width = shape.width as u32;
+    for pixel in levels.chunks_exact(n) {
+        let (words, tail) = pixel.as_chunks::<8>();
+        for (w, word) in words.iter().enumerate() {
+            let mut bits = u64::from_le_bytes(*word);
+            while bits != 0 {
+                let b = (bits.trailing_zeros() / 8) as usize;
+                out.push(Event { y, x, c: (w * 8 + b) as u32, value: i32::from(word[b]) });
+                bits &= !(0xFFu64 << (b * 8));
+            }
+        }
+        let base = words.len() * 8;
+        for (k, &v) in tail.iter().enumerate() {
+            if v != 0 {
+                out.push(Event { y, x, c: (base + k) as u32, value: i32::from(v) });
+            }
+        }
+        x += 1;
+        if x == width {
+            x = 0;
+            y += 1;
+        }
+    }
+}
+
+/// Plain twin of [`activate`]: thresholds `potentials` neuron by neuron with
+/// [`Thresholds::response`] and appends the spikes to `out`, in canonical order.
+pub fn plain_activate(potentials: &[i32], shape: &Shape3, thresholds: &Thresholds, out: &mut Vec<Event>) {
     let n = shape.channels;
     for (pixel, values) in potentials.chunks_exact(n).enumerate() {
         let (y, x) = ((pixel / shape.width) as u32, (pixel % shape.width) as u32);
