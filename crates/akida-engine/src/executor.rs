@@ -204,6 +204,35 @@ pub fn run_layer(
     sample: usize,
     scratch: &mut Scratch,
 ) -> LayerStatistics {
+    // The glue between the kernels (maps, offsets, counts) vectorizes better with AVX2.
+    #[cfg(target_arch = "x86_64")]
+    if plan.kernels.has_avx2() {
+        #[target_feature(enable = "avx2")]
+        unsafe fn avx2(
+            model: &Model,
+            plan: &Plan,
+            i: usize,
+            input: &Input<'_>,
+            sample: usize,
+            scratch: &mut Scratch,
+        ) -> LayerStatistics {
+            run_layer_body(model, plan, i, input, sample, scratch)
+        }
+        // SAFETY: the plan's kernel set has AVX2 only when the processor supports it.
+        return unsafe { avx2(model, plan, i, input, sample, scratch) };
+    }
+    run_layer_body(model, plan, i, input, sample, scratch)
+}
+
+#[inline(always)]
+fn run_layer_body(
+    model: &Model,
+    plan: &Plan,
+    i: usize,
+    input: &Input<'_>,
+    sample: usize,
+    scratch: &mut Scratch,
+) -> LayerStatistics {
     let layer = &model.layers()[i];
     let lp = &plan.layers[i];
     let r = layer.resolved().expect("layers in a model are resolved");
@@ -215,8 +244,8 @@ pub fn run_layer(
     let out = &mut rest[0];
     out.events.clear();
     out.dense = false;
+    // Cleared by the paths that add into it; the fixed-work kernels write every potential.
     let potentials = &mut scratch.potentials;
-    potentials.clear();
     // The kernel for this sample, from its count of non-zero inputs.
     let method = (lp.kernel != Kernel::PassThrough).then(|| {
         let nnz = input_nonzero(model, i, input, sample, before);
@@ -227,6 +256,7 @@ pub fn run_layer(
     });
     match (layer.params(), lp.accumulator, method) {
         (LayerParams::InputData { .. }, _, _) => {
+            potentials.clear();
             match input {
                 Input::Dense { data, .. } => {
                     let n = r.input_shape.len();
@@ -250,6 +280,7 @@ pub fn run_layer(
         (LayerParams::Concat { activation }, _, _) => {
             // With an activation the joined values are thresholded densely (a negative threshold
             // makes zero inputs fire); without one, events pass through.
+            potentials.clear();
             potentials.resize(r.potentials_shape.len(), 0);
             let mut offset = 0u32;
             for &j in model.inbound(i) {
@@ -273,7 +304,9 @@ pub fn run_layer(
             }
         }
         (_, _, Some(Method::Dense | Method::BitPacked)) => {
+            // Every potential is written: keep the old contents instead of zeroing.
             potentials.resize(r.potentials_shape.len(), 0);
+            potentials.truncate(r.potentials_shape.len());
             let work =
                 FixedWork { map: &mut scratch.map, planes: &mut scratch.planes, depthwise: &mut scratch.depthwise };
             st.synaptic_operations += accumulate_fixed(model, plan, i, input, sample, before, work, potentials);
@@ -284,9 +317,11 @@ pub fn run_layer(
             narrow.resize(r.potentials_shape.len(), 0);
             st.synaptic_operations +=
                 accumulate::<i16>(model, plan, i, input, sample, before, &mut scratch.depthwise, narrow);
+            potentials.clear();
             potentials.extend(narrow.iter().map(|v| v.widen()));
         }
         (_, AccumulatorWidth::I32, _) => {
+            potentials.clear();
             potentials.resize(r.potentials_shape.len(), 0);
             st.synaptic_operations +=
                 accumulate::<i32>(model, plan, i, input, sample, before, &mut scratch.depthwise, potentials);
@@ -294,8 +329,9 @@ pub fn run_layer(
     }
     let values: &mut [i32] = match &r.pool {
         Some(g) => {
-            scratch.pooled.clear();
+            // Pooling writes every value.
             scratch.pooled.resize(r.output_shape.len(), 0);
+            scratch.pooled.truncate(r.output_shape.len());
             kernels::pool(potentials, &r.potentials_shape, g, &mut scratch.pooled, &mut scratch.sums);
             &mut scratch.pooled
         }
@@ -333,7 +369,7 @@ fn input_nonzero(model: &Model, i: usize, input: &Input<'_>, sample: usize, befo
         LayerParams::InputConvolutional { .. } => {
             let Input::Dense { data, .. } = input else { unreachable!("checked by check_input") };
             let n = model.layers()[i].resolved().expect("layers in a model are resolved").input_shape.len();
-            data[sample * n..(sample + 1) * n].iter().filter(|&&v| v != 0).count()
+            kernels::post::count_nonzero(&data[sample * n..(sample + 1) * n])
         }
         _ => before[model.inbound(i)[0]].nonzero,
     }

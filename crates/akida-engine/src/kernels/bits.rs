@@ -95,6 +95,21 @@ pub fn input_planes(events: &[Event], shape: &Shape3, planes: usize, out: &mut V
 /// [`input_planes`] of a dense input (`values`, below `2^planes`, in the layer's `(H, W, C)`
 /// order): the same planes, built 64 values at a time without scattering events.
 pub fn input_planes_dense(values: &[u8], planes: usize, out: &mut Vec<u64>) {
+    #[cfg(target_arch = "x86_64")]
+    if KernelSet::detected().has_avx2() {
+        #[target_feature(enable = "avx2")]
+        unsafe fn avx2(values: &[u8], planes: usize, out: &mut Vec<u64>) {
+            input_planes_dense_body(values, planes, out)
+        }
+        // SAFETY: the detected set has AVX2 only when the processor supports it.
+        unsafe { avx2(values, planes, out) };
+        return;
+    }
+    input_planes_dense_body(values, planes, out)
+}
+
+#[inline(always)]
+fn input_planes_dense_body(values: &[u8], planes: usize, out: &mut Vec<u64>) {
     let words = values.len().div_ceil(WORD);
     out.clear();
     out.resize(planes * words, 0);

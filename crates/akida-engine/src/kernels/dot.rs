@@ -189,6 +189,20 @@ pub fn dense_vector_map(values: &[u8], map: &mut Vec<u8>) {
 /// padding included, times the outputs each reaches, times `neurons`), so that statistics do not
 /// depend on the kernel that ran.
 pub fn convolution_operations(map: &[u8], g: &ConvGeometry, channels: usize, neurons: usize) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    if KernelSet::detected().has_avx2() {
+        #[target_feature(enable = "avx2")]
+        unsafe fn avx2(map: &[u8], g: &ConvGeometry, channels: usize, neurons: usize) -> u64 {
+            convolution_operations_body(map, g, channels, neurons)
+        }
+        // SAFETY: the detected set has AVX2 only when the processor supports it.
+        return unsafe { avx2(map, g, channels, neurons) };
+    }
+    convolution_operations_body(map, g, channels, neurons)
+}
+
+#[inline(always)]
+fn convolution_operations_body(map: &[u8], g: &ConvGeometry, channels: usize, neurons: usize) -> u64 {
     let (mh, mw) = map_size(g);
     let cover = |a: &crate::shape::AxisGeometry, m: usize| {
         let hi = (m / a.stride + 1).min(a.output);
