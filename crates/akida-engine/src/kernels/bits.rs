@@ -97,19 +97,49 @@ pub fn input_planes(events: &[Event], shape: &Shape3, planes: usize, out: &mut V
 pub fn input_planes_dense(values: &[u8], planes: usize, out: &mut Vec<u64>) {
     #[cfg(target_arch = "x86_64")]
     if KernelSet::detected().has_avx2() {
+        /// Each plane's bits of 32 values by one byte shift and `vpmovmskb`.
         #[target_feature(enable = "avx2")]
         unsafe fn avx2(values: &[u8], planes: usize, out: &mut Vec<u64>) {
-            input_planes_dense_body(values, planes, out)
+            use std::arch::x86_64::*;
+            let words = values.len().div_ceil(WORD);
+            out.clear();
+            out.resize(planes * words, 0);
+            let whole = values.len() / WORD;
+            for w in 0..whole {
+                // SAFETY: bytes `64 w..64 w + 64` are inside `values`.
+                let (lo, hi) = unsafe {
+                    let p = values.as_ptr().add(w * WORD);
+                    (_mm256_loadu_si256(p.cast()), _mm256_loadu_si256(p.add(32).cast()))
+                };
+                for i in 0..planes.min(8) {
+                    // Shifting 16-bit lanes left by `7 - i` brings bit `i` of every byte to its
+                    // top bit (bits from the lane's low byte land below it).
+                    let count = _mm_cvtsi32_si128(7 - i as i32);
+                    let bits_lo = _mm256_movemask_epi8(_mm256_sll_epi16(lo, count)) as u32;
+                    let bits_hi = _mm256_movemask_epi8(_mm256_sll_epi16(hi, count)) as u32;
+                    out[i * words + w] = u64::from(bits_lo) | u64::from(bits_hi) << 32;
+                }
+            }
+            if whole < words {
+                let chunk = &values[whole * WORD..];
+                for i in 0..planes.min(8) {
+                    let mut word = 0u64;
+                    for (k, &v) in chunk.iter().enumerate() {
+                        word |= u64::from(v >> i & 1) << k;
+                    }
+                    out[i * words + whole] = word;
+                }
+            }
         }
         // SAFETY: the detected set has AVX2 only when the processor supports it.
         unsafe { avx2(values, planes, out) };
         return;
     }
-    input_planes_dense_body(values, planes, out)
+    plain_input_planes_dense(values, planes, out)
 }
 
-#[inline(always)]
-fn input_planes_dense_body(values: &[u8], planes: usize, out: &mut Vec<u64>) {
+/// The portable build and plain twin of [`input_planes_dense`].
+pub fn plain_input_planes_dense(values: &[u8], planes: usize, out: &mut Vec<u64>) {
     let words = values.len().div_ceil(WORD);
     out.clear();
     out.resize(planes * words, 0);

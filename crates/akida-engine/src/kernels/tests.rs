@@ -400,6 +400,8 @@ proptest! {
         let mut dense_planes = vec![7u64; 2];
         bits::input_planes_dense(&dense, input_bits, &mut dense_planes);
         prop_assert_eq!(&dense_planes, &planes);
+        bits::plain_input_planes_dense(&dense, input_bits, &mut dense_planes);
+        prop_assert_eq!(&dense_planes, &planes);
         let mut dense_map = vec![7u8; 2];
         dot::dense_vector_map(&dense, &mut dense_map);
         prop_assert_eq!(&dense_map, &map);
