@@ -599,14 +599,14 @@ pub fn map_reduce<T: Send, S, R: Send>(
 
 impl Model {
     /// An upper bound of the bytes one worker's [`Scratch`] needs for one sample of this model:
-    /// every layer's output (events or potentials) and the kernels' working space.
+    /// every layer's output (events, dense activations or potentials) and the kernels' working space.
     pub fn working_bytes_per_sample(&self) -> usize {
         self.layers()
             .iter()
             .filter_map(|l| l.resolved())
             .map(|r| {
                 let accumulated = r.potentials_shape.len().saturating_mul(4 + 2 + 4 + 8);
-                let output = r.output_shape.len().saturating_mul(std::mem::size_of::<Event>() + 4 + 4);
+                let output = r.output_shape.len().saturating_mul(std::mem::size_of::<Event>() + 4 + 4 + 1);
                 accumulated.saturating_add(output)
             })
             .fold(0usize, usize::saturating_add)
