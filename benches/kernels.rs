@@ -112,10 +112,26 @@ fn activation(c: &mut Criterion) {
     for bits in [1u8, 4] {
         let thresholds = Thresholds::new(&[600; 32], &[50.0; 32], bits);
         group.bench_function(format!("{bits}-bit"), |b| {
+            let (mut out, mut levels) = (Vec::with_capacity(shape.len()), Vec::new());
+            b.iter(|| {
+                out.clear();
+                kernels::post::activate_dense(black_box(&potentials), &shape, &thresholds, &mut levels, &mut out);
+                out.len()
+            })
+        });
+        // The dense levels alone: what a layer whose consumers run fixed-work kernels does.
+        group.bench_function(format!("{bits}-bit_levels_only"), |b| {
+            let mut levels = vec![0u8; shape.len()];
+            b.iter(|| {
+                thresholds.levels(black_box(&potentials), &mut levels);
+                kernels::post::count_nonzero(&levels)
+            })
+        });
+        group.bench_function(format!("{bits}-bit_plain"), |b| {
             let mut out = Vec::with_capacity(shape.len());
             b.iter(|| {
                 out.clear();
-                kernels::activate(black_box(&potentials), &shape, &thresholds, &mut out);
+                kernels::post::plain_activate(black_box(&potentials), &shape, &thresholds, &mut out);
                 out.len()
             })
         });

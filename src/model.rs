@@ -622,6 +622,10 @@ impl akida_engine::executor::Observer for CancelCheck<'_> {
     fn cancelled(&self) -> bool {
         self.0.load(std::sync::atomic::Ordering::Relaxed)
     }
+
+    fn sees_values(&self) -> bool {
+        false
+    }
 }
 
 /// The work a chunk of a long call aims at: short enough to hear Ctrl-C (and report progress)

@@ -40,6 +40,12 @@ pub struct Thresholds {
     levels: usize,
     /// For 1-bit activations: the thresholds themselves (a spike when `p > T`).
     binary: Option<Vec<i32>>,
+    /// The cut points again, clamped to `i32` (a cut point above `i32::MAX` is never below a
+    /// potential, and none is below `i32::MIN`), level-major and tiled over `tile / N` whole
+    /// positions: `tiled[j * tile + k]` is cut point `j` of neuron `k % N`. Used by
+    /// [`Thresholds::levels`], which vectorizes across positions when `N` is small.
+    tiled: Vec<i32>,
+    tile: usize,
 }
 
 impl Thresholds {
@@ -59,7 +65,52 @@ impl Thresholds {
             }
         }
         let binary = (bits == 1).then(|| threshold.to_vec());
-        Thresholds { cuts, levels, binary }
+        let n = threshold.len();
+        let tile = n * (64 / n.max(1)).max(1);
+        let mut tiled = Vec::with_capacity(levels * tile);
+        for j in 0..levels {
+            tiled.extend(
+                (0..tile).map(|k| cuts[(k % n) * levels + j].clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32),
+            );
+        }
+        Thresholds { cuts, levels, binary, tiled, tile }
+    }
+
+    /// Writes the activation of every potential of `potentials` (`(positions, N)`) into `out`
+    /// (same length): `out[i] == self.response(i % N, potentials[i])`. Branch-free and
+    /// vectorizable: one compare per cut point and value.
+    pub fn levels(&self, potentials: &[i32], out: &mut [u8]) {
+        assert_eq!(potentials.len(), out.len(), "one level per potential");
+        let n = self.len();
+        if n == 0 {
+            return;
+        }
+        assert_eq!(potentials.len() % n, 0, "whole positions");
+        #[cfg(target_arch = "x86_64")]
+        if crate::kernels::KernelSet::detected().has_avx2() {
+            #[target_feature(enable = "avx2")]
+            unsafe fn avx2(t: &Thresholds, potentials: &[i32], out: &mut [u8]) {
+                t.levels_body(potentials, out)
+            }
+            // SAFETY: the detected set has AVX2 only when the processor supports it.
+            unsafe { avx2(self, potentials, out) };
+            return;
+        }
+        self.levels_body(potentials, out)
+    }
+
+    #[inline(always)]
+    fn levels_body(&self, potentials: &[i32], out: &mut [u8]) {
+        let tile = self.tile;
+        for (p, o) in potentials.chunks(tile).zip(out.chunks_mut(tile)) {
+            let len = p.len();
+            o.fill(0);
+            for cut in self.tiled.chunks_exact(tile) {
+                for ((o, &p), &c) in o.iter_mut().zip(p).zip(&cut[..len]) {
+                    *o += u8::from(p > c);
+                }
+            }
+        }
     }
 
     /// The per-neuron thresholds when the activation is 1-bit (response 1 iff `p > T`).
@@ -127,6 +178,27 @@ mod tests {
             prop_assert_eq!(th.response(0, p), reference_response(p, t, step, bits));
             let q = t.saturating_add(near);
             prop_assert_eq!(th.response(0, q), reference_response(q, t, step, bits));
+        }
+
+        /// The vectorized [`Thresholds::levels`] against the formula, on random neuron counts
+        /// (tiles with and without a partial last tile), positions and cut points.
+        #[test]
+        fn levels_match_the_formula(
+            n in 1usize..80,
+            positions in 0usize..40,
+            bits in prop_oneof![Just(1u8), Just(2u8), Just(4u8)],
+            seed in any::<u64>(),
+        ) {
+            let mut rng = crate::testing::Rng(seed);
+            let spread = rng.pick(&[5i64, 100, i64::from(i32::MAX)]);
+            let t: Vec<i32> = (0..n).map(|_| rng.range(-spread, spread) as i32).collect();
+            let step: Vec<f32> = (0..n).map(|_| rng.pick(&[0.25f32, 1.0, 3.3, 1e9])).collect();
+            let p: Vec<i32> = (0..n * positions).map(|_| rng.range(-spread - 50, spread + 50).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32).collect();
+            let th = Thresholds::new(&t, &step, bits);
+            let mut out = vec![7u8; p.len()];
+            th.levels(&p, &mut out);
+            let expected: Vec<u8> = p.iter().enumerate().map(|(i, &v)| reference_response(v, t[i % n], step[i % n], bits)).collect();
+            prop_assert_eq!(out, expected);
         }
     }
 }

@@ -6,7 +6,7 @@
 use rayon::prelude::*;
 
 use crate::error::{bail, Result};
-use crate::events::{events_from_dense, Event, EventBatch};
+use crate::events::{Event, EventBatch};
 use crate::graph::Model;
 use crate::kernels::dot::{self, Windows};
 use crate::kernels::{self, Accumulator, OutputRegion, WeightsView};
@@ -86,6 +86,12 @@ pub trait Observer: Sync {
     fn cancelled(&self) -> bool {
         false
     }
+
+    /// Whether the observer reads [`LayerOutput::values`]; when it does not, a forward pass may
+    /// skip building the events of layers whose outputs only fixed-work kernels read.
+    fn sees_values(&self) -> bool {
+        true
+    }
 }
 
 impl<F: Fn(&LayerOutput<'_>) + Sync> Observer for F {
@@ -101,6 +107,10 @@ pub struct NoObserver;
 impl Observer for NoObserver {
     #[inline(always)]
     fn observe(&self, _: &LayerOutput<'_>) {}
+
+    fn sees_values(&self) -> bool {
+        false
+    }
 }
 
 /// Buffers one worker reuses from sample to sample: every layer's output and the working space
@@ -117,18 +127,37 @@ pub struct Scratch {
     map: Vec<u8>,
     /// The input bit planes of the bit-packed kernel.
     planes: Vec<u64>,
+    /// Whether a thresholded layer may leave its output dense only (no events) when no layer it
+    /// feeds reads events; see [`Scratch::with_lazy_events`].
+    lazy_events: bool,
 }
 
 #[derive(Debug, Default)]
 struct LayerBuffers {
     events: Vec<Event>,
     potentials: Vec<i32>,
+    /// The same output as `events`, dense `(H, W, C)`, when `dense` is set: the fixed-work
+    /// kernels of the next layer build their input from it instead of scattering the events.
+    levels: Vec<u8>,
+    dense: bool,
+    /// The number of non-zero values of the output (the length of `events` when they were
+    /// built).
+    nonzero: usize,
 }
 
 impl Scratch {
     /// Buffers for a model of `layers` layers.
     pub fn new(layers: usize) -> Self {
         Scratch { outputs: (0..layers).map(|_| LayerBuffers::default()).collect(), ..Scratch::default() }
+    }
+
+    /// Buffers for a model of `layers` layers whose layers build their output events only when
+    /// a layer they feed runs an event-driven kernel (or is a Concat): the others leave their
+    /// activations dense, which is all the fixed-work kernels and [`write_output`] read. Then
+    /// [`Scratch::events`], [`Scratch::values`] and [`Scratch::take_events`] of such a layer are
+    /// empty: for forward runs that read only the output, through [`write_output`].
+    pub fn with_lazy_events(layers: usize) -> Self {
+        Scratch { lazy_events: true, ..Scratch::new(layers) }
     }
 
     /// The events layer `layer` emitted for the last sample it ran (empty for a potentials layer).
@@ -158,12 +187,15 @@ impl Scratch {
 
     /// Takes the events of layer `layer` out of the buffers.
     pub fn take_events(&mut self, layer: usize) -> Vec<Event> {
+        self.outputs[layer].dense = false;
         std::mem::take(&mut self.outputs[layer].events)
     }
 
     /// Makes `events` the output of layer `layer` (the input of the layers it feeds) and returns
     /// the events it held.
     pub fn replace_events(&mut self, layer: usize, events: Vec<Event>) -> Vec<Event> {
+        self.outputs[layer].dense = false;
+        self.outputs[layer].nonzero = events.len();
         std::mem::replace(&mut self.outputs[layer].events, events)
     }
 }
@@ -180,16 +212,48 @@ pub fn run_layer(
     sample: usize,
     scratch: &mut Scratch,
 ) -> LayerStatistics {
+    // The glue between the kernels (maps, offsets, counts) vectorizes better with AVX2.
+    #[cfg(target_arch = "x86_64")]
+    if plan.kernels.has_avx2() {
+        #[target_feature(enable = "avx2")]
+        unsafe fn avx2(
+            model: &Model,
+            plan: &Plan,
+            i: usize,
+            input: &Input<'_>,
+            sample: usize,
+            scratch: &mut Scratch,
+        ) -> LayerStatistics {
+            run_layer_body(model, plan, i, input, sample, scratch)
+        }
+        // SAFETY: the plan's kernel set has AVX2 only when the processor supports it.
+        return unsafe { avx2(model, plan, i, input, sample, scratch) };
+    }
+    run_layer_body(model, plan, i, input, sample, scratch)
+}
+
+#[inline(always)]
+fn run_layer_body(
+    model: &Model,
+    plan: &Plan,
+    i: usize,
+    input: &Input<'_>,
+    sample: usize,
+    scratch: &mut Scratch,
+) -> LayerStatistics {
     let layer = &model.layers()[i];
     let lp = &plan.layers[i];
     let r = layer.resolved().expect("layers in a model are resolved");
     let mut st = LayerStatistics::sized(r.input_shape.len(), r.output_shape.len());
     st.samples = 1;
+    // Whether the events of this layer's output must be built: some layer it feeds reads them.
+    let events_needed = |nonzero: usize| !scratch.lazy_events || reads_events(model, plan, i, nonzero);
     let (before, rest) = scratch.outputs.split_at_mut(i);
     let out = &mut rest[0];
     out.events.clear();
+    out.dense = false;
+    // Cleared by the paths that add into it; the fixed-work kernels write every potential.
     let potentials = &mut scratch.potentials;
-    potentials.clear();
     // The kernel for this sample, from its count of non-zero inputs.
     let method = (lp.kernel != Kernel::PassThrough).then(|| {
         let nnz = input_nonzero(model, i, input, sample, before);
@@ -200,20 +264,31 @@ pub fn run_layer(
     });
     match (layer.params(), lp.accumulator, method) {
         (LayerParams::InputData { .. }, _, _) => {
+            potentials.clear();
             match input {
                 Input::Dense { data, .. } => {
                     let n = r.input_shape.len();
-                    events_from_dense(&r.input_shape, &data[sample * n..(sample + 1) * n], &mut out.events);
+                    out.levels.clear();
+                    out.levels.extend_from_slice(&data[sample * n..(sample + 1) * n]);
+                    out.nonzero = kernels::post::count_nonzero(&out.levels);
+                    if events_needed(out.nonzero) {
+                        kernels::post::events_from_levels(&out.levels, &r.input_shape, &mut out.events);
+                    }
+                    out.dense = true;
                 }
-                Input::Events(batch) => out.events.extend_from_slice(batch.sample(sample)),
+                Input::Events(batch) => {
+                    out.events.extend_from_slice(batch.sample(sample));
+                    out.nonzero = out.events.len();
+                }
             }
-            st.input_nonzero += out.events.len() as u64;
-            st.output_nonzero += out.events.len() as u64;
+            st.input_nonzero += out.nonzero as u64;
+            st.output_nonzero += out.nonzero as u64;
             return st;
         }
         (LayerParams::Concat { activation }, _, _) => {
             // With an activation the joined values are thresholded densely (a negative threshold
             // makes zero inputs fire); without one, events pass through.
+            potentials.clear();
             potentials.resize(r.potentials_shape.len(), 0);
             let mut offset = 0u32;
             for &j in model.inbound(i) {
@@ -231,12 +306,15 @@ pub fn run_layer(
                     model.layers()[j].resolved().expect("layers in a model are resolved").output_shape.channels as u32;
             }
             if !activation.enabled {
-                st.output_nonzero += out.events.len() as u64;
+                out.nonzero = out.events.len();
+                st.output_nonzero += out.nonzero as u64;
                 return st;
             }
         }
         (_, _, Some(Method::Dense | Method::BitPacked)) => {
+            // Every potential is written: keep the old contents instead of zeroing.
             potentials.resize(r.potentials_shape.len(), 0);
+            potentials.truncate(r.potentials_shape.len());
             let work =
                 FixedWork { map: &mut scratch.map, planes: &mut scratch.planes, depthwise: &mut scratch.depthwise };
             st.synaptic_operations += accumulate_fixed(model, plan, i, input, sample, before, work, potentials);
@@ -247,9 +325,11 @@ pub fn run_layer(
             narrow.resize(r.potentials_shape.len(), 0);
             st.synaptic_operations +=
                 accumulate::<i16>(model, plan, i, input, sample, before, &mut scratch.depthwise, narrow);
+            potentials.clear();
             potentials.extend(narrow.iter().map(|v| v.widen()));
         }
         (_, AccumulatorWidth::I32, _) => {
+            potentials.clear();
             potentials.resize(r.potentials_shape.len(), 0);
             st.synaptic_operations +=
                 accumulate::<i32>(model, plan, i, input, sample, before, &mut scratch.depthwise, potentials);
@@ -257,8 +337,9 @@ pub fn run_layer(
     }
     let values: &mut [i32] = match &r.pool {
         Some(g) => {
-            scratch.pooled.clear();
+            // Pooling writes every value.
             scratch.pooled.resize(r.output_shape.len(), 0);
+            scratch.pooled.truncate(r.output_shape.len());
             kernels::pool(potentials, &r.potentials_shape, g, &mut scratch.pooled, &mut scratch.sums);
             &mut scratch.pooled
         }
@@ -269,12 +350,20 @@ pub fn run_layer(
     }
     match &lp.thresholds {
         Some(t) => {
-            kernels::activate(values, &r.output_shape, t, &mut out.events);
-            st.output_nonzero += out.events.len() as u64;
+            out.levels.clear();
+            out.levels.resize(values.len(), 0);
+            t.levels(values, &mut out.levels);
+            out.nonzero = kernels::post::count_nonzero(&out.levels);
+            if events_needed(out.nonzero) {
+                kernels::post::events_from_levels(&out.levels, &r.output_shape, &mut out.events);
+            }
+            out.dense = true;
+            st.output_nonzero += out.nonzero as u64;
         }
         None => {
             out.potentials.clear();
             out.potentials.extend_from_slice(values);
+            out.nonzero = 0;
             st.output_nonzero += values.iter().filter(|&&v| v != 0).count() as u64;
         }
     }
@@ -288,10 +377,20 @@ fn input_nonzero(model: &Model, i: usize, input: &Input<'_>, sample: usize, befo
         LayerParams::InputConvolutional { .. } => {
             let Input::Dense { data, .. } = input else { unreachable!("checked by check_input") };
             let n = model.layers()[i].resolved().expect("layers in a model are resolved").input_shape.len();
-            data[sample * n..(sample + 1) * n].iter().filter(|&&v| v != 0).count()
+            kernels::post::count_nonzero(&data[sample * n..(sample + 1) * n])
         }
-        _ => before[model.inbound(i)[0]].events.len(),
+        _ => before[model.inbound(i)[0]].nonzero,
     }
+}
+
+/// Whether some layer that layer `i` of `model` feeds reads its output as events when it holds
+/// `nonzero` non-zero values: a Concat, or a layer whose kernel for that many inputs is
+/// event-driven.
+fn reads_events(model: &Model, plan: &Plan, i: usize, nonzero: usize) -> bool {
+    (i + 1..model.layers().len()).filter(|&j| model.inbound(j).contains(&i)).any(|j| {
+        let lp = &plan.layers[j];
+        lp.kernel == Kernel::PassThrough || lp.method(nonzero) == Method::Events
+    })
 }
 
 /// The scratch buffers of [`accumulate_fixed`].
@@ -320,19 +419,39 @@ fn accumulate_fixed(
     let lp = &plan.layers[i];
     let r = layer.resolved().expect("layers in a model are resolved");
     let neurons = r.potentials_shape.channels as u64;
-    let events = || &before[model.inbound(i)[0]].events;
+    // The inbound layer's output (none for InputConvolutional), and its dense values when it
+    // left them.
+    let source = model.inbound(i).first().map(|&j| &before[j]);
+    let events = || &source.expect("data-processing layers have an inbound layer").events;
+    let dense_input = source.filter(|s| s.dense).map(|s| &s.levels[..]);
+    // The dense input of a Convolutional or SeparableConvolutional layer over its map.
+    let input_map = |g, map: &mut Vec<u8>| {
+        if let Some(levels) = dense_input {
+            dot::image_map(levels, &r.input_shape, g, 0, map);
+        } else {
+            dot::events_map(events(), &r.input_shape, g, map);
+        }
+    };
     let k = plan.kernels;
     if let (Some(bits), Kernel::FullyConnectedEvents) = (&lp.bits, lp.kernel) {
-        crate::kernels::bits::input_planes(events(), &r.input_shape, lp.input_planes, planes);
+        if let Some(levels) = dense_input {
+            crate::kernels::bits::input_planes_dense(levels, lp.input_planes, planes);
+        } else {
+            crate::kernels::bits::input_planes(events(), &r.input_shape, lp.input_planes, planes);
+        }
         k.fully_connected_bits(planes, bits, acc);
-        return events().len() as u64 * neurons;
+        return source.map_or(0, |s| s.nonzero) as u64 * neurons;
     }
     let weights = lp.dot.as_ref().expect("the plan packs the weights of the kernels it may choose");
     match lp.kernel {
         Kernel::FullyConnectedEvents => {
-            dot::vector_map(events(), &r.input_shape, map);
+            if let Some(levels) = dense_input {
+                dot::dense_vector_map(levels, map);
+            } else {
+                dot::vector_map(events(), &r.input_shape, map);
+            }
             k.dot_product(map, r.input_max as u8, &Windows::fully_connected(), weights, acc);
-            events().len() as u64 * neurons
+            source.map_or(0, |s| s.nonzero) as u64 * neurons
         }
         Kernel::InputConvolution | Kernel::ConvolveEvents => {
             let g = r.conv.as_ref().expect("convolutional layers have a geometry");
@@ -341,7 +460,7 @@ fn accumulate_fixed(
                 let n = r.input_shape.len();
                 dot::image_map(&data[sample * n..(sample + 1) * n], &r.input_shape, g, *padding_value, map);
             } else {
-                dot::events_map(events(), &r.input_shape, g, map);
+                input_map(g, map);
             }
             let channels = r.input_shape.channels;
             // Image pixels and the padding value are at most 255.
@@ -359,7 +478,7 @@ fn accumulate_fixed(
             let positions = g.y.output * g.x.output;
             depthwise.clear();
             depthwise.resize(positions * channels, 0);
-            dot::events_map(events(), &r.input_shape, g, map);
+            input_map(g, map);
             k.depthwise_dense(map, g, channels, layer.weights(), depthwise);
             let mut ops = dot::convolution_operations(map, g, channels, 1);
             map.clear();
@@ -454,6 +573,7 @@ pub fn write_output(model: &Model, layer: usize, scratch: &Scratch, sink: Sink<'
     let shape = l.resolved().expect("layers in a model are resolved").output_shape;
     let result = &scratch.outputs[layer];
     match sink {
+        Sink::Activations(chunk) if result.dense => chunk.copy_from_slice(&result.levels),
         Sink::Activations(chunk) => {
             chunk.fill(0);
             for e in &result.events {
@@ -490,14 +610,14 @@ pub fn map_reduce<T: Send, S, R: Send>(
 
 impl Model {
     /// An upper bound of the bytes one worker's [`Scratch`] needs for one sample of this model:
-    /// every layer's output (events or potentials) and the kernels' working space.
+    /// every layer's output (events, dense activations or potentials) and the kernels' working space.
     pub fn working_bytes_per_sample(&self) -> usize {
         self.layers()
             .iter()
             .filter_map(|l| l.resolved())
             .map(|r| {
                 let accumulated = r.potentials_shape.len().saturating_mul(4 + 2 + 4 + 8);
-                let output = r.output_shape.len().saturating_mul(std::mem::size_of::<Event>() + 4 + 4);
+                let output = r.output_shape.len().saturating_mul(std::mem::size_of::<Event>() + 4 + 4 + 1);
                 accumulated.saturating_add(output)
             })
             .fold(0usize, usize::saturating_add)
@@ -659,7 +779,10 @@ impl Model {
             }
             stats
         };
-        let new_scratch = || Scratch::new(self.layers().len());
+        // Only an observer sees the outputs of the layers in between as events.
+        let lazy = !observer.sees_values();
+        let new_scratch =
+            || if lazy { Scratch::with_lazy_events(self.layers().len()) } else { Scratch::new(self.layers().len()) };
         let zero = || self.empty_statistics();
         let merge = |a, b: Vec<LayerStatistics>| merge_all(a, &b);
         fn samples<T>(o: &mut [T], len: usize) -> Vec<(usize, &mut [T])> {

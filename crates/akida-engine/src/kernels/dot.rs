@@ -177,10 +177,63 @@ pub fn vector_map(events: &[Event], shape: &Shape3, map: &mut Vec<u8>) {
     }
 }
 
+/// The input vector of a fully connected layer from its dense input `values` (the same vector
+/// as [`vector_map`] of their events).
+pub fn dense_vector_map(values: &[u8], map: &mut Vec<u8>) {
+    map.clear();
+    map.extend_from_slice(values);
+    map.resize(values.len() + SLACK, 0);
+}
+
 /// The synaptic operations the event-driven kernels count for the input in `map` (non-zero cells,
 /// padding included, times the outputs each reaches, times `neurons`), so that statistics do not
 /// depend on the kernel that ran.
 pub fn convolution_operations(map: &[u8], g: &ConvGeometry, channels: usize, neurons: usize) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    if KernelSet::detected().has_avx2() {
+        #[target_feature(enable = "avx2")]
+        unsafe fn avx2(map: &[u8], g: &ConvGeometry, channels: usize, neurons: usize) -> u64 {
+            convolution_operations_body(map, g, channels, neurons)
+        }
+        // SAFETY: the detected set has AVX2 only when the processor supports it.
+        return unsafe { avx2(map, g, channels, neurons) };
+    }
+    convolution_operations_body(map, g, channels, neurons)
+}
+
+#[inline(always)]
+fn convolution_operations_body(map: &[u8], g: &ConvGeometry, channels: usize, neurons: usize) -> u64 {
+    let (mh, mw) = map_size(g);
+    let cover = |a: &crate::shape::AxisGeometry, m: usize| {
+        let hi = (m / a.stride + 1).min(a.output);
+        let lo = if m + 1 > a.kernel { (m + 1 - a.kernel).div_ceil(a.stride) } else { 0 };
+        hi.saturating_sub(lo) as u32
+    };
+    // Each cell's horizontal cover, repeated per channel, so that a map row is one vectorizable
+    // sum of `(v != 0) * cover` in u32 (flushed to u64 every 256 cells: at most 256 * 2^20).
+    let cover_x: Vec<u32> = (0..mw).flat_map(|m| std::iter::repeat_n(cover(&g.x, m), channels)).collect();
+    if cover_x.iter().any(|&c| c > 1 << 20) {
+        return plain_convolution_operations(map, g, channels, neurons);
+    }
+    let mut ops = 0u64;
+    for my in 0..mh {
+        let cy = u64::from(cover(&g.y, my));
+        if cy == 0 {
+            continue;
+        }
+        let row = &map[my * mw * channels..(my + 1) * mw * channels];
+        let mut in_row = 0u64;
+        for (cells, covers) in row.chunks(256).zip(cover_x.chunks(256)) {
+            let sum: u32 = cells.iter().zip(covers).map(|(&v, &c)| u32::from(v != 0) * c).sum();
+            in_row += u64::from(sum);
+        }
+        ops += cy * in_row;
+    }
+    ops * neurons as u64
+}
+
+/// Plain twin of [`convolution_operations`].
+pub fn plain_convolution_operations(map: &[u8], g: &ConvGeometry, channels: usize, neurons: usize) -> u64 {
     let (mh, mw) = map_size(g);
     // The number of windows covering map cell `m` along one axis.
     let cover = |a: &crate::shape::AxisGeometry, m: usize| {

@@ -11,6 +11,26 @@ use crate::shape::{PoolGeometry, Shape3};
 /// cells [`PoolAxis::cells`](crate::shape::PoolAxis::cells) gives (Same-mode padding is skipped, so
 /// an average divides by the number of map cells). `sums` is scratch space.
 pub fn pool(input: &[i32], shape: &Shape3, g: &PoolGeometry, out: &mut [i32], sums: &mut Vec<i64>) {
+    #[cfg(target_arch = "x86_64")]
+    if super::KernelSet::detected().has_avx2() {
+        #[target_feature(enable = "avx2")]
+        unsafe fn avx2(input: &[i32], shape: &Shape3, g: &PoolGeometry, out: &mut [i32], sums: &mut Vec<i64>) {
+            pool_body(input, shape, g, out, sums)
+        }
+        // SAFETY: the detected set has AVX2 only when the processor supports it.
+        unsafe { avx2(input, shape, g, out, sums) };
+        return;
+    }
+    pool_body(input, shape, g, out, sums)
+}
+
+/// The body of [`pool`], built for the instruction set of its caller (`vpmaxsd` needs SSE4.1).
+#[inline(always)]
+fn pool_body(input: &[i32], shape: &Shape3, g: &PoolGeometry, out: &mut [i32], sums: &mut Vec<i64>) {
+    if g.kind == PoolingType::Max {
+        max_pool_rows(input, shape, g, out);
+        return;
+    }
     let n = shape.channels;
     for py in 0..g.y.output {
         let (y0, y1) = g.y.cells(py);
@@ -19,17 +39,6 @@ pub fn pool(input: &[i32], shape: &Shape3, g: &PoolGeometry, out: &mut [i32], su
             let o = (py * g.x.output + px) * n;
             let dst = &mut out[o..o + n];
             match g.kind {
-                PoolingType::Max => {
-                    dst.fill(i32::MIN);
-                    for y in y0..y1 {
-                        let row = &input[shape.index(y, x0, 0)..shape.index(y, x1 - 1, n)];
-                        for values in row.chunks_exact(n) {
-                            for (d, &v) in dst.iter_mut().zip(values) {
-                                *d = (*d).max(v);
-                            }
-                        }
-                    }
-                }
                 PoolingType::Average => {
                     sums.clear();
                     sums.resize(n, 0);
@@ -46,7 +55,37 @@ pub fn pool(input: &[i32], shape: &Shape3, g: &PoolGeometry, out: &mut [i32], su
                         *d = sum.div_euclid(count) as i32;
                     }
                 }
+                PoolingType::Max => unreachable!("max pooling runs in max_pool_rows"),
                 PoolingType::NoPooling => unreachable!("no geometry is built without pooling"),
+            }
+        }
+    }
+}
+
+/// Max pooling in two passes that run over long contiguous spans: the maximum of each window's
+/// rows over the whole map row, then of each window's columns in that row (an empty window gives
+/// `i32::MIN`). Its plain twin is [`crate::reference`]'s `pool`.
+#[inline(always)]
+fn max_pool_rows(input: &[i32], shape: &Shape3, g: &PoolGeometry, out: &mut [i32]) {
+    let n = shape.channels;
+    let span = shape.width * n;
+    let mut rows = vec![i32::MIN; span];
+    for py in 0..g.y.output {
+        let (y0, y1) = g.y.cells(py);
+        rows.fill(i32::MIN);
+        for y in y0..y1 {
+            for (r, &v) in rows.iter_mut().zip(&input[y * span..(y + 1) * span]) {
+                *r = (*r).max(v);
+            }
+        }
+        for px in 0..g.x.output {
+            let (x0, x1) = g.x.cells(px);
+            let dst = &mut out[(py * g.x.output + px) * n..][..n];
+            dst.fill(i32::MIN);
+            for x in x0..x1 {
+                for (d, &v) in dst.iter_mut().zip(&rows[x * n..(x + 1) * n]) {
+                    *d = (*d).max(v);
+                }
             }
         }
     }
@@ -73,8 +112,86 @@ pub fn winner_take_all(values: &mut [i32], neurons: usize, groups: &[std::ops::R
 }
 
 /// Thresholds `potentials` (`(H, W, N)`) and appends the resulting spikes to `out`, in canonical
-/// order.
+/// order. `levels` is scratch space; see [`activate_dense`].
 pub fn activate(potentials: &[i32], shape: &Shape3, thresholds: &Thresholds, out: &mut Vec<Event>) {
+    let mut levels = Vec::new();
+    activate_dense(potentials, shape, thresholds, &mut levels, out);
+}
+
+/// Thresholds `potentials` (`(H, W, N)`) into `levels`, the dense activations (same length,
+/// resized), and appends the spikes (the non-zero levels) to `out`, in canonical order. The
+/// thresholds are one vectorized pass ([`Thresholds::levels`]); the events come from the dense
+/// levels eight at a time ([`events_from_levels`]).
+pub fn activate_dense(
+    potentials: &[i32],
+    shape: &Shape3,
+    thresholds: &Thresholds,
+    levels: &mut Vec<u8>,
+    out: &mut Vec<Event>,
+) {
+    levels.clear();
+    levels.resize(potentials.len(), 0);
+    thresholds.levels(potentials, levels);
+    events_from_levels(levels, shape, out);
+}
+
+/// The number of non-zero values of `values` (vectorized).
+pub fn count_nonzero(values: &[u8]) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if super::KernelSet::detected().has_avx2() {
+        #[target_feature(enable = "avx2")]
+        unsafe fn avx2(values: &[u8]) -> usize {
+            count_nonzero_body(values)
+        }
+        // SAFETY: the detected set has AVX2 only when the processor supports it.
+        return unsafe { avx2(values) };
+    }
+    count_nonzero_body(values)
+}
+
+#[inline(always)]
+fn count_nonzero_body(values: &[u8]) -> usize {
+    values.chunks(255 * 64).map(|chunk| chunk.iter().map(|&v| u32::from(v != 0)).sum::<u32>() as usize).sum()
+}
+
+/// Appends the non-zero values of the dense `levels` (`(H, W, N)`) to `out` as events, in
+/// canonical order: eight values are tested at once and only set bytes are visited. Same result
+/// as [`crate::events::events_from_dense`].
+pub fn events_from_levels(levels: &[u8], shape: &Shape3, out: &mut Vec<Event>) {
+    let n = shape.channels;
+    if n == 0 || shape.width == 0 {
+        return;
+    }
+    debug_assert_eq!(levels.len(), shape.len());
+    let (mut y, mut x) = (0u32, 0u32);
+    let width = shape.width as u32;
+    for pixel in levels.chunks_exact(n) {
+        let (words, tail) = pixel.as_chunks::<8>();
+        for (w, word) in words.iter().enumerate() {
+            let mut bits = u64::from_le_bytes(*word);
+            while bits != 0 {
+                let b = (bits.trailing_zeros() / 8) as usize;
+                out.push(Event { y, x, c: (w * 8 + b) as u32, value: i32::from(word[b]) });
+                bits &= !(0xFFu64 << (b * 8));
+            }
+        }
+        let base = words.len() * 8;
+        for (k, &v) in tail.iter().enumerate() {
+            if v != 0 {
+                out.push(Event { y, x, c: (base + k) as u32, value: i32::from(v) });
+            }
+        }
+        x += 1;
+        if x == width {
+            x = 0;
+            y += 1;
+        }
+    }
+}
+
+/// Plain twin of [`activate`]: thresholds `potentials` neuron by neuron with
+/// [`Thresholds::response`] and appends the spikes to `out`, in canonical order.
+pub fn plain_activate(potentials: &[i32], shape: &Shape3, thresholds: &Thresholds, out: &mut Vec<Event>) {
     let n = shape.channels;
     for (pixel, values) in potentials.chunks_exact(n).enumerate() {
         let (y, x) = ((pixel / shape.width) as u32, (pixel % shape.width) as u32);

@@ -228,6 +228,32 @@ fn the_detected_set_is_available_and_stable() {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(400))]
 
+    /// The vectorized thresholding and event extraction against their plain twins, at firing
+    /// densities from 0 % to 100 % (thresholds spread around the potentials).
+    #[test]
+    fn fast_activation_matches_its_plain_twin(seed in any::<u64>()) {
+        let mut rng = Rng(seed);
+        let channels = rng.pick(&[1usize, 3, 7, 8, 9, 16, 31, 33, 70]);
+        let shape = Shape3::new(rng.range(1, 6) as usize, rng.range(1, 6) as usize, channels);
+        let n = shape.channels;
+        let bits = rng.pick(&[1u8, 2, 4]);
+        let centre = rng.range(-60, 80);
+        let threshold: Vec<i32> = (0..n).map(|_| (centre + rng.range(-10, 10)) as i32).collect();
+        let step: Vec<f32> = (0..n).map(|_| rng.pick(&[0.25f32, 1.0, 1.5, 3.3])).collect();
+        let potentials: Vec<i32> = (0..shape.len()).map(|_| rng.range(-40, 60) as i32).collect();
+        let t = crate::activation::Thresholds::new(&threshold, &step, bits);
+        let (mut fast, mut plain, mut levels) = (Vec::new(), Vec::new(), Vec::new());
+        super::post::activate_dense(&potentials, &shape, &t, &mut levels, &mut fast);
+        super::post::plain_activate(&potentials, &shape, &t, &mut plain);
+        prop_assert_eq!(&fast, &plain);
+        let dense: Vec<u8> = dense_of(&plain, &shape).iter().map(|&v| v as u8).collect();
+        prop_assert_eq!(&levels, &dense);
+        let (mut from_levels, mut from_dense) = (Vec::new(), Vec::new());
+        super::post::events_from_levels(&dense, &shape, &mut from_levels);
+        crate::events::events_from_dense(&shape, &dense, &mut from_dense);
+        prop_assert_eq!(from_levels, from_dense);
+    }
+
     /// Thresholding against the formula of `docs/semantics.md`, neuron by neuron, and
     /// winner-take-all against its definition.
     #[test]
@@ -305,6 +331,12 @@ proptest! {
         let mut map = Vec::new();
         dot::events_map(&events, &shape, &g, &mut map);
         prop_assert_eq!(dot::convolution_operations(&map, &g, shape.channels, neurons), plain_ops);
+        prop_assert_eq!(dot::plain_convolution_operations(&map, &g, shape.channels, neurons), plain_ops);
+        // The map of the same input given densely (the executor's path after a thresholded layer).
+        let dense: Vec<u8> = dense_of(&events, &shape).iter().map(|&v| v as u8).collect();
+        let mut from_dense = vec![9u8; 3];
+        dot::image_map(&dense, &shape, &g, 0, &mut from_dense);
+        prop_assert_eq!(&from_dense, &map);
         for set in KernelSet::available() {
             let mut got = vec![i32::MIN; positions * neurons];
             set.dot_product(&map, max_v as u8, &dot::Windows::convolution(&g, shape.channels), &packed, &mut got);
@@ -363,6 +395,16 @@ proptest! {
         let planes_w = bits::BitWeights::new(&weights, shape.len(), neurons, bits);
         let mut planes = Vec::new();
         bits::input_planes(&events, &shape, input_bits, &mut planes);
+        // The same inputs given densely (the executor's path after a thresholded layer).
+        let dense: Vec<u8> = dense_of(&events, &shape).iter().map(|&v| v as u8).collect();
+        let mut dense_planes = vec![7u64; 2];
+        bits::input_planes_dense(&dense, input_bits, &mut dense_planes);
+        prop_assert_eq!(&dense_planes, &planes);
+        bits::plain_input_planes_dense(&dense, input_bits, &mut dense_planes);
+        prop_assert_eq!(&dense_planes, &planes);
+        let mut dense_map = vec![7u8; 2];
+        dot::dense_vector_map(&dense, &mut dense_map);
+        prop_assert_eq!(&dense_map, &map);
         for set in KernelSet::available() {
             let mut got = vec![i32::MIN; neurons];
             set.dot_product(&map, ((1u32 << input_bits) - 1) as u8, &dot::Windows::fully_connected(), &packed, &mut got);
