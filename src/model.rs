@@ -15,7 +15,7 @@ use crate::errors::{raise, to_pyerr};
 use crate::events::PyEvents;
 use crate::layers::{layer_object, PyLayer};
 use crate::nsoc::{PyDevice, PyMapMode, PySequence};
-use crate::runtime::{cancellable, compute, guarded, parallel_allowed};
+use crate::runtime::{cancellable, compute, compute_checked, guarded, parallel_allowed};
 use crate::state::{lock, new_layer_id, shared, LayerSlot, ModelState, SharedModel};
 use akida_engine::error::{copied_vec, zeroed_vec};
 
@@ -561,35 +561,6 @@ impl PyModel {
         }
         closed?;
         Ok((values, output_shape, samples))
-    }
-}
-
-/// Runs loading `work` with the GIL released, giving it a check that takes the GIL briefly to run
-/// Python's signal handlers: a `KeyboardInterrupt` (or whatever a handler raises) stops the work
-/// and is raised as it is.
-fn compute_checked<T, F>(py: Python<'_>, work: F) -> PyResult<T>
-where
-    F: FnOnce(akida_format::Check<'_>) -> akida_engine::Result<T> + Send,
-    T: Send,
-{
-    let pending: std::sync::Mutex<Option<PyErr>> = std::sync::Mutex::new(None);
-    let result = compute(py, || {
-        let mut check = || -> akida_engine::Result<()> {
-            Python::attach(|py| py.check_signals()).map_err(|e| {
-                *pending.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                Error::Io {
-                    kind: std::io::ErrorKind::Interrupted,
-                    errno: None,
-                    message: "loading was interrupted".into(),
-                    path: None,
-                }
-            })
-        };
-        work(&mut check)
-    });
-    match pending.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        Some(e) => Err(e),
-        None => result,
     }
 }
 

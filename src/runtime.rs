@@ -11,8 +11,7 @@
 //! for signals between chunks. Calls that cannot be cut run on a worker thread while the calling
 //! thread wakes every [`SIGNAL_POLL`] to run Python's signal handlers: [`cancellable`] (the work
 //! sees a cancel flag and stops early). Loading a model runs its own check instead (the reader
-//! calls back every 8 MiB, and every 0.1 s on pipes, to run the handlers: `compute_checked` in
-//! `model.rs`).
+//! calls back every 8 MiB, and every 0.1 s on pipes, to run the handlers: [`compute_checked`]).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -124,6 +123,35 @@ where
     match outcome {
         Ok(result) => result.map_err(to_pyerr),
         Err(panic) => Err(panic_to_pyerr(panic)),
+    }
+}
+
+/// Runs loading `work` with the GIL released, giving it a check that takes the GIL briefly to run
+/// Python's signal handlers: a `KeyboardInterrupt` (or whatever a handler raises) stops the work
+/// and is raised as it is.
+pub fn compute_checked<T, F>(py: Python<'_>, work: F) -> PyResult<T>
+where
+    F: FnOnce(akida_format::Check<'_>) -> akida_engine::Result<T> + Send,
+    T: Send,
+{
+    let pending: std::sync::Mutex<Option<PyErr>> = std::sync::Mutex::new(None);
+    let result = compute(py, || {
+        let mut check = || -> akida_engine::Result<()> {
+            Python::attach(|py| py.check_signals()).map_err(|e| {
+                *pending.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                akida_engine::Error::Io {
+                    kind: std::io::ErrorKind::Interrupted,
+                    errno: None,
+                    message: "loading was interrupted".into(),
+                    path: None,
+                }
+            })
+        };
+        work(&mut check)
+    });
+    match pending.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some(e) => Err(e),
+        None => result,
     }
 }
 

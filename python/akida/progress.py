@@ -83,7 +83,7 @@ class Progress:
                 self._bar = tqdm(total=self.total, desc=description, unit=unit, file=sys.stderr)
             else:
                 self._text = True
-                print(f"{description}: 0/{self.total}", file=sys.stderr)
+                self._show_text(final=False)
 
     def update(self, steps: int = 1) -> None:
         """Records ``steps`` more steps done."""
@@ -91,9 +91,14 @@ class Progress:
         if self._bar is not None:
             self._bar.update(steps)
         elif self._text:
-            print(f"{self.description}: {self.done}/{self.total}", file=sys.stderr)
+            self._show_text(final=False)
         if self._callback is not None:
             self._callback(self.done, self.total)
+
+    def _show_text(self, final: bool) -> None:
+        """The text fallback without tqdm: one line per step (nothing more at the end)."""
+        if not final:
+            print(f"{self.description}: {self.done}/{self.total}", file=sys.stderr)
 
     def close(self) -> None:
         """Ends the bar."""
@@ -108,59 +113,37 @@ class Progress:
         self.close()
 
 
-class _PlainBar:
-    """A one-line text bar on stderr, for when tqdm is not installed."""
-
-    def __init__(self, what: str, total: int) -> None:
-        self._what, self._total, self._last = what, total, 0.0
-
-    def show(self, done: int, final: bool = False) -> None:
-        now = time.monotonic()
-        if not final and now - self._last < 0.1:
-            return
-        self._last = now
-        percent = 100 * done // self._total if self._total else 100
-        sys.stderr.write(f"\r{self._what}: {done}/{self._total} samples ({percent}%)")
-        if final:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
-
-
-class Reporter:
-    """The progress report of one call of ``what`` over ``total`` samples.
+class Reporter(Progress):
+    """The progress report of one model call (``forward``, ``predict``, ``evaluate``, ``fit``) of
+    ``what`` over ``total`` samples, driven by the engine between the chunks of the call.
 
     ``update(done)`` is called after each chunk with the samples done so far, ``close()`` once at
     the end (also when the call fails or is interrupted). The callback is called with
     ``(0, total)`` first, then after each chunk; when the call completes the last call has
-    ``done == total``.
+    ``done == total``. Without tqdm the bar is one line on stderr, redrawn at most every 0.1 s.
     """
 
     def __init__(self, what: str, total: int, verbose: bool, callback: Optional[ProgressCallback]) -> None:
-        if callback is not None and not callable(callback):
-            raise TypeError(f"callback must be a callable(done, total) or None, got {type(callback).__name__}")
-        self._total, self._done, self._callback = total, 0, callback
-        self._tqdm: Any = None
-        self._plain: Optional[_PlainBar] = None
-        if verbose:
-            tqdm = _tqdm()
-            if tqdm is not None:
-                self._tqdm = tqdm(total=total, desc=what, unit="sample")
-            else:
-                self._plain = _PlainBar(what, total)
+        self._last_text = 0.0
+        super().__init__(total, what, bool(verbose), callback, unit="sample")
         if callback is not None:
             callback(0, total)
 
-    def update(self, done: int) -> None:
-        step, self._done = done - self._done, done
-        if self._tqdm is not None:
-            self._tqdm.update(step)
-        if self._plain is not None:
-            self._plain.show(done)
-        if self._callback is not None:
-            self._callback(done, self._total)
+    def update(self, done: int) -> None:  # type: ignore[override]
+        super().update(done - self.done)
 
     def close(self) -> None:
-        if self._tqdm is not None:
-            self._tqdm.close()
-        if self._plain is not None:
-            self._plain.show(self._done, final=True)
+        if self._text:
+            self._show_text(final=True)
+        super().close()
+
+    def _show_text(self, final: bool) -> None:
+        now = time.monotonic()
+        if not final and now - self._last_text < 0.1:
+            return
+        self._last_text = now
+        percent = 100 * self.done // self.total if self.total else 100
+        sys.stderr.write(f"\r{self.description}: {self.done}/{self.total} samples ({percent}%)")
+        if final:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
