@@ -75,6 +75,21 @@ impl Model {
         self.plan = PlanCache::default();
     }
 
+    /// The plan, taken out of the cache for a caller that changes weights the plan packs (the
+    /// learning layer's, in `fit`) and keeps the plan's copy equal to them: it gives the plan
+    /// back with [`Model::restore_plan`] when the weights and the copy agree again. Until then
+    /// the model has no cached plan (a call to [`Model::plan`] packs the weights as they are).
+    pub(crate) fn take_plan(&mut self) -> Arc<Plan> {
+        let plan = self.plan();
+        self.plan_changed();
+        plan
+    }
+
+    /// Caches `plan`, which the caller of [`Model::take_plan`] kept equal to the layers.
+    pub(crate) fn restore_plan(&mut self, plan: Arc<Plan>) {
+        self.plan = PlanCache(OnceLock::from(plan));
+    }
+
     pub fn layers(&self) -> &[Layer] {
         &self.layers
     }

@@ -13,10 +13,13 @@
 //! sample with no setting. Statistics count the samples each kernel ran
 //! ([`crate::LayerStatistics::kernels`]).
 //!
-//! Layers that learn (compiled layers) keep the event-driven kernel: learning changes their
-//! weights during `fit` without rebuilding the plan, so the plan packs no copy of them. The
-//! weights of every other layer change only through `&mut` paths that drop the plan. Layers of
-//! more than 64 Mi weights keep it too, so that packing never adds more than that per layer.
+//! A compiled FullyConnected layer (1-bit weights and inputs) has the bit-packed kernel too:
+//! `fit` takes the plan out of the model's cache, sets the bits of the weights each learning step
+//! moved in the plan's copy, and caches the plan again when it returns
+//! ([`BitWeights::set_binary`]). A compiled Convolutional layer keeps the event-driven kernel
+//! only (the plan packs no copy of its weights). The weights of every other layer change only
+//! through `&mut` paths that drop the plan. Layers of more than 64 Mi weights keep the
+//! event-driven kernel too, so that packing never adds more than that per layer.
 
 use std::ops::Range;
 
@@ -207,7 +210,8 @@ impl LayerPlan {
         let lanes = if self.accumulator == AccumulatorWidth::I16 { 16.0 } else { 8.0 };
         let per_row = 4.0 * neurons.div_ceil(lanes as usize) as f64 + 12.0;
         // Inputs above 255 would not fit the `u8` maps; none of the engine's layers has them.
-        let events_only = layer.learning().is_some()
+        let learns = layer.learning().is_some();
+        let events_only = (learns && !matches!(layer.params(), LayerParams::FullyConnected { .. }))
             || layer.weights().len() + layer.weights_pw().len() > MAX_PACKED_WEIGHTS
             || r.input_max > 255;
         // `pairs_fit`: the AVX2 build's i16 pair sums cannot saturate (`2 * max x * max |w|`).
@@ -282,7 +286,7 @@ impl LayerPlan {
                     let per_pair = if set.has_avx512() { words / 2.0 + 20.0 } else { 3.0 * words + 20.0 };
                     self.costs.bit_packed = Some(neurons as f64 * pairs as f64 * per_pair);
                     self.bits = Some(BitWeights::new(layer.weights(), inputs, neurons, *weights_bits));
-                } else {
+                } else if !learns {
                     // Every sample streams the weights once: from memory when they exceed a
                     // share of the cache.
                     let stream = if inputs * neurons > 1 << 20 { 5.0 } else { 1.0 };

@@ -178,6 +178,57 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(100))]
+
+    /// The learning layer's potentials in `fit` through every kernel set and method give the same
+    /// outputs, weights and learning state, and the plan cached after `fit` holds the bit-packed
+    /// copy of the learned weights (packing them afresh gives the same words).
+    #[test]
+    fn fit_through_every_kernel_learns_the_same(seed in any::<u64>()) {
+        let mut rng = Rng(seed);
+        let mut model = Model::new();
+        let (h, w, c) = (rng.range(1, 9) as usize, rng.range(1, 9) as usize, rng.range(1, 3) as usize);
+        model.add(Layer::new("", LayerParams::input_data(w as i64, h as i64, c as i64, 1).unwrap()).unwrap(), None).unwrap();
+        let classes = rng.range(1, 4) as usize;
+        let neurons = classes * rng.range(1, 6) as usize;
+        let fc = LayerParams::fully_connected(neurons as i64, 1, Activation::new(false, 0, 1.0, 1).unwrap()).unwrap();
+        model.add(Layer::new("", fc).unwrap(), None).unwrap();
+        let num_weights = rng.range(1, (h * w * c) as i64) as usize;
+        let config =
+            akida_engine::learning::LearningConfig::new(num_weights as i64, classes as i64, 1.0, 0.1, 0.25, 0.0, seed).unwrap();
+        model.compile(config).unwrap();
+        let samples = rng.range(1, 30) as usize;
+        let inputs = random_inputs(&model, &mut rng, samples);
+        let labels: Vec<i64> = (0..samples).map(|_| rng.range(0, classes as i64)).collect();
+        let mut first: Option<(Vec<i32>, Model)> = None;
+        for set in kernels::KernelSet::available() {
+            for method in [None, Some(Method::Events), Some(Method::BitPacked)] {
+                let mut m = model.clone();
+                m.set_forced_kernels(ForcedKernels { set: Some(set), method });
+                let mut out = vec![0i32; samples * neurons];
+                let stats = m
+                    .fit(Input::Dense { data: &inputs, num_samples: samples }, Some(&labels), Output::Potentials(&mut out), true)
+                    .unwrap();
+                if method == Some(Method::BitPacked) {
+                    prop_assert_eq!(stats[1].kernels[Method::BitPacked as usize], samples as u64);
+                }
+                let packed = m.plan().layers[1].bits.clone();
+                let fresh = akida_engine::kernels::bits::BitWeights::new(m.layers()[1].weights(), h * w * c, neurons, 1);
+                prop_assert_eq!(packed, Some(fresh), "the cached plan follows the learned weights");
+                m.set_forced_kernels(ForcedKernels::default());
+                match &first {
+                    None => first = Some((out, m)),
+                    Some((o, f)) => {
+                        prop_assert_eq!(o, &out, "{} {:?}", set.name(), method);
+                        prop_assert_eq!(f.layers(), m.layers(), "{} {:?}", set.name(), method);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The random models of the property tests do exercise the corners of Same-mode pooling.
 #[test]
 fn random_models_cover_same_pooling() {

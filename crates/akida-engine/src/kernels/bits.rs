@@ -23,6 +23,7 @@ pub struct BitWeights {
     words: usize,
     planes: usize,
     signed: bool,
+    inputs: usize,
     neurons: usize,
 }
 
@@ -44,7 +45,18 @@ impl BitWeights {
                 }
             }
         }
-        BitWeights { data, words, planes, signed: bits > 1, neurons }
+        BitWeights { data, words, planes, signed: bits > 1, inputs, neurons }
+    }
+
+    /// Sets the 1-bit weight of input `input` to neuron `neuron` (weights packed with `bits`
+    /// 1): how `fit` keeps the plan's copy of a learning layer equal to its weights. Panics on
+    /// more planes or indices out of range.
+    pub fn set_binary(&mut self, input: usize, neuron: usize, on: bool) {
+        assert!(self.planes == 1 && !self.signed, "set_binary needs 1-bit weights");
+        assert!(neuron < self.neurons && input < self.inputs, "weight index out of range");
+        let word = &mut self.data[neuron * self.words + input / WORD];
+        let bit = 1u64 << (input % WORD);
+        *word = if on { *word | bit } else { *word & !bit };
     }
 
     pub fn planes(&self) -> usize {

@@ -145,7 +145,7 @@ enum Isa {
     Portable,
     #[cfg(target_arch = "x86_64")]
     Avx2,
-    /// AVX2 plus AVX-512 F/BW with VNNI (`vpdpbusd`) and VPOPCNTDQ: the event kernels run their
+    /// AVX2 plus AVX-512 F/BW/DQ/VL with VNNI (`vpdpbusd`) and VPOPCNTDQ: the event kernels run their
     /// AVX2 build, the dot-product and bit-packed kernels their AVX-512 one.
     #[cfg(target_arch = "x86_64")]
     Avx512,
@@ -178,6 +178,8 @@ impl KernelSet {
             sets.push(KernelSet(Isa::Avx2));
             if std::arch::is_x86_feature_detected!("avx512f")
                 && std::arch::is_x86_feature_detected!("avx512bw")
+                && std::arch::is_x86_feature_detected!("avx512dq")
+                && std::arch::is_x86_feature_detected!("avx512vl")
                 && std::arch::is_x86_feature_detected!("avx512vnni")
                 && std::arch::is_x86_feature_detected!("avx512vpopcntdq")
             {

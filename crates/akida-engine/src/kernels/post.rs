@@ -163,6 +163,9 @@ pub fn events_from_levels(levels: &[u8], shape: &Shape3, out: &mut Vec<Event>) {
         return;
     }
     debug_assert_eq!(levels.len(), shape.len());
+    if n < 8 && u32::try_from(shape.width * n).is_ok() {
+        return events_from_few_channels(levels, shape, out);
+    }
     let (mut y, mut x) = (0u32, 0u32);
     let width = shape.width as u32;
     for pixel in levels.chunks_exact(n) {
@@ -185,6 +188,42 @@ pub fn events_from_levels(levels: &[u8], shape: &Shape3, out: &mut Vec<Event>) {
         if x == width {
             x = 0;
             y += 1;
+        }
+    }
+}
+
+/// [`events_from_levels`] for fewer than eight channels (an image, or a map of few neurons):
+/// eight bytes of the flat buffer at a time, the row of a set byte found by stepping rows (at most
+/// `H` steps in all) and its column and channel by one multiply-shift division.
+fn events_from_few_channels(levels: &[u8], shape: &Shape3, out: &mut Vec<Event>) {
+    let n = shape.channels as u32;
+    let row_len = shape.width * shape.channels;
+    // Lemire's division by a constant: `floor(a / n) = (a * ceil(2^64 / n)) >> 64` for every
+    // 32-bit `a` and `1 < n < 2^32`.
+    let reciprocal = (u64::MAX / u64::from(n.max(2))).wrapping_add(1);
+    let (mut y, mut row_end) = (0u32, row_len);
+    let mut push = |k: usize, value: u8| {
+        while k >= row_end {
+            row_end += row_len;
+            y += 1;
+        }
+        let offset = (k + row_len - row_end) as u32;
+        let x = if n == 1 { offset } else { ((u128::from(reciprocal) * u128::from(offset)) >> 64) as u32 };
+        out.push(Event { y, x, c: offset - x * n, value: i32::from(value) });
+    };
+    let (words, tail) = levels.as_chunks::<8>();
+    for (w, word) in words.iter().enumerate() {
+        let mut bits = u64::from_le_bytes(*word);
+        while bits != 0 {
+            let b = (bits.trailing_zeros() / 8) as usize;
+            push(w * 8 + b, word[b]);
+            bits &= !(0xFFu64 << (b * 8));
+        }
+    }
+    let base = words.len() * 8;
+    for (k, &v) in tail.iter().enumerate() {
+        if v != 0 {
+            push(base + k, v);
         }
     }
 }

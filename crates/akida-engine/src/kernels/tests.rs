@@ -254,6 +254,22 @@ proptest! {
         prop_assert_eq!(from_levels, from_dense);
     }
 
+    /// Event extraction from dense levels against its plain twin on images and maps of every
+    /// channel count around the eight-byte words, densities 0 % to 100 %.
+    #[test]
+    fn events_from_levels_matches_its_plain_twin(seed in any::<u64>()) {
+        let mut rng = Rng(seed);
+        let channels = rng.range(1, 12) as usize;
+        let shape = Shape3::new(rng.range(1, 40) as usize, rng.range(1, 40) as usize, channels);
+        let density = rng.range(0, 100);
+        let levels: Vec<u8> =
+            (0..shape.len()).map(|_| if rng.range(0, 99) < density { rng.range(1, 255) as u8 } else { 0 }).collect();
+        let (mut fast, mut plain) = (Vec::new(), Vec::new());
+        super::post::events_from_levels(&levels, &shape, &mut fast);
+        crate::events::events_from_dense(&shape, &levels, &mut plain);
+        prop_assert_eq!(fast, plain);
+    }
+
     /// Thresholding against the formula of `docs/semantics.md`, neuron by neuron, and
     /// winner-take-all against its definition.
     #[test]

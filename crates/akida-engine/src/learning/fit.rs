@@ -11,9 +11,11 @@ use crate::error::{bail, Error, Result};
 use crate::events::Event;
 use crate::executor::{map_reduce, run_layer, run_sample, write_output, Input, NoObserver, Output, Scratch, Sink};
 use crate::graph::Model;
+use crate::kernels::bits::BitWeights;
 use crate::layer::{OutputKind, Resolved};
 use crate::params::{LayerKind, LayerParams};
 use crate::statistics::{merge_all, LayerStatistics};
+use std::sync::Arc;
 
 impl Model {
     /// Prepares the last layer for Akida learning: checks the learning constraints, gives every
@@ -205,9 +207,11 @@ impl Model {
         if !size_ok {
             bail!(Input, "the output buffer does not match the model output");
         }
-        // Learning changes weights and learning state only, which the plan does not read, so it
-        // holds for the whole call.
-        let plan = self.plan();
+        // Learning changes the learning layer's weights and state only; the plan holds for the
+        // whole call but for its packed copy of those weights (bit-packed kernel), which every
+        // learning step updates. The plan is out of the model's cache meanwhile (a failure leaves
+        // no stale copy behind) and goes back when every sample has learned.
+        let mut plan = self.take_plan();
         let layer = &self.layers()[last];
         let mut work = LearningScratch::new(&r, layer.weights(), layer.connections(), layer.learning())?;
         let mut scratch = Scratch::new(self.layers().len());
@@ -250,14 +254,18 @@ impl Model {
                 };
                 write_output(self, last, &scratch, sink);
                 let label = labels.map(|l| l[if l.len() == 1 { 0 } else { s }]);
-                self.learn_sample(last, &r, scratch.events(source), scratch.accumulated(), label, &mut work)?;
+                let packed = Arc::make_mut(&mut plan).layers[last].bits.as_mut();
+                self.learn_sample(last, &r, scratch.events(source), scratch.accumulated(), label, &mut work, packed)?;
             }
         }
+        self.restore_plan(plan);
         Ok(stats)
     }
 
     /// The learning step of one sample of `fit` for the learning layer `last`, whose inputs are
-    /// `events` and potentials (before pooling) `potentials`: lets the winner learn.
+    /// `events` and potentials (before pooling) `potentials`: lets the winner learn, and sets the
+    /// weights it moved in `packed`, the plan's bit-packed copy of the layer's weights, if any.
+    #[allow(clippy::too_many_arguments)]
     fn learn_sample(
         &mut self,
         last: usize,
@@ -266,6 +274,7 @@ impl Model {
         potentials: &[i32],
         label: Option<i64>,
         work: &mut LearningScratch,
+        packed: Option<&mut BitWeights>,
     ) -> Result<()> {
         let neurons = r.potentials_shape.channels;
         let layer = &self.layers()[last];
@@ -347,9 +356,7 @@ impl Model {
         let state = &mut learning.state;
         let total_before = work.layer_counts.total;
         let potential = learn_step(
-            weights,
-            neurons,
-            n,
+            &mut work.rows[n * connections..(n + 1) * connections],
             active,
             &mut state.input_counts[n * connections..(n + 1) * connections],
             &mut work.layer_counts,
@@ -357,10 +364,22 @@ impl Model {
             &mut state.rng,
             &mut work.step,
         );
-        // The familiarity follows the layer's counts: the counts grew by the step's spikes (every
-        // neuron's familiarity grows by its potential at the winner's position, computed with the
-        // weights before the step), unless the winner's counts were halved (then all are summed
-        // again); the winner's own weights may have moved.
+        // The layer's weights and the plan's packed copy follow the neuron-major copy.
+        let (dropped, risen) = work.step.moved();
+        for &j in dropped {
+            weights[j * neurons + n] = 0;
+        }
+        for &j in risen {
+            weights[j * neurons + n] = 1;
+        }
+        if let Some(packed) = packed {
+            for &j in dropped {
+                packed.set_binary(j, n, false);
+            }
+            for &j in risen {
+                packed.set_binary(j, n, true);
+            }
+        }
         let active_spikes: u64 = active.iter().map(|&a| u64::from(a)).sum();
         if work.layer_counts.total == total_before + active_spikes {
             let at_winner = &potentials[winner.position * neurons..(winner.position + 1) * neurons];
@@ -374,9 +393,12 @@ impl Model {
             let gained: u64 = risen.iter().map(|&j| g[j]).sum();
             let lost: u64 = dropped.iter().map(|&j| g[j]).sum();
             work.expected[n] = work.expected[n] + gained - lost;
-            debug_assert_eq!(work.expected[n], neuron_familiarity(weights, neurons, n, &work.layer_counts));
+            debug_assert_eq!(
+                work.expected[n],
+                neuron_familiarity(&work.rows[n * connections..(n + 1) * connections], &work.layer_counts)
+            );
         } else {
-            familiarity(weights, neurons, &work.layer_counts, &mut work.expected);
+            familiarity(&work.rows, connections, &work.layer_counts, &mut work.expected);
         }
         // A winner whose weights already fit the input (nothing to move) has still learned it.
         if potential > 0 {
@@ -394,6 +416,9 @@ const FIT_CHUNK: usize = 1024;
 struct LearningScratch {
     active: Vec<bool>,
     dense_input: Vec<bool>,
+    /// The learning layer's weights neuron-major, `(neurons, connections)`, 0 or 1: the learning
+    /// step reads and moves one neuron's weights as one contiguous row. Kept equal to the layer's.
+    rows: Vec<u8>,
     /// The spikes in the input window of each position (one entry for a FullyConnected layer).
     window_spikes: Vec<u32>,
     /// [`Familiarity::expected`] of every neuron, derived at the start of `fit` and kept up to
@@ -417,12 +442,22 @@ impl LearningScratch {
         let counts = learning.map_or(&[][..], |l| &l.state.input_counts[..]);
         let layer_counts = LayerCounts::new(counts, connections)?;
         let mut expected = crate::error::zeroed_vec(Some(neurons), "the familiarity of the neurons")?;
-        if learning.is_some() {
-            familiarity(weights, neurons, &layer_counts, &mut expected);
+        let mut rows: Vec<u8> = crate::error::zeroed_vec(
+            neurons.checked_mul(connections),
+            "the neuron-major copy of the learning weights",
+        )?;
+        if learning.is_some() && neurons > 0 {
+            for (j, weights_of_input) in weights.chunks_exact(neurons).enumerate() {
+                for (n, &w) in weights_of_input.iter().enumerate() {
+                    rows[n * connections + j] = u8::from(w == 1);
+                }
+            }
+            familiarity(&rows, connections, &layer_counts, &mut expected);
         }
         Ok(LearningScratch {
             active: vec![false; connections],
             dense_input: vec![false; r.input_shape.len()],
+            rows,
             window_spikes: vec![0; if r.conv.is_some() { positions } else { 1 }],
             expected,
             layer_counts,

@@ -144,22 +144,21 @@ pub(crate) fn select_winner(
 }
 
 /// [`Familiarity::expected`] of every neuron: `expected[n]` = the sum of `layer` over the
-/// connections of the `(connections, neurons)` weights where neuron `n` has a weight equal to 1.
-pub(crate) fn familiarity(weights: &[i8], neurons: usize, layer: &LayerCounts, expected: &mut [u64]) {
+/// connections where neuron `n` has a weight equal to 1, from the neuron-major weights `rows`
+/// (`(neurons, connections)`, each neuron's weights as 0 or 1).
+pub(crate) fn familiarity(rows: &[u8], connections: usize, layer: &LayerCounts, expected: &mut [u64]) {
     expected.fill(0);
-    if neurons == 0 {
+    if connections == 0 {
         return;
     }
-    for (row, &g) in weights.chunks_exact(neurons).zip(&layer.per_connection) {
-        for (e, &w) in expected.iter_mut().zip(row) {
-            *e += u64::from(w == 1) * g;
-        }
+    for (e, row) in expected.iter_mut().zip(rows.chunks_exact(connections)) {
+        *e = neuron_familiarity(row, layer);
     }
 }
 
-/// [`familiarity`] of neuron `neuron` alone.
-pub(crate) fn neuron_familiarity(weights: &[i8], neurons: usize, neuron: usize, layer: &LayerCounts) -> u64 {
-    layer.per_connection.iter().enumerate().map(|(j, &g)| u64::from(weights[j * neurons + neuron] == 1) * g).sum()
+/// [`familiarity`] of one neuron, from its weights `row` (0 or 1 per connection).
+pub(crate) fn neuron_familiarity(row: &[u8], layer: &LayerCounts) -> u64 {
+    row.iter().zip(&layer.per_connection).map(|(&w, &g)| u64::from(w) * g).sum()
 }
 
 /// `floor(plasticity * n + 0.5)`, evaluated exactly on the float32 value of `plasticity` (in
@@ -201,8 +200,8 @@ impl LayerCounts {
 #[derive(Debug, Default)]
 pub(crate) struct StepBuffers {
     score: Vec<i64>,
-    /// The neuron's weights equal to 1 (its column of the weight matrix, read once per step).
-    on: Vec<bool>,
+    /// Per connection: bit 0 set for a drop candidate, bit 1 for a rise candidate.
+    flags: Vec<u8>,
     drop: Vec<usize>,
     rise: Vec<usize>,
     drop_heap: Vec<Reverse<(i64, usize)>>,
@@ -247,20 +246,22 @@ pub(crate) const CONTRAST_NUM: i64 = 5;
 pub(crate) const PRIOR_NUM: i64 = 15;
 pub(crate) const MARGIN_NUM: i64 = 10;
 
-/// One learning step of `neuron`, whose connections' inputs are `active` (see `docs/learning.md`,
-/// "Learning step of the winner"): the neuron's input counts (`counts`, its row of
+/// One learning step of a neuron whose weights are `row` (0 or 1 per connection) and whose
+/// connections' inputs are `active` (see `docs/learning.md`, "Learning step of the winner"): the
+/// neuron's input counts (`counts`, its row of
 /// [`LearningState::input_counts`](super::LearningState::input_counts)) and the layer's (`layer`)
 /// count the step's spikes; every connection gets a score, how much more often than the layer's
 /// inputs on average its input spiked in the neuron's steps; then the `k = share(plasticity, m)`
 /// silent weights (weight 1, no spike) of lowest score drop to 0 and the `k` zero weights of
 /// highest score rise to 1, where `m` is the number of such moves that each gain more than the
-/// margin (ties at the cut drawn at random, see [`choose_ranked`]). Returns the neuron's potential
-/// after the step (its weights equal to 1 whose input spiked).
-#[allow(clippy::too_many_arguments)]
+/// margin (ties at the cut drawn at random, see [`choose_ranked`]). Changes `row` only (the moves
+/// are in [`StepBuffers::moved`], for the caller's other copies of the weights). Returns the
+/// neuron's potential after the step (its weights equal to 1 whose input spiked).
+///
+/// The per-connection passes run in the AVX-512 or AVX2 build of the processor, which compute
+/// the same integers as the portable one (integer arithmetic only).
 pub(crate) fn learn_step(
-    weights: &mut [i8],
-    neurons: usize,
-    neuron: usize,
+    row: &mut [u8],
     active: &[bool],
     counts: &mut [u8],
     layer: &mut LayerCounts,
@@ -268,28 +269,79 @@ pub(crate) fn learn_step(
     rng: &mut u64,
     buffers: &mut StepBuffers,
 ) -> i32 {
+    assert!(row.len() == active.len() && counts.len() == active.len() && layer.per_connection.len() == active.len());
+    #[cfg(target_arch = "x86_64")]
+    {
+        let set = crate::kernels::KernelSet::detected();
+        if set.has_avx512() {
+            #[target_feature(enable = "avx2,avx512f,avx512bw,avx512dq,avx512vl")]
+            unsafe fn avx512(
+                row: &mut [u8],
+                active: &[bool],
+                counts: &mut [u8],
+                layer: &mut LayerCounts,
+                plasticity: f32,
+                rng: &mut u64,
+                buffers: &mut StepBuffers,
+            ) -> i32 {
+                learn_step_body(row, active, counts, layer, plasticity, rng, buffers)
+            }
+            // SAFETY: the detected set has AVX-512 F/BW/DQ/VL only when the processor does.
+            return unsafe { avx512(row, active, counts, layer, plasticity, rng, buffers) };
+        }
+        if set.has_avx2() {
+            #[target_feature(enable = "avx2")]
+            unsafe fn avx2(
+                row: &mut [u8],
+                active: &[bool],
+                counts: &mut [u8],
+                layer: &mut LayerCounts,
+                plasticity: f32,
+                rng: &mut u64,
+                buffers: &mut StepBuffers,
+            ) -> i32 {
+                learn_step_body(row, active, counts, layer, plasticity, rng, buffers)
+            }
+            // SAFETY: the detected set has AVX2 only when the processor does.
+            return unsafe { avx2(row, active, counts, layer, plasticity, rng, buffers) };
+        }
+    }
+    learn_step_body(row, active, counts, layer, plasticity, rng, buffers)
+}
+
+/// [`learn_step`], inlined into each build. Its per-connection loops are written as separate
+/// branch-free passes over plain slices so that they vectorize.
+#[inline(always)]
+fn learn_step_body(
+    row: &mut [u8],
+    active: &[bool],
+    counts: &mut [u8],
+    layer: &mut LayerCounts,
+    plasticity: f32,
+    rng: &mut u64,
+    buffers: &mut StepBuffers,
+) -> i32 {
+    let n = active.len();
+    let (row, counts, per_connection) = (&mut row[..n], &mut counts[..n], &mut layer.per_connection[..n]);
     // 1. Counts: halve the neuron's if one would pass the maximum, then count the spikes.
-    // (Loops here are written without data-dependent branches: the step runs once per sample.)
     let saturated = active.iter().zip(counts.iter()).fold(false, |s, (&a, &c)| s | (a & (c == MAX_INPUT_COUNT)));
     if saturated {
-        for (c, g) in counts.iter_mut().zip(layer.per_connection.iter_mut()) {
+        for (c, g) in counts.iter_mut().zip(per_connection.iter_mut()) {
             let lost = *c - *c / 2;
             *g -= u64::from(lost);
             layer.total -= u64::from(lost);
             *c /= 2;
         }
     }
-    let on = &mut buffers.on;
-    on.clear();
-    on.extend((0..active.len()).map(|j| weights[j * neurons + neuron] == 1));
-    let (mut spikes, mut neuron_total, mut matched) = (0i64, 0i64, 0i32);
-    for (((c, g), &a), &w) in counts.iter_mut().zip(layer.per_connection.iter_mut()).zip(active).zip(on.iter()) {
+    for (c, &a) in counts.iter_mut().zip(active) {
         *c += u8::from(a);
-        *g += u64::from(a);
-        spikes += i64::from(a);
-        matched += i32::from(a && w);
-        neuron_total += i64::from(*c);
     }
+    for (g, &a) in per_connection.iter_mut().zip(active) {
+        *g += u64::from(a);
+    }
+    let spikes: i64 = active.iter().map(|&a| i64::from(a)).sum();
+    let mut matched: i32 = active.iter().zip(row.iter()).map(|(&a, &w)| i32::from(u8::from(a) & w)).sum();
+    let neuron_total: i64 = counts.iter().map(|&c| i64::from(c)).sum();
     layer.total += spikes as u64;
     // 2. Scores, in units of 1 / (SCORE_DEN * total) of a count. With at most MAX_WEIGHTS = 2^31
     // counts of at most 255, total < 2^39, SCORE_DEN * total * count < 2^52 and
@@ -300,35 +352,52 @@ pub(crate) fn learn_step(
     let unit = SCORE_DEN * total;
     let score = &mut buffers.score;
     score.clear();
-    let (mut lowest_silent, mut highest_zero) = (i64::MAX, i64::MIN);
-    for (((&c, &g), &a), &w) in counts.iter().zip(&layer.per_connection).zip(active).zip(on.iter()) {
-        let sc = unit * i64::from(c) + layer_weight * g as i64;
-        score.push(sc);
-        highest_zero = highest_zero.max(if w { i64::MIN } else { sc });
-        lowest_silent = lowest_silent.min(if w && !a { sc } else { i64::MAX });
+    score.resize(n, 0);
+    for ((sc, &c), &g) in score.iter_mut().zip(counts.iter()).zip(per_connection.iter()) {
+        *sc = unit * i64::from(c) + layer_weight * g as i64;
     }
+    let highest_zero = score.iter().zip(row.iter()).map(|(&sc, &w)| if w == 0 { sc } else { i64::MIN }).max();
+    let lowest_silent =
+        score.iter().zip(row.iter()).zip(active).map(|((&sc, &w), &a)| if w == 1 && !a { sc } else { i64::MAX }).min();
+    let (highest_zero, lowest_silent) = (highest_zero.unwrap_or(i64::MIN), lowest_silent.unwrap_or(i64::MAX));
     // 3. Candidates. Only a silent weight scoring below (best zero weight - margin) and a zero
     // weight scoring above (worst silent weight + margin) can take part in a move, so the others
-    // are left out (the result is the same).
+    // are left out (the result is the same). The candidates are flagged in one pass, then
+    // gathered eight flags at a time (they are few).
     let (mut drop_heap, mut rise_heap) =
         (std::mem::take(&mut buffers.drop_heap), std::mem::take(&mut buffers.rise_heap));
     drop_heap.clear();
     rise_heap.clear();
     if lowest_silent != i64::MAX && highest_zero != i64::MIN && highest_zero - margin > lowest_silent {
         let (drop_below, rise_above) = (highest_zero - margin, lowest_silent + margin);
-        let n = active.len();
-        drop_heap.resize(n, Reverse((0, 0)));
-        rise_heap.resize(n, Reverse((0, 0)));
-        let (mut drops, mut rises) = (0, 0);
-        for (j, ((&a, &w), &sc)) in active.iter().zip(on.iter()).zip(score.iter()).enumerate() {
-            // Written in every case, kept (the length advances) only if it is a candidate.
-            drop_heap[drops] = Reverse((sc, j));
-            drops += usize::from(w & !a & (sc < drop_below));
-            rise_heap[rises] = Reverse((-sc, j));
-            rises += usize::from(!w & (sc > rise_above));
+        let flags = &mut buffers.flags;
+        flags.clear();
+        flags.resize(n, 0);
+        for (((f, &a), &w), &sc) in flags.iter_mut().zip(active).zip(row.iter()).zip(score.iter()) {
+            let drop = (w == 1) & !a & (sc < drop_below);
+            let rise = (w == 0) & (sc > rise_above);
+            *f = u8::from(drop) | u8::from(rise) << 1;
         }
-        drop_heap.truncate(drops);
-        rise_heap.truncate(rises);
+        let (words, tail) = flags.as_chunks::<8>();
+        let mut take = |j: usize, f: u8| {
+            if f & 1 != 0 {
+                drop_heap.push(Reverse((score[j], j)));
+            }
+            if f & 2 != 0 {
+                rise_heap.push(Reverse((-score[j], j)));
+            }
+        };
+        for (w, word) in words.iter().enumerate() {
+            let mut bits = u64::from_le_bytes(*word);
+            while bits != 0 {
+                let b = (bits.trailing_zeros() / 8) as usize;
+                take(w * 8 + b, word[b]);
+                bits &= !(0xFFu64 << (b * 8));
+            }
+        }
+        for (k, &f) in tail.iter().enumerate() {
+            take(words.len() * 8 + k, f);
+        }
     }
     // 4. The moves that gain more than the margin form a prefix of the two lists sorted (drop by
     // (score, j), rise by (-score, j)): the heaps give them in that order, as far as needed.
@@ -354,8 +423,8 @@ pub(crate) fn learn_step(
         take_ranked(drop, k, |j| score[j], rng);
         take_ranked(rise, k, |j| -score[j], rng);
         for i in 0..k {
-            weights[drop[i] * neurons + neuron] = 0;
-            weights[rise[i] * neurons + neuron] = 1;
+            row[drop[i]] = 0;
+            row[rise[i]] = 1;
             matched += i32::from(active[rise[i]]);
         }
     } else {
@@ -389,24 +458,35 @@ mod tests {
         assert!(LearningConfig::new(10, 1, 1.0, 0.1, 0.25, 0.3, 0).is_ok());
     }
 
+    /// Neuron `neuron`'s weights of a `(connections, neurons)` matrix, as 0 or 1 per connection.
+    fn row_of(weights: &[i8], neurons: usize, neuron: usize) -> Vec<u8> {
+        weights.chunks_exact(neurons).map(|r| u8::from(r[neuron] == 1)).collect()
+    }
+
     #[test]
     fn a_step_keeps_the_weight_count_and_moves_toward_the_input() {
         let mut rng = 5;
         let neurons = 3;
         let mut w = vec![0i8; 20 * neurons];
         random_neuron(&mut w, neurons, 1, 8, &mut connection_indices(20).unwrap(), &mut rng);
+        let mut row = row_of(&w, neurons, 1);
         let active: Vec<bool> = (0..20).map(|j| j % 2 == 0).collect();
-        let before: i32 = (0..20).filter(|&j| active[j] && w[j * neurons + 1] == 1).count() as i32;
+        let before: i32 = (0..20).filter(|&j| active[j] && row[j] == 1).count() as i32;
         let mut counts = vec![0u8; 20];
         let mut layer = LayerCounts::new(&counts, 20).unwrap();
         let mut buffers = StepBuffers::default();
-        let after = learn_step(&mut w, neurons, 1, &active, &mut counts, &mut layer, 0.5, &mut rng, &mut buffers);
+        let after = learn_step(&mut row, &active, &mut counts, &mut layer, 0.5, &mut rng, &mut buffers);
         assert!(counts.iter().zip(&active).all(|(&c, &a)| c == u8::from(a)));
         assert_eq!(layer, LayerCounts::new(&counts, 20).unwrap(), "the layer counts follow the neuron's");
-        assert_eq!((0..20).filter(|&j| w[j * neurons + 1] == 1).count(), 8);
+        assert_eq!(row.iter().filter(|&&v| v == 1).count(), 8);
         assert!(after > before);
-        assert_eq!(after, (0..20).filter(|&j| active[j] && w[j * neurons + 1] == 1).count() as i32);
-        assert!(w.iter().enumerate().all(|(i, &v)| i % neurons == 1 || v == 0));
+        assert_eq!(after, (0..20).filter(|&j| active[j] && row[j] == 1).count() as i32);
+        // The moves say what changed.
+        let (dropped, risen) = buffers.moved();
+        let mut moved = row_of(&w, neurons, 1);
+        dropped.iter().for_each(|&j| moved[j] = 0);
+        risen.iter().for_each(|&j| moved[j] = 1);
+        assert_eq!(moved, row);
     }
 
     #[test]
@@ -418,6 +498,7 @@ mod tests {
         for n in 0..neurons {
             random_neuron(&mut w, neurons, n, 5, &mut indices, &mut rng);
         }
+        let mut rows: Vec<u8> = (0..neurons).flat_map(|n| row_of(&w, neurons, n)).collect();
         let mut counts = vec![0u8; neurons * connections];
         let mut layer = LayerCounts::new(&counts, connections).unwrap();
         let mut buffers = StepBuffers::default();
@@ -427,12 +508,13 @@ mod tests {
             // Input 0 spikes every step, so the counts of every neuron saturate and halve.
             let active: Vec<bool> =
                 (0..connections).map(|j| j == 0 || next_random(&mut rng).is_multiple_of(3)).collect();
-            let row = &mut counts[n * connections..(n + 1) * connections];
-            let before = row[0];
-            learn_step(&mut w, neurons, n, &active, row, &mut layer, [1.0, 0.4, 0.1][step % 3], &mut rng, &mut buffers);
-            halvings += usize::from(row[0] < before);
+            let counts_row = &mut counts[n * connections..(n + 1) * connections];
+            let before = counts_row[0];
+            let row = &mut rows[n * connections..(n + 1) * connections];
+            learn_step(row, &active, counts_row, &mut layer, [1.0, 0.4, 0.1][step % 3], &mut rng, &mut buffers);
+            halvings += usize::from(counts_row[0] < before);
             assert_eq!(layer, LayerCounts::new(&counts, connections).unwrap());
-            assert!((0..neurons).all(|m| (0..connections).filter(|&j| w[j * neurons + m] == 1).count() == 5));
+            assert!(rows.chunks_exact(connections).all(|r| r.iter().filter(|&&v| v == 1).count() == 5));
         }
         assert!(halvings > 0);
     }
@@ -527,10 +609,11 @@ mod tests {
         let (neurons, connections) = (3, 5);
         let weights: Vec<i8> = (0..neurons * connections).map(|i| i8::from(i % 3 != 1)).collect();
         let layer = LayerCounts { per_connection: vec![4, 0, 7, 1, 9], total: 21 };
+        let rows: Vec<u8> = (0..neurons).flat_map(|n| row_of(&weights, neurons, n)).collect();
         let mut expected = vec![0; neurons];
-        familiarity(&weights, neurons, &layer, &mut expected);
+        familiarity(&rows, connections, &layer, &mut expected);
         for (n, &e) in expected.iter().enumerate() {
-            assert_eq!(e, neuron_familiarity(&weights, neurons, n, &layer));
+            assert_eq!(e, neuron_familiarity(&row_of(&weights, neurons, n), &layer));
             let direct: u64 =
                 (0..connections).filter(|&j| weights[j * neurons + n] == 1).map(|j| layer.per_connection[j]).sum();
             assert_eq!(e, direct);
