@@ -315,5 +315,59 @@ fn fixed_work_kernels(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, fully_connected, convolutions, activation, forward, fixed_work_kernels);
+/// Events of a binary 28x28 image (about 19 % set, as the MNIST digits above 127): the eight-byte
+/// scan against the plain one; and `fit` of the MNIST-shaped learning layer (784 binary inputs,
+/// 500 neurons of 200 weights, 10 classes), whose potentials run bit-packed or event-driven.
+fn learning(c: &mut Criterion) {
+    let shape = Shape3::new(28, 28, 1);
+    let samples = 1000;
+    let images: Vec<u8> = values(samples * 784, 11).map(|r| u8::from(r % 100 < 19)).collect();
+    let mut group = c.benchmark_group("events_from_levels");
+    let mut events = Vec::new();
+    group.bench_function("image_28x28", |b| {
+        b.iter(|| {
+            events.clear();
+            kernels::post::events_from_levels(black_box(&images[..784]), &shape, &mut events);
+        })
+    });
+    group.bench_function("image_28x28_plain", |b| {
+        b.iter(|| {
+            events.clear();
+            akida_engine::events::events_from_dense(&shape, black_box(&images[..784]), &mut events);
+        })
+    });
+    group.finish();
+    let mut model = Model::new();
+    model.add(Layer::new("in", LayerParams::input_data(28, 28, 1, 1).unwrap()).unwrap(), None).unwrap();
+    let fc = LayerParams::fully_connected(500, 1, Activation::new(false, 0, 1.0, 1).unwrap()).unwrap();
+    model.add(Layer::new("fc", fc).unwrap(), None).unwrap();
+    model.compile(akida_engine::learning::LearningConfig::new(200, 10, 1.0, 0.1, 0.25, 0.0, 0).unwrap()).unwrap();
+    let labels: Vec<i64> = values(samples, 12).map(|r| (r % 10) as i64).collect();
+    let mut out = vec![0i32; samples * 500];
+    let mut group = c.benchmark_group("fit");
+    group.throughput(Throughput::Elements(samples as u64));
+    group.sample_size(20);
+    for (forced, name) in [(None, "chosen"), (Some(Method::Events), "events_only")] {
+        let mut m = model.clone();
+        m.set_forced_kernels(ForcedKernels { set: None, method: forced });
+        group.bench_function(format!("mnist_shaped_500x200_{name}"), |b| {
+            b.iter_batched(
+                || m.clone(),
+                |mut m| {
+                    m.fit(
+                        Input::Dense { data: black_box(&images), num_samples: samples },
+                        Some(&labels),
+                        Output::Potentials(&mut out),
+                        true,
+                    )
+                    .unwrap()
+                },
+                criterion::BatchSize::LargeInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, fully_connected, convolutions, activation, forward, fixed_work_kernels, learning);
 criterion_main!(benches);
