@@ -22,8 +22,8 @@ MAX_INPUT_COUNT = 255
 # The score of a connection (docs/learning.md, "Learning step of the winner"): the neuron's count,
 # plus (PRIOR * spikes of the step - CONTRAST * the neuron's total count) times the layer's share of
 # that connection; a move must gain more than MARGIN of one count.
-CONTRAST = Fraction(1, 4)
-PRIOR = Fraction(3, 4)
+CONTRAST = Fraction(3, 20)
+PRIOR = Fraction(3, 10)
 MARGIN = Fraction(1, 2)
 
 
@@ -99,7 +99,7 @@ class LearningOracle:
     def _winner(self, potentials, allowed, spikes_at):
         """potentials: (positions, neurons); spikes_at(position) -> the number of spikes in that
         position's input window. Returns (position, neuron) or None."""
-        # A trained neuron ranks by its potential less half of spikes * E / S, E the sum of the
+        # A trained neuron ranks by its potential less spikes * E / S, E the sum of the
         # layer's counts over its weights equal to 1, S the layer's total (before this sample).
         layer = self.counts.sum(axis=0)
         total = int(layer.sum())
@@ -116,7 +116,7 @@ class LearningOracle:
                 if trained and total > 0:
                     if neuron not in expected:
                         expected[neuron] = sum(int(layer[j]) for j in range(len(layer)) if self.weights[j, neuron] == 1)
-                    rank -= Fraction(spikes * expected[neuron], 2 * total)
+                    rank -= Fraction(spikes * expected[neuron], total)
                 if best[trained] is None or rank > best[trained][0]:
                     best[trained] = (rank, p, position, neuron)
         t = best[True]

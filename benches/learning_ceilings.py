@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""Ceilings of the learned layer's kind of classifier on the bench_learning MNIST split (the
+evidence behind the targets of issue 15 that are not met; plain numpy, no engine):
+
+- offline per-class k-means whose prototypes have the learned layer's form (``num_weights`` ones,
+  the most frequent pixels of the assigned images), assignment and prediction by overlap, 15
+  passes, 3 seeds, on the test split: what a binary prototype of that size reaches with many passes;
+- cosine 1-nearest-neighbour over all 4,000 training images;
+- few-shot on validation draws (50 held-out training images per class): one-shot neurons whose
+  weights are the shot's pixels (a random subset of ``num_weights`` when the shot has more) with the
+  spare weights placed at random, on the least or on the most frequent pixels, against cosine
+  nearest exemplar.
+
+    python benches/learning_ceilings.py
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_learning as bl  # noqa: E402
+from learning_validation import fold_split  # noqa: E402
+
+
+def kmeans_accuracy(x, labels, train, test, per_class, num_weights, seed, passes=15):
+    rng = np.random.default_rng(seed)
+    prototypes, classes = [], []
+    for digit in range(10):
+        xs = x[[i for i in train if labels[i] == digit]]
+        means = xs[rng.choice(len(xs), per_class, replace=False)].copy()
+        for _ in range(passes):
+            binary = np.zeros_like(means)
+            np.put_along_axis(binary, np.argsort(-means, axis=1)[:, :num_weights], 1.0, axis=1)
+            assigned = (xs @ binary.T).argmax(axis=1)
+            for k in range(per_class):
+                if np.any(assigned == k):
+                    means[k] = xs[assigned == k].mean(axis=0)
+        prototypes.append(binary)
+        classes += [digit] * per_class
+    guess = np.array(classes)[(x[test] @ np.concatenate(prototypes).T).argmax(axis=1)]
+    return float(np.mean(guess == labels[test]))
+
+
+def one_shot_neuron(shot, num_weights, spare, frequency, rng):
+    on, off = np.flatnonzero(shot), np.flatnonzero(shot == 0)
+    w = np.zeros(shot.shape, np.float32)
+    if len(on) >= num_weights:
+        w[rng.choice(on, num_weights, replace=False)] = 1
+        return w
+    w[on] = 1
+    extra = num_weights - len(on)
+    if spare == "random":
+        w[rng.choice(off, extra, replace=False)] = 1
+    else:
+        order = np.argsort(frequency[off] if spare == "least frequent" else -frequency[off])
+        w[off[order[:extra]]] = 1
+    return w
+
+
+def main() -> None:
+    images, labels, train, test = bl.mnist_split()
+    x = (images > 127).reshape(len(images), -1).astype(np.float32)
+    print("offline k-means with binary prototypes (test split, 3 seeds):")
+    for per_class, num_weights in [(50, 150), (100, 150), (50, 200)]:
+        acc = np.mean([kmeans_accuracy(x, labels, train, test, per_class, num_weights, s) for s in range(3)])
+        print(f"  ({per_class}, {num_weights}): {acc:.1%}")
+    similarity = (x[test] @ x[train].T) / np.sqrt(x[train].sum(axis=1))[None, :]
+    print(f"cosine 1-nearest-neighbour over all training images: {np.mean(labels[train][similarity.argmax(1)] == labels[test]):.1%}")
+
+    learn, held = fold_split(labels, train, 0)
+    frequency = x[learn].mean(axis=0)
+    rng = np.random.default_rng(777)
+    print("few-shot on validation draws (8 draws), one neuron of 150 weights per shot:")
+    for shots in (1, 5, 10):
+        results: dict[str, list[float]] = {}
+        for draw in range(8):
+            chosen = np.concatenate(
+                [rng.choice([i for i in learn if labels[i] == d], shots, replace=False) for d in range(10)]
+            )
+            exemplars = x[chosen]
+            cosine = (x[held] @ exemplars.T) / np.sqrt(exemplars.sum(axis=1))[None, :]
+            results.setdefault("cosine nearest exemplar", []).append(np.mean(labels[chosen][cosine.argmax(1)] == labels[held]))
+            for spare in ("random", "least frequent", "most frequent"):
+                r = np.random.default_rng(draw)
+                w = np.stack([one_shot_neuron(e, 150, spare, frequency, r) for e in exemplars])
+                guess = labels[chosen][(x[held] @ w.T).argmax(axis=1)]
+                results.setdefault(f"spare weights {spare}", []).append(np.mean(guess == labels[held]))
+        print(f"  {shots:>2} shots: " + ", ".join(f"{k} {np.mean(v):.1%}" for k, v in results.items()))
+
+
+if __name__ == "__main__":
+    main()
