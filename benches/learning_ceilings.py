@@ -6,6 +6,10 @@ evidence behind the targets of issue 15 that are not met; plain numpy, no engine
   the most frequent pixels of the assigned images; seeded with random training images), prediction
   by overlap, assignment by overlap or by the rule's centred rank, 1 to 14 mean updates, 3 seeds,
   on the test split: what a binary prototype of that size reaches with several passes;
+- an idealized one-pass online learner of the same form: every neuron keeps exact counts of its
+  images and holds the ``num_weights`` connections of highest ``count - 3/20 * C * G / S`` after
+  every image (plasticity 1 throughout, no prior, no margin), winners ranked by the rule's centred
+  rank, fresh neurons first; on the validation folds and on the test split;
 - cosine 1-nearest-neighbour over all 4,000 training images;
 - few-shot on validation draws (50 held-out training images per class): one-shot neurons whose
   weights are the shot's pixels (a random subset of ``num_weights`` when the shot has more) with the
@@ -52,6 +56,32 @@ def kmeans_accuracy(x, labels, train, test, per_class, num_weights, seed, passes
     return float(np.mean(guess == labels[test]))
 
 
+def online_accuracy(x, labels, learn, held, per_class, num_weights, contrast=0.15):
+    neurons = 10 * per_class
+    weights = np.zeros((neurons, x.shape[1]), np.float32)
+    counts = np.zeros_like(weights)
+    learned = np.zeros(neurons, np.int64)
+    layer = np.zeros(x.shape[1])
+    for i in learn:
+        group = slice(labels[i] * per_class, (labels[i] + 1) * per_class)
+        fresh = np.flatnonzero(learned[group] == 0)
+        if len(fresh):
+            k = labels[i] * per_class + fresh[0]
+        else:
+            rank = weights[group] @ x[i]
+            if layer.sum() > 0:
+                rank = rank - x[i].sum() * (weights[group] @ layer) / layer.sum()
+            k = labels[i] * per_class + int(np.argmax(rank))
+        counts[k] += x[i]
+        layer += x[i]
+        learned[k] += 1
+        score = counts[k] - contrast * counts[k].sum() * layer / layer.sum()
+        weights[k] = 0
+        weights[k, np.argsort(-score, kind="stable")[:num_weights]] = 1
+    guess = (np.arange(neurons) // per_class)[(x[held] @ weights.T).argmax(axis=1)]
+    return float(np.mean(guess == labels[held]))
+
+
 def one_shot_neuron(shot, num_weights, spare, frequency, rng):
     on, off = np.flatnonzero(shot), np.flatnonzero(shot == 0)
     w = np.zeros(shot.shape, np.float32)
@@ -78,6 +108,14 @@ def main() -> None:
             acc = np.mean([kmeans_accuracy(x, labels, train, test, per_class, num_weights, s, passes, centred) for s in range(3)])
             cells.append(f"{'centred' if centred else 'plain'} assignment, {passes - 1} update(s): {acc:.1%}")
         print(f"  ({per_class}, {num_weights}): " + "; ".join(cells))
+    from learning_validation import SETUPS
+
+    folds = [fold_split(labels, train, f) for f in range(8)]
+    validation = [np.mean([online_accuracy(x, labels, a, b, pc, nw) for a, b in folds]) for pc, nw in SETUPS]
+    on_test = [online_accuracy(x, labels, train, test, pc, nw) for pc, nw in SETUPS]
+    print("idealized one-pass online learner (exact counts, plasticity 1, no prior):")
+    print("  validation folds: " + "  ".join(f"{s}: {a:.1%}" for s, a in zip(SETUPS, validation)))
+    print("  test split:       " + "  ".join(f"{s}: {a:.1%}" for s, a in zip(SETUPS, on_test)))
     similarity = (x[test] @ x[train].T) / np.sqrt(x[train].sum(axis=1))[None, :]
     print(f"cosine 1-nearest-neighbour over all training images: {np.mean(labels[train][similarity.argmax(1)] == labels[test]):.1%}")
 
