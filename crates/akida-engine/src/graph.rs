@@ -20,7 +20,9 @@ pub struct Model {
     /// A test hook: the kernel set and method every layer runs with ([`Model::set_forced_kernels`]).
     forced: ForcedKernels,
     /// The plan of the current layers, built on first use; every `&mut` method that can change
-    /// what the plan reads (layers, parameters, variables, `force_wide`) clears it.
+    /// what the plan reads (layers, parameters, variables, `force_wide`) clears it, except `fit`,
+    /// which takes it out, keeps its packed copy of the learned weights up to date and puts it
+    /// back ([`Model::take_plan`]).
     plan: PlanCache,
 }
 
@@ -80,9 +82,10 @@ impl Model {
     /// back with [`Model::restore_plan`] when the weights and the copy agree again. Until then
     /// the model has no cached plan (a call to [`Model::plan`] packs the weights as they are).
     pub(crate) fn take_plan(&mut self) -> Arc<Plan> {
-        let plan = self.plan();
-        self.plan_changed();
-        plan
+        match self.plan.0.take() {
+            Some(plan) => plan,
+            None => Arc::new(Plan::new(&self.layers, self.force_wide, self.forced)),
+        }
     }
 
     /// Caches `plan`, which the caller of [`Model::take_plan`] kept equal to the layers.
@@ -321,8 +324,9 @@ impl Model {
         (0..self.layers.len()).filter(|&i| needed[i]).collect()
     }
 
-    /// The layer at `index` for a learning step, which changes weights and learning state only:
-    /// the plan reads neither, so it is kept. Panics when `index` is out of range.
+    /// The layer at `index` for a learning step, which changes weights and learning state only;
+    /// the plan is kept, so the caller (`fit`, which holds the plan out of the cache) keeps the
+    /// plan's packed copy of those weights equal to them. Panics when `index` is out of range.
     pub(crate) fn layer_for_learning(&mut self, index: usize) -> &mut Layer {
         &mut self.layers[index]
     }

@@ -22,6 +22,7 @@
 //! event-driven kernel too, so that packing never adds more than that per layer.
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use crate::activation::Thresholds;
 use crate::kernels::bits::BitWeights;
@@ -121,13 +122,13 @@ pub struct LayerPlan {
     pub accumulator: AccumulatorWidth,
     /// The weights packed for the dot-product kernel, when it is a candidate (for a
     /// SeparableConvolutional layer, the pointwise weights).
-    pub dot: Option<DotWeights>,
+    pub dot: Option<Arc<DotWeights>>,
     /// SeparableConvolutional: `sum_c weights_pw[c, n]` per neuron. The dense pointwise step
     /// feeds the signed depthwise values `d` (`|d| <= 127`) as `d + 128` to the unsigned
     /// dot product and subtracts `128 * sum_c w[c, n]`.
     pub pointwise_sums: Vec<i32>,
     /// The weights as bit planes, when the bit-packed kernel is a candidate.
-    pub bits: Option<BitWeights>,
+    pub bits: Option<Arc<BitWeights>>,
     /// The bit planes of the inputs (for the bit-packed kernel).
     pub input_planes: usize,
     pub costs: Costs,
@@ -141,8 +142,10 @@ pub struct LayerPlan {
 }
 
 /// One [`LayerPlan`] per layer of a model, and the kernel builds for this processor. Built from
-/// the layers' parameters, geometry, thresholds and winner-take-all groups; never from weight
-/// values or learning state, so learning does not change it.
+/// the layers' parameters, geometry, thresholds, winner-take-all groups and weights (packed for
+/// the fixed-work kernels, behind `Arc`s so that a copy of the plan shares them); never from
+/// learning state. `fit` keeps the packed copy of a learning FullyConnected layer's weights equal
+/// to the weights it learns (see the module documentation).
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub layers: Vec<LayerPlan>,
@@ -247,7 +250,7 @@ impl LayerPlan {
                 let fit = packed.pairs_fit(input_max);
                 self.costs.dense =
                     Some(dense_cost(positions, g.y.kernel, g.x.kernel * channels, mh * mw * channels, fit));
-                self.dot = Some(packed);
+                self.dot = Some(Arc::new(packed));
             }
             (LayerParams::SeparableConvolutional { conv, .. }, _) => {
                 let g = r.conv.as_ref().expect("convolutional layers have a geometry");
@@ -271,7 +274,7 @@ impl LayerPlan {
                 let packed = DotWeights::fully_connected(pw, channels, neurons);
                 let fit = packed.pairs_fit(255);
                 self.costs.dense = Some(depthwise + dense_cost(positions, 1, channels, positions * channels, fit));
-                self.dot = Some(packed);
+                self.dot = Some(Arc::new(packed));
             }
             (LayerParams::FullyConnected { weights_bits, .. }, _) => {
                 self.costs.events_per_input = per_row;
@@ -285,7 +288,7 @@ impl LayerPlan {
                     let words = inputs.div_ceil(64) as f64;
                     let per_pair = if set.has_avx512() { words / 2.0 + 20.0 } else { 3.0 * words + 20.0 };
                     self.costs.bit_packed = Some(neurons as f64 * pairs as f64 * per_pair);
-                    self.bits = Some(BitWeights::new(layer.weights(), inputs, neurons, *weights_bits));
+                    self.bits = Some(Arc::new(BitWeights::new(layer.weights(), inputs, neurons, *weights_bits)));
                 } else if !learns {
                     // Every sample streams the weights once: from memory when they exceed a
                     // share of the cache.
@@ -293,7 +296,7 @@ impl LayerPlan {
                     let packed = DotWeights::fully_connected(layer.weights(), inputs, neurons);
                     let fit = packed.pairs_fit(r.input_max);
                     self.costs.dense = Some(stream * dense_cost(1, 1, inputs, inputs, fit));
-                    self.dot = Some(packed);
+                    self.dot = Some(Arc::new(packed));
                 }
             }
             _ => {}

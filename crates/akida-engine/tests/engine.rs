@@ -183,7 +183,8 @@ proptest! {
 
     /// The learning layer's potentials in `fit` through every kernel set and method give the same
     /// outputs, weights and learning state, and the plan cached after `fit` holds the bit-packed
-    /// copy of the learned weights (packing them afresh gives the same words).
+    /// copy of the learned weights (packing them afresh gives the same words), also when the plan
+    /// was shared with another holder during `fit` and after `add_classes` and a second `fit`.
     #[test]
     fn fit_through_every_kernel_learns_the_same(seed in any::<u64>()) {
         let mut rng = Rng(seed);
@@ -191,7 +192,8 @@ proptest! {
         let (h, w, c) = (rng.range(1, 9) as usize, rng.range(1, 9) as usize, rng.range(1, 3) as usize);
         model.add(Layer::new("", LayerParams::input_data(w as i64, h as i64, c as i64, 1).unwrap()).unwrap(), None).unwrap();
         let classes = rng.range(1, 4) as usize;
-        let neurons = classes * rng.range(1, 6) as usize;
+        let per_class = rng.range(1, 6) as usize;
+        let neurons = classes * per_class;
         let fc = LayerParams::fully_connected(neurons as i64, 1, Activation::new(false, 0, 1.0, 1).unwrap()).unwrap();
         model.add(Layer::new("", fc).unwrap(), None).unwrap();
         let num_weights = rng.range(1, (h * w * c) as i64) as usize;
@@ -201,21 +203,33 @@ proptest! {
         let samples = rng.range(1, 30) as usize;
         let inputs = random_inputs(&model, &mut rng, samples);
         let labels: Vec<i64> = (0..samples).map(|_| rng.range(0, classes as i64)).collect();
+        let more_labels: Vec<i64> = (0..samples).map(|_| rng.range(0, classes as i64 + 1)).collect();
+        let inputs_of = |s| Input::Dense { data: &inputs, num_samples: s };
+        let packed_matches = |m: &Model, total: usize| {
+            let fresh = akida_engine::kernels::bits::BitWeights::new(m.layers()[1].weights(), h * w * c, total, 1);
+            m.plan().layers[1].bits.as_deref() == Some(&fresh)
+        };
         let mut first: Option<(Vec<i32>, Model)> = None;
         for set in kernels::KernelSet::available() {
             for method in [None, Some(Method::Events), Some(Method::BitPacked)] {
                 let mut m = model.clone();
                 m.set_forced_kernels(ForcedKernels { set: Some(set), method });
+                // Another holder of the plan while `fit` runs: its copy must not change.
+                let shared = m.plan();
+                let before = shared.layers[1].bits.as_deref().cloned();
                 let mut out = vec![0i32; samples * neurons];
-                let stats = m
-                    .fit(Input::Dense { data: &inputs, num_samples: samples }, Some(&labels), Output::Potentials(&mut out), true)
-                    .unwrap();
+                let stats = m.fit(inputs_of(samples), Some(&labels), Output::Potentials(&mut out), true).unwrap();
                 if method == Some(Method::BitPacked) {
                     prop_assert_eq!(stats[1].kernels[Method::BitPacked as usize], samples as u64);
                 }
-                let packed = m.plan().layers[1].bits.clone();
-                let fresh = akida_engine::kernels::bits::BitWeights::new(m.layers()[1].weights(), h * w * c, neurons, 1);
-                prop_assert_eq!(packed, Some(fresh), "the cached plan follows the learned weights");
+                prop_assert_eq!(shared.layers[1].bits.as_deref().cloned(), before, "the shared plan is left as it was");
+                prop_assert!(packed_matches(&m, neurons), "the cached plan follows the learned weights");
+                m.add_classes(1).unwrap();
+                let total = neurons + per_class;
+                let mut more = vec![0i32; samples * total];
+                m.fit(inputs_of(samples), Some(&more_labels), Output::Potentials(&mut more), false).unwrap();
+                prop_assert!(packed_matches(&m, total), "after add_classes and a second fit");
+                out.extend(more);
                 m.set_forced_kernels(ForcedKernels::default());
                 match &first {
                     None => first = Some((out, m)),

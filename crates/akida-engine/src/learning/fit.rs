@@ -254,7 +254,14 @@ impl Model {
                 };
                 write_output(self, last, &scratch, sink);
                 let label = labels.map(|l| l[if l.len() == 1 { 0 } else { s }]);
-                let packed = Arc::make_mut(&mut plan).layers[last].bits.as_mut();
+                // Copies are made on the first sample only, and only of what is shared: the
+                // plan's small per-layer records and the learning layer's packed bits (the other
+                // layers' packed weights stay shared behind their `Arc`s).
+                let packed = if plan.layers[last].bits.is_some() {
+                    Arc::make_mut(&mut plan).layers[last].bits.as_mut().map(Arc::make_mut)
+                } else {
+                    None
+                };
                 self.learn_sample(last, &r, scratch.events(source), scratch.accumulated(), label, &mut work, packed)?;
             }
         }
