@@ -496,8 +496,21 @@ fn new_layer(kind: LayerKind, name: &str, params: akida_engine::Result<LayerPara
     Ok(PyLayer::detached(Layer::new(name, params).map_err(to_pyerr)?))
 }
 
-fn activation(enabled: bool, threshold_fire: i64, step: f64, bits: i64) -> akida_engine::Result<Activation> {
-    Activation::new(enabled, threshold_fire, step, bits)
+/// The four activation arguments of layer constructor `f`: their types are checked here (a
+/// `TypeError` naming the argument), their values by `Activation::new`, whose error is returned
+/// for the caller to report after the errors of the arguments before them.
+fn activation_args(
+    f: &str,
+    enabled: Arg<'_, bool>,
+    threshold_fire: Arg<'_, i64>,
+    step: Arg<'_, f64>,
+    bits: Arg<'_, i64>,
+) -> PyResult<akida_engine::Result<Activation>> {
+    let enabled = enabled.get(f, "activations_enabled")?;
+    let threshold_fire = threshold_fire.get(f, "threshold_fire")?;
+    let step = step.get(f, "threshold_fire_step")?;
+    let bits = bits.get(f, "threshold_fire_bits")?;
+    Ok(Activation::new(enabled, threshold_fire, step, bits))
 }
 
 /// The numpy-style "Parameters" entries of the convolution, pooling and activation arguments
@@ -599,10 +612,8 @@ macro_rules! convolution_layer_new {
                 let pooling_type = pooling_type.get(f, "pooling_type")?;
                 let pooling_stride_x = pooling_stride_x.get(f, "pooling_stride_x")?;
                 let pooling_stride_y = pooling_stride_y.get(f, "pooling_stride_y")?;
-                let activations_enabled = activations_enabled.get(f, "activations_enabled")?;
-                let threshold_fire = threshold_fire.get(f, "threshold_fire")?;
-                let threshold_fire_step = threshold_fire_step.get(f, "threshold_fire_step")?;
-                let threshold_fire_bits = threshold_fire_bits.get(f, "threshold_fire_bits")?;
+                let activation =
+                    activation_args(f, activations_enabled, threshold_fire, threshold_fire_step, threshold_fire_bits)?;
                 $($(let $after = $after.get(f, stringify!($after))?;)*)?
                 // The convolution, then the pooling, then the activation: the first error wins.
                 let params = Convolution::new(
@@ -623,8 +634,7 @@ macro_rules! convolution_layer_new {
                         pooling_stride_x,
                         pooling_stride_y,
                     )?;
-                    let $activation =
-                        activation(activations_enabled, threshold_fire, threshold_fire_step, threshold_fire_bits)?;
+                    let $activation = activation?;
                     $build
                 });
                 Ok(PyClassInitializer::from(new_layer(LayerKind::$kind, &name, params)?).add_subclass($class))
@@ -847,11 +857,7 @@ impl PyFullyConnected {
         let num_neurons = num_neurons.get(f, "num_neurons")?;
         let name = name.get(f, "name")?;
         let weights_bits = weights_bits.get(f, "weights_bits")?;
-        let enabled = activations_enabled.get(f, "activations_enabled")?;
-        let threshold = threshold_fire.get(f, "threshold_fire")?;
-        let step = threshold_fire_step.get(f, "threshold_fire_step")?;
-        let bits = threshold_fire_bits.get(f, "threshold_fire_bits")?;
-        let params = activation(enabled, threshold, step, bits)
+        let params = activation_args(f, activations_enabled, threshold_fire, threshold_fire_step, threshold_fire_bits)?
             .and_then(|a| LayerParams::fully_connected(num_neurons, weights_bits, a));
         Ok(PyClassInitializer::from(new_layer(LayerKind::FullyConnected, &name, params)?)
             .add_subclass(PyFullyConnected))
@@ -972,11 +978,8 @@ impl PyConcat {
     ) -> PyResult<PyClassInitializer<Self>> {
         let f = "Concat";
         let name = name.get(f, "name")?;
-        let enabled = activations_enabled.get(f, "activations_enabled")?;
-        let threshold = threshold_fire.get(f, "threshold_fire")?;
-        let step = threshold_fire_step.get(f, "threshold_fire_step")?;
-        let bits = threshold_fire_bits.get(f, "threshold_fire_bits")?;
-        let params = activation(enabled, threshold, step, bits).map(|activation| LayerParams::Concat { activation });
+        let params = activation_args(f, activations_enabled, threshold_fire, threshold_fire_step, threshold_fire_bits)?
+            .map(|activation| LayerParams::Concat { activation });
         Ok(PyClassInitializer::from(new_layer(LayerKind::Concat, &name, params)?).add_subclass(PyConcat))
     }
 }

@@ -290,6 +290,8 @@ impl LayerPlan {
                     self.costs.bit_packed = Some(neurons as f64 * pairs as f64 * per_pair);
                     self.bits = Some(Arc::new(BitWeights::new(layer.weights(), inputs, neurons, *weights_bits)));
                 } else if !learns {
+                    // (A learning layer has 1-bit weights and inputs, so it never gets here; if it
+                    // did, it would stay event-driven: `fit` updates bit planes only.)
                     // Every sample streams the weights once: from memory when they exceed a
                     // share of the cache.
                     let stream = if inputs * neurons > 1 << 20 { 5.0 } else { 1.0 };

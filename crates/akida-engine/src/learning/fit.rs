@@ -12,6 +12,7 @@ use crate::events::Event;
 use crate::executor::{map_reduce, run_layer, run_sample, write_output, Input, NoObserver, Output, Scratch, Sink};
 use crate::graph::Model;
 use crate::kernels::bits::BitWeights;
+use crate::kernels::KernelSet;
 use crate::layer::{OutputKind, Resolved};
 use crate::params::{LayerKind, LayerParams};
 use crate::statistics::{merge_all, LayerStatistics};
@@ -213,7 +214,7 @@ impl Model {
         // no stale copy behind) and goes back when every sample has learned.
         let mut plan = self.take_plan();
         let layer = &self.layers()[last];
-        let mut work = LearningScratch::new(&r, layer.weights(), layer.connections(), layer.learning())?;
+        let mut work = LearningScratch::new(&r, layer.weights(), layer.connections(), layer.learning(), plan.kernels)?;
         let mut scratch = Scratch::new(self.layers().len());
         let mut stats = self.empty_statistics();
         let mut output = output;
@@ -363,6 +364,7 @@ impl Model {
         let state = &mut learning.state;
         let total_before = work.layer_counts.total;
         let potential = learn_step(
+            work.kernels,
             &mut work.rows[n * connections..(n + 1) * connections],
             active,
             &mut state.input_counts[n * connections..(n + 1) * connections],
@@ -435,6 +437,8 @@ struct LearningScratch {
     /// by every learning step.
     layer_counts: LayerCounts,
     step: StepBuffers,
+    /// The plan's kernel set, whose build of the learning step runs.
+    kernels: KernelSet,
 }
 
 impl LearningScratch {
@@ -443,6 +447,7 @@ impl LearningScratch {
         weights: &[i8],
         connections: usize,
         learning: Option<&crate::learning::Learning>,
+        kernels: KernelSet,
     ) -> Result<Self> {
         let neurons = r.potentials_shape.channels;
         let positions = r.potentials_shape.len() / neurons.max(1);
@@ -469,6 +474,7 @@ impl LearningScratch {
             expected,
             layer_counts,
             step: StepBuffers::default(),
+            kernels,
         })
     }
 }

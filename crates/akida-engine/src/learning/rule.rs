@@ -3,6 +3,7 @@
 
 use super::state::{LearningConfig, MAX_INPUT_COUNT};
 use crate::error::Result;
+use crate::kernels::KernelSet;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
@@ -259,9 +260,12 @@ pub(crate) const MARGIN_NUM: i64 = 10;
 /// are in [`StepBuffers::moved`], for the caller's other copies of the weights). Returns the
 /// neuron's potential after the step (its weights equal to 1 whose input spiked).
 ///
-/// The per-connection passes run in the AVX-512 or AVX2 build of the processor, which compute
-/// the same integers as the portable one (integer arithmetic only).
+/// The per-connection passes run in the AVX-512, AVX2 or portable build of kernel set `set` (the
+/// plan's, so that forced sets reach the step too), which compute the same integers (integer
+/// arithmetic only).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn learn_step(
+    set: KernelSet,
     row: &mut [u8],
     active: &[bool],
     counts: &mut [u8],
@@ -271,42 +275,37 @@ pub(crate) fn learn_step(
     buffers: &mut StepBuffers,
 ) -> i32 {
     assert!(row.len() == active.len() && counts.len() == active.len() && layer.per_connection.len() == active.len());
+    /// [`learn_step_body`] compiled with `$features` enabled, called.
+    #[cfg(target_arch = "x86_64")]
+    macro_rules! build {
+        ($features:literal) => {{
+            #[target_feature(enable = $features)]
+            unsafe fn build(
+                row: &mut [u8],
+                active: &[bool],
+                counts: &mut [u8],
+                layer: &mut LayerCounts,
+                plasticity: f32,
+                rng: &mut u64,
+                buffers: &mut StepBuffers,
+            ) -> i32 {
+                learn_step_body(row, active, counts, layer, plasticity, rng, buffers)
+            }
+            // SAFETY: a kernel set has AVX-512 F/BW/DQ/VL or AVX2 only when the processor does.
+            unsafe { build(row, active, counts, layer, plasticity, rng, buffers) }
+        }};
+    }
     #[cfg(target_arch = "x86_64")]
     {
-        let set = crate::kernels::KernelSet::detected();
         if set.has_avx512() {
-            #[target_feature(enable = "avx2,avx512f,avx512bw,avx512dq,avx512vl")]
-            unsafe fn avx512(
-                row: &mut [u8],
-                active: &[bool],
-                counts: &mut [u8],
-                layer: &mut LayerCounts,
-                plasticity: f32,
-                rng: &mut u64,
-                buffers: &mut StepBuffers,
-            ) -> i32 {
-                learn_step_body(row, active, counts, layer, plasticity, rng, buffers)
-            }
-            // SAFETY: the detected set has AVX-512 F/BW/DQ/VL only when the processor does.
-            return unsafe { avx512(row, active, counts, layer, plasticity, rng, buffers) };
+            return build!("avx2,avx512f,avx512bw,avx512dq,avx512vl");
         }
         if set.has_avx2() {
-            #[target_feature(enable = "avx2")]
-            unsafe fn avx2(
-                row: &mut [u8],
-                active: &[bool],
-                counts: &mut [u8],
-                layer: &mut LayerCounts,
-                plasticity: f32,
-                rng: &mut u64,
-                buffers: &mut StepBuffers,
-            ) -> i32 {
-                learn_step_body(row, active, counts, layer, plasticity, rng, buffers)
-            }
-            // SAFETY: the detected set has AVX2 only when the processor does.
-            return unsafe { avx2(row, active, counts, layer, plasticity, rng, buffers) };
+            return build!("avx2");
         }
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = set;
     learn_step_body(row, active, counts, layer, plasticity, rng, buffers)
 }
 
@@ -476,7 +475,8 @@ mod tests {
         let mut counts = vec![0u8; 20];
         let mut layer = LayerCounts::new(&counts, 20).unwrap();
         let mut buffers = StepBuffers::default();
-        let after = learn_step(&mut row, &active, &mut counts, &mut layer, 0.5, &mut rng, &mut buffers);
+        let after =
+            learn_step(KernelSet::detected(), &mut row, &active, &mut counts, &mut layer, 0.5, &mut rng, &mut buffers);
         assert!(counts.iter().zip(&active).all(|(&c, &a)| c == u8::from(a)));
         assert_eq!(layer, LayerCounts::new(&counts, 20).unwrap(), "the layer counts follow the neuron's");
         assert_eq!(row.iter().filter(|&&v| v == 1).count(), 8);
@@ -512,7 +512,16 @@ mod tests {
             let counts_row = &mut counts[n * connections..(n + 1) * connections];
             let before = counts_row[0];
             let row = &mut rows[n * connections..(n + 1) * connections];
-            learn_step(row, &active, counts_row, &mut layer, [1.0, 0.4, 0.1][step % 3], &mut rng, &mut buffers);
+            learn_step(
+                KernelSet::detected(),
+                row,
+                &active,
+                counts_row,
+                &mut layer,
+                [1.0, 0.4, 0.1][step % 3],
+                &mut rng,
+                &mut buffers,
+            );
             halvings += usize::from(counts_row[0] < before);
             assert_eq!(layer, LayerCounts::new(&counts, connections).unwrap());
             assert!(rows.chunks_exact(connections).all(|r| r.iter().filter(|&&v| v == 1).count() == 5));
