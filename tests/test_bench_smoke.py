@@ -24,3 +24,16 @@ def test_bench_learning_quick_runs():
     assert result.returncode == 0, result.stdout + result.stderr
     assert "plain (50, 200)" in result.stdout
     assert "fit speed" in result.stdout
+
+
+def test_learning_validation_runs_with_features():
+    script = BENCH.parent / "learning_validation.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--folds", "1", "--seeds", "1", "--features", "--draws", "1"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "fold 0: (1, 300)" in result.stdout
+    for shots in (1, 5, 10):
+        assert f"few-shot {shots:>2} on features: first" in result.stdout
+    assert "(400, 200), fold 0" in result.stdout
