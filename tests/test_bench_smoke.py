@@ -20,9 +20,11 @@ def test_bench_forward_quick_runs_and_matches_numpy():
 
 def test_bench_learning_quick_runs():
     script = BENCH.parent / "bench_learning.py"
-    result = subprocess.run([sys.executable, str(script), "--quick"], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, str(script), "--quick", "--passes", "2"], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "plain (50, 200)" in result.stdout
+    assert "plain (50, 200), 2 passes" in result.stdout
     assert "fit speed" in result.stdout
 
 
