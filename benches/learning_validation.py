@@ -45,6 +45,8 @@ def main() -> None:
     parser.add_argument("--features", action="store_true", help="also few-shot on features and the edge set-up (fold 0)")
     parser.add_argument("--draws", type=int, default=6, help="random draws of the shots with --features")
     args = parser.parse_args()
+    if not 1 <= args.folds <= 8 or args.seeds < 1 or args.draws < 1:
+        parser.error("--folds must be 1 to 8, --seeds and --draws at least 1")
     images, labels, train, _ = bl.mnist_split()
     spikes = (images > 127).astype(np.uint8)
     table = np.zeros((args.folds, len(SETUPS)))
