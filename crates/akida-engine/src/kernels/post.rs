@@ -202,7 +202,7 @@ fn events_from_few_channels(levels: &[u8], shape: &Shape3, out: &mut Vec<Event>)
     // 32-bit `a` and `1 < n < 2^32`.
     let reciprocal = (u64::MAX / u64::from(n.max(2))).wrapping_add(1);
     let (mut y, mut row_end) = (0u32, row_len);
-    let mut push = |k: usize, value: u8| {
+    let push = |k: usize, value: u8| {
         while k >= row_end {
             row_end += row_len;
             y += 1;
@@ -211,19 +211,26 @@ fn events_from_few_channels(levels: &[u8], shape: &Shape3, out: &mut Vec<Event>)
         let x = if n == 1 { offset } else { ((u128::from(reciprocal) * u128::from(offset)) >> 64) as u32 };
         out.push(Event { y, x, c: offset - x * n, value: i32::from(value) });
     };
-    let (words, tail) = levels.as_chunks::<8>();
+    for_each_nonzero_byte(levels, push);
+}
+
+/// Calls `visit(k, bytes[k])` for every nonzero byte of `bytes`, in increasing `k`, testing eight
+/// bytes at a time (fast where nonzero bytes are few).
+#[inline(always)]
+pub(crate) fn for_each_nonzero_byte(bytes: &[u8], mut visit: impl FnMut(usize, u8)) {
+    let (words, tail) = bytes.as_chunks::<8>();
     for (w, word) in words.iter().enumerate() {
         let mut bits = u64::from_le_bytes(*word);
         while bits != 0 {
             let b = (bits.trailing_zeros() / 8) as usize;
-            push(w * 8 + b, word[b]);
+            visit(w * 8 + b, word[b]);
             bits &= !(0xFFu64 << (b * 8));
         }
     }
     let base = words.len() * 8;
     for (k, &v) in tail.iter().enumerate() {
         if v != 0 {
-            push(base + k, v);
+            visit(base + k, v);
         }
     }
 }

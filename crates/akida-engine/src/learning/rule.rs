@@ -3,6 +3,7 @@
 
 use super::state::{LearningConfig, MAX_INPUT_COUNT};
 use crate::error::Result;
+use crate::kernels::post::for_each_nonzero_byte;
 use crate::kernels::KernelSet;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -378,26 +379,14 @@ fn learn_step_body(
             let rise = (w == 0) & (sc > rise_above);
             *f = u8::from(drop) | u8::from(rise) << 1;
         }
-        let (words, tail) = flags.as_chunks::<8>();
-        let mut take = |j: usize, f: u8| {
+        for_each_nonzero_byte(flags, |j, f| {
             if f & 1 != 0 {
                 drop_heap.push(Reverse((score[j], j)));
             }
             if f & 2 != 0 {
                 rise_heap.push(Reverse((-score[j], j)));
             }
-        };
-        for (w, word) in words.iter().enumerate() {
-            let mut bits = u64::from_le_bytes(*word);
-            while bits != 0 {
-                let b = (bits.trailing_zeros() / 8) as usize;
-                take(w * 8 + b, word[b]);
-                bits &= !(0xFFu64 << (b * 8));
-            }
-        }
-        for (k, &f) in tail.iter().enumerate() {
-            take(words.len() * 8 + k, f);
-        }
+        });
     }
     // 4. The moves that gain more than the margin form a prefix of the two lists sorted (drop by
     // (score, j), rise by (-score, j)): the heaps give them in that order, as far as needed.
