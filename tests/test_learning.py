@@ -491,9 +491,10 @@ def test_winner_with_nothing_to_move_still_becomes_trained():
     """The API: the winner's threshold_learning becomes its potential after the step, also when the
     step moves no weight (all its 1-weights already matched, or no free active input).
 
-    docs/learning.md step 4 instead skips such a step ("If k = 0 nothing changes"): the winner
-    stays untrained (threshold_learning 0) and, with learning_competition=0, keeps winning every
-    later sample that it matches as well, so the other neurons of its group are never recruited.
+    docs/learning.md step 5: "a winner that already matched counts as trained, even when no weight
+    moved". Were such a step skipped, the winner would stay untrained (threshold_learning 0) and,
+    with learning_competition=0, keep winning every later sample that it matches as well, so the
+    other neurons of its group would never be recruited.
     """
     model = fc_model(num_neurons=2)
     model.compile(num_weights=1, seed=0)
