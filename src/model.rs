@@ -1468,13 +1468,13 @@ impl PyModel {
     /// num_classes : int, default 1
     ///     The neurons form this many equal groups, one per class (1: unsupervised).
     /// initial_plasticity : float, default 1.0
-    ///     Starting plasticity of every neuron, in (0, 1].
+    ///     Starting plasticity of every neuron, in [0, 1] (0: nothing is ever learned).
     /// min_plasticity : float, default 0.1
-    ///     Lowest plasticity, in [0, initial_plasticity].
+    ///     Lowest plasticity, in [0, 1]; the floor is ``min(min_plasticity, initial_plasticity)``.
     /// plasticity_decay : float, default 0.25
     ///     Decay per learning step, relative to ``initial_plasticity``: after ``n`` steps a
     ///     neuron's plasticity is ``initial_plasticity / (1 + plasticity_decay * n)``, never below
-    ///     ``min_plasticity``; in [0, 1].
+    ///     that floor; in [0, 1].
     /// learning_competition : float, default 0.0
     ///     How readily a trained neuron claims a sample close to what it learned (instead of an
     ///     untrained neuron learning it), in [0, 1]; see ``docs/learning.md``.

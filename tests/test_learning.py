@@ -875,8 +875,8 @@ def conv_patch(sample, oy, ox, k=3):
 def test_conv_learning_moves_the_winner_toward_its_patch(rng):
     model = conv_model(num_neurons=4)
     model.compile(num_weights=4, seed=17)
-    # 40 samples: a winner whose best position offers nothing to move (k = 0) does not learn, so
-    # only part of the samples give a step (usually 5 or more of 40; at least 1 over 1000 data
+    # 40 samples: a winner whose best position offers nothing to move (k = 0) keeps its weights,
+    # so only part of the samples change them (usually 5 or more of 40; at least 1 over 1000 data
     # seeds)
     x = binary_inputs(rng, 40, shape=(8, 8, 1), density=0.3)
     steps = 0
