@@ -510,6 +510,36 @@ def test_winner_with_nothing_to_move_still_becomes_trained():
     np.testing.assert_array_equal(thresholds(model), [1, 0])
 
 
+def test_winner_left_with_potential_zero_still_makes_its_moves():
+    """docs/learning.md step 5: a winner left with potential 0 keeps its threshold_learning and
+    plasticity, but the moves of step 4c still apply. Worked by hand: neuron 0 (class 0) learns
+    200 samples {0, 1 + i % 3}, so the layer's counts are G[0] = 200, G[1] = G[2] = 67, G[3] = 66
+    (S = 400). Neuron 1 (class 1) holds {197, 198, 199} and gets one sample of the 97 inputs
+    100..196, 48.5 times the spikes of the layer's usual step. After counting, S = 497 and the
+    layer-frequency weight is (3/10 - 3/20) * 97 = 14.55, so the zero connections score
+    0: 14.55 * 200 / 497 = 5.86, 1 and 2: 1.96, 3: 1.93, the 97 that spiked 1 + 14.55 / 497 = 1.03;
+    the silent 197..199 score 0. All three pairs gain more than 1/2 and P = 1 takes all three:
+    neuron 1 moves to {0, 1, 2}, none of which spiked, so it stays untrained at plasticity 1.
+    """
+    model = fc_model(num_neurons=2)
+    model.compile(num_weights=3, num_classes=2, seed=0)
+    start = np.zeros((FC_INPUTS, 2), np.int8)
+    start[[0, 1, 2], 0] = 1
+    start[[197, 198, 199], 1] = 1
+    layer = model.layers[-1]
+    layer.set_variable("weights", start.reshape(layer.get_variable("weights").shape))
+    x = np.zeros((201, FC_INPUTS), np.uint8)
+    x[np.arange(200), 0] = 1
+    x[np.arange(200), 1 + np.arange(200) % 3] = 1
+    x[200, 100:197] = 1
+    labels = np.array([0] * 200 + [1])
+    model.fit(x.reshape(-1, FC_H, FC_W, 1), labels)
+    np.testing.assert_array_equal(np.flatnonzero(flat_weights(model)[:, 1]), [0, 1, 2])
+    assert thresholds(model)[0] > 0
+    assert thresholds(model)[1] == 0
+    assert plasticity(model)[1] == 1.0
+
+
 def test_conv_every_neuron_gets_recruited(rng):
     """Consequence of the previous test for a convolution: with few weights a neuron often fully
     matches somewhere, and must not block the recruitment of the others."""
