@@ -124,7 +124,7 @@ def emulation_cost(samples: int) -> None:
     rgb = bf.smooth_rgb_images(samples + 200, seed=3)
     for name, layers, x, cal in (("MNIST-shaped", bf.mnist_layers(), x_mnist, x_cal),
                                  ("CIFAR-shaped", bf.cifar_layers(), rgb[:samples], rgb[samples:])):
-        bf.calibrate(layers, cal, "blas")
+        bf.calibrate(layers, cal, "blas", bf.DEFAULT_FIRING / 100.0)
         model = bf.build_engine_model(akida, layers)
         model.forward(x[:8])
         t = time.perf_counter()
