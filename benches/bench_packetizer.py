@@ -9,7 +9,7 @@ by 0..2 µs, i.e. ~1 event per µs), 20 million by default. Variants:
 - ``time``: time_window=5000 µs, split, binary;
 - ``time ds2``: time_window=5000 µs, split, downsample=2;
 - ``tonic struct``: the ``count`` variant from a tonic-style structured array with int64
-  fields, so the wrapper first converts the strided fields (an extra copy per field);
+  fields, which the engine reads in place (strided, no copy);
 - ``engine only``: the ``count`` variant calling ``akida._akida.packetize`` directly with
   ready int64 arrays (no wrapper validation or conversion).
 

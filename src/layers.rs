@@ -940,7 +940,8 @@ convolution_layer_new!(
 /// name : str, default ""
 ///     Layer name; an empty name is replaced by a unique default when the layer is added.
 /// activations_enabled : bool, default True
-///     False makes the layer emit int32 potentials (it must then be the last layer).
+///     False passes the joined activations through unchanged (uint8; the threshold is not
+///     applied), so the layer may feed any other; True applies its own activation to them.
 /// threshold_fire : int, default 0
 ///     A neuron fires when its summed input is above this threshold (int32 range).
 /// threshold_fire_step : float, default 1.0

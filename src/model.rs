@@ -710,16 +710,21 @@ pub struct Progress<'py> {
 }
 
 impl<'py> Progress<'py> {
-    /// The progress arguments of a call named `what`; `verbose` is a bool or an int (0: quiet).
+    /// The progress arguments of a call named `what`; `verbose` is a bool or an int (0: quiet),
+    /// numpy scalars included, as everywhere (`docs/api.md`).
     fn new(
         what: &'static str,
         verbose: Option<&Bound<'py, PyAny>>,
         callback: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Self> {
+        let at = Where { function: what, name: "verbose" };
         let verbose = match verbose {
             None => false,
-            Some(v) if v.is_instance_of::<pyo3::types::PyBool>() || v.is_instance_of::<PyInt>() => v.is_truthy()?,
-            Some(v) => return Err(Where { function: what, name: "verbose" }.type_error("a bool or an int", v)),
+            Some(v) if v.is_none() => false,
+            Some(v) => match bool::from_arg(v, &at) {
+                Ok(flag) => flag,
+                Err(_) => i64::from_arg(v, &at).map_err(|_| at.type_error("a bool or an int", v))? != 0,
+            },
         };
         let callback = callback.filter(|c| !c.is_none());
         if let Some(c) = callback.as_ref().filter(|c| !c.is_callable()) {
@@ -1147,8 +1152,10 @@ impl PyModel {
         estimates.set_item("frames_per_s", e.frames_per_s)?;
         estimates.set_item("energy_per_frame_j", e.energy_per_frame_j)?;
         estimates.set_item("power_w", e.power_w)?;
-        estimates
-            .set_item("note", "estimates of the cost model in docs/nsoc.md, not yet calibrated to board figures")?;
+        estimates.set_item(
+            "note",
+            "estimates of the cost model in docs/nsoc.md (fitted to two public board figures), not measurements",
+        )?;
         out.set_item("estimates", estimates)?;
         Ok(Some(out))
     }
@@ -1287,7 +1294,8 @@ impl PyModel {
     ///     uint8 ``(N, H, W, C)`` matching :attr:`input_shape`, or an :class:`Events` batch
     ///     (InputData models).
     /// batch_size : int, optional
-    ///     Samples per chunk run with the GIL released (default: all at once).
+    ///     Most samples per chunk run with the GIL released (default: no limit; chunks are then
+    ///     sized to about 50 ms of work, see docs/api.md).
     /// verbose : bool or int, optional
     ///     True (or a non-zero int) shows a progress bar on stderr (tqdm when installed).
     /// callback : callable, optional
@@ -1357,7 +1365,8 @@ impl PyModel {
     /// inputs : numpy.ndarray or Events
     ///     As for :meth:`forward`.
     /// batch_size : int, optional
-    ///     Samples per chunk run with the GIL released (default: all at once).
+    ///     Most samples per chunk run with the GIL released (default: no limit; chunks are then
+    ///     sized to about 50 ms of work, see docs/api.md).
     /// verbose : bool or int, optional
     ///     A progress bar, as for :meth:`forward`.
     /// callback : callable, optional
@@ -1400,7 +1409,8 @@ impl PyModel {
     /// num_classes : int, optional
     ///     Default: the compiled class count, else one class per output neuron.
     /// batch_size : int, optional
-    ///     Samples per chunk run with the GIL released (default: all at once).
+    ///     Most samples per chunk run with the GIL released (default: no limit; chunks are then
+    ///     sized to about 50 ms of work, see docs/api.md).
     /// verbose : bool or int, optional
     ///     A progress bar, as for :meth:`forward`.
     /// callback : callable, optional
@@ -1547,7 +1557,8 @@ impl PyModel {
     ///     None (unlabeled), one label for all samples, or one per sample. A label
     ///     ``>= num_classes`` means the sample is not learned.
     /// batch_size : int, optional
-    ///     Samples per chunk run with the GIL released (default: all at once).
+    ///     Most samples per chunk run with the GIL released (default: no limit; chunks are then
+    ///     sized to about 50 ms of work, see docs/api.md).
     /// verbose : bool or int, optional
     ///     A progress bar, as for :meth:`forward`.
     /// callback : callable, optional

@@ -408,6 +408,9 @@ def test_bad_arguments_raise_clear_errors(rng):
     model = randomize(sequential((8, 8, 1), L.Conv2D(4, 3, padding="same"), L.ReLU(), L.Flatten(), L.Dense(2)), rng)
     with pytest.raises(ValueError, match="weight_quantization=3 is not supported"):
         cnn2snn.quantize(model, weight_quantization=3)
+    # the docstring: 2 or 4 for the layers after the first; 8 only through input_weight_quantization
+    with pytest.raises(ValueError, match="weight_quantization=8 is not supported.*input_weight_quantization=8"):
+        cnn2snn.quantize(model, weight_quantization=8)
     with pytest.raises(ValueError, match="activ_quantization=8 is not supported"):
         cnn2snn.quantize(model, activ_quantization=8)
     with pytest.raises(TypeError, match="weight_quantization must be an int"):

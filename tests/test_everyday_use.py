@@ -346,6 +346,9 @@ def test_progress_falls_back_to_text_without_tqdm(monkeypatch, capsys):
     assert capsys.readouterr().err.splitlines() == ["work: 0/2", "work: 1/2", "work: 2/2"]
     with pytest.raises(TypeError, match="verbose must be a bool"):
         progress.Progress(2, "work", verbose="yes")
+    with progress.Progress(1, "numpy", verbose=np.bool_(True)) as bar:
+        bar.update()
+    assert capsys.readouterr().err.splitlines() == ["numpy: 0/1", "numpy: 1/1"]
     with pytest.raises(TypeError, match="callback must be callable"):
         progress.Progress(2, "work", callback=3)
 

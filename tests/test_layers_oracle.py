@@ -245,7 +245,7 @@ def _concat_case(rng, enabled=None, fire_bits=None, with_fc=True):
     b.name = "branch_b"
     inbound = ["branch_a", "branch_b"] if rng.random() < 0.5 else ["branch_b", "branch_a"]
     last = not with_fc
-    cat_act = H.rand_activation_params(rng, last, bits=fire_bits, enabled=enabled if last else True)
+    cat_act = H.rand_activation_params(rng, last, bits=fire_bits, enabled=True if enabled is None and not last else enabled)
     specs.append(LayerSpec("Concat", dict(cat_act), inbound=inbound))
     H.calibrate(rng, specs, len(specs) - 1, x)
     if with_fc:
@@ -274,6 +274,16 @@ def test_concat_then_fully_connected():
     rng = seeded_rng("concat-fc")
     for _ in H.cases(25):
         specs, x = _concat_case(rng, with_fc=True)
+        H.assert_same(specs, x)
+
+
+def test_concat_activations_disabled_feeds_fully_connected():
+    """semantics.md: a Concat with activations disabled passes its inputs through unchanged, and
+    unlike the other layers it may then feed a data-processing layer."""
+    rng = seeded_rng("concat-noact-fc")
+    for _ in H.cases(15):
+        specs, x = _concat_case(rng, enabled=False, with_fc=True)
+        assert specs[-2].params["activations_enabled"] is False
         H.assert_same(specs, x)
 
 

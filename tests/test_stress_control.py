@@ -532,3 +532,17 @@ def test_progress_arguments_are_checked(rng):
         model.forward(x, callback=3)
     with pytest.raises(TypeError, match="verbose"):
         model.forward(x, verbose="yes")
+    with pytest.raises(TypeError, match="verbose"):
+        model.forward(x, verbose=1.0)
+
+
+@pytest.mark.parametrize("quiet", [np.bool_(False), np.int64(0), np.uint8(0), 0, False, None])
+def test_progress_verbose_takes_numpy_scalars(rng, quiet, capsys, monkeypatch):
+    """docs/api.md: numpy.bool_ wherever a bool is taken, numpy integers wherever an int is."""
+    monkeypatch.setattr(akida.progress, "_tqdm", lambda: None)
+    model, x = progress_model(rng)
+    model.forward(x, verbose=quiet)
+    assert capsys.readouterr().err == ""
+    for loud in (np.bool_(True), np.int64(2)):
+        model.predict(x, verbose=loud)
+        assert "predict: 50/50 samples (100%)" in capsys.readouterr().err

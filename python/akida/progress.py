@@ -28,6 +28,8 @@ import sys
 import time
 from typing import Any, Callable, Optional
 
+import numpy as np
+
 __all__ = ["Progress", "ProgressCallback", "Reporter"]
 
 #: ``callback(done, total)``: steps done so far and the total.
@@ -67,7 +69,7 @@ class Progress:
         callback: Optional[ProgressCallback] = None,
         unit: str = "step",
     ) -> None:
-        if not isinstance(verbose, bool) and type(verbose).__name__ != "bool_":
+        if not isinstance(verbose, (bool, np.bool_)):
             raise TypeError(f"verbose must be a bool, got {type(verbose).__name__} {verbose!r}")
         if callback is not None and not callable(callback):
             raise TypeError(f"callback must be callable or None, got {type(callback).__name__} {callback!r}")

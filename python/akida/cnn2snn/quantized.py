@@ -292,7 +292,13 @@ def quantize_graph(
     ``attrs['activation_bits']``; QDQ/QONNX sources: ``weight_quant`` / ``activation_quant``) keep
     them; the others take the bits given here.
     """
-    weight_bits = _validate_bits(weight_quantization, "weight_quantization", q.INPUT_WEIGHT_BITS)
+    if weight_quantization == 8 and not isinstance(weight_quantization, bool):
+        raise ValueError(
+            "weight_quantization=8 is not supported: the layers after the first take 0 (float) or one of "
+            f"{q.HIDDEN_WEIGHT_BITS}; 8-bit weights are for a first InputConvolutional layer, "
+            "with input_weight_quantization=8"
+        )
+    weight_bits = _validate_bits(weight_quantization, "weight_quantization", q.HIDDEN_WEIGHT_BITS)
     activ_bits = _validate_bits(activ_quantization, "activ_quantization", q.ACTIVATION_BITS)
     input_bits = weight_bits if input_weight_quantization is None else _validate_bits(
         input_weight_quantization, "input_weight_quantization", q.INPUT_WEIGHT_BITS
