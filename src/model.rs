@@ -316,17 +316,18 @@ impl PyModel {
         };
         // The version this call computes on; `fit` also holds the model's fit token until it
         // has published its result.
-        let (fit_token, snapshot, mapping) = if learn {
+        let (fit_token, snapshot, emulator) = if learn {
             let (token, snapshot) = FitToken::acquire(py, &self.state)?;
             (Some(token), snapshot, None)
         } else {
-            let state = lock(&self.state);
-            (None, state.model.clone(), state.mapping())
+            let mut state = lock(&self.state);
+            let emulator = state.emulator().map_err(to_pyerr)?;
+            (None, state.model.clone(), emulator)
         };
         let model: &akida_engine::Model = &snapshot;
         // An intermediate output layer: checked against this snapshot, run in software.
         let target = output_layer.filter(|&t| t + 1 != model.layers().len());
-        let mapping = if target.is_some() { None } else { mapping };
+        let emulator = if target.is_some() { None } else { emulator };
         let (input_shape, output_shape, kind) = guarded(|| {
             if mode == Mode::Evaluate {
                 model.check_rescalable()?;
@@ -461,7 +462,7 @@ impl PyModel {
             let chunk_labels: Option<Option<&[i64]>> =
                 labels.as_ref().map(|l| l.as_deref().map(|l| if l.len() == 1 { l } else { &l[start..end] }));
             let emulated = &mut emulation;
-            let mapping = mapping.as_ref();
+            let emulator = emulator.as_ref();
             let learner = working.as_mut();
             let began = Instant::now();
             // Samples slower than the chunk target: the chunk runs on a worker thread that stops
@@ -469,7 +470,7 @@ impl PyModel {
             // So does the first chunk of a model whose samples may be slow (before any sample was
             // timed): a thread start costs microseconds against the milliseconds of such a sample.
             let slow = chunker.slow_samples() || (done == 0 && heavy_samples);
-            let stats = if slow && learner.is_none() && mapping.is_none() {
+            let stats = if slow && learner.is_none() && emulator.is_none() {
                 cancellable(py, move |cancel| match target {
                     Some(t) => model.forward_to_with(t, input, output, parallel, &CancelCheck(cancel)),
                     None => model.forward_with(input, output, parallel, &CancelCheck(cancel)),
@@ -477,9 +478,9 @@ impl PyModel {
             } else {
                 compute(py, move || match (learner, chunk_labels) {
                     (Some(learner), Some(l)) => learner.fit(input, l, output, parallel),
-                    _ => match mapping {
-                        Some(mapping) => {
-                            let run = akida_nsoc::emulate_forward(model, mapping, input, output, parallel)?;
+                    _ => match emulator {
+                        Some(emulator) => {
+                            let run = akida_nsoc::emulate_forward_with(emulator, model, input, output, parallel)?;
                             let stats = emulated_statistics(model, &run);
                             match emulated {
                                 Some(e) => e.absorb(run),
@@ -542,6 +543,7 @@ impl PyModel {
                 // Published even when the call was cut short: the model keeps exactly what the
                 // samples before the interruption learned.
                 state.model = Arc::new(learned);
+                state.emulator = None;
                 state.statistics = if complete { totals } else { None };
             } else if complete && Arc::ptr_eq(&state.model, &snapshot) {
                 // (Statistics of a version that was replaced meanwhile would describe no model.)
@@ -1092,7 +1094,7 @@ impl PyModel {
                     reasons.join("\n")
                 )));
             }
-            state.mapped = Some((device, mode));
+            state.set_mapped(Some((device, mode)));
             state.emulation = None;
             Ok(None)
         })?;
@@ -1166,7 +1168,7 @@ impl PyModel {
     /// :attr:`statistics` are None, and layers have no ``mapping``.
     fn unmap(&self) {
         let mut state = lock(&self.state);
-        state.mapped = None;
+        state.set_mapped(None);
         state.emulation = None;
     }
 

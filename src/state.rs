@@ -31,6 +31,9 @@ pub struct ModelState {
     pub mapped: Option<(akida_nsoc::Device, akida_nsoc::MapMode)>,
     /// What the emulator counted during the last forward call of a mapped model.
     pub emulation: Option<akida_nsoc::Emulation>,
+    /// The emulator prepared for `model` as mapped (see [`ModelState::emulator`]), with the model
+    /// version it was prepared for; cleared by every change of the model or of `mapped`.
+    pub emulator: Option<(Arc<Model>, Arc<akida_nsoc::Emulator>)>,
     /// The process and thread of a `fit` call in progress on this model (it learns on a private copy and
     /// publishes it when it returns); other changes are refused meanwhile and other `fit` calls
     /// wait. An id of another process (the parent of a forked child) is stale: that fit never
@@ -44,6 +47,30 @@ impl ModelState {
     /// The mapping of the model onto its device, or None when it is not mapped.
     pub fn mapping(&self) -> Option<akida_nsoc::Mapping> {
         self.mapped.as_ref().map(|(device, mode)| akida_nsoc::map(&self.model, device, *mode))
+    }
+
+    /// The emulator of the mapped model as it is now (None when it is not mapped): prepared on
+    /// the first mapped forward call and kept for the next ones, so that they do not prepare it
+    /// (and the kernel plans of its HRC and software layers) again.
+    pub fn emulator(&mut self) -> akida_engine::Result<Option<Arc<akida_nsoc::Emulator>>> {
+        let Some(mapping) = self.mapping() else {
+            self.emulator = None;
+            return Ok(None);
+        };
+        if let Some((prepared_for, emulator)) = &self.emulator {
+            if Arc::ptr_eq(prepared_for, &self.model) {
+                return Ok(Some(Arc::clone(emulator)));
+            }
+        }
+        let emulator = Arc::new(akida_nsoc::Emulator::new(&self.model, &mapping)?);
+        self.emulator = Some((Arc::clone(&self.model), Arc::clone(&emulator)));
+        Ok(Some(emulator))
+    }
+
+    /// Changes the device and mode the model is mapped onto (None: not mapped).
+    pub fn set_mapped(&mut self, mapped: Option<(akida_nsoc::Device, akida_nsoc::MapMode)>) {
+        self.emulator = None;
+        self.mapped = mapped;
     }
 
     /// Whether a `fit` call of this process is learning on this model.
@@ -61,6 +88,8 @@ impl ModelState {
             ));
         }
         self.statistics = None;
+        // Dropped before the copy on write, so that it does not force one.
+        self.emulator = None;
         Ok(Arc::make_mut(&mut self.model))
     }
 }

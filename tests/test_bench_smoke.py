@@ -44,7 +44,7 @@ def test_learning_validation_runs_with_features():
 def test_bench_nsoc_runs_and_emulation_matches_software():
     script = BENCH.parent / "bench_nsoc.py"
     result = subprocess.run(
-        [sys.executable, str(script), "--samples", "50", "--frames", "1"], capture_output=True, text=True, timeout=300
+        [sys.executable, str(script), "--samples", "50", "--frames", "1", "--runs", "1"], capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "DS-CNN keyword spotting" in result.stdout

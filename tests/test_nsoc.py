@@ -1,5 +1,7 @@
 """The virtual AKD1000: its NPs, their types, and the sources of every fact."""
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -154,6 +156,32 @@ def test_a_mapped_forward_runs_the_emulator_and_equals_the_software_forward(rng)
     model.unmap()
     assert model.statistics is None
     np.testing.assert_array_equal(model.forward(x), expected)
+
+
+def test_the_kept_emulator_follows_every_change_of_the_model_and_of_its_mapping(rng):
+    """The model keeps its prepared emulator across calls (docs/nsoc.md, "Preparation"): after a
+    change of weights or thresholds, or a new mapping, the emulated forward must follow. The
+    expected outputs come from an unmapped copy given the same changes."""
+    model = random_hardware_model(rng)
+    x = rng.integers(0, 16, (4, 6, 70, 3)).astype(np.uint8)
+    x[rng.random(x.shape) < 0.6] = 0
+    twin = copy.deepcopy(model)
+    model.map(akida.AKD1000())
+    first = model.forward(x)
+    np.testing.assert_array_equal(first, twin.forward(x))
+    for m in (model, twin):
+        layer = m.get_layer("c1")
+        layer.set_variable("weights", -layer.get_variable("weights"))
+    changed = model.forward(x)
+    assert not np.array_equal(changed, first)
+    np.testing.assert_array_equal(changed, twin.forward(x))
+    for m in (model, twin):
+        layer = m.get_layer("c1")
+        layer.set_variable("threshold_fire", layer.get_variable("threshold_fire") + 5)
+    np.testing.assert_array_equal(model.forward(x), twin.forward(x))
+    model.map(akida.AKD1000(), mode=akida.MapMode.Minimal)
+    np.testing.assert_array_equal(model.forward(x), twin.forward(x))
+    assert model.statistics["samples"] == 4
 
 
 def test_a_mapped_evaluate_and_predict_equal_software(rng):

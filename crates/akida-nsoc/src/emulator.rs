@@ -1,13 +1,15 @@
 //! Running a mapped model NP by NP, counting what each NP does.
 //!
 //! Each NP of a layer receives the events of the input columns its share needs (its band plus the
-//! halo its kernel and pooling reach), computes the potentials of its filters with the engine's
-//! own kernels, pools, thresholds, and keeps the outputs of the columns it owns: the band's
-//! proportional share of the layer's output columns, for its filters. The NPs of one band
-//! receive the same events, so their filters are computed in one kernel call and split after;
-//! each NP's events and counts stay its own. The union of the NPs' outputs is the layer's output,
-//! so the emulated forward equals the software forward exactly; the tests check it on random
-//! models in both modes.
+//! halo its kernel and pooling reach), computes the potentials of its filters, pools, thresholds,
+//! and keeps the outputs of the columns it owns: the band's proportional share of the layer's
+//! output columns, for its filters. Each owned output depends only on the events its band
+//! receives, so the union of the NPs' outputs is the layer's output: the emulator computes the
+//! layer once per chunk of samples with the engine's own plan and gives each output to the NP that
+//! owns it, and derives every NP's counts from the events its band receives ([`np_outputs`]). A
+//! plain twin runs band by band as the hardware does ([`run_nps_by_band`]); the tests check on
+//! random models in both modes that the two agree in outputs and counts, and that the emulated
+//! forward equals the software forward exactly.
 //!
 //! Synaptic operations of an NP: every (input event, potential it reaches, filter of the NP)
 //! update it computes, its halo included; for a separable layer, also the depthwise updates,
@@ -20,7 +22,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 
 use akida_engine::activation::Thresholds;
-use akida_engine::error::{copied_vec, reserved_vec};
+use akida_engine::error::reserved_vec;
 use akida_engine::events::events_from_dense;
 use akida_engine::kernels;
 use akida_engine::shape::{ConvGeometry, PoolGeometry};
@@ -111,6 +113,11 @@ impl Emulation {
     }
 }
 
+/// Most samples [`Emulator::run_parallel`] gives one [`Emulator::run`] call: a part's layer
+/// buffers then stay small enough to be reused by the allocator and to sit in cache, instead of
+/// fresh pages per part (an assumption tuned on `benches/bench_nsoc.py`).
+const PART_SAMPLES: usize = 64;
+
 /// An event and the unit that sent it (for hop counts).
 type Sent = (Event, NpIdent);
 
@@ -130,6 +137,14 @@ struct NpLayer {
     nps: Vec<NpUnit>,
     /// Per band: the indices of its NPs in `nps`.
     bands: Vec<Vec<usize>>,
+    /// Per output column (after pooling): the band that owns it.
+    band_of_column: Vec<usize>,
+    /// Per band, per filter: the position in `bands[band]` of the NP that holds the filter.
+    np_of_filter: Vec<Vec<usize>>,
+    /// Per input column: the NPs that receive its events.
+    receivers_of_column: Vec<Vec<NpIdent>>,
+    /// The layer as a one-layer model, which computes the union of the NPs' outputs.
+    whole: Model,
     thresholds: Option<Thresholds>,
 }
 
@@ -150,18 +165,24 @@ enum Unit {
 }
 
 /// A mapped model ready to emulate.
-pub struct Emulator<'m> {
-    model: &'m Model,
+///
+/// It holds what it prepared (the one-layer models of the HRC and software layers, with their
+/// kernel plans once they ran, and the NP tables), not the model: every run takes the model it
+/// was prepared for, so a caller can keep it across calls until the model or its mapping changes.
+pub struct Emulator {
     units: Vec<Unit>,
+    /// Run NP layers band by band ([`run_nps_by_band`]) and count packets per receiving NP
+    /// ([`count_packets_by_receiver`]): the plain twins of the default.
+    by_band: bool,
 }
 
 fn layer_error(layer: &Layer, what: &str) -> Error {
     Error::Architecture(format!("cannot emulate layer {} ({}): {what}", layer.label(), layer.kind().type_name()))
 }
 
-impl<'m> Emulator<'m> {
+impl Emulator {
     /// Prepares `model` as `mapping` places it.
-    pub fn new(model: &'m Model, mapping: &Mapping) -> Result<Self> {
+    pub fn new(model: &Model, mapping: &Mapping) -> Result<Self> {
         let mut units = Vec::with_capacity(model.layers().len());
         for (index, layer) in model.layers().iter().enumerate() {
             if model.inbound(index).len() > 1 && layer.kind() != LayerKind::Concat {
@@ -186,21 +207,28 @@ impl<'m> Emulator<'m> {
             };
             units.push(unit);
         }
-        Ok(Emulator { model, units })
+        Ok(Emulator { units, by_band: false })
+    }
+
+    /// The same emulator running NP layers band by band, as the hardware does (the plain twin
+    /// of the default, for the tests).
+    #[cfg(test)]
+    fn by_band(self) -> Self {
+        Emulator { by_band: true, ..self }
     }
 
     /// [`run`](Self::run) with the samples spread over rayon's threads when `parallel`; the
     /// result is the same whatever the threads.
-    pub fn run_parallel(&self, inputs: &[u8], samples: usize, parallel: bool) -> Result<Emulation> {
+    pub fn run_parallel(&self, model: &Model, inputs: &[u8], samples: usize, parallel: bool) -> Result<Emulation> {
         use rayon::prelude::*;
-        let per_sample = self.model.input_shape()?.len().max(1);
+        let per_sample = model.input_shape()?.len().max(1);
         let threads = rayon::current_num_threads();
         if !parallel || threads < 2 || samples < 2 {
-            return self.run(inputs, samples);
+            return self.run(model, inputs, samples);
         }
-        let chunk = samples.div_ceil(threads * 4).max(1);
+        let chunk = samples.div_ceil(threads * 4).clamp(1, PART_SAMPLES);
         let parts: Vec<Result<Emulation>> =
-            inputs.par_chunks(chunk * per_sample).map(|part| self.run(part, part.len() / per_sample)).collect();
+            inputs.par_chunks(chunk * per_sample).map(|part| self.run(model, part, part.len() / per_sample)).collect();
         let mut total: Option<Emulation> = None;
         for part in parts {
             let mut part = part?;
@@ -220,8 +248,16 @@ impl<'m> Emulator<'m> {
 
     /// Runs `samples` dense inputs (`u8`, the model's input shape, concatenated), layer by layer:
     /// a whole layer (HRC or software) runs once for all the samples, NPs sample by sample.
-    pub fn run(&self, inputs: &[u8], samples: usize) -> Result<Emulation> {
-        let model = self.model;
+    ///
+    /// `model` is the model the emulator was prepared for ([`Emulator::new`]), unchanged since.
+    pub fn run(&self, model: &Model, inputs: &[u8], samples: usize) -> Result<Emulation> {
+        if model.layers().len() != self.units.len() {
+            return Err(Error::Architecture(format!(
+                "the emulator was prepared for a model of {} layers, not {}: prepare it again",
+                self.units.len(),
+                model.layers().len()
+            )));
+        }
         let input_shape = model.input_shape()?;
         let output_shape = model.output_shape()?;
         if inputs.len() != input_shape.len() * samples {
@@ -257,21 +293,18 @@ impl<'m> Emulator<'m> {
                 Unit::Whole { model: whole, hrc } => {
                     let r = layer.resolved().expect("in a model");
                     let image_input = layer.kind() == LayerKind::InputConvolutional;
-                    let dense_in: Vec<u8> = if image_input {
-                        copied_vec(inputs, "a copy of the emulated inputs")?
+                    let (output, mut counts) = if image_input {
+                        run_whole(whole, inputs, samples)?
                     } else {
                         let source = &outputs[inbound.expect("a data-processing layer has an inbound layer")];
-                        let mut dense = reserved_vec(batch_len(r.input_shape.len()), "the emulated layer inputs")?;
-                        dense.extend(source.iter().flat_map(|events| to_dense(events, &r.input_shape)));
-                        dense
+                        run_whole(whole, &dense_inputs(source, &r.input_shape)?, samples)?
                     };
-                    let (values, mut counts) = run_whole(whole, &dense_in, samples)?;
-                    let out_len = r.output_shape.len();
-                    for sample in values.chunks_exact(out_len.max(1)).take(samples) {
-                        let mut events = Vec::new();
-                        events_from_dense(&r.output_shape, sample, &mut events);
+                    let mut events = Vec::new();
+                    for sample in 0..samples {
+                        events.clear();
+                        output.sample_events(&r.output_shape, sample, &mut events);
                         counts.output_events += events.len() as u64;
-                        produced.push(events.into_iter().map(|e| (e, HRC_IDENT)).collect());
+                        produced.push(events.iter().map(|&e| (e, HRC_IDENT)).collect());
                     }
                     if !image_input {
                         counts.input_events = outputs[inbound.expect("checked")].iter().map(|v| v.len() as u64).sum();
@@ -281,7 +314,7 @@ impl<'m> Emulator<'m> {
                         emulation.hrc += counts;
                     }
                     if last {
-                        last_dense = Some(values);
+                        last_dense = Some(output.into_i32());
                     }
                 }
                 Unit::Concat { thresholds } => {
@@ -333,15 +366,36 @@ impl<'m> Emulator<'m> {
                         true => Some(reserved_vec(batch_len(output_shape.len()), "the emulated output")?),
                         false => None,
                     };
-                    for received in source {
-                        let (events, d) = run_nps(index, layer, unit, received, last, &mut emulation)?;
-                        if let (Some(all), Some(d)) = (dense.as_mut(), d) {
-                            all.extend_from_slice(&d);
+                    if self.by_band {
+                        for received in source {
+                            let (events, d) = run_nps_by_band(index, layer, unit, received, last, &mut emulation)?;
+                            if let (Some(all), Some(d)) = (dense.as_mut(), d) {
+                                all.extend_from_slice(&d);
+                            }
+                            produced.push(events);
                         }
-                        produced.push(events);
-                    }
-                    if last {
-                        last_dense = dense;
+                        if last {
+                            last_dense = dense;
+                        }
+                    } else {
+                        if unit.thresholds.is_none() && !last {
+                            return Err(layer_error(layer, "a hidden layer must emit activations"));
+                        }
+                        // The layer's outputs, all samples at once with the engine's own plan:
+                        // the union of the NPs' outputs (see `run_nps_by_band`).
+                        let r = layer.resolved().expect("in a model");
+                        let (output, _) = run_whole(&unit.whole, &dense_inputs(source, &r.input_shape)?, samples)?;
+                        let mut fired = Vec::new();
+                        for (sample, received) in source.iter().enumerate() {
+                            fired.clear();
+                            if unit.thresholds.is_some() {
+                                output.sample_events(&r.output_shape, sample, &mut fired);
+                            }
+                            produced.push(np_outputs(index, layer, unit, received, &fired, &mut emulation));
+                        }
+                        if last {
+                            last_dense = Some(output.into_i32());
+                        }
                     }
                 }
             }
@@ -349,9 +403,13 @@ impl<'m> Emulator<'m> {
         }
         // Packets and hops: every event goes to each NP of each consumer layer that receives its
         // column.
-        for sample in 0..samples {
-            let per_layer: Vec<&[Sent]> = outputs.iter().map(|l| l[sample].as_slice()).collect();
-            count_packets(model, &self.units, &per_layer, &mut emulation);
+        if self.by_band {
+            for sample in 0..samples {
+                let per_layer: Vec<&[Sent]> = outputs.iter().map(|l| l[sample].as_slice()).collect();
+                count_packets_by_receiver(model, &self.units, &per_layer, &mut emulation);
+            }
+        } else {
+            count_packets(model, &self.units, &outputs, &mut emulation);
         }
         emulation.output = match last_dense {
             Some(d) => d,
@@ -366,7 +424,61 @@ impl<'m> Emulator<'m> {
     }
 }
 
-fn count_packets(model: &Model, units: &[Unit], outputs: &[&[Sent]], emulation: &mut Emulation) {
+/// Packets and hops of every sample at once: every event goes to each NP of each consumer layer
+/// that receives its column. Events are counted per sender and input column first; each
+/// (sender, column) pair then costs its receivers once.
+fn count_packets(model: &Model, units: &[Unit], outputs: &[Vec<Vec<Sent>>], emulation: &mut Emulation) {
+    for (consumer, unit) in units.iter().enumerate() {
+        let Unit::Nps(layer) = unit else { continue };
+        let Some(&source) = model.inbound(consumer).first() else { continue };
+        let columns = layer.receivers_of_column.len();
+        let mut senders: Vec<NpIdent> = Vec::new();
+        // `per_column[i * columns + x]`: the events of sender `i` in input column `x`.
+        let mut per_column: Vec<u64> = Vec::new();
+        let mut current = usize::MAX;
+        for (event, from) in outputs[source].iter().flatten() {
+            if current == usize::MAX || senders[current] != *from {
+                current = match senders.iter().position(|s| s == from) {
+                    Some(i) => i,
+                    None => {
+                        senders.push(*from);
+                        per_column.resize(senders.len() * columns, 0);
+                        senders.len() - 1
+                    }
+                };
+            }
+            per_column[current * columns + event.x as usize] += 1;
+        }
+        for (i, &from) in senders.iter().enumerate() {
+            let (mut packets, mut hops) = (0u64, 0u64);
+            for (receivers, &events) in
+                layer.receivers_of_column.iter().zip(&per_column[i * columns..(i + 1) * columns])
+            {
+                packets += events * receivers.len() as u64;
+                hops += events * receivers.iter().map(|&to| xy_hops(from, to)).sum::<u64>();
+            }
+            if packets == 0 {
+                continue;
+            }
+            if from == HRC_IDENT {
+                emulation.hrc.packets += packets;
+                emulation.hrc.hops += hops;
+            } else {
+                let sender = emulation.nps.entry(from).or_default();
+                sender.packets += packets;
+                sender.hops += hops;
+                let per_layer = emulation.layer_nps.entry((source, from)).or_default();
+                per_layer.packets += packets;
+                per_layer.hops += hops;
+            }
+            emulation.layers[source].packets += packets;
+            emulation.layers[source].hops += hops;
+        }
+    }
+}
+
+/// The plain twin of [`count_packets`]: every (event, receiving NP) pair on its own.
+fn count_packets_by_receiver(model: &Model, units: &[Unit], outputs: &[&[Sent]], emulation: &mut Emulation) {
     for (consumer, unit) in units.iter().enumerate() {
         let Unit::Nps(layer) = unit else { continue };
         let Some(&source) = model.inbound(consumer).first() else { continue };
@@ -409,32 +521,63 @@ fn whole_layer_model(layer: &Layer) -> Result<Model> {
     Ok(model)
 }
 
+/// The output of a one-layer model for a batch: activation levels, or potentials.
+enum WholeOutput {
+    Levels(Vec<u8>),
+    Potentials(Vec<i32>),
+}
+
+impl WholeOutput {
+    /// Appends the non-zero outputs of `sample` (of `shape`) to `out`, in canonical order.
+    fn sample_events(&self, shape: &Shape3, sample: usize, out: &mut Vec<Event>) {
+        let len = shape.len();
+        match self {
+            WholeOutput::Levels(v) => events_from_dense(shape, &v[sample * len..(sample + 1) * len], out),
+            WholeOutput::Potentials(v) => events_from_dense(shape, &v[sample * len..(sample + 1) * len], out),
+        }
+    }
+
+    fn into_i32(self) -> Vec<i32> {
+        match self {
+            WholeOutput::Levels(v) => v.into_iter().map(i32::from).collect(),
+            WholeOutput::Potentials(v) => v,
+        }
+    }
+}
+
 /// Runs a one-layer model on `samples` dense inputs (on this thread: [`Emulator::run_parallel`]
-/// spreads whole chunks over threads); returns its dense output as i32 and its counts.
-fn run_whole(model: &Model, input: &[u8], samples: usize) -> Result<(Vec<i32>, Counts)> {
+/// spreads whole chunks over threads); returns its dense output and its counts.
+fn run_whole(model: &Model, input: &[u8], samples: usize) -> Result<(WholeOutput, Counts)> {
     let shape = model.output_shape()?;
     let total = shape.len().checked_mul(samples);
-    let mut values: Vec<i32> = akida_engine::error::zeroed_vec(total, "the emulated layer output")?;
     let input = Input::Dense { data: input, num_samples: samples };
-    let stats = match model.output_kind()? {
-        OutputKind::Potentials => model.forward(input, Output::Potentials(&mut values), false)?,
+    let (output, stats) = match model.output_kind()? {
+        OutputKind::Potentials => {
+            let mut values: Vec<i32> = akida_engine::error::zeroed_vec(total, "the emulated layer output")?;
+            let stats = model.forward(input, Output::Potentials(&mut values), false)?;
+            (WholeOutput::Potentials(values), stats)
+        }
         OutputKind::Activations { .. } => {
-            let mut out: Vec<u8> = akida_engine::error::zeroed_vec(total, "the emulated layer output")?;
-            let s = model.forward(input, Output::Activations(&mut out), false)?;
-            values.iter_mut().zip(&out).for_each(|(v, &o)| *v = i32::from(o));
-            s
+            let mut levels: Vec<u8> = akida_engine::error::zeroed_vec(total, "the emulated layer output")?;
+            let stats = model.forward(input, Output::Activations(&mut levels), false)?;
+            (WholeOutput::Levels(levels), stats)
         }
     };
     let last = stats.last().copied().unwrap_or_default();
-    Ok((values, Counts { synaptic_ops: last.synaptic_operations, ..Counts::default() }))
+    Ok((output, Counts { synaptic_ops: last.synaptic_operations, ..Counts::default() }))
 }
 
-fn to_dense(events: &[Sent], shape: &Shape3) -> Vec<u8> {
-    let mut dense = vec![0u8; shape.len()];
-    for (e, _) in events {
-        dense[shape.index(e.y as usize, e.x as usize, e.c as usize)] = e.value.clamp(0, 255) as u8;
+/// The dense inputs of a layer for every sample, from its inbound layer's events per sample.
+fn dense_inputs(source: &[Vec<Sent>], shape: &Shape3) -> Result<Vec<u8>> {
+    let len = shape.len();
+    let mut dense: Vec<u8> =
+        akida_engine::error::zeroed_vec(len.checked_mul(source.len()), "the emulated layer inputs")?;
+    for (events, sample) in source.iter().zip(dense.chunks_exact_mut(len.max(1))) {
+        for (e, _) in events {
+            sample[shape.index(e.y as usize, e.x as usize, e.c as usize)] = e.value.clamp(0, 255) as u8;
+        }
     }
-    dense
+    Ok(dense)
 }
 
 fn to_dense_i32<'e>(events: impl IntoIterator<Item = &'e Event>, shape: &Shape3) -> Vec<i32> {
@@ -452,6 +595,14 @@ fn owned(total: usize, band: usize, bands: usize) -> Range<usize> {
 
 fn np_layer(layer: &Layer, shares: &[NpShare]) -> Result<NpLayer> {
     let r = layer.resolved().ok_or_else(|| layer_error(layer, "its shapes are unknown"))?;
+    if !matches!(
+        layer.params(),
+        LayerParams::FullyConnected { .. }
+            | LayerParams::Convolutional { .. }
+            | LayerParams::SeparableConvolutional { .. }
+    ) {
+        return Err(layer_error(layer, "only FullyConnected and convolutional layers run on NPs"));
+    }
     let mut columns: Vec<Range<usize>> = shares.iter().map(|s| s.columns.clone()).collect();
     columns.sort_by_key(|b| b.start);
     columns.dedup();
@@ -469,7 +620,27 @@ fn np_layer(layer: &Layer, shares: &[NpShare]) -> Result<NpLayer> {
         .activation()
         .filter(|a| a.enabled)
         .map(|a| Thresholds::new(layer.threshold_fire(), layer.threshold_fire_step(), a.threshold_fire_bits));
-    Ok(NpLayer { nps, bands, thresholds })
+    let mut band_of_column = vec![0; r.output_shape.width];
+    let neurons = r.potentials_shape.channels;
+    let mut np_of_filter = vec![vec![usize::MAX; neurons]; bands.len()];
+    for (band, members) in bands.iter().enumerate() {
+        for x in owned(r.output_shape.width, band, bands.len()) {
+            band_of_column[x] = band;
+        }
+        for (k, &i) in members.iter().enumerate() {
+            for f in nps[i].share.filters.clone() {
+                np_of_filter[band][f] = k;
+            }
+        }
+        if np_of_filter[band].contains(&usize::MAX) {
+            return Err(layer_error(layer, "a band of its NPs does not hold every filter"));
+        }
+    }
+    let receivers_of_column = (0..r.input_shape.width)
+        .map(|x| nps.iter().filter(|np| np.receive.contains(&x)).map(|np| np.share.ident).collect())
+        .collect();
+    let whole = whole_layer_model(layer)?;
+    Ok(NpLayer { nps, bands, band_of_column, np_of_filter, receivers_of_column, whole, thresholds })
 }
 
 /// The input columns the owners of output columns `own` need: the pooling windows of those
@@ -494,7 +665,102 @@ fn receive_columns(layer: &Layer, own: &Range<usize>) -> Range<usize> {
     }
 }
 
-fn run_nps(
+/// What the NPs of a layer did for one sample, given the layer's output events `fired` for it
+/// (none for a last layer without activation; computed by the engine for all the layer, the
+/// union of the NPs' outputs: each owned output depends only on the events its band receives):
+/// its events, each sent by the NP that
+/// owns its column and filter, and every NP's counts, from the events its band received (a
+/// convolution's operations per event are the potentials it reaches, known from its position; a
+/// separable layer's pointwise operations need the band's own depthwise result, computed on the
+/// band's events). Equal to [`run_nps_by_band`] in events and counts; the tests compare the two
+/// on random models.
+fn np_outputs(
+    index: usize,
+    layer: &Layer,
+    unit: &NpLayer,
+    received: &[Sent],
+    fired: &[Event],
+    emulation: &mut Emulation,
+) -> Vec<Sent> {
+    let r = layer.resolved().expect("in a model");
+    let neurons = r.potentials_shape.channels;
+    let mut fired_per_np: Vec<Vec<u64>> = unit.bands.iter().map(|b| vec![0u64; b.len()]).collect();
+    let mut events = Vec::with_capacity(fired.len());
+    for &e in fired {
+        let band = unit.band_of_column[e.x as usize];
+        let k = unit.np_of_filter[band][e.c as usize];
+        fired_per_np[band][k] += 1;
+        events.push((e, unit.nps[unit.bands[band][k]].share.ident));
+    }
+    // A separable layer's depthwise result for each band, zero outside the columns the band's
+    // events reach (cleared after each band).
+    let mut band_depthwise: Vec<i32> = match layer.params() {
+        LayerParams::SeparableConvolutional { .. } => {
+            vec![0i32; r.potentials_shape.height * r.potentials_shape.width * r.input_shape.channels]
+        }
+        _ => Vec::new(),
+    };
+    for (band, members) in unit.bands.iter().enumerate() {
+        let receive = &unit.nps[members[0]].receive;
+        let mine = received.iter().map(|(e, _)| e).filter(|e| receive.contains(&(e.x as usize)));
+        let (shared_ops, filter_ops, input_events) = match layer.params() {
+            LayerParams::Convolutional { .. } => {
+                let g: &ConvGeometry = r.conv.as_ref().expect("convolutional");
+                let (mut n, mut reached) = (0u64, 0u64);
+                for e in mine {
+                    let (ylo, yhi) = g.y.reached_outputs(e.y as usize);
+                    let (xlo, xhi) = g.x.reached_outputs(e.x as usize);
+                    n += 1;
+                    reached += ((yhi - ylo) * (xhi - xlo)) as u64;
+                }
+                (0, reached * neurons as u64, n)
+            }
+            LayerParams::SeparableConvolutional { .. } => {
+                let g: &ConvGeometry = r.conv.as_ref().expect("separable");
+                let band_events: Vec<Event> = mine.copied().collect();
+                let dw =
+                    kernels::depthwise_events(&band_events, &r.input_shape, g, layer.weights(), &mut band_depthwise);
+                // The depthwise cells the band's events reach lie in these columns.
+                let columns = match (receive.start, receive.end) {
+                    (start, end) if start < end => g.x.reached_outputs(start).0..g.x.reached_outputs(end - 1).1,
+                    _ => 0..0,
+                };
+                let (width, channels) = (r.potentials_shape.width, r.input_shape.channels);
+                let mut nonzero = 0u64;
+                for y in 0..r.potentials_shape.height {
+                    let row = &mut band_depthwise
+                        [(y * width + columns.start) * channels..(y * width + columns.end) * channels];
+                    nonzero += row.iter().filter(|&&v| v != 0).count() as u64;
+                    row.iter_mut().for_each(|v| *v = 0);
+                }
+                (dw, nonzero * neurons as u64, band_events.len() as u64)
+            }
+            // FullyConnected (NP layers are checked when the emulator is prepared)
+            _ => {
+                let n = mine.count() as u64;
+                (0, n * neurons as u64, n)
+            }
+        };
+        for (k, &i) in members.iter().enumerate() {
+            let share = &unit.nps[i].share;
+            let c = Counts {
+                input_events,
+                output_events: fired_per_np[band][k],
+                synaptic_ops: shared_ops + filter_ops / neurons as u64 * share.filters.len() as u64,
+                ..Counts::default()
+            };
+            *emulation.nps.entry(share.ident).or_default() += c;
+            *emulation.layer_nps.entry((index, share.ident)).or_default() += c;
+            emulation.layers[index] += c;
+        }
+    }
+    events
+}
+
+/// The plain twin of [`np_outputs`], as the hardware works: each band of NPs computes the whole
+/// layer's potentials from only the events it receives, pools, thresholds and keeps the outputs
+/// of the columns it owns.
+fn run_nps_by_band(
     index: usize,
     layer: &Layer,
     unit: &NpLayer,
@@ -615,6 +881,19 @@ pub fn emulate_forward(
     parallel: bool,
 ) -> Result<Emulation> {
     model.check_input(&input)?;
+    emulate_forward_with(&Emulator::new(model, mapping)?, model, input, output, parallel)
+}
+
+/// [`emulate_forward`] with an emulator prepared for `model` ([`Emulator::new`]) and kept across
+/// calls, which saves preparing it (and the kernel plans of its HRC and software layers) again.
+pub fn emulate_forward_with(
+    emulator: &Emulator,
+    model: &Model,
+    input: Input<'_>,
+    output: Output<'_>,
+    parallel: bool,
+) -> Result<Emulation> {
+    model.check_input(&input)?;
     let shape = model.input_shape()?;
     let samples = input.num_samples();
     let dense: std::borrow::Cow<'_, [u8]> = match input {
@@ -628,8 +907,7 @@ pub fn emulate_forward(
             std::borrow::Cow::Owned(dense)
         }
     };
-    let emulator = Emulator::new(model, mapping)?;
-    let emulation = emulator.run_parallel(&dense, samples, parallel)?;
+    let emulation = emulator.run_parallel(model, &dense, samples, parallel)?;
     match output {
         Output::Potentials(out) => out.copy_from_slice(&emulation.output),
         Output::Activations(out) => {
@@ -669,7 +947,9 @@ mod tests {
                         continue;
                     }
                 };
-                let run = emulator.run(&inputs, samples).unwrap();
+                let run = emulator.run(&model, &inputs, samples).unwrap();
+                let by_band = Emulator::new(&model, &mapping).unwrap().by_band().run(&model, &inputs, samples).unwrap();
+                assert_eq!(run, by_band, "seed {seed} {mode:?}: once per layer != band by band (outputs or counts)");
                 assert_eq!(
                     run.output,
                     expected,
@@ -765,7 +1045,9 @@ mod tests {
                 let mapping = map(&model, &device, mode);
                 multi_np_layers +=
                     mapping.layers().filter(|l| matches!(&l.placement, Placement::Nps(s) if s.len() > 1)).count();
-                let run = Emulator::new(&model, &mapping).unwrap().run(&inputs, samples).unwrap();
+                let run = Emulator::new(&model, &mapping).unwrap().run(&model, &inputs, samples).unwrap();
+                let by_band = Emulator::new(&model, &mapping).unwrap().by_band().run(&model, &inputs, samples).unwrap();
+                assert_eq!(run, by_band, "seed {seed} {mode:?}: once per layer != band by band (outputs or counts)");
                 assert_eq!(run.output, expected, "seed {seed} {mode:?}\n{}", crate::mapper::report(&mapping, &device));
                 emulated += 1;
             }

@@ -16,7 +16,7 @@ pub mod mapper;
 
 pub use cost::{xy_hops, CostModel, Counts, Estimate};
 pub use device::{Device, Fact, Limits, Np, NpIdent, NpType};
-pub use emulator::{emulate_forward, Emulation, Emulator};
+pub use emulator::{emulate_forward, emulate_forward_with, Emulation, Emulator};
 pub use mapper::{
     map, map_with, report, Backend, LayerMapping, MapMode, MapperOptions, Mapping, NpShare, Pass, Placement, Sequence,
     SoftwareReason,
