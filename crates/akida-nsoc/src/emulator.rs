@@ -247,7 +247,8 @@ impl Emulator {
     }
 
     /// Runs `samples` dense inputs (`u8`, the model's input shape, concatenated), layer by layer:
-    /// a whole layer (HRC or software) runs once for all the samples, NPs sample by sample.
+    /// every layer runs once for all the samples (an NP layer's outputs are then given to their
+    /// NPs, and its counts derived sample by sample; band by band in the plain twin).
     ///
     /// `model` is the model the emulator was prepared for ([`Emulator::new`]), unchanged since.
     pub fn run(&self, model: &Model, inputs: &[u8], samples: usize) -> Result<Emulation> {
@@ -362,11 +363,11 @@ impl Emulator {
                 }
                 Unit::Nps(unit) => {
                     let source = &outputs[inbound.expect("NP layers have an inbound layer")];
-                    let mut dense = match last {
-                        true => Some(reserved_vec(batch_len(output_shape.len()), "the emulated output")?),
-                        false => None,
-                    };
                     if self.by_band {
+                        let mut dense = match last {
+                            true => Some(reserved_vec(batch_len(output_shape.len()), "the emulated output")?),
+                            false => None,
+                        };
                         for received in source {
                             let (events, d) = run_nps_by_band(index, layer, unit, received, last, &mut emulation)?;
                             if let (Some(all), Some(d)) = (dense.as_mut(), d) {
@@ -385,13 +386,21 @@ impl Emulator {
                         // the union of the NPs' outputs (see `run_nps_by_band`).
                         let r = layer.resolved().expect("in a model");
                         let (output, _) = run_whole(&unit.whole, &dense_inputs(source, &r.input_shape)?, samples)?;
-                        let mut fired = Vec::new();
+                        let (mut fired, mut depthwise) = (Vec::new(), Vec::new());
                         for (sample, received) in source.iter().enumerate() {
                             fired.clear();
                             if unit.thresholds.is_some() {
                                 output.sample_events(&r.output_shape, sample, &mut fired);
                             }
-                            produced.push(np_outputs(index, layer, unit, received, &fired, &mut emulation));
+                            produced.push(np_outputs(
+                                index,
+                                layer,
+                                unit,
+                                received,
+                                &fired,
+                                &mut depthwise,
+                                &mut emulation,
+                            ));
                         }
                         if last {
                             last_dense = Some(output.into_i32());
@@ -668,18 +677,19 @@ fn receive_columns(layer: &Layer, own: &Range<usize>) -> Range<usize> {
 /// What the NPs of a layer did for one sample, given the layer's output events `fired` for it
 /// (none for a last layer without activation; computed by the engine for all the layer, the
 /// union of the NPs' outputs: each owned output depends only on the events its band receives):
-/// its events, each sent by the NP that
-/// owns its column and filter, and every NP's counts, from the events its band received (a
-/// convolution's operations per event are the potentials it reaches, known from its position; a
-/// separable layer's pointwise operations need the band's own depthwise result, computed on the
-/// band's events). Equal to [`run_nps_by_band`] in events and counts; the tests compare the two
-/// on random models.
+/// its events, each sent by the NP that owns its column and filter, and every NP's counts, from
+/// the events its band received (a convolution's operations per event are the potentials it
+/// reaches, known from its position; a separable layer's pointwise operations need the band's
+/// own depthwise result, computed on the band's events in `depthwise`, a scratch buffer kept
+/// zero between calls). Equal to [`run_nps_by_band`] in events and counts; the tests compare the
+/// two on random models.
 fn np_outputs(
     index: usize,
     layer: &Layer,
     unit: &NpLayer,
     received: &[Sent],
     fired: &[Event],
+    band_depthwise: &mut Vec<i32>,
     emulation: &mut Emulation,
 ) -> Vec<Sent> {
     let r = layer.resolved().expect("in a model");
@@ -693,13 +703,10 @@ fn np_outputs(
         events.push((e, unit.nps[unit.bands[band][k]].share.ident));
     }
     // A separable layer's depthwise result for each band, zero outside the columns the band's
-    // events reach (cleared after each band).
-    let mut band_depthwise: Vec<i32> = match layer.params() {
-        LayerParams::SeparableConvolutional { .. } => {
-            vec![0i32; r.potentials_shape.height * r.potentials_shape.width * r.input_shape.channels]
-        }
-        _ => Vec::new(),
-    };
+    // events reach (cleared after each band, so it stays zero between calls).
+    if let LayerParams::SeparableConvolutional { .. } = layer.params() {
+        band_depthwise.resize(r.potentials_shape.height * r.potentials_shape.width * r.input_shape.channels, 0);
+    }
     for (band, members) in unit.bands.iter().enumerate() {
         let receive = &unit.nps[members[0]].receive;
         let mine = received.iter().map(|(e, _)| e).filter(|e| receive.contains(&(e.x as usize)));
@@ -718,8 +725,7 @@ fn np_outputs(
             LayerParams::SeparableConvolutional { .. } => {
                 let g: &ConvGeometry = r.conv.as_ref().expect("separable");
                 let band_events: Vec<Event> = mine.copied().collect();
-                let dw =
-                    kernels::depthwise_events(&band_events, &r.input_shape, g, layer.weights(), &mut band_depthwise);
+                let dw = kernels::depthwise_events(&band_events, &r.input_shape, g, layer.weights(), band_depthwise);
                 // The depthwise cells the band's events reach lie in these columns.
                 let columns = match (receive.start, receive.end) {
                     (start, end) if start < end => g.x.reached_outputs(start).0..g.x.reached_outputs(end - 1).1,
@@ -880,7 +886,6 @@ pub fn emulate_forward(
     output: Output<'_>,
     parallel: bool,
 ) -> Result<Emulation> {
-    model.check_input(&input)?;
     emulate_forward_with(&Emulator::new(model, mapping)?, model, input, output, parallel)
 }
 
