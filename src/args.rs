@@ -4,8 +4,8 @@
 //! and an integer outside the 64-bit range a `ParameterError` naming it, never pyo3's anonymous
 //! "'float' object cannot be interpreted as an integer" or an `OverflowError`.
 //!
-//! Accepted, beyond the exact Python types: numpy integer scalars (anything with `__index__`)
-//! wherever an int is taken, `numpy.bool_` wherever a bool is, and any real number (with
+//! Accepted, beyond the exact Python types: numpy integer scalars (anything with `__index__`,
+//! but not bools) wherever an int is taken, `numpy.bool_` wherever a bool is, and any real number (with
 //! `__float__`, numpy floats included) wherever a float is.
 
 use pyo3::exceptions::PyTypeError;
@@ -75,9 +75,13 @@ pub trait FromArg: Sized {
 }
 
 impl FromArg for i64 {
-    /// A Python int, bool or any object with `__index__` (numpy integer scalars); floats and
-    /// strings are refused; integers beyond 64 bits are a `ParameterError`.
+    /// A Python int or any object with `__index__` (numpy integer scalars); bools (`True` is an
+    /// int to Python, but `FullyConnected(True)` is a mistake), floats and strings are refused;
+    /// integers beyond 64 bits are a `ParameterError`.
     fn from_arg(obj: &Bound<'_, PyAny>, at: &Where<'_>) -> PyResult<Self> {
+        if is_bool(obj)? {
+            return Err(at.type_error("an int", obj));
+        }
         let index = if obj.is_instance_of::<PyInt>() {
             obj.clone()
         } else if obj.is_instance_of::<PyFloat>() || obj.is_instance_of::<PyString>() || !obj.hasattr("__index__")? {
@@ -94,6 +98,15 @@ impl FromArg for i64 {
             )))
         })
     }
+}
+
+/// `True`, `False` or a `numpy.bool_`.
+pub fn is_bool(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
+    if obj.is_instance_of::<PyBool>() {
+        return Ok(true);
+    }
+    let numpy_bool = obj.py().import("numpy")?.getattr("bool_")?;
+    obj.is_instance(&numpy_bool)
 }
 
 impl FromArg for bool {

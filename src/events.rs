@@ -52,7 +52,7 @@ fn check_shape(shape: (i64, i64, i64)) -> PyResult<Shape3> {
     let (h, w, c) = shape;
     let limit = 1i64 << 20;
     if [h, w, c].iter().any(|&d| !(1..=limit).contains(&d)) {
-        return raise(Error::Input(format!("events shape must have dimensions in 1..={limit}, got ({h}, {w}, {c})")));
+        return raise(Error::Input(format!("events shape must have dimensions in [1, {limit}], got ({h}, {w}, {c})")));
     }
     Ok(Shape3::new(h as usize, w as usize, c as usize))
 }
@@ -133,7 +133,9 @@ impl PyEvents {
         let dense = crate::model::dense_u8_input(array, None)?;
         let readonly = dense.readonly();
         let dims = readonly.shape();
-        let shape = Shape3::new(dims[1], dims[2], dims[3]);
+        // The shapes `Events(shape=...)` takes, so that every Events object could be rebuilt.
+        let dim = |d: usize| i64::try_from(d).unwrap_or(i64::MAX);
+        let shape = check_shape((dim(dims[1]), dim(dims[2]), dim(dims[3])))?;
         let batch = EventBatch::from_dense(shape, dims[0], readonly.as_slice()?).map_err(to_pyerr)?;
         Ok(PyEvents { batch: Arc::new(batch) })
     }

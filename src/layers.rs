@@ -51,6 +51,21 @@ pub enum PyPoolingType {
     Average,
 }
 
+/// Whether a layer learns (``Layer.learning_type``).
+///
+/// Members
+/// -------
+/// NoLearning
+///     The layer does not learn.
+/// AkidaUnsupervised
+///     ``Model.compile`` prepared the layer for Akida unsupervised learning (``docs/learning.md``).
+#[pyclass(name = "LearningType", module = "akida", eq, eq_int, frozen, hash, from_py_object)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PyLearningType {
+    NoLearning,
+    AkidaUnsupervised,
+}
+
 impl From<PyConvolutionMode> for akida_engine::ConvolutionMode {
     fn from(m: PyConvolutionMode) -> Self {
         match m {
@@ -192,6 +207,14 @@ impl PyLayer {
             .into_iter()
             .map(|(kind, id)| layer_object(py, kind, LayerSlot::Attached { model: model.clone(), id }))
             .collect()
+    }
+
+    /// ``LearningType.AkidaUnsupervised`` once ``Model.compile`` prepared this layer for
+    /// learning, ``LearningType.NoLearning`` otherwise.
+    #[getter]
+    fn learning_type(&self) -> PyResult<PyLearningType> {
+        let compiled = self.with(|l| Ok(l.learning().is_some()))?;
+        Ok(if compiled { PyLearningType::AkidaUnsupervised } else { PyLearningType::NoLearning })
     }
 
     /// The learning parameters of a compiled layer (`LayerParameters`), or None.

@@ -39,6 +39,7 @@ fn _akida(m: &Bound<'_, PyModule>) -> PyResult<()> {
     runtime::install_fork_handler();
     m.add_class::<layers::PyConvolutionMode>()?;
     m.add_class::<layers::PyPoolingType>()?;
+    m.add_class::<layers::PyLearningType>()?;
     m.add_class::<layers::PyLayer>()?;
     m.add_class::<layers::LayerParameters>()?;
     m.add_class::<layers::PyInputData>()?;

@@ -130,7 +130,9 @@ type Reduced<'py> = (Bound<'py, PyType>, (Bound<'py, PyNone>, Option<Bound<'py, 
 /// ----------
 /// filename : str, bytes or os.PathLike, optional
 ///     A ``.fb`` or ``.fbz`` model file (the content decides which). A list or tuple of layers
-///     here is taken as ``layers``.
+///     here is taken as ``layers``; a bytes-like object that cannot be a path (a ``bytearray``,
+///     a ``memoryview``, or ``bytes`` holding a NUL byte, as every saved model does) as
+///     ``serialized_buffer``.
 /// serialized_buffer : bytes-like, optional
 ///     The bytes of a saved model (``bytes``, ``bytearray``, ``memoryview`` or any buffer).
 /// layers : list of Layer, optional
@@ -259,7 +261,8 @@ impl PyModel {
             let found = lock(&self.state).model.index_of(name);
             return found.map_err(to_pyerr);
         }
-        if key.is_instance_of::<PyInt>() || (key.hasattr("__index__")? && !key.is_instance_of::<PyFloat>()) {
+        let is_index = key.is_instance_of::<PyInt>() || (key.hasattr("__index__")? && !key.is_instance_of::<PyFloat>());
+        if is_index && !crate::args::is_bool(key)? {
             let i = i64::from_arg(key, at)?;
             let count = lock(&self.state).model.layers().len() as i64;
             let resolved = if i < 0 { i + count } else { i };
@@ -382,7 +385,7 @@ impl PyModel {
         if let Some(Some(l)) = &labels {
             if l.len() != 1 && l.len() != samples {
                 return raise(Error::Input(format!(
-                    "expected one label per sample ({samples}) or one for all, got {}",
+                    "input_labels: expected one label per sample ({samples}) or one for all, got {} labels",
                     l.len()
                 )));
             }
@@ -825,6 +828,18 @@ impl PyModel {
                 filename = None;
             }
         }
+        // `Model(model.to_buffer())`: a positional bytes-like object that cannot be a path (a
+        // bytearray or memoryview, or bytes holding a NUL byte, which no path holds) is a buffer.
+        let mut serialized_buffer = serialized_buffer;
+        if let Some(first) = filename {
+            let is_buffer = first.is_instance_of::<pyo3::types::PyByteArray>()
+                || first.is_instance_of::<pyo3::types::PyMemoryView>()
+                || first.cast::<pyo3::types::PyBytes>().is_ok_and(|b| b.as_bytes().contains(&0));
+            if is_buffer && serialized_buffer.is_none() {
+                serialized_buffer = Some(first);
+                filename = None;
+            }
+        }
         let sources = [filename.is_some(), serialized_buffer.is_some(), layers.is_some()];
         if sources.iter().filter(|&&s| s).count() > 1 {
             return raise(Error::Parameter("give at most one of filename, serialized_buffer and layers".into()));
@@ -840,8 +855,17 @@ impl PyModel {
             None
         };
         let model = PyModel { state: shared(loaded.map(ModelState::of_model).unwrap_or_default()) };
-        for layer in layers.unwrap_or_default() {
-            model.add_layer(&layer, None)?;
+        let layers = layers.unwrap_or_default();
+        for (added, layer) in layers.iter().enumerate() {
+            if let Err(e) = model.add_layer(layer, None) {
+                // The model is not made: the layers it took are new layer objects again, so that
+                // the caller can build a model from them.
+                let copies: Vec<akida_engine::Layer> = lock(&model.state).model.layers()[..added].to_vec();
+                for (earlier, copy) in layers[..added].iter().zip(copies) {
+                    *lock(&earlier.get().slot) = LayerSlot::Detached(Box::new(copy));
+                }
+                return Err(e);
+            }
         }
         Ok(model)
     }
@@ -901,8 +925,8 @@ impl PyModel {
     /// layer : Layer
     ///     A new layer object (not in any model yet). The first layer must be an input layer.
     /// inbound_layers : list of Layer, optional
-    ///     The layers of this model feeding it; default: the last layer added. A Concat needs at
-    ///     least two, every other layer exactly one.
+    ///     The layers of this model feeding it; default (None or an empty list, the 1.x default):
+    ///     the last layer added. A Concat needs at least two, every other layer exactly one.
     ///
     /// Raises
     /// ------
@@ -927,6 +951,8 @@ impl PyModel {
             Some(l) if !l.is_none() => Some(layer_list(l, &Where { function: "add", name: "inbound_layers" })?),
             _ => None,
         };
+        // The 1.x signature's default is `inbound_layers=[]`: an empty list is the default too.
+        let inbound = inbound.filter(|list| !list.is_empty());
         self.add_layer(&layer, inbound)
     }
 
@@ -1481,15 +1507,15 @@ impl PyModel {
     ///     The neurons form this many equal groups, one per class (1: unsupervised).
     /// initial_plasticity : float, default 1.0
     ///     Starting plasticity of every neuron, in [0, 1] (0: nothing is ever learned).
+    /// learning_competition : float, default 0.0
+    ///     How readily a trained neuron claims a sample close to what it learned (instead of an
+    ///     untrained neuron learning it), in [0, 1]; see ``docs/learning.md``.
     /// min_plasticity : float, default 0.1
     ///     Lowest plasticity, in [0, 1]; the floor is ``min(min_plasticity, initial_plasticity)``.
     /// plasticity_decay : float, default 0.25
     ///     Decay per learning step, relative to ``initial_plasticity``: after ``n`` steps a
     ///     neuron's plasticity is ``initial_plasticity / (1 + plasticity_decay * n)``, never below
     ///     that floor; in [0, 1].
-    /// learning_competition : float, default 0.0
-    ///     How readily a trained neuron claims a sample close to what it learned (instead of an
-    ///     untrained neuron learning it), in [0, 1]; see ``docs/learning.md``.
     /// seed : int, default 0
     ///     Seed of the initial weights, in [0, 2**64).
     ///
@@ -1510,18 +1536,18 @@ impl PyModel {
     /// >>> model.get_layer(1).learning.num_classes
     /// 2
     #[pyo3(signature = (num_weights, num_classes = Arg::Default(1), initial_plasticity = Arg::Default(1.0),
-        min_plasticity = Arg::Default(0.1), plasticity_decay = Arg::Default(0.25),
-        learning_competition = Arg::Default(0.0), seed = None),
-        text_signature = "(self, num_weights, num_classes=1, initial_plasticity=1.0, min_plasticity=0.1, plasticity_decay=0.25, learning_competition=0.0, seed=0)")]
+        learning_competition = Arg::Default(0.0), min_plasticity = Arg::Default(0.1),
+        plasticity_decay = Arg::Default(0.25), seed = None),
+        text_signature = "(self, num_weights, num_classes=1, initial_plasticity=1.0, learning_competition=0.0, min_plasticity=0.1, plasticity_decay=0.25, seed=0)")]
     #[allow(clippy::too_many_arguments)]
     fn compile<'py>(
         &self,
         num_weights: Arg<'py, i64>,
         num_classes: Arg<'py, i64>,
         initial_plasticity: Arg<'py, f64>,
+        learning_competition: Arg<'py, f64>,
         min_plasticity: Arg<'py, f64>,
         plasticity_decay: Arg<'py, f64>,
-        learning_competition: Arg<'py, f64>,
         seed: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<()> {
         let f = "compile";
@@ -1556,8 +1582,9 @@ impl PyModel {
     /// inputs : numpy.ndarray or Events
     ///     As for :meth:`forward`.
     /// input_labels : int or array_like of int, optional
-    ///     None (unlabeled), one label for all samples, or one per sample. A label
-    ///     ``>= num_classes`` means the sample is not learned.
+    ///     None (unlabeled); one int, or a 1-D sequence of one, for all samples (as numpy
+    ///     broadcasts); or a 1-D sequence with one label per sample. A label ``>= num_classes``
+    ///     means the sample is not learned.
     /// batch_size : int, optional
     ///     Most samples per chunk run with the GIL released (default: no limit; chunks are then
     ///     sized to about 50 ms of work, see docs/api.md).
@@ -1596,7 +1623,15 @@ impl PyModel {
         let progress = Progress::new("fit", verbose, callback)?;
         let labels = match input_labels {
             None => None,
-            Some(l) => Some(crate::arrays::integer_array(l, "input_labels")?.1),
+            Some(l) => {
+                let (shape, values) = crate::arrays::integer_array(l, "input_labels")?;
+                if shape.len() > 1 {
+                    return raise(Error::Input(format!(
+                        "input_labels must be an int or a 1-D sequence of ints, got shape {shape:?}"
+                    )));
+                }
+                Some(values)
+            }
         };
         let (values, shape, samples) =
             self.run_with(py, inputs, batch_size, Some(labels), Mode::Forward, None, &progress)?;

@@ -69,11 +69,13 @@ pub struct PyNp {
 
 #[pymethods]
 impl PyNp {
+    /// Where the NP sits: ``(column, row, id)`` in the mesh (id 0-3 inside its node).
     #[getter]
     fn ident<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         ident_tuple(py, self.ident)
     }
 
+    /// The ``NpType`` values this NP can be configured as (one at a time).
     #[getter]
     fn types(&self) -> Vec<PyNpType> {
         self.types.clone()
@@ -102,6 +104,7 @@ pub struct PyMesh {
 
 #[pymethods]
 impl PyMesh {
+    /// Every NP of the device, as ``NP`` objects in mesh order (column, row, id).
     #[getter]
     fn nps(&self) -> Vec<PyNp> {
         self.device
@@ -130,6 +133,7 @@ impl PyDevice {
         self.device.version.clone()
     }
 
+    /// The device's mesh of NPs (``Mesh``).
     #[getter]
     fn mesh(&self) -> PyMesh {
         PyMesh { device: self.device.clone() }
@@ -195,11 +199,13 @@ impl PyMappedNp {
 
 #[pymethods]
 impl PyMappedNp {
+    /// The NP's ``(column, row, id)`` in the mesh.
     #[getter]
     fn ident<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         ident_tuple(py, self.share.ident)
     }
 
+    /// The ``NpType`` the NP is configured as for this layer.
     #[getter]
     fn r#type(&self) -> PyNpType {
         self.share.np_type.into()
@@ -295,6 +301,7 @@ pub struct PyPass {
 
 #[pymethods]
 impl PyPass {
+    /// The layers of the pass, as views of the model's layers, in model order.
     #[getter]
     fn layers(&self, py: Python<'_>) -> Vec<Py<PyAny>> {
         self.layers.iter().map(|l| l.clone_ref(py)).collect()
@@ -310,18 +317,29 @@ impl PyPass {
 pub struct PySequence {
     backend: PyBackendType,
     passes: Vec<Py<PyPass>>,
+    program_size: usize,
 }
 
 #[pymethods]
 impl PySequence {
+    /// ``BackendType.Hardware`` (on the device's NPs and HRC) or ``BackendType.Software``.
     #[getter]
     fn backend(&self) -> PyBackendType {
         self.backend
     }
 
+    /// The passes of the sequence (``Pass``), loaded one after another.
     #[getter]
     fn passes(&self, py: Python<'_>) -> Vec<Py<PyPass>> {
         self.passes.iter().map(|p| p.clone_ref(py)).collect()
+    }
+
+    /// Bytes of the program that loads a hardware sequence (every pass): each NP's and the
+    /// HRC's weights and thresholds plus an assumed 64-byte configuration block per unit
+    /// (docs/nsoc.md); 0 for a software sequence.
+    #[getter]
+    fn program_size(&self) -> usize {
+        self.program_size
     }
 
     fn __repr__(&self) -> String {
@@ -344,7 +362,7 @@ pub fn sequences(
     let Some(mapping) = mapping else {
         let layers = (0..layer_count).map(&mut layer).collect::<PyResult<_>>()?;
         let pass = Py::new(py, PyPass { layers })?;
-        return Ok(vec![PySequence { backend: PyBackendType::Software, passes: vec![pass] }]);
+        return Ok(vec![PySequence { backend: PyBackendType::Software, passes: vec![pass], program_size: 0 }]);
     };
     let mut out = Vec::new();
     for sequence in &mapping.sequences {
@@ -357,7 +375,7 @@ pub fn sequences(
             let layers = pass.layers.iter().map(|l| layer(l.layer)).collect::<PyResult<_>>()?;
             passes.push(Py::new(py, PyPass { layers })?);
         }
-        out.push(PySequence { backend, passes });
+        out.push(PySequence { backend, passes, program_size: sequence.program_bytes });
     }
     Ok(out)
 }

@@ -12,7 +12,7 @@ import akida
 
 # What each kind of argument must refuse, and one value of a wrong type per kind.
 WRONG = {
-    "int": [3.0, "3", [3], None, b"3"],
+    "int": [3.0, "3", [3], None, b"3", True, np.bool_(False)],
     "bool": [1, "yes", None, 1.0],
     "float": ["1.0", [1.0], None, b"1"],
     "str": [3, None, b"name", ["a"]],

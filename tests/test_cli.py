@@ -138,6 +138,42 @@ def test_run_events_in_batches(tmp_path, rng):
     assert "23/23" in result.stderr  # the tqdm bar, forced on
 
 
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(sample=[0, 5], num_samples=2), "sample"),  # outside num_samples: never dropped
+        (dict(sample=[-1, 0]), "sample"),
+        (dict(num_samples=-3), "num_samples"),
+        (dict(num_samples=2**40), "at most 268435456 samples"),  # the batch limit of akida.Events
+        (dict(num_samples=np.array([2])), "num_samples must be one integer"),
+        (dict(x=[0, 6]), "x"),  # outside the model input
+    ],
+)
+def test_run_refuses_events_that_a_batch_would_lose(tmp_path, change, message):
+    path = tmp_path / "fc.fb"
+    fc_model().save(path)
+    columns = dict(sample=[0, 1], x=[0, 1], y=[0, 0], channel=[0, 0], value=[1, 1], num_samples=2)
+    columns.update(change)
+    np.savez(tmp_path / "events.npz", **columns)
+    result = cli("run", path, tmp_path / "events.npz", "--events", check_rc=1)
+    assert "events.npz" in result.stderr and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_run_names_a_npy_given_as_events_and_writes_output_where_told(tmp_path, rng):
+    path = tmp_path / "fc.fb"
+    model = fc_model()
+    model.save(path)
+    x = (rng.random((3, 5, 6, 2)) < 0.3).astype(np.uint8)
+    np.save(tmp_path / "x.npy", x)
+    result = cli("run", path, tmp_path / "x.npy", "--events", check_rc=1)
+    assert "single array (.npy), not a .npz" in result.stderr, result.stderr
+    out = tmp_path / "out.txt"
+    result = cli("run", path, tmp_path / "x.npy", "-o", out)
+    assert f"-> {out}" in result.stderr and not (tmp_path / "out.txt.npy").exists()
+    np.testing.assert_array_equal(np.load(out), model.forward(x))
+
+
 def test_fit_equals_the_python_api(tmp_path, rng):
     model = fc_model()
     path = tmp_path / "fc.fbz"

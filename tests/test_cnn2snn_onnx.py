@@ -247,3 +247,37 @@ def test_quantize_convert_and_predict_report_progress(rng, capsys):
     pytest.importorskip("tqdm")
     cnn2snn.convert(qmodel, verbose=True)
     assert "converting layers: 100%" in capsys.readouterr().err
+
+
+def test_non_finite_weights_and_calibration_data_are_named(rng):
+    model = conv_bn_pool_gemm(rng)
+    x = nhwc(rng.integers(0, 256, (8, 1, 7, 7)).astype(np.float32))
+    broken = onnx.ModelProto()
+    broken.CopyFrom(model)
+    for i, tensor in enumerate(broken.graph.initializer):
+        if tensor.name == "w":
+            w = numpy_helper.to_array(tensor).copy()
+            w[0, 0, 0, 0] = np.nan
+            w[1, 0, 0, 0] = np.inf
+            broken.graph.initializer[i].CopyFrom(numpy_helper.from_array(w, "w"))
+    with pytest.raises(akida.ConversionError, match=r"ONNX Conv 'conv'.*2 NaN or infinite value\(s\) of 24"):
+        cnn2snn.quantize(broken, 4, 4, 8, calibration_data=x)
+    bad = x.copy()
+    bad[3, 1, 2, 0] = np.nan
+    with pytest.raises(ValueError, match=r"calibration_data holds 1 NaN or infinite value\(s\) \(the first at index \(3, 1, 2, 0\)\)"):
+        cnn2snn.quantize(model, 4, 4, 8, calibration_data=bad)
+
+
+def test_the_onnx_reader_names_what_is_wrong_with_a_model():
+    with pytest.raises(ValueError, match="the ONNX bytes are empty"):
+        cnn2snn.quantize(b"")
+    relu = helper.make_node("Relu", ["x"], ["y"], name="relu")
+    huge = helper.make_graph([relu], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 2**20, 2**20])],
+                             [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 1, 2**20, 2**20])])
+    with pytest.raises(ValueError, match=r"beyond the engine's inputs"):
+        cnn2snn.quantize(helper.make_model(huge, opset_imports=[helper.make_opsetid("", 17)]))
+    add = helper.make_node("Add", ["x", "nope"], ["y"], name="add")
+    dangling = helper.make_graph([add], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+                                 [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])])
+    with pytest.raises(ValueError, match="'nope' is neither a graph input, an initializer nor the output of a node"):
+        cnn2snn.quantize(helper.make_model(dangling, opset_imports=[helper.make_opsetid("", 17)]))

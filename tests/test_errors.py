@@ -713,3 +713,39 @@ def test_adding_a_popped_layer_object_says_it_was_popped():
         popped.name
     with pytest.raises(akida.ArchitectureError, match="removed by pop_layer"):
         akida.Model([input_data()]).add(popped)
+
+
+def test_bools_are_not_layer_indices():
+    model = akida.Model([akida.InputData(input_shape=(2, 2, 1), input_bits=1), akida.FullyConnected(2)])
+    with pytest.raises(TypeError, match="get_layer"):
+        model.get_layer(True)
+    with pytest.raises(TypeError, match="output_layer"):
+        model.forward(np.zeros((1, 2, 2, 1), np.uint8), output_layer=np.bool_(True))
+    assert model.get_layer(np.int64(1)).name == "fully_connected"
+
+
+def test_a_failed_model_constructor_leaves_its_layers_free():
+    first = akida.InputData(input_shape=(2, 2, 1), input_bits=1)
+    head = akida.FullyConnected(2, activations_enabled=False)
+    after_head = akida.FullyConnected(2)  # a layer after potentials is refused
+    with pytest.raises(akida.ArchitectureError):
+        akida.Model([first, head, after_head])
+    model = akida.Model([first, head])
+    assert [layer.name for layer in model.layers] == ["input_data", "fully_connected"]
+    # Twice the same object: refused, and the object stays free as well.
+    again = akida.InputData(input_shape=(2, 2, 1), input_bits=1)
+    with pytest.raises(akida.ArchitectureError, match="already belongs"):
+        akida.Model([again, again])
+    assert akida.Model([again]).get_layer_count() == 1
+
+
+@pytest.mark.parametrize("step, why", [(1e-300, "becomes 0.0 as a float32"), (1e39, "becomes inf as a float32"),
+                                       (0.0, "must be a finite number > 0, got 0.0"), (float("nan"), "got NaN")])
+def test_a_step_that_float32_cannot_hold_says_so(step, why):
+    with pytest.raises(akida.ParameterError, match=f"threshold_fire_step {'1e-300 ' if step == 1e-300 else ''}.*{why}"):
+        akida.Convolutional(3, 3, 4, threshold_fire_step=step)
+    model = akida.Model([akida.InputData(input_shape=(2, 2, 1), input_bits=1), akida.FullyConnected(2)])
+    values = np.ones(2)
+    values[1] = step
+    with pytest.raises(akida.VariableError, match=f"index 1 .*{why}"):
+        model.get_layer(1).set_variable("threshold_fire_step", values)

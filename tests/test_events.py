@@ -208,3 +208,12 @@ def test_float_coordinates_rejected():
         akida.Events((1, 1, 1), f, i, i, i, np.array([1]))
     with pytest.raises(akida.DTypeError):
         akida.Events((1, 1, 1), i, i, i, i, np.array([1.0]))
+
+
+def test_from_dense_takes_the_shapes_the_constructor_takes():
+    with pytest.raises(akida.InputError, match=r"dimensions in \[1, 1048576\], got \(0, 3, 1\)"):
+        akida.Events.from_dense(np.ones((2, 0, 3, 1), np.uint8))
+    with pytest.raises(akida.InputError, match=r"got \(1, 2097152, 1\)"):
+        akida.Events.from_dense(np.zeros((1, 1, 2**21, 1), np.uint8))
+    events = akida.Events.from_dense(np.zeros((0, 1, 2**20, 1), np.uint8))
+    assert events.shape == (1, 2**20, 1) and events.num_samples == 0

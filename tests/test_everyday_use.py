@@ -319,6 +319,40 @@ def test_calibration_of_a_conv_stack_in_order():
         akida.calibrate_thresholds(model, x, layers=[0])
 
 
+def test_a_failed_calibration_leaves_the_thresholds_and_steps_as_they_were():
+    model = akida.Model(
+        [
+            akida.InputData(input_shape=(4, 4, 1), input_bits=1),
+            akida.FullyConnected(8, weights_bits=2, threshold_fire_bits=4, threshold_fire=3, threshold_fire_step=2.0),
+        ]
+    )
+    layer = model.get_layer(1)
+    layer.set_variable("weights", np.random.default_rng(0).integers(-1, 2, (4, 4, 1, 8)))
+
+    def unchanged():
+        np.testing.assert_array_equal(layer.get_variable("threshold_fire"), np.full(8, 3))
+        np.testing.assert_array_equal(layer.get_variable("threshold_fire_step"), np.full(8, 2.0, np.float32))
+
+    with pytest.raises(akida.InputError, match="no sample"):
+        akida.calibrate_thresholds(model, np.zeros((0, 4, 4, 1), np.uint8))
+    unchanged()
+    with pytest.raises(akida.InputError, match="do not match the model input shape"):
+        akida.calibrate_thresholds(model, np.ones((5, 4, 4, 2), np.uint8))
+    unchanged()
+    with pytest.raises(akida.DTypeError):
+        akida.calibrate_thresholds(model, np.ones((5, 4, 4, 1), np.float32))
+    unchanged()
+
+    def interrupt(done, total):
+        if done == 40:  # during the step bisection, after the threshold was chosen
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        akida.calibrate_thresholds(model, np.ones((5, 4, 4, 1), np.uint8), callback=interrupt)
+    unchanged()
+
+
+
 # --- progress --------------------------------------------------------------------------------
 
 def test_calibration_progress_quiet_by_default_callback_and_tqdm_bar(capsys):

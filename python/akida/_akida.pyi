@@ -23,6 +23,7 @@ __all__ = [
     "LayerParameters",
     "LayerMapping",
     "LayerStatistics",
+    "LearningType",
     "MapMode",
     "MappedNP",
     "Mesh",
@@ -71,6 +72,12 @@ class PoolingType:
     def __int__(self) -> int: ...
 
 @final
+class LearningType:
+    NoLearning: LearningType
+    AkidaUnsupervised: LearningType
+    def __int__(self) -> int: ...
+
+@final
 class LayerParameters:
     def __getattr__(self, name: str) -> Any: ...
     def to_dict(self) -> dict[str, Any]: ...
@@ -91,6 +98,8 @@ class Layer:
     def inbound_layers(self) -> list[Layer]: ...
     @property
     def mapping(self) -> LayerMapping | None: ...
+    @property
+    def learning_type(self) -> LearningType: ...
     @property
     def learning(self) -> LayerParameters | None: ...
     def get_plasticity(self) -> npt.NDArray[np.float32] | None: ...
@@ -316,9 +325,9 @@ class Model:
         num_weights: int,
         num_classes: int = 1,
         initial_plasticity: float = 1.0,
+        learning_competition: float = 0.0,
         min_plasticity: float = 0.1,
         plasticity_decay: float = 0.25,
-        learning_competition: float = 0.0,
         seed: int = 0,
     ) -> None: ...
     def fit(
@@ -409,3 +418,5 @@ class Sequence:
     def backend(self) -> BackendType: ...
     @property
     def passes(self) -> list[Pass]: ...
+    @property
+    def program_size(self) -> int: ...

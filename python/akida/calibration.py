@@ -18,6 +18,7 @@ from typing import Any, Iterable, Optional, Sequence, Union
 
 import numpy as np
 
+from .errors import InputError
 from .progress import Progress, ProgressCallback
 
 __all__ = ["calibrate_thresholds"]
@@ -60,6 +61,13 @@ def _layer_indices(model: Any, layers: Optional[Iterable[Union[str, int]]]) -> l
             )
         chosen.append(index)
     return sorted(set(chosen))
+
+
+def _num_samples(inputs: Any) -> int:
+    if hasattr(inputs, "num_samples"):  # akida.Events
+        return int(inputs.num_samples)
+    shape = np.shape(inputs)
+    return int(shape[0]) if shape else 0
 
 
 def _firing(model: Any, inputs: Any, index: int, batch_size: Optional[int]) -> np.ndarray:
@@ -121,6 +129,9 @@ def calibrate_thresholds(
     ValueError
         ``target`` or ``saturation`` out of range, or a chosen layer without an enabled
         activation.
+    InputError
+        No sample in ``inputs``, or inputs ``Model.forward`` refuses (as it would raise them).
+        On any error or interrupt the model keeps its thresholds and steps as they were.
     KeyError, IndexError
         No such layer.
 
@@ -144,6 +155,33 @@ def calibrate_thresholds(
     if not 0.0 <= float(saturation) <= float(target):
         raise ValueError(f"calibrate_thresholds: saturation must be in [0, target={target}], got {saturation}")
     chosen = _layer_indices(model, layers)
+    if _num_samples(inputs) == 0:
+        raise InputError("calibrate_thresholds: inputs hold no sample; thresholds are measured on sample inputs")
+    # The thresholds and steps as they were: put back if anything fails (bad inputs, an
+    # interrupt, a callback that raises), so that a failed call leaves the model unchanged.
+    saved = [
+        (model.layers[i], {name: model.layers[i].get_variable(name) for name in ("threshold_fire", "threshold_fire_step")})
+        for i in chosen
+    ]
+    try:
+        return _calibrate(model, inputs, chosen, float(target), float(saturation), batch_size, verbose, callback)
+    except BaseException:
+        for layer, values in saved:
+            for name, value in values.items():
+                layer.set_variable(name, value)
+        raise
+
+
+def _calibrate(
+    model: Any,
+    inputs: Any,
+    chosen: list[int],
+    target: float,
+    saturation: float,
+    batch_size: Optional[int],
+    verbose: bool,
+    callback: Optional[ProgressCallback],
+) -> dict[str, np.ndarray]:
     multi_bit = [model.layers[i].parameters.threshold_fire_bits > 1 for i in chosen]
     threshold_rounds = 33  # bisection of [-2**31, 2**31 - 1], then the closest of two
     total = sum(threshold_rounds + (_STEP_BISECTIONS if m else 0) for m in multi_bit)
@@ -151,9 +189,9 @@ def calibrate_thresholds(
     with Progress(total, "calibrating thresholds", verbose, callback, unit="forward") as progress:
         for index, multi in zip(chosen, multi_bit):
             layer = model.layers[index]
-            result[layer.name] = _calibrate_threshold(model, inputs, index, float(target), batch_size, progress)
+            result[layer.name] = _calibrate_threshold(model, inputs, index, target, batch_size, progress)
             if multi:
-                _calibrate_step(model, inputs, index, float(saturation), batch_size, progress)
+                _calibrate_step(model, inputs, index, saturation, batch_size, progress)
                 result[layer.name] = _firing(model, inputs, index, batch_size)
     return result
 

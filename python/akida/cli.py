@@ -118,9 +118,12 @@ def load_inputs(path: str) -> np.ndarray:
 
 def _open_npz(path: str) -> Any:
     try:
-        return np.load(path, allow_pickle=False)
+        loaded = np.load(path, allow_pickle=False)
     except (ValueError, EOFError) as e:
         raise click.ClickException(f"cannot read {path!r} as a .npz file: {e}") from None
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise click.ClickException(f"{path!r} is a single array (.npy), not a .npz file of named arrays")
+    return loaded
 
 
 def load_labels(path: str) -> np.ndarray | None:
@@ -143,13 +146,25 @@ class EventSource:
                     f"{path}: an events file needs the arrays {', '.join(EVENT_KEYS)}; missing: {', '.join(missing)}"
                 )
             self.columns = {k: np.asarray(arrays[k]) for k in EVENT_KEYS}
-            count = arrays["num_samples"] if "num_samples" in arrays.files else None
+            count = np.asarray(arrays["num_samples"]) if "num_samples" in arrays.files else None
         sample = self.columns["sample"]
         if count is not None:
+            if count.ndim != 0 or count.dtype.kind not in "iu":
+                raise click.ClickException(
+                    f"{path}: num_samples must be one integer, got a {count.dtype} array of shape {list(count.shape)}"
+                )
             self.num_samples = int(count)
         else:
-            self.num_samples = int(sample.max()) + 1 if sample.size else 0
+            self.num_samples = int(sample.max()) + 1 if sample.size and sample.dtype.kind in "iu" else 0
         self.shape = shape
+        # Every check of akida.Events (sample indices within num_samples, coordinates within the
+        # shape, values, the batch limit) once, on the whole file: a batch then cannot lose events.
+        import akida
+
+        try:
+            akida.Events(shape=shape, **self.columns, num_samples=self.num_samples)
+        except (akida.AkidaError, TypeError, ValueError) as e:
+            raise click.ClickException(f"{path}: {e}") from None
         self._order = np.argsort(sample, kind="stable")
 
     def batch(self, start: int, stop: int) -> Any:
@@ -329,7 +344,8 @@ def run(
         parts.append(call(get(0, 0)))
     result = np.concatenate(parts)
     if output:
-        np.save(output, result)
+        with open(output, "wb") as file:  # np.save(path) would append ".npy" to another name
+            np.save(file, result)
         click.echo(f"{mode}: {len(result)} samples -> {output} {result.dtype} {list(result.shape)}", err=True)
         return
     lines = (" ".join(map(str, row.reshape(-1).tolist())) for row in result)

@@ -83,7 +83,11 @@ impl EventBatch {
         for i in 0..n {
             let check = |v: i64, limit: usize, what: &str| -> Result<u32> {
                 if v < 0 || v as u64 >= limit as u64 {
-                    bail!(Input, "event {i}: {what} {v} is out of range 0..{limit}");
+                    bail!(
+                        Input,
+                        "event {i}: {what} {v} is out of range: it must be in [0, {}]",
+                        limit.saturating_sub(1)
+                    );
                 }
                 Ok(v as u32)
             };
@@ -94,7 +98,7 @@ impl EventBatch {
                 c: check(channel[i], shape.channels, "channel")?,
                 value: match value[i] {
                     v @ 1..=255 => v as i32,
-                    v => bail!(Input, "event {i}: value {v} is out of range 1..=255"),
+                    v => bail!(Input, "event {i}: value {v} is out of range: it must be in [1, 255]"),
                 },
             };
             tagged.push((s, ev));

@@ -458,10 +458,10 @@ impl Layer {
         let data = match (name, values) {
             (_, VariableValues::Exact(data)) => data,
             ("threshold_fire_step", VariableValues::Float(f)) => {
-                VariableData::F32(converted(f, &what, |i, v| match crate::params::validate_step(v) {
-                    Ok(()) => Ok(v as f32),
-                    Err(_) => Err(Error::Variable(format!(
-                        "variable '{name}' of layer {layer}: value {v} at index {i} is not a finite number > 0"
+                VariableData::F32(converted(f, &what, |i, v| match crate::params::step_problem(v) {
+                    None => Ok(v as f32),
+                    Some(why) => Err(Error::Variable(format!(
+                        "variable '{name}' of layer {layer}: the value at index {i} {why}"
                     ))),
                 })?)
             }

@@ -86,7 +86,7 @@ impl PacketSpec {
             bail!(Parameter, "downsample must be >= 1, got {downsample}");
         }
         if !(1..=8).contains(&input_bits) {
-            bail!(Parameter, "input_bits must be in 1..=8, got {input_bits}");
+            bail!(Parameter, "input_bits must be in [1, 8], got {input_bits}");
         }
         match split {
             PacketSplit::Count(0) => bail!(Parameter, "packet_size must be >= 1"),

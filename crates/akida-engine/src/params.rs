@@ -96,10 +96,23 @@ impl Activation {
 
 /// Checks a threshold_fire_step value: finite, positive, representable as float32.
 pub fn validate_step(step: f64) -> Result<()> {
-    if !(step.is_finite() && step > 0.0 && (step as f32) > 0.0 && (step as f32).is_finite()) {
-        bail!(Parameter, "threshold_fire_step must be a finite number > 0, got {step}");
+    if let Some(why) = step_problem(step) {
+        bail!(Parameter, "threshold_fire_step {why}");
     }
     Ok(())
+}
+
+/// What is wrong with a step value, as the end of a sentence, or None. Steps are stored as
+/// float32, so a positive value that rounds to 0 or overflows there is refused as such.
+pub fn step_problem(step: f64) -> Option<String> {
+    if !(step.is_finite() && step > 0.0) {
+        return Some(format!("must be a finite number > 0, got {step:?}"));
+    }
+    let stored = step as f32;
+    if stored == 0.0 || !stored.is_finite() {
+        return Some(format!("{step:?} becomes {stored:?} as a float32 (steps are float32: about 1.4e-45 to 3.4e38)"));
+    }
+    None
 }
 
 /// Pooling parameters as given (-1 meaning "global" for sizes and "window size" for strides).
@@ -124,7 +137,7 @@ impl Pooling {
             if value == -1 || (1..=i64::from(u16::MAX)).contains(&value) {
                 Ok(value as i32)
             } else {
-                bail!(Parameter, "{name} must be -1 or in 1..=65535, got {value}")
+                bail!(Parameter, "{name} must be -1 or in [1, 65535], got {value}")
             }
         };
         let pooling = Pooling {
@@ -265,7 +278,7 @@ impl LayerParams {
     pub fn input_data(width: i64, height: i64, channels: i64, input_bits: i64) -> Result<Self> {
         let input_bits = match u8::try_from(input_bits) {
             Ok(b @ 1..=8) => b,
-            _ => bail!(Parameter, "input_bits must be in 1..=8, got {input_bits}"),
+            _ => bail!(Parameter, "input_bits must be in [1, 8], got {input_bits}"),
         };
         Ok(LayerParams::InputData {
             width: check_dimension(width, "input_width", MAX_DIMENSION)?,
@@ -288,7 +301,7 @@ impl LayerParams {
             bail!(Parameter, "input_channels of InputConvolutional must be 1 (grayscale) or 3 (RGB), got {channels}");
         }
         let Ok(padding_value) = u8::try_from(padding_value) else {
-            bail!(Parameter, "padding_value must be in 0..=255, got {padding_value}");
+            bail!(Parameter, "padding_value must be in [0, 255], got {padding_value}");
         };
         Ok(LayerParams::InputConvolutional {
             width: check_dimension(width, "input_width", MAX_DIMENSION)?,

@@ -104,11 +104,11 @@ pub fn summary(model: &Model) -> String {
         if let Some(l) = layer.learning() {
             let threshold = layer.params().activation().map_or(0, |a| a.threshold_fire);
             details.push(format!(
-                "learning #InConn/#Weights/ThFire {}/{}/{}, {} classes",
+                "learning AkidaUnsupervised, {} classes, #InConn/#Weights/ThFire {}/{}/{}",
+                l.config.num_classes,
                 layer.connections(),
                 l.config.num_weights,
-                threshold,
-                l.config.num_classes
+                threshold
             ));
         }
         if let Some(a) = layer.params().activation() {

@@ -38,6 +38,8 @@ pub mod sources {
     pub const VIRTUAL_DEVICE: &str = "public: MetaTF documentation of the virtual AKD1000 (NP idents (col, row, id); \
                                       id 0 is CNP1 or FNP3, ids 1-3 are CNP1 or CNP2)";
     pub const LIMITS_1_0: &str = "public: MetaTF 1.x documentation, hardware constraints of Akida 1.0";
+    pub const THRESHOLDS: &str = "public: MetaTF 1.x documentation (the hardware needs thresholds to fit in 20 \
+                                  signed bits)";
     pub const SPLITTER: &str = "public: MetaTF documentation of the model splitter (Akida 1 parts: at most 32 \
                                 columns wide, 256 rows, 512 filters per NP)";
 }
@@ -120,6 +122,9 @@ pub struct Limits {
     pub max_pool_windows: Fact<&'static [usize]>,
     /// FullyConnected takes a 1 x 1 x C input with C up to this.
     pub fc_max_inputs: Fact<usize>,
+    /// Bits of a firing threshold, signed: a layer with activations holds thresholds in
+    /// `-2^(bits-1) ..= 2^(bits-1) - 1`.
+    pub threshold_bits: Fact<u32>,
     /// Widest input (in columns) one NP processes; wider inputs are split over NPs.
     pub np_max_width: Fact<usize>,
     /// Highest input (in rows) an NP processes.
@@ -194,6 +199,7 @@ impl Device {
                 data_bits: Fact::public(&[1, 2, 4], sources::LIMITS_1_0),
                 max_pool_windows: Fact::public(&[2], sources::LIMITS_1_0),
                 fc_max_inputs: Fact::public(57_334, sources::LIMITS_1_0),
+                threshold_bits: Fact::public(20, sources::THRESHOLDS),
                 np_max_width: Fact::public(32, sources::SPLITTER),
                 np_max_height: Fact::public(256, sources::SPLITTER),
                 np_max_filters: Fact::public(512, sources::SPLITTER),
@@ -260,6 +266,7 @@ impl Device {
             ("input / weight / activation bits", format!("{:?}", l.data_bits.value), l.data_bits.source),
             ("max pooling windows", format!("{:?}", l.max_pool_windows.value), l.max_pool_windows.source),
             ("FullyConnected max inputs (1 x 1 x C)", l.fc_max_inputs.value.to_string(), l.fc_max_inputs.source),
+            ("threshold bits (signed)", l.threshold_bits.value.to_string(), l.threshold_bits.source),
             ("NP max input width", l.np_max_width.value.to_string(), l.np_max_width.source),
             ("NP max input height", l.np_max_height.value.to_string(), l.np_max_height.source),
             ("NP max filters", l.np_max_filters.value.to_string(), l.np_max_filters.source),

@@ -43,11 +43,15 @@ pub struct MapperOptions {
     /// Bytes an NP needs per filter besides its weights: threshold and step (assumption: a
     /// 20-bit threshold and a 4-bit step rounded up to 4 bytes).
     pub bytes_per_filter_overhead: usize,
+    /// Bytes of a program that configure one NP (or the HRC) besides what it holds: its layer
+    /// geometry, its filter and column ranges and its routes (assumption: no public figure; a
+    /// register block of 64 bytes).
+    pub unit_config_bytes: usize,
 }
 
 impl Default for MapperOptions {
     fn default() -> Self {
-        MapperOptions { min_filters_per_np: 4, bytes_per_filter_overhead: 4 }
+        MapperOptions { min_filters_per_np: 4, bytes_per_filter_overhead: 4, unit_config_bytes: 64 }
     }
 }
 
@@ -122,6 +126,10 @@ pub enum Backend {
 pub struct Sequence {
     pub backend: Backend,
     pub passes: Vec<Pass>,
+    /// Bytes of the program that loads a hardware sequence, every pass: for each NP its weights
+    /// and thresholds ([`NpShare::memory_bytes`]) plus [`MapperOptions::unit_config_bytes`], and
+    /// the same for the HRC's InputConvolutional. 0 for a software sequence.
+    pub program_bytes: usize,
 }
 
 /// The mapping of a whole model.
@@ -197,7 +205,7 @@ pub fn map_with(model: &Model, device: &Device, mode: MapMode, options: MapperOp
         let backend = if plan.is_err() { Backend::Software } else { Backend::Hardware };
         if sequences.last().map(|s| s.backend) != Some(backend) {
             finish_passes(&mut sequences, &mut pass_plans, device, mode, options);
-            sequences.push(Sequence { backend, passes: vec![Pass::default()] });
+            sequences.push(Sequence { backend, passes: vec![Pass::default()], program_bytes: 0 });
             usage = Usage::default();
             if backend == Backend::Hardware {
                 pass_plans.push(Vec::new());
@@ -226,7 +234,31 @@ pub fn map_with(model: &Model, device: &Device, mode: MapMode, options: MapperOp
         });
     }
     finish_passes(&mut sequences, &mut pass_plans, device, mode, options);
+    for sequence in sequences.iter_mut().filter(|s| s.backend == Backend::Hardware) {
+        sequence.program_bytes = program_bytes(model, sequence, options);
+    }
     Mapping { mode, device: device.version.clone(), sequences }
+}
+
+/// See [`Sequence::program_bytes`].
+fn program_bytes(model: &Model, sequence: &Sequence, options: MapperOptions) -> usize {
+    let config = options.unit_config_bytes;
+    let mut total = 0usize;
+    for layer in sequence.passes.iter().flat_map(|p| p.layers.iter()) {
+        total += match &layer.placement {
+            Placement::Nps(shares) => shares.iter().map(|s| s.memory_bytes + config).sum(),
+            Placement::Hrc => {
+                let LayerParams::InputConvolutional { conv, channels, .. } = model.layers()[layer.layer].params()
+                else {
+                    unreachable!("the HRC holds InputConvolutional layers only")
+                };
+                let filter_bits = conv.kernel_width * conv.kernel_height * channels * usize::from(conv.weights_bits);
+                conv.num_neurons * (filter_bits.div_ceil(8) + options.bytes_per_filter_overhead) + config
+            }
+            Placement::Input | Placement::Software(_) => 0,
+        };
+    }
+    total
 }
 
 /// NPs of a pass so far, by kind.
@@ -426,6 +458,16 @@ fn place(
             return fail(
                 format!("{}-bit activations, the hardware takes {:?}", a.threshold_fire_bits, limits.data_bits.value),
                 "use 1, 2 or 4-bit activations",
+            );
+        }
+    }
+    if params.activation().is_some_and(|a| a.enabled) {
+        let bits = limits.threshold_bits.value.clamp(1, 32);
+        let (low, high) = (-(1i64 << (bits - 1)), (1i64 << (bits - 1)) - 1);
+        if let Some(&t) = layer.threshold_fire().iter().find(|&&t| !(low..=high).contains(&i64::from(t))) {
+            return fail(
+                format!("threshold_fire {t}, the hardware holds {bits}-bit signed thresholds ({low} to {high})"),
+                "lower the thresholds (cnn2snn quantizes them within this range), or disable the activations of a last layer",
             );
         }
     }
@@ -709,6 +751,62 @@ mod tests {
     }
 
     #[test]
+    fn thresholds_must_fit_in_20_signed_bits() {
+        let layer = |name: &str, threshold: i32, enabled: bool| {
+            let a = Activation::new(enabled, threshold.into(), 1.0, 1).unwrap();
+            Layer::new(name, LayerParams::fully_connected(8, 4, a).unwrap()).unwrap()
+        };
+        let placed = |threshold: i32, enabled: bool| {
+            let mut m = Model::new();
+            m.add(Layer::new("input", LayerParams::input_data(1, 1, 16, 1).unwrap()).unwrap(), None).unwrap();
+            m.add(layer("fc", threshold, enabled), None).unwrap();
+            let mapping = map(&m, &Device::akd1000(), MapMode::Minimal);
+            mapping.software_reasons().iter().map(|r| r.to_string()).collect::<Vec<_>>()
+        };
+        for t in [(1 << 19) - 1, -(1 << 19), 0] {
+            assert!(placed(t, true).is_empty(), "{t}: {:?}", placed(t, true));
+        }
+        for t in [1 << 19, -(1 << 19) - 1, i32::MAX, i32::MIN] {
+            let reasons = placed(t, true);
+            assert_eq!(reasons.len(), 1, "{t}");
+            assert!(
+                reasons[0].contains(&format!("threshold_fire {t}, the hardware holds 20-bit signed thresholds")),
+                "{}",
+                reasons[0]
+            );
+        }
+        // Without activations a layer outputs potentials and holds no threshold.
+        assert!(placed(1 << 25, false).is_empty());
+    }
+
+    #[test]
+    fn a_hardware_sequence_has_a_program_of_its_weights_thresholds_and_configuration() {
+        // HRC: 8 filters of 3 x 3 x 1 weights of 4 bits = 36 bits -> 5 bytes, + 4 bytes of
+        // threshold and step each, + 64 bytes of configuration: 8 * 9 + 64 = 136.
+        // FC on 1 x 1 x 8 after global pooling: 10 neurons of 8 inputs x 4 bits = 4 bytes + 4,
+        // on one NP: 10 * 8 + 64 = 144.
+        let mut m = Model::new();
+        let c =
+            Convolution::new(3, 3, 8, ConvolutionMode::Same, 1, 1, 4, akida_engine::INPUT_CONV_WEIGHT_BITS).unwrap();
+        let global = Pooling::new(PoolingType::Max, -1, -1, -1, -1).unwrap();
+        let input = LayerParams::input_convolutional(8, 8, 1, c, global, activation(1), 0).unwrap();
+        m.add(Layer::new("conv", input).unwrap(), None).unwrap();
+        m.add(dense("fc", 10, false), None).unwrap();
+        let mapping = map(&m, &Device::akd1000(), MapMode::Minimal);
+        assert!(mapping.software_reasons().is_empty(), "{:?}", mapping.software_reasons());
+        assert_eq!(mapping.sequences.len(), 1);
+        assert_eq!(mapping.sequences[0].program_bytes, 136 + 144);
+        let text = report(&mapping, &Device::akd1000());
+        assert!(text.contains("sequence 0 (hardware): program 280 bytes"), "{text}");
+        // A software sequence has no program.
+        let m = model((16, 16, 8), vec![convolutional("big_kernel", 9, 8, Pooling::default())]);
+        let mapping = map(&m, &Device::akd1000(), MapMode::Minimal);
+        let software: Vec<_> = mapping.sequences.iter().filter(|s| s.backend == Backend::Software).collect();
+        assert_eq!(software.len(), 1);
+        assert_eq!(software[0].program_bytes, 0);
+    }
+
+    #[test]
     fn wide_inputs_split_into_bands_and_many_filters_into_groups() {
         let m = model((16, 112, 64), vec![convolutional("wide", 3, 512, Pooling::default())]);
         let all = map(&m, &Device::akd1000(), MapMode::AllNps);
@@ -887,6 +985,9 @@ pub fn report(mapping: &Mapping, device: &Device) -> String {
             Backend::Hardware => "hardware",
             Backend::Software => "software",
         };
+        if sequence.backend == Backend::Hardware {
+            let _ = writeln!(out, "  sequence {s} (hardware): program {} bytes", sequence.program_bytes);
+        }
         for (p, pass) in sequence.passes.iter().enumerate() {
             let _ = writeln!(out, "  sequence {s} ({backend}), pass {p}:");
             for layer in &pass.layers {

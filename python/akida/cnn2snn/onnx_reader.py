@@ -53,6 +53,11 @@ __all__ = [
     "tf_same_pads",
 ]
 
+#: The largest input dimension the engine takes (channels and features: 2**20; docs/api.md), and
+#: the values of one sample this reader accepts.
+_MAX_DIMENSION = 1 << 20
+_MAX_SAMPLE_VALUES = 1 << 31
+
 #: The message of the ImportError raised when the ``onnx`` package is missing.
 ONNX_EXTRA_MESSAGE = "akida.cnn2snn needs the 'onnx' extra: pip install openakida[onnx]"
 
@@ -111,6 +116,8 @@ def _load(onnx_module: Any, model: ModelSource) -> Any:
     where = "the ONNX bytes"
     try:
         if isinstance(model, (bytes, bytearray, memoryview)):
+            if len(bytes(model)) == 0:
+                raise ValueError("the ONNX bytes are empty: not an ONNX model")
             return onnx_module.load_model_from_string(bytes(model))
         if isinstance(model, (str, os.PathLike)):
             where = os.fspath(model)
@@ -408,6 +415,8 @@ class _Reader:
 
     def _choose_output(self) -> str:
         outputs = [o.name for o in self.graph.output]
+        if not outputs:
+            raise ValueError("the ONNX model has no graph output (an empty or foreign protobuf?)")
         if self.output_name is not None:
             if self.output_name not in outputs:
                 raise ValueError(f"the ONNX model has no output '{self.output_name}'; its outputs: {outputs}")
@@ -472,6 +481,13 @@ class _Reader:
                 "export the model with a fixed input size"
             )
         sizes = [int(d) for d in dims[1:] if d is not None]
+        # Beyond these the engine holds no sample (docs/api.md, "Limits"); refused here, before
+        # any array of the input's size is made.
+        if any(size > _MAX_DIMENSION for size in sizes) or math.prod(sizes) > _MAX_SAMPLE_VALUES:
+            raise ValueError(
+                f"the ONNX input '{info.name}' has shape {dims}: beyond the engine's inputs (each dimension up "
+                f"to {_MAX_DIMENSION}, {_MAX_SAMPLE_VALUES} values a sample)"
+            )
         self.batch = dims[0] or 1
         absorbed: set[int] = set()
         consumers = [n for n in needed if info.name in n.input]
@@ -571,8 +587,16 @@ class _Reader:
         if name in self.constants:
             raise _Unsupported(f"'{name}' is a constant where a tensor computed from the input is expected")
         if name not in self.values:
-            raise ValueError(f"ONNX tensor '{name}' is read before it is computed (the graph is not in topological order)")
+            raise ValueError(self._missing(name))
         return self.values[name]
+
+    def _missing(self, name: str) -> str:
+        """Why tensor ``name`` has no value: nothing makes it, or it comes later."""
+        produced = {out for n in self.graph.node for out in n.output} | {i.name for i in self.graph.input}
+        if name not in produced:
+            return f"ONNX tensor '{name}' is neither a graph input, an initializer nor the output of a node"
+        return f"ONNX tensor '{name}' is read before it is computed (the graph is not in topological order)"
+
 
     def node_of(self, value: _Value) -> Node:
         return self.by_name[value.node]
@@ -636,7 +660,7 @@ class _Reader:
         for name in node.input:
             if name and name not in self.constants:
                 if name not in self.values:
-                    raise ValueError(f"ONNX tensor '{name}' is read before it is computed")
+                    raise ValueError(self._missing(name))
                 inputs.append(self.values[name])
         attrs: dict[str, Any] = {"source_op": node.op_type}
         if node.domain not in _STANDARD_DOMAINS:

@@ -275,6 +275,21 @@ def raise_problems(problems: list[Problem], what: str) -> None:
         raise ConversionError(f"{what}:\n{lines}")
 
 
+def _refuse_non_finite_parameters(graph: Graph) -> None:
+    """A ConversionError naming every node whose weights, biases or normalization parameters
+    hold NaN or infinity (a diverged training run): no quantization of them means anything."""
+    found = []
+    for node in graph.nodes:
+        for key, value in node.params.items():
+            array = np.asarray(value)
+            if array.dtype.kind in "fc":
+                bad = int((~np.isfinite(array)).sum())
+                if bad:
+                    found.append(f"{node.label()}: {key} holds {bad} NaN or infinite value(s) of {array.size}")
+    if found:
+        raise ConversionError("the model has non-finite parameters, which cannot be quantized:\n  " + "\n  ".join(found))
+
+
 def quantize_graph(
     graph: Graph,
     weight_quantization: int = 4,
@@ -303,6 +318,7 @@ def quantize_graph(
     input_bits = weight_bits if input_weight_quantization is None else _validate_bits(
         input_weight_quantization, "input_weight_quantization", q.INPUT_WEIGHT_BITS
     )
+    _refuse_non_finite_parameters(graph)
     if fold_BN:
         rewritten, notes = run_passes(graph)
     else:
@@ -327,6 +343,13 @@ def quantize_graph(
         if calibration.ndim != 4 or tuple(calibration.shape[1:]) != shape or calibration.shape[0] == 0:
             raise ValueError(
                 f"calibration_data must be a non-empty array of model inputs {shape}, got shape {np.shape(calibration_data)}"
+            )
+        bad = ~np.isfinite(calibration)
+        if bad.any():
+            first = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(
+                f"calibration_data holds {int(bad.sum())} NaN or infinite value(s) (the first at index {first}); "
+                "ranges are measured on finite inputs"
             )
         input_max = float(calibration.max())
 
