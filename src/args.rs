@@ -5,8 +5,8 @@
 //! "'float' object cannot be interpreted as an integer" or an `OverflowError`.
 //!
 //! Accepted, beyond the exact Python types: numpy integer scalars (anything with `__index__`,
-//! but not bools) wherever an int is taken, `numpy.bool_` wherever a bool is, and any real number (with
-//! `__float__`, numpy floats included) wherever a float is.
+//! but not bools) wherever an int is taken, `numpy.bool_` wherever a bool is, and any real
+//! number (with `__float__`, numpy floats included) wherever a float is.
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -79,12 +79,17 @@ impl FromArg for i64 {
     /// int to Python, but `FullyConnected(True)` is a mistake), floats and strings are refused;
     /// integers beyond 64 bits are a `ParameterError`.
     fn from_arg(obj: &Bound<'_, PyAny>, at: &Where<'_>) -> PyResult<Self> {
-        if is_bool(obj)? {
+        // `bool` is a subclass of `int`; a `numpy.bool_` is only reached on the `__index__` path
+        // (numpy 2 gives it none), so plain ints never look numpy up.
+        let index = if obj.is_instance_of::<PyBool>() {
             return Err(at.type_error("an int", obj));
-        }
-        let index = if obj.is_instance_of::<PyInt>() {
+        } else if obj.is_instance_of::<PyInt>() {
             obj.clone()
-        } else if obj.is_instance_of::<PyFloat>() || obj.is_instance_of::<PyString>() || !obj.hasattr("__index__")? {
+        } else if obj.is_instance_of::<PyFloat>()
+            || obj.is_instance_of::<PyString>()
+            || !obj.hasattr("__index__")?
+            || is_bool(obj)?
+        {
             return Err(at.type_error("an int", obj));
         } else {
             obj.py().import("operator")?.call_method1("index", (obj,)).map_err(|_| at.type_error("an int", obj))?
@@ -113,11 +118,7 @@ impl FromArg for bool {
     /// `True` / `False` or a `numpy.bool_`; ints and other objects are refused (0 and 1 are
     /// ambiguous with counts in these APIs).
     fn from_arg(obj: &Bound<'_, PyAny>, at: &Where<'_>) -> PyResult<Self> {
-        if let Ok(b) = obj.cast::<PyBool>() {
-            return Ok(b.is_true());
-        }
-        let numpy_bool = obj.py().import("numpy")?.getattr("bool_")?;
-        if obj.is_instance(&numpy_bool)? {
+        if is_bool(obj)? {
             return obj.is_truthy();
         }
         Err(at.type_error("a bool", obj))

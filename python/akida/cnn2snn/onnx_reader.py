@@ -116,9 +116,10 @@ def _load(onnx_module: Any, model: ModelSource) -> Any:
     where = "the ONNX bytes"
     try:
         if isinstance(model, (bytes, bytearray, memoryview)):
-            if len(bytes(model)) == 0:
+            data = bytes(model)
+            if not data:
                 raise ValueError("the ONNX bytes are empty: not an ONNX model")
-            return onnx_module.load_model_from_string(bytes(model))
+            return onnx_module.load_model_from_string(data)
         if isinstance(model, (str, os.PathLike)):
             where = os.fspath(model)
             return onnx_module.load(where)
@@ -596,7 +597,6 @@ class _Reader:
         if name not in produced:
             return f"ONNX tensor '{name}' is neither a graph input, an initializer nor the output of a node"
         return f"ONNX tensor '{name}' is read before it is computed (the graph is not in topological order)"
-
 
     def node_of(self, value: _Value) -> Node:
         return self.by_name[value.node]
