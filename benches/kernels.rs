@@ -347,9 +347,16 @@ fn learning(c: &mut Criterion) {
     let mut group = c.benchmark_group("fit");
     group.throughput(Throughput::Elements(samples as u64));
     group.sample_size(20);
-    for (forced, name) in [(None, "chosen"), (Some(Method::Events), "events_only")] {
+    // Every kernel set this processor has (the learning step runs in the plan's build too), so
+    // that one machine also measures the smaller instruction sets.
+    let mut variants = vec![(ForcedKernels { set: None, method: None }, "chosen".to_owned())];
+    variants.push((ForcedKernels { set: None, method: Some(Method::Events) }, "events_only".to_owned()));
+    for set in kernels::KernelSet::available() {
+        variants.push((ForcedKernels { set: Some(set), method: None }, format!("{}_chosen", set.name())));
+    }
+    for (forced, name) in variants {
         let mut m = model.clone();
-        m.set_forced_kernels(ForcedKernels { set: None, method: forced });
+        m.set_forced_kernels(forced);
         group.bench_function(format!("mnist_shaped_500x200_{name}"), |b| {
             b.iter_batched(
                 || m.clone(),

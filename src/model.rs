@@ -542,9 +542,11 @@ impl PyModel {
         let complete = outcome.is_ok();
         {
             let mut state = lock(&self.state);
-            if let Some(learned) = working.filter(|_| done > 0) {
+            if let Some(mut learned) = working.filter(|_| done > 0) {
                 // Published even when the call was cut short: the model keeps exactly what the
-                // samples before the interruption learned.
+                // samples before the interruption learned. What fit kept between its chunks to
+                // learn fast is freed (the next fit derives it again).
+                learned.release_learning_cache();
                 state.model = Arc::new(learned);
                 state.emulator = None;
                 state.statistics = if complete { totals } else { None };

@@ -24,6 +24,33 @@ pub struct Model {
     /// which takes it out, keeps its packed copy of the learned weights up to date and puts it
     /// back ([`Model::take_plan`]).
     plan: PlanCache,
+    /// What `fit` derives from the learning layer's weights and state to learn fast, kept from
+    /// one `fit` call to the next (a long fit runs in chunks) and dropped with the plan, by every
+    /// change but `fit`'s own ([`Model::take_learning_cache`]).
+    learning: LearningCache,
+}
+
+/// The derived learning state of [`Model::take_learning_cache`]. A clone starts empty, and two
+/// models compare equal whatever their caches hold: it is a function of the rest of the model.
+#[derive(Default)]
+struct LearningCache(Option<Box<crate::learning::LearningScratch>>);
+
+impl Clone for LearningCache {
+    fn clone(&self) -> Self {
+        LearningCache(None)
+    }
+}
+
+impl PartialEq for LearningCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for LearningCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "LearningCache(built)" } else { "LearningCache(empty)" })
+    }
 }
 
 /// A lazily built [`Plan`], shared by clones until either changes. Two models compare equal
@@ -75,6 +102,24 @@ impl Model {
     /// Drops the cached plan; every `&mut` path that changes layers calls it first.
     fn plan_changed(&mut self) {
         self.plan = PlanCache::default();
+        self.learning = LearningCache::default();
+    }
+
+    /// The learning cache, taken out of the model by `fit`, which gives it back with
+    /// [`Model::restore_learning_cache`] when it agrees with the learning layer again.
+    pub(crate) fn take_learning_cache(&mut self) -> Option<Box<crate::learning::LearningScratch>> {
+        self.learning.0.take()
+    }
+
+    /// Caches `cache`, which the caller of [`Model::take_learning_cache`] kept equal to the layers.
+    pub(crate) fn restore_learning_cache(&mut self, cache: Box<crate::learning::LearningScratch>) {
+        self.learning = LearningCache(Some(cache));
+    }
+
+    /// Frees what `fit` keeps between calls to learn fast (about twice the learning layer's
+    /// weights); the next `fit` derives it again. Results are the same either way.
+    pub fn release_learning_cache(&mut self) {
+        self.learning = LearningCache::default();
     }
 
     /// The plan, taken out of the cache for a caller that changes weights the plan packs (the

@@ -402,7 +402,8 @@ impl Layer {
         self.variable_specs().into_iter().map(|(n, _)| n).collect()
     }
 
-    fn variable_shape(&self, name: &str) -> Result<Vec<usize>> {
+    /// The shape of variable `name` of [`Layer::variable_names`].
+    pub fn variable_shape(&self, name: &str) -> Result<Vec<usize>> {
         if self.resolved.is_none() && self.kind() != LayerKind::InputData {
             self.expect_resolved()?;
         }

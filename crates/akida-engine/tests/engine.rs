@@ -243,6 +243,69 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(100))]
+
+    /// What `fit` keeps between calls to learn fast changes nothing: fitting in one call, in
+    /// chunks (the model keeping it between them) and in the same chunks with it freed before
+    /// each call give the same outputs and model; and it follows a change of the weights between
+    /// two calls.
+    #[test]
+    fn fit_in_chunks_learns_as_one_call(seed in any::<u64>()) {
+        let mut rng = Rng(seed);
+        let mut model = Model::new();
+        let (h, w) = (rng.range(1, 7) as usize, rng.range(1, 7) as usize);
+        model.add(Layer::new("", LayerParams::input_data(w as i64, h as i64, 1, 1).unwrap()).unwrap(), None).unwrap();
+        let classes = rng.range(1, 4) as usize;
+        let neurons = classes * rng.range(1, 5) as usize;
+        let fc = LayerParams::fully_connected(neurons as i64, 1, Activation::new(false, 0, 1.0, 1).unwrap()).unwrap();
+        model.add(Layer::new("", fc).unwrap(), None).unwrap();
+        let num_weights = rng.range(1, (h * w) as i64) as usize;
+        let config =
+            akida_engine::learning::LearningConfig::new(num_weights as i64, classes as i64, 1.0, 0.1, 0.25, 0.0, seed).unwrap();
+        model.compile(config).unwrap();
+        let samples = rng.range(1, 40) as usize;
+        let inputs = random_inputs(&model, &mut rng, samples);
+        let labels: Vec<i64> = (0..samples).map(|_| rng.range(0, classes as i64 + 1)).collect();
+        let per = h * w;
+        let mut cuts = vec![0, samples];
+        for _ in 0..rng.range(0, 5) {
+            cuts.push(rng.range(0, samples as i64) as usize);
+        }
+        cuts.sort_unstable();
+        let fit_chunks = |m: &mut Model, free: bool| {
+            let mut out = vec![0i32; samples * neurons];
+            for pair in cuts.windows(2) {
+                let (a, b) = (pair[0], pair[1]);
+                if free {
+                    m.release_learning_cache();
+                }
+                let input = Input::Dense { data: &inputs[a * per..b * per], num_samples: b - a };
+                m.fit(input, Some(&labels[a..b]), Output::Potentials(&mut out[a * neurons..b * neurons]), true).unwrap();
+            }
+            out
+        };
+        let mut whole = model.clone();
+        let mut whole_out = vec![0i32; samples * neurons];
+        let input = Input::Dense { data: &inputs, num_samples: samples };
+        whole.fit(input, Some(&labels), Output::Potentials(&mut whole_out), false).unwrap();
+        let (mut kept, mut freed) = (model.clone(), model.clone());
+        prop_assert_eq!(&fit_chunks(&mut kept, false), &whole_out);
+        prop_assert_eq!(&fit_chunks(&mut freed, true), &whole_out);
+        prop_assert_eq!(kept.layers(), whole.layers());
+        prop_assert_eq!(freed.layers(), whole.layers());
+        // New weights between two calls: the kept state must not be used.
+        let new_weights: Vec<i64> = (0..per * neurons).map(|_| rng.range(0, 1)).collect();
+        let shape = kept.layers()[1].variable_shape("weights").unwrap();
+        for m in [&mut kept, &mut freed] {
+            m.layer_mut(1).unwrap().set_variable("weights", &shape, VariableValues::Int(new_weights.clone())).unwrap();
+        }
+        freed.release_learning_cache();
+        prop_assert_eq!(fit_chunks(&mut kept, false), fit_chunks(&mut freed, true));
+        prop_assert_eq!(kept.layers(), freed.layers());
+    }
+}
+
 /// The random models of the property tests do exercise the corners of Same-mode pooling.
 #[test]
 fn random_models_cover_same_pooling() {

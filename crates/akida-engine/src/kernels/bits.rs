@@ -29,17 +29,47 @@ pub struct BitWeights {
 
 impl BitWeights {
     /// Packs `weights` `(inputs, N)` of `bits` bits (1: values 0 and 1; more: signed values that
-    /// fit `bits` bits in two's complement).
+    /// fit `bits` bits in two's complement). Reads the weights in blocks of 64 inputs, each
+    /// block's rows once, so that the packing streams through memory; [`BitWeights::plain_new`]
+    /// is its plain twin.
     pub fn new(weights: &[i8], inputs: usize, neurons: usize, bits: u8) -> Self {
         assert_eq!(weights.len(), inputs * neurons, "weights (inputs, N)");
         let words = inputs.div_ceil(WORD);
         let planes = usize::from(bits.max(1));
         let mut data = vec![0u64; neurons * planes * words];
-        for (k, row) in weights.chunks_exact(neurons.max(1)).enumerate() {
-            for (n, &w) in row.iter().enumerate() {
-                let bits_of = w as u8;
+        if neurons > 0 {
+            // One word per plane and neuron for the block being packed, `[plane][neuron]`.
+            let mut block_words = vec![0u64; planes * neurons];
+            for (word, block) in weights.chunks(WORD * neurons).enumerate() {
+                block_words.fill(0);
+                for (b, row) in block.chunks_exact(neurons).enumerate() {
+                    for (j, plane) in block_words.chunks_exact_mut(neurons).enumerate() {
+                        for (w, &v) in plane.iter_mut().zip(row) {
+                            *w |= u64::from((v as u8) >> j & 1) << b;
+                        }
+                    }
+                }
+                for (j, plane) in block_words.chunks_exact(neurons).enumerate() {
+                    for (n, &w) in plane.iter().enumerate() {
+                        data[(n * planes + j) * words + word] = w;
+                    }
+                }
+            }
+        }
+        BitWeights { data, words, planes, signed: bits > 1, inputs, neurons }
+    }
+
+    /// Plain twin of [`BitWeights::new`]: sets the bits one weight at a time.
+    pub fn plain_new(weights: &[i8], inputs: usize, neurons: usize, bits: u8) -> Self {
+        assert_eq!(weights.len(), inputs * neurons, "weights (inputs, N)");
+        let words = inputs.div_ceil(WORD);
+        let planes = usize::from(bits.max(1));
+        let mut data = vec![0u64; neurons * planes * words];
+        for k in 0..inputs {
+            for n in 0..neurons {
+                let value = weights[k * neurons + n] as u8;
                 for j in 0..planes {
-                    if bits_of >> j & 1 == 1 {
+                    if value >> j & 1 == 1 {
                         data[(n * planes + j) * words + k / WORD] |= 1 << (k % WORD);
                     }
                 }

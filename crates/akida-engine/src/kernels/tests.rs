@@ -409,6 +409,7 @@ proptest! {
         let mut map = Vec::new();
         dot::vector_map(&events, &shape, &mut map);
         let planes_w = bits::BitWeights::new(&weights, shape.len(), neurons, bits);
+        prop_assert_eq!(&planes_w, &bits::BitWeights::plain_new(&weights, shape.len(), neurons, bits));
         let mut planes = Vec::new();
         bits::input_planes(&events, &shape, input_bits, &mut planes);
         // The same inputs given densely (the executor's path after a thresholded layer).

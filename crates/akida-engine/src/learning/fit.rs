@@ -213,8 +213,19 @@ impl Model {
         // learning step updates. The plan is out of the model's cache meanwhile (a failure leaves
         // no stale copy behind) and goes back when every sample has learned.
         let mut plan = self.take_plan();
+        let cached = self.take_learning_cache();
         let layer = &self.layers()[last];
-        let mut work = LearningScratch::new(&r, layer.weights(), layer.connections(), layer.learning(), plan.kernels)?;
+        let mut work = match cached {
+            Some(cache) if cache.layer == last && cache.kernels == plan.kernels => cache,
+            _ => Box::new(LearningScratch::new(
+                last,
+                &r,
+                layer.weights(),
+                layer.connections(),
+                layer.learning(),
+                plan.kernels,
+            )?),
+        };
         let mut scratch = Scratch::new(self.layers().len());
         let mut stats = self.empty_statistics();
         let mut output = output;
@@ -267,6 +278,7 @@ impl Model {
             }
         }
         self.restore_plan(plan);
+        self.restore_learning_cache(work);
         Ok(stats)
     }
 
@@ -421,8 +433,12 @@ impl Model {
 /// Samples whose learning-layer inputs `fit` holds at once.
 const FIT_CHUNK: usize = 1024;
 
-/// Buffers of the learning step, reused from sample to sample.
-struct LearningScratch {
+/// Buffers of the learning step, reused from sample to sample, and what the step derives from
+/// the learning layer's weights and state, kept equal to them; cached by the model between `fit`
+/// calls ([`Model::take_learning_cache`]).
+pub(crate) struct LearningScratch {
+    /// The learning layer.
+    layer: usize,
     active: Vec<bool>,
     dense_input: Vec<bool>,
     /// The learning layer's weights neuron-major, `(neurons, connections)`, 0 or 1: the learning
@@ -443,6 +459,7 @@ struct LearningScratch {
 
 impl LearningScratch {
     fn new(
+        layer: usize,
         r: &Resolved,
         weights: &[i8],
         connections: usize,
@@ -459,14 +476,11 @@ impl LearningScratch {
             "the neuron-major copy of the learning weights",
         )?;
         if learning.is_some() && neurons > 0 {
-            for (j, weights_of_input) in weights.chunks_exact(neurons).enumerate() {
-                for (n, &w) in weights_of_input.iter().enumerate() {
-                    rows[n * connections + j] = u8::from(w == 1);
-                }
-            }
+            neuron_major(weights, neurons, connections, &mut rows);
             familiarity(&rows, connections, &layer_counts, &mut expected);
         }
         Ok(LearningScratch {
+            layer,
             active: vec![false; connections],
             dense_input: vec![false; r.input_shape.len()],
             rows,
@@ -476,5 +490,23 @@ impl LearningScratch {
             step: StepBuffers::default(),
             kernels,
         })
+    }
+}
+
+/// Writes the `(connections, neurons)` weights `weights` neuron-major into `rows`, 1 where a weight
+/// equals 1 and 0 elsewhere; in tiles, so that both sides stay in cache.
+fn neuron_major(weights: &[i8], neurons: usize, connections: usize, rows: &mut [u8]) {
+    const TILE: usize = 64;
+    for j0 in (0..connections).step_by(TILE) {
+        let j1 = connections.min(j0 + TILE);
+        for n0 in (0..neurons).step_by(TILE) {
+            let n1 = neurons.min(n0 + TILE);
+            for j in j0..j1 {
+                let weights_of_input = &weights[j * neurons + n0..j * neurons + n1];
+                for (n, &w) in (n0..n1).zip(weights_of_input) {
+                    rows[n * connections + j] = u8::from(w == 1);
+                }
+            }
+        }
     }
 }

@@ -11,4 +11,5 @@ pub mod state;
 
 pub use state::{Learning, LearningConfig, LearningState, MAX_INPUT_COUNT};
 
+pub(crate) use fit::LearningScratch;
 pub(crate) use rule::next_random;

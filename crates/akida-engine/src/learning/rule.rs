@@ -310,6 +310,9 @@ pub(crate) fn learn_step(
     learn_step_body(row, active, counts, layer, plasticity, rng, buffers)
 }
 
+/// The connections of one block of [`learn_step_body`]'s fused passes.
+const LANES: usize = 8;
+
 /// [`learn_step`], inlined into each build. Its per-connection loops are written as separate
 /// branch-free passes over plain slices so that they vectorize.
 #[inline(always)]
@@ -334,15 +337,35 @@ fn learn_step_body(
             *c /= 2;
         }
     }
-    for (c, &a) in counts.iter_mut().zip(active) {
-        *c += u8::from(a);
+    // Fused passes over blocks of LANES connections with one accumulator per lane, written so
+    // that they vectorize whatever the inlining around them (the tail runs lane by lane).
+    let (mut spikes, mut matched, mut neuron_total) = (0i64, 0i32, 0i64);
+    {
+        let (mut s, mut m, mut t) = ([0i64; LANES], [0i32; LANES], [0i64; LANES]);
+        let blocks = counts.chunks_exact_mut(LANES).zip(per_connection.chunks_exact_mut(LANES));
+        for ((c, g), (a, w)) in blocks.zip(active.chunks_exact(LANES).zip(row.chunks_exact(LANES))) {
+            for l in 0..LANES {
+                let spike = u8::from(a[l]);
+                c[l] += spike;
+                g[l] += u64::from(spike);
+                s[l] += i64::from(spike);
+                m[l] += i32::from(spike & w[l]);
+                t[l] += i64::from(c[l]);
+            }
+        }
+        let done = n / LANES * LANES;
+        for j in done..n {
+            let spike = u8::from(active[j]);
+            counts[j] += spike;
+            per_connection[j] += u64::from(spike);
+            spikes += i64::from(spike);
+            matched += i32::from(spike & row[j]);
+            neuron_total += i64::from(counts[j]);
+        }
+        spikes += s.iter().sum::<i64>();
+        matched += m.iter().sum::<i32>();
+        neuron_total += t.iter().sum::<i64>();
     }
-    for (g, &a) in per_connection.iter_mut().zip(active) {
-        *g += u64::from(a);
-    }
-    let spikes: i64 = active.iter().map(|&a| i64::from(a)).sum();
-    let mut matched: i32 = active.iter().zip(row.iter()).map(|(&a, &w)| i32::from(u8::from(a) & w)).sum();
-    let neuron_total: i64 = counts.iter().map(|&c| i64::from(c)).sum();
     layer.total += spikes as u64;
     // 2. Scores, in units of 1 / (SCORE_DEN * total) of a count. With at most MAX_WEIGHTS = 2^31
     // counts of at most 255, total < 2^39, SCORE_DEN * total * count < 2^52 and
@@ -354,13 +377,30 @@ fn learn_step_body(
     let score = &mut buffers.score;
     score.clear();
     score.resize(n, 0);
-    for ((sc, &c), &g) in score.iter_mut().zip(counts.iter()).zip(per_connection.iter()) {
-        *sc = unit * i64::from(c) + layer_weight * g as i64;
+    // With the highest score of a zero weight and the lowest of a silent weight (1, no spike).
+    let (mut highest_zero, mut lowest_silent) = (i64::MIN, i64::MAX);
+    {
+        let (mut hz, mut ls) = ([i64::MIN; LANES], [i64::MAX; LANES]);
+        let blocks =
+            score.chunks_exact_mut(LANES).zip(counts.chunks_exact(LANES).zip(per_connection.chunks_exact(LANES)));
+        for ((sc, (c, g)), (a, w)) in blocks.zip(active.chunks_exact(LANES).zip(row.chunks_exact(LANES))) {
+            for l in 0..LANES {
+                sc[l] = unit * i64::from(c[l]) + layer_weight * g[l] as i64;
+                hz[l] = hz[l].max(if w[l] == 0 { sc[l] } else { i64::MIN });
+                ls[l] = ls[l].min(if (w[l] == 1) & !a[l] { sc[l] } else { i64::MAX });
+            }
+        }
+        let done = n / LANES * LANES;
+        for j in done..n {
+            score[j] = unit * i64::from(counts[j]) + layer_weight * per_connection[j] as i64;
+            highest_zero = highest_zero.max(if row[j] == 0 { score[j] } else { i64::MIN });
+            lowest_silent = lowest_silent.min(if (row[j] == 1) & !active[j] { score[j] } else { i64::MAX });
+        }
+        highest_zero = hz.iter().fold(highest_zero, |x, &y| x.max(y));
+        lowest_silent = ls.iter().fold(lowest_silent, |x, &y| x.min(y));
     }
-    let highest_zero = score.iter().zip(row.iter()).map(|(&sc, &w)| if w == 0 { sc } else { i64::MIN }).max();
-    let lowest_silent =
-        score.iter().zip(row.iter()).zip(active).map(|((&sc, &w), &a)| if w == 1 && !a { sc } else { i64::MAX }).min();
-    let (highest_zero, lowest_silent) = (highest_zero.unwrap_or(i64::MIN), lowest_silent.unwrap_or(i64::MAX));
+    // (A plain slice from here: the loops below keep its address and length in registers.)
+    let score: &[i64] = score;
     // 3. Candidates. Only a silent weight scoring below (best zero weight - margin) and a zero
     // weight scoring above (worst silent weight + margin) can take part in a move, so the others
     // are left out (the result is the same). The candidates are flagged in one pass, then
