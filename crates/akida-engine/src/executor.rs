@@ -185,6 +185,13 @@ impl Scratch {
         &self.potentials
     }
 
+    /// Makes `values` the accumulated potentials of the layer [`finish_layer`] finishes next, as
+    /// its kernel would have left them.
+    pub fn set_accumulated(&mut self, values: &[i32]) {
+        self.potentials.clear();
+        self.potentials.extend_from_slice(values);
+    }
+
     /// Takes the events of layer `layer` out of the buffers.
     pub fn take_events(&mut self, layer: usize) -> Vec<Event> {
         self.outputs[layer].dense = false;
@@ -212,35 +219,63 @@ pub fn run_layer(
     sample: usize,
     scratch: &mut Scratch,
 ) -> LayerStatistics {
-    // The glue between the kernels (maps, offsets, counts) vectorizes better with AVX2.
+    with_glue_features(plan, || {
+        let (mut st, stage) = accumulate_body(model, plan, i, input, sample, scratch);
+        if stage == Stage::Accumulated {
+            finish_body(model, plan, i, scratch, &mut st);
+        }
+        st
+    })
+}
+
+/// The end of [`run_layer`] for data-processing layer `i` (one with weights) whose potentials
+/// before pooling were set with [`Scratch::set_accumulated`] (and whose input is in `scratch`):
+/// pools, applies winner-take-all and thresholds, leaves the output in `scratch` and adds its
+/// non-zero values to `st`.
+pub fn finish_layer(model: &Model, plan: &Plan, i: usize, scratch: &mut Scratch, st: &mut LayerStatistics) {
+    debug_assert!(plan.layers[i].kernel != Kernel::PassThrough, "finish_layer runs layers with weights");
+    with_glue_features(plan, || {
+        scratch.outputs[i].events.clear();
+        scratch.outputs[i].dense = false;
+        finish_body(model, plan, i, scratch, st)
+    })
+}
+
+/// Whether [`accumulate_body`] left a complete output or potentials for [`finish_body`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Done,
+    Accumulated,
+}
+
+/// Runs `f` compiled with AVX2 enabled when the plan's kernel set has it: the glue between the
+/// kernels (maps, offsets, counts) vectorizes better with AVX2.
+#[inline(always)]
+fn with_glue_features<R>(plan: &Plan, f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
     if plan.kernels.has_avx2() {
         #[target_feature(enable = "avx2")]
-        unsafe fn avx2(
-            model: &Model,
-            plan: &Plan,
-            i: usize,
-            input: &Input<'_>,
-            sample: usize,
-            scratch: &mut Scratch,
-        ) -> LayerStatistics {
-            run_layer_body(model, plan, i, input, sample, scratch)
+        unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
+            f()
         }
         // SAFETY: the plan's kernel set has AVX2 only when the processor supports it.
-        return unsafe { avx2(model, plan, i, input, sample, scratch) };
+        return unsafe { avx2(f) };
     }
-    run_layer_body(model, plan, i, input, sample, scratch)
+    f()
 }
 
+/// The first half of [`run_layer`]: the layer's counters for this sample and whether its output
+/// is complete (InputData, Concat without activation); otherwise its potentials (before pooling)
+/// are in `scratch` for [`finish_body`].
 #[inline(always)]
-fn run_layer_body(
+fn accumulate_body(
     model: &Model,
     plan: &Plan,
     i: usize,
     input: &Input<'_>,
     sample: usize,
     scratch: &mut Scratch,
-) -> LayerStatistics {
+) -> (LayerStatistics, Stage) {
     let layer = &model.layers()[i];
     let lp = &plan.layers[i];
     let r = layer.resolved().expect("layers in a model are resolved");
@@ -283,7 +318,7 @@ fn run_layer_body(
             }
             st.input_nonzero += out.nonzero as u64;
             st.output_nonzero += out.nonzero as u64;
-            return st;
+            return (st, Stage::Done);
         }
         (LayerParams::Concat { activation }, _, _) => {
             // With an activation the joined values are thresholded densely (a negative threshold
@@ -308,7 +343,7 @@ fn run_layer_body(
             if !activation.enabled {
                 out.nonzero = out.events.len();
                 st.output_nonzero += out.nonzero as u64;
-                return st;
+                return (st, Stage::Done);
             }
         }
         (_, _, Some(Method::Dense | Method::BitPacked)) => {
@@ -335,6 +370,19 @@ fn run_layer_body(
                 accumulate::<i32>(model, plan, i, input, sample, before, &mut scratch.depthwise, potentials);
         }
     }
+    (st, Stage::Accumulated)
+}
+
+/// The second half of [`run_layer`] for a layer whose potentials (before pooling) are in
+/// `scratch`: pools, applies winner-take-all and thresholds, leaves the output in `scratch` and
+/// adds its non-zero values to `st`.
+#[inline(always)]
+fn finish_body(model: &Model, plan: &Plan, i: usize, scratch: &mut Scratch, st: &mut LayerStatistics) {
+    let lp = &plan.layers[i];
+    let r = model.layers()[i].resolved().expect("layers in a model are resolved");
+    let events_needed = |nonzero: usize| !scratch.lazy_events || reads_events(model, plan, i, nonzero);
+    let out = &mut scratch.outputs[i];
+    let potentials = &mut scratch.potentials;
     let values: &mut [i32] = match &r.pool {
         Some(g) => {
             // Pooling writes every value.
@@ -367,7 +415,6 @@ fn run_layer_body(
             st.output_nonzero += values.iter().filter(|&&v| v != 0).count() as u64;
         }
     }
-    st
 }
 
 /// The non-zero inputs of data-processing layer `i` for this sample: pixels of the image, or

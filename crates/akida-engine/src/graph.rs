@@ -93,6 +93,24 @@ impl Model {
         self.forced = forced;
     }
 
+    /// The model of the first `end` layers (their inbound layers are among them), with its own
+    /// plan and learning caches.
+    pub(crate) fn prefix(&self, end: usize) -> Model {
+        Model {
+            layers: self.layers[..end].to_vec(),
+            inbound: self.inbound[..end].to_vec(),
+            force_wide: self.force_wide,
+            forced: self.forced,
+            plan: PlanCache::default(),
+            learning: LearningCache::default(),
+        }
+    }
+
+    /// The kernel set and method forced by [`Model::set_forced_kernels`] (default: none).
+    pub fn forced_kernels(&self) -> ForcedKernels {
+        self.forced
+    }
+
     /// The plan of the model as it is, built on the first call after a change and shared until
     /// the next one.
     pub fn plan(&self) -> Arc<Plan> {

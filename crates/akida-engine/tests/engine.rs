@@ -249,7 +249,8 @@ proptest! {
     /// What `fit` keeps between calls to learn fast changes nothing: fitting in one call, in
     /// chunks (the model keeping it between them) and in the same chunks with it freed before
     /// each call give the same outputs and model; and it follows a change of the weights between
-    /// two calls.
+    /// two calls. In parallel, the potentials are computed ahead (chunks of up to 64 samples):
+    /// the same outputs, model and counters as one sample after the other.
     #[test]
     fn fit_in_chunks_learns_as_one_call(seed in any::<u64>()) {
         let mut rng = Rng(seed);
@@ -264,7 +265,7 @@ proptest! {
         let config =
             akida_engine::learning::LearningConfig::new(num_weights as i64, classes as i64, 1.0, 0.1, 0.25, 0.0, seed).unwrap();
         model.compile(config).unwrap();
-        let samples = rng.range(1, 40) as usize;
+        let samples = rng.range(0, 200) as usize;
         let inputs = random_inputs(&model, &mut rng, samples);
         let labels: Vec<i64> = (0..samples).map(|_| rng.range(0, classes as i64 + 1)).collect();
         let per = h * w;
@@ -288,7 +289,13 @@ proptest! {
         let mut whole = model.clone();
         let mut whole_out = vec![0i32; samples * neurons];
         let input = Input::Dense { data: &inputs, num_samples: samples };
-        whole.fit(input, Some(&labels), Output::Potentials(&mut whole_out), false).unwrap();
+        let whole_stats = whole.fit(input, Some(&labels), Output::Potentials(&mut whole_out), false).unwrap();
+        let mut ahead = model.clone();
+        let mut ahead_out = vec![0i32; samples * neurons];
+        let ahead_stats = ahead.fit(input, Some(&labels), Output::Potentials(&mut ahead_out), true).unwrap();
+        prop_assert_eq!(&ahead_out, &whole_out);
+        prop_assert_eq!(ahead.layers(), whole.layers());
+        prop_assert_eq!(ahead_stats, whole_stats);
         let (mut kept, mut freed) = (model.clone(), model.clone());
         prop_assert_eq!(&fit_chunks(&mut kept, false), &whole_out);
         prop_assert_eq!(&fit_chunks(&mut freed, true), &whole_out);

@@ -213,7 +213,48 @@ impl KernelSet {
             unsafe { avx512::fully_connected(input, weights, out) };
             return;
         }
+        #[cfg(target_arch = "x86_64")]
+        if has_popcnt() {
+            #[target_feature(enable = "popcnt")]
+            unsafe fn popcnt(input: &[u64], weights: &BitWeights, out: &mut [i32]) {
+                neurons_loop(input, weights, out, plain_and_popcount)
+            }
+            // SAFETY: the processor has POPCNT.
+            unsafe { popcnt(input, weights, out) };
+            return;
+        }
         neurons_loop(input, weights, out, plain_and_popcount)
+    }
+
+    /// [`KernelSet::fully_connected_bits`] of the neurons `neurons` only, into `out[n]` for each
+    /// `n` of them. Panics on mismatched sizes or a neuron out of range.
+    pub fn fully_connected_bits_of(self, input: &[u64], weights: &BitWeights, neurons: &[usize], out: &mut [i32]) {
+        let words = weights.words;
+        let in_planes = input.len().checked_div(words).unwrap_or(0);
+        assert_eq!(in_planes * words, input.len(), "input planes of {words} words");
+        assert!(neurons.iter().all(|&n| n < weights.neurons && n < out.len()), "neuron out of range");
+        #[cfg(target_arch = "x86_64")]
+        if self.has_avx512() {
+            // SAFETY: the set has AVX-512 F/VPOPCNTDQ only if the processor supports them; the
+            // sizes were checked above.
+            unsafe { avx512::fully_connected_of(input, weights, neurons, out) };
+            return;
+        }
+        #[cfg(target_arch = "x86_64")]
+        if has_popcnt() {
+            #[target_feature(enable = "popcnt")]
+            unsafe fn popcnt(input: &[u64], weights: &BitWeights, neurons: &[usize], out: &mut [i32]) {
+                for &n in neurons {
+                    out[n] = neuron_sum(input, weights, n, plain_and_popcount);
+                }
+            }
+            // SAFETY: the processor has POPCNT.
+            unsafe { popcnt(input, weights, neurons, out) };
+            return;
+        }
+        for &n in neurons {
+            out[n] = neuron_sum(input, weights, n, plain_and_popcount);
+        }
     }
 
     /// `sum_k popcount(a[k] AND b[k])` over equally long slices.
@@ -226,8 +267,32 @@ impl KernelSet {
             // lengths are equal.
             return unsafe { avx512::and_popcount(a, b) };
         }
+        #[cfg(target_arch = "x86_64")]
+        if has_popcnt() {
+            #[target_feature(enable = "popcnt")]
+            unsafe fn popcnt(a: &[u64], b: &[u64]) -> u32 {
+                plain_and_popcount(a, b)
+            }
+            // SAFETY: the processor has POPCNT.
+            return unsafe { popcnt(a, b) };
+        }
         plain_and_popcount(a, b)
     }
+}
+
+/// `sum_k x_k w_kn` of neuron `n` for [`KernelSet::fully_connected_bits_of`], inlined into
+/// each build with its `and_popcount`.
+#[inline(always)]
+fn neuron_sum(input: &[u64], weights: &BitWeights, n: usize, and_popcount: impl Fn(&[u64], &[u64]) -> u32) -> i32 {
+    let words = weights.words;
+    let w = &weights.data[n * weights.planes * words..][..weights.planes * words];
+    let mut sum = 0i32;
+    for (i, x) in input.chunks_exact(words.max(1)).enumerate() {
+        for (j, wj) in w.chunks_exact(words.max(1)).enumerate() {
+            sum += (weights.plane_weight(j) << i) * and_popcount(x, wj) as i32;
+        }
+    }
+    sum
 }
 
 /// The neuron loop of [`KernelSet::fully_connected_bits`], inlined into each build with its
@@ -251,7 +316,16 @@ fn neurons_loop(input: &[u64], weights: &BitWeights, out: &mut [i32], and_popcou
     }
 }
 
+/// Whether the processor has the POPCNT instruction (most x86-64 processors since 2008; the
+/// portable builds count bits without it), detected once.
+#[cfg(target_arch = "x86_64")]
+fn has_popcnt() -> bool {
+    static POPCNT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *POPCNT.get_or_init(|| std::arch::is_x86_feature_detected!("popcnt"))
+}
+
 /// The portable build and plain twin of [`KernelSet::and_popcount`].
+#[inline(always)]
 pub fn plain_and_popcount(a: &[u64], b: &[u64]) -> u32 {
     a.iter().zip(b).map(|(x, y)| (x & y).count_ones()).sum()
 }
@@ -288,6 +362,18 @@ mod avx512 {
                 }
             }
             *o = sum;
+        }
+    }
+
+    /// [`super::KernelSet::fully_connected_bits_of`] with [`and_popcount`] inlined.
+    ///
+    /// # Safety
+    /// The processor supports AVX-512 F/VPOPCNTDQ; the sizes are as the caller checked.
+    #[target_feature(enable = "avx512f,avx512vpopcntdq")]
+    pub unsafe fn fully_connected_of(input: &[u64], weights: &BitWeights, neurons: &[usize], out: &mut [i32]) {
+        for &n in neurons {
+            // SAFETY: forwarded from the caller; the loop passes equally long slices.
+            out[n] = super::neuron_sum(input, weights, n, |a, b| unsafe { and_popcount(a, b) });
         }
     }
 

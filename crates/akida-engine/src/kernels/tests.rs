@@ -429,6 +429,13 @@ proptest! {
             let mut got = vec![i32::MIN; neurons];
             set.fully_connected_bits(&planes, &planes_w, &mut got);
             prop_assert_eq!(&got, &expected, "bit-packed {}", set.name());
+            let mut some = vec![i32::MIN; neurons];
+            let chosen: Vec<usize> = (0..neurons).filter(|_| rng.range(0, 2) > 0).collect();
+            set.fully_connected_bits_of(&planes, &planes_w, &chosen, &mut some);
+            for n in 0..neurons {
+                let want = if chosen.contains(&n) { expected[n] } else { i32::MIN };
+                prop_assert_eq!(some[n], want, "bit-packed, some neurons {}", set.name());
+            }
         }
     }
 

@@ -1,6 +1,8 @@
 //! `compile`, `restore_learning`, `add_classes` and `fit` of a [`Model`]: the layers before the
 //! learning layer run through the executor in parallel, then the learning layer runs through the
-//! executor and learns, one sample after the other.
+//! executor and learns, one sample after the other. A FullyConnected learning layer's potentials
+//! are computed ahead instead, a chunk of samples on another worker while this one learns, and
+//! brought up to date sample by sample (see [`Model::fit_ahead`]).
 
 use super::rule::{
     connection_indices, decayed, familiarity, learn_step, neuron_familiarity, random_neuron, select_winner,
@@ -9,12 +11,15 @@ use super::rule::{
 use super::state::{Learning, LearningConfig, LearningState};
 use crate::error::{bail, Error, Result};
 use crate::events::Event;
-use crate::executor::{map_reduce, run_layer, run_sample, write_output, Input, NoObserver, Output, Scratch, Sink};
+use crate::executor::{
+    finish_layer, map_reduce, run_layer, run_sample, write_output, Input, NoObserver, Output, Scratch, Sink,
+};
 use crate::graph::Model;
 use crate::kernels::bits::BitWeights;
 use crate::kernels::KernelSet;
 use crate::layer::{OutputKind, Resolved};
 use crate::params::{LayerKind, LayerParams};
+use crate::plan::Plan;
 use crate::statistics::{merge_all, LayerStatistics};
 use std::sync::Arc;
 
@@ -231,55 +236,164 @@ impl Model {
         let mut output = output;
         let source = self.inbound(last)[0];
         let order = self.needed_layers(source);
-        // Chunks bound the memory held for the learning layer's inputs, whatever the batch size.
-        for first in (0..samples).step_by(FIT_CHUNK) {
-            let chunk = first..samples.min(first + FIT_CHUNK);
-            // 1. The inputs of the learning layer (in parallel: nothing learns in these layers).
-            let this = &*self;
-            let (inputs, prefix_stats) = map_reduce(
-                parallel,
-                chunk.clone().collect(),
-                || Scratch::new(this.layers().len()),
-                |sc, s| {
-                    let mut st = this.empty_statistics();
-                    run_sample(this, &plan, &order, &input, s, sc, &mut st, &NoObserver);
-                    (vec![sc.take_events(source)], st)
-                },
-                || (Vec::new(), this.empty_statistics()),
-                |(mut a, sa), (b, sb)| {
-                    a.extend(b);
-                    (a, merge_all(sa, &sb))
-                },
-            );
-            stats = merge_all(stats, &prefix_stats);
-            // 2. Learning, one sample after the other: the learning layer runs through the
-            // executor on its inputs, its output is written as forward writes it, then it learns.
-            for (s, events) in chunk.zip(inputs) {
-                scratch.replace_events(source, events);
-                let st = run_layer(self, &plan, last, &input, s, &mut scratch);
-                stats[last].merge(&st);
-                let dst = s * out_len..(s + 1) * out_len;
-                let sink = match &mut output {
-                    Output::Activations(o) => Sink::Activations(&mut o[dst]),
-                    Output::Potentials(o) => Sink::Potentials(&mut o[dst]),
-                    Output::Rescaled(o) => Sink::Rescaled(&mut o[dst]),
-                };
-                write_output(self, last, &scratch, sink);
-                let label = labels.map(|l| l[if l.len() == 1 { 0 } else { s }]);
-                // Copies are made on the first sample only, and only of what is shared: the
-                // plan's small per-layer records and the learning layer's packed bits (the other
-                // layers' packed weights stay shared behind their `Arc`s).
-                let packed = if plan.layers[last].bits.is_some() {
-                    Arc::make_mut(&mut plan).layers[last].bits.as_mut().map(Arc::make_mut)
-                } else {
-                    None
-                };
-                self.learn_sample(last, &r, scratch.events(source), scratch.accumulated(), label, &mut work, packed)?;
+        let run = Run { last, r: &r, input: &input, labels, source, order: &order };
+        let ahead = parallel
+            && rayon::current_num_threads() > 1
+            && work.ahead.is_some()
+            && self.forced_kernels().method.is_none();
+        if ahead {
+            // All on the pool: handing work to the other worker from a worker is cheap, from a
+            // thread outside the pool it costs two thread wake-ups.
+            rayon::scope(|_| self.fit_ahead(&run, &mut output, &mut plan, &mut work, &mut scratch, &mut stats))?;
+        } else {
+            // Chunks bound the memory held for the learning layer's inputs, whatever the batch
+            // size.
+            for first in (0..samples).step_by(FIT_CHUNK) {
+                let chunk = first..samples.min(first + FIT_CHUNK);
+                // 1. The inputs of the learning layer (in parallel: nothing learns in these
+                // layers).
+                let (inputs, prefix_stats) = learning_inputs(self, &plan, &run, chunk.clone(), parallel);
+                stats = merge_all(stats, &prefix_stats);
+                // 2. Learning, one sample after the other: the learning layer runs through the
+                // executor on its inputs, its output is written as forward writes it, then it
+                // learns.
+                for (s, events) in chunk.zip(inputs) {
+                    scratch.replace_events(source, events);
+                    let st = run_layer(self, &plan, last, &input, s, &mut scratch);
+                    self.output_and_learn(&run, s, st, &mut output, &mut plan, &mut work, &scratch, &mut stats)?;
+                }
             }
         }
         self.restore_plan(plan);
         self.restore_learning_cache(work);
         Ok(stats)
+    }
+
+    /// `fit` with the potentials of the FullyConnected learning layer computed ahead: while this
+    /// worker learns from a chunk of samples, another computes the next chunk's potentials with
+    /// the weights as they are when the chunk starts (a copy, [`ChunkPotentials`]). Each sample's
+    /// potentials are then brought up to date for the neurons whose weights moved since the
+    /// copy was made (those that learned in this chunk and the one before), so that every sample
+    /// sees exactly the weights the samples before it left, as in the loop of [`Model::fit`]; the
+    /// layer's counters are those of its kernel.
+    fn fit_ahead(
+        &mut self,
+        run: &Run<'_>,
+        output: &mut Output<'_>,
+        plan: &mut Arc<Plan>,
+        work: &mut LearningScratch,
+        scratch: &mut Scratch,
+        stats: &mut [LayerStatistics],
+    ) -> Result<()> {
+        let (last, r) = (run.last, run.r);
+        let samples = run.input.num_samples();
+        if samples == 0 {
+            return Ok(());
+        }
+        let neurons = r.potentials_shape.channels;
+        // The first chunk is short (its potentials are computed before anything can overlap),
+        // and each is at most twice the one before (the other worker computes it meanwhile).
+        let mut bounds = vec![0];
+        let mut len = ahead_chunk(neurons).min(AHEAD_FIRST_CHUNK);
+        while bounds[bounds.len() - 1] < samples {
+            bounds.push(samples.min(bounds[bounds.len() - 1] + len));
+            len = (len * 2).min(ahead_chunk(neurons));
+        }
+        let chunk_of = |c: usize| bounds[c]..bounds[c + 1];
+        let chunks = bounds.len() - 1;
+        let kernels = plan.kernels;
+        let shape = r.input_shape;
+        let ahead = work.ahead.as_mut().expect("checked by fit");
+        ahead.restart();
+        // The layers before the learning layer, as a model of their own: the other worker runs
+        // them while this one changes the learning layer.
+        // (Out of the scratch meanwhile, and back when every sample has learned.)
+        let inputs = ahead.inputs.take().unwrap_or_else(|| {
+            let prefix = self.prefix(run.source + 1);
+            let plan = prefix.plan();
+            Box::new((prefix, plan))
+        });
+        let (prefix, prefix_plan) = (&inputs.0, &inputs.1);
+        let ahead_of = |chunk: std::ops::Range<usize>, bits: &BitWeights| {
+            let (events, prefix_stats) = learning_inputs(prefix, prefix_plan, run, chunk, false);
+            let potentials = potentials_ahead(kernels, &events, bits, &shape, neurons);
+            (events, potentials, prefix_stats)
+        };
+        let mut pending = Some(ahead_of(chunk_of(0), &ahead.bits));
+        for c in 0..chunks {
+            let (events, mut potentials, prefix_stats) = pending.take().expect("every chunk is computed ahead");
+            for (a, b) in stats.iter_mut().zip(&prefix_stats) {
+                a.merge(b);
+            }
+            let ahead = work.ahead.as_mut().expect("checked by fit");
+            let snapshot = (c + 1 < chunks).then(|| ahead.bits.clone());
+            let mut next = None;
+            let this = &mut *self;
+            let learned = rayon::scope(|sc| {
+                if let Some(snapshot) = &snapshot {
+                    let (slot, ahead_of) = (&mut next, &ahead_of);
+                    sc.spawn(move |_| *slot = Some(ahead_of(chunk_of(c + 1), snapshot)));
+                }
+                let first = chunk_of(c).start;
+                for (i, events) in events.into_iter().enumerate() {
+                    let s = first + i;
+                    let values = &mut potentials[i * neurons..(i + 1) * neurons];
+                    work.ahead.as_mut().expect("checked by fit").bring_up_to_date(kernels, &events, &shape, values);
+                    let nonzero = events.len();
+                    scratch.replace_events(run.source, events);
+                    scratch.set_accumulated(values);
+                    let mut st = LayerStatistics::sized(shape.len(), r.output_shape.len());
+                    st.samples = 1;
+                    st.input_nonzero = nonzero as u64;
+                    st.kernels[plan.layers[last].method(nonzero) as usize] += 1;
+                    st.synaptic_operations = (nonzero * neurons) as u64;
+                    finish_layer(this, plan, last, scratch, &mut st);
+                    this.output_and_learn(run, s, st, output, plan, work, scratch, stats)?;
+                }
+                Ok::<(), Error>(())
+            });
+            learned?;
+            work.ahead.as_mut().expect("checked by fit").next_chunk();
+            pending = next;
+        }
+        work.ahead.as_mut().expect("checked by fit").inputs = Some(inputs);
+        Ok(())
+    }
+
+    /// The end of one sample of `fit`, once the learning layer has run on it (its counters
+    /// `st`): writes its output and lets the layer learn from it.
+    #[allow(clippy::too_many_arguments)]
+    fn output_and_learn(
+        &mut self,
+        run: &Run<'_>,
+        s: usize,
+        st: LayerStatistics,
+        output: &mut Output<'_>,
+        plan: &mut Arc<Plan>,
+        work: &mut LearningScratch,
+        scratch: &Scratch,
+        stats: &mut [LayerStatistics],
+    ) -> Result<()> {
+        let last = run.last;
+        stats[last].merge(&st);
+        let out_len = run.r.output_shape.len();
+        let dst = s * out_len..(s + 1) * out_len;
+        let sink = match output {
+            Output::Activations(o) => Sink::Activations(&mut o[dst]),
+            Output::Potentials(o) => Sink::Potentials(&mut o[dst]),
+            Output::Rescaled(o) => Sink::Rescaled(&mut o[dst]),
+        };
+        write_output(self, last, scratch, sink);
+        let label = run.labels.map(|l| l[if l.len() == 1 { 0 } else { s }]);
+        // Copies are made on the first sample only, and only of what is shared: the plan's
+        // small per-layer records and the learning layer's packed bits (the other layers' packed
+        // weights stay shared behind their `Arc`s).
+        let packed = if plan.layers[last].bits.is_some() {
+            Arc::make_mut(plan).layers[last].bits.as_mut().map(Arc::make_mut)
+        } else {
+            None
+        };
+        self.learn_sample(last, run.r, scratch.events(run.source), scratch.accumulated(), label, work, packed)
     }
 
     /// The learning step of one sample of `fit` for the learning layer `last`, whose inputs are
@@ -401,6 +515,9 @@ impl Model {
                 packed.set_binary(j, n, true);
             }
         }
+        if let Some(ahead) = &mut work.ahead {
+            ahead.moved(n, dropped, risen);
+        }
         let active_spikes: u64 = active.iter().map(|&a| u64::from(a)).sum();
         if work.layer_counts.total == total_before + active_spikes {
             let at_winner = &potentials[winner.position * neurons..(winner.position + 1) * neurons];
@@ -455,6 +572,8 @@ pub(crate) struct LearningScratch {
     step: StepBuffers,
     /// The plan's kernel set, whose build of the learning step runs.
     kernels: KernelSet,
+    /// For a FullyConnected layer whose weights are all 0 or 1: what [`Model::fit_ahead`] needs.
+    ahead: Option<ChunkPotentials>,
 }
 
 impl LearningScratch {
@@ -479,6 +598,9 @@ impl LearningScratch {
             neuron_major(weights, neurons, connections, &mut rows);
             familiarity(&rows, connections, &layer_counts, &mut expected);
         }
+        let fully_connected = r.conv.is_none() && r.pool.is_none();
+        let ahead = (learning.is_some() && fully_connected && weights.iter().all(|&w| w == 0 || w == 1))
+            .then(|| ChunkPotentials::new(weights, connections, neurons));
         Ok(LearningScratch {
             layer,
             active: vec![false; connections],
@@ -489,6 +611,7 @@ impl LearningScratch {
             layer_counts,
             step: StepBuffers::default(),
             kernels,
+            ahead,
         })
     }
 }
@@ -508,5 +631,157 @@ fn neuron_major(weights: &[i8], neurons: usize, connections: usize, rows: &mut [
                 }
             }
         }
+    }
+}
+
+/// What one `fit` call learns from, shared by its loops.
+struct Run<'a> {
+    /// The learning layer and its geometry.
+    last: usize,
+    r: &'a Resolved,
+    input: &'a Input<'a>,
+    labels: Option<&'a [i64]>,
+    /// The layer feeding the learning layer, and the layers that lead to it.
+    source: usize,
+    order: &'a [usize],
+}
+
+/// The inputs of the learning layer of `run` for the samples `chunk`, from `model` (the model
+/// of `run`, or the model of its first layers) with `plan`, the layers before it run in parallel
+/// when asked; and those layers' counters (one entry per layer of `model`).
+fn learning_inputs(
+    model: &Model,
+    plan: &Plan,
+    run: &Run<'_>,
+    chunk: std::ops::Range<usize>,
+    parallel: bool,
+) -> (Vec<Vec<Event>>, Vec<LayerStatistics>) {
+    map_reduce(
+        parallel,
+        chunk.collect(),
+        || Scratch::new(model.layers().len()),
+        |sc, s| {
+            let mut st = model.empty_statistics();
+            run_sample(model, plan, run.order, run.input, s, sc, &mut st, &NoObserver);
+            (vec![sc.take_events(run.source)], st)
+        },
+        || (Vec::new(), model.empty_statistics()),
+        |(mut a, sa), (b, sb)| {
+            a.extend(b);
+            (a, merge_all(sa, &sb))
+        },
+    )
+}
+
+/// The length of [`Model::fit_ahead`]'s first chunk, at most.
+const AHEAD_FIRST_CHUNK: usize = 8;
+
+/// The chunk length of [`Model::fit_ahead`] for a layer of `neurons` neurons: long enough that
+/// starting the other worker pays, short enough that few neurons learn within two chunks (each
+/// is brought up to date for every sample of the next chunk) and that a chunk's potentials stay
+/// small (at most 4 MiB).
+fn ahead_chunk(neurons: usize) -> usize {
+    ((1usize << 20) / neurons.max(1)).clamp(8, 64)
+}
+
+/// The potentials `(samples, neurons)` of a FullyConnected layer whose weights are `bits`, for
+/// the samples of input events `inputs` (of shape `shape`).
+fn potentials_ahead(
+    kernels: KernelSet,
+    inputs: &[Vec<Event>],
+    bits: &BitWeights,
+    shape: &crate::shape::Shape3,
+    neurons: usize,
+) -> Vec<i32> {
+    let mut potentials = vec![0; inputs.len() * neurons];
+    let mut planes = Vec::new();
+    for (events, out) in inputs.iter().zip(potentials.chunks_exact_mut(neurons.max(1))) {
+        input_planes(events, shape, &mut planes);
+        kernels.fully_connected_bits(&planes, bits, out);
+    }
+    potentials
+}
+
+/// The bit planes of `events` for the bit-packed kernel: one plane when every value is 1 (as a
+/// learning layer's inputs are), all eight otherwise.
+fn input_planes(events: &[Event], shape: &crate::shape::Shape3, planes: &mut Vec<u64>) {
+    let count = if events.iter().all(|e| e.value == 1) { 1 } else { 8 };
+    crate::kernels::bits::input_planes(events, shape, count, planes);
+}
+
+/// The learning layer's weights bit-packed for [`Model::fit_ahead`], kept equal to the layer's,
+/// and the neurons whose weights moved in the current chunk and the one before: the potentials
+/// of a chunk are computed with the weights as they were when the chunk before it started.
+struct ChunkPotentials {
+    bits: BitWeights,
+    /// The model of the layers before the learning layer and its plan, made on first use.
+    inputs: Option<Box<(Model, Arc<Plan>)>>,
+    /// The neurons that moved in the chunk before and in this one (each once per list; a neuron
+    /// in both is brought up to date twice, to the same value), and whether a neuron is in the
+    /// list of this chunk.
+    moved_before: Vec<usize>,
+    moved_now: Vec<usize>,
+    in_now: Vec<bool>,
+    planes: Vec<u64>,
+}
+
+impl ChunkPotentials {
+    fn new(weights: &[i8], connections: usize, neurons: usize) -> Self {
+        ChunkPotentials {
+            bits: BitWeights::new(weights, connections, neurons, 1),
+            inputs: None,
+            moved_before: Vec::new(),
+            moved_now: Vec::new(),
+            in_now: vec![false; neurons],
+            planes: Vec::new(),
+        }
+    }
+
+    /// Forgets the moves: the next potentials are computed with the weights as they are now.
+    fn restart(&mut self) {
+        self.next_chunk();
+        self.next_chunk();
+    }
+
+    /// Starts the next chunk.
+    fn next_chunk(&mut self) {
+        for &n in &self.moved_now {
+            self.in_now[n] = false;
+        }
+        self.moved_before = std::mem::take(&mut self.moved_now);
+    }
+
+    /// Records that neuron `n`'s weights of connections `dropped` fell to 0 and `risen` rose to 1.
+    fn moved(&mut self, n: usize, dropped: &[usize], risen: &[usize]) {
+        if dropped.is_empty() && risen.is_empty() {
+            return;
+        }
+        for &j in dropped {
+            self.bits.set_binary(j, n, false);
+        }
+        for &j in risen {
+            self.bits.set_binary(j, n, true);
+        }
+        if !self.in_now[n] {
+            self.in_now[n] = true;
+            self.moved_now.push(n);
+        }
+    }
+
+    /// Sets the potentials `(neurons)` of the neurons that moved since the chunk before this one
+    /// started, for the sample of input `events` (of shape `shape`), from their weights now.
+    fn bring_up_to_date(
+        &mut self,
+        kernels: KernelSet,
+        events: &[Event],
+        shape: &crate::shape::Shape3,
+        potentials: &mut [i32],
+    ) {
+        if self.moved_before.is_empty() && self.moved_now.is_empty() {
+            return;
+        }
+        input_planes(events, shape, &mut self.planes);
+        kernels.fully_connected_bits_of(&self.planes, &self.bits, &self.moved_before, potentials);
+        kernels.fully_connected_bits_of(&self.planes, &self.bits, &self.moved_now, potentials);
     }
 }
