@@ -241,6 +241,20 @@ pub fn finish_layer(model: &Model, plan: &Plan, i: usize, scratch: &mut Scratch,
     })
 }
 
+/// The counters [`run_layer`] records before [`finish_layer`] for FullyConnected layer `i` fed
+/// `nonzero` events (every kernel of such a layer counts `nonzero * neurons` operations): for a
+/// caller that computes its potentials itself and finishes it with [`finish_layer`].
+pub fn fully_connected_counters(model: &Model, plan: &Plan, i: usize, nonzero: usize) -> LayerStatistics {
+    let r = model.layers()[i].resolved().expect("layers in a model are resolved");
+    debug_assert!(r.conv.is_none(), "fully_connected_counters counts FullyConnected layers");
+    let mut st = LayerStatistics::sized(r.input_shape.len(), r.output_shape.len());
+    st.samples = 1;
+    st.input_nonzero = nonzero as u64;
+    st.kernels[plan.layers[i].method(nonzero) as usize] += 1;
+    st.synaptic_operations = (nonzero * r.potentials_shape.channels) as u64;
+    st
+}
+
 /// Whether [`accumulate_body`] left a complete output or potentials for [`finish_body`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {

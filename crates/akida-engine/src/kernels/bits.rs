@@ -280,8 +280,8 @@ impl KernelSet {
     }
 }
 
-/// `sum_k x_k w_kn` of neuron `n` for [`KernelSet::fully_connected_bits_of`], inlined into
-/// each build with its `and_popcount`.
+/// `sum_k x_k w_kn` of neuron `n`, for every build of [`KernelSet::fully_connected_bits`] and
+/// [`KernelSet::fully_connected_bits_of`], inlined into each with its `and_popcount`.
 #[inline(always)]
 fn neuron_sum(input: &[u64], weights: &BitWeights, n: usize, and_popcount: impl Fn(&[u64], &[u64]) -> u32) -> i32 {
     let words = weights.words;
@@ -299,20 +299,8 @@ fn neuron_sum(input: &[u64], weights: &BitWeights, n: usize, and_popcount: impl 
 /// `and_popcount`.
 #[inline(always)]
 fn neurons_loop(input: &[u64], weights: &BitWeights, out: &mut [i32], and_popcount: impl Fn(&[u64], &[u64]) -> u32) {
-    let words = weights.words;
-    let mut plane_weights = [0i32; 8];
-    for (j, p) in plane_weights.iter_mut().enumerate().take(weights.planes) {
-        *p = weights.plane_weight(j);
-    }
     for (n, o) in out[..weights.neurons].iter_mut().enumerate() {
-        let w = &weights.data[n * weights.planes * words..][..weights.planes * words];
-        let mut sum = 0i32;
-        for (i, x) in input.chunks_exact(words).enumerate() {
-            for (j, wj) in w.chunks_exact(words).enumerate() {
-                sum += (plane_weights[j] << i) * and_popcount(x, wj) as i32;
-            }
-        }
-        *o = sum;
+        *o = neuron_sum(input, weights, n, &and_popcount);
     }
 }
 
@@ -351,17 +339,9 @@ mod avx512 {
         }
         // SAFETY: forwarded from the caller; the blocks cover neurons `0..blocks`.
         unsafe { four_neurons(input, weights, &mut out[..blocks]) };
-        let planes = weights.planes;
         for (n, o) in out.iter_mut().enumerate().take(neurons).skip(blocks) {
-            let row = &weights.data[n * planes * words..][..planes * words];
-            let mut sum = 0i32;
-            for (i, x) in input.chunks_exact(words).enumerate() {
-                for (j, wj) in row.chunks_exact(words).enumerate() {
-                    // SAFETY: forwarded from the caller; equally long slices.
-                    sum += (weights.plane_weight(j) << i) * unsafe { and_popcount(x, wj) } as i32;
-                }
-            }
-            *o = sum;
+            // SAFETY: forwarded from the caller; the loop passes equally long slices.
+            *o = super::neuron_sum(input, weights, n, |a, b| unsafe { and_popcount(a, b) });
         }
     }
 

@@ -12,7 +12,8 @@ use super::state::{Learning, LearningConfig, LearningState};
 use crate::error::{bail, Error, Result};
 use crate::events::Event;
 use crate::executor::{
-    finish_layer, map_reduce, run_layer, run_sample, write_output, Input, NoObserver, Output, Scratch, Sink,
+    finish_layer, fully_connected_counters, map_reduce, run_layer, run_sample, write_output, Input, NoObserver, Output,
+    Scratch, Sink,
 };
 use crate::graph::Model;
 use crate::kernels::bits::BitWeights;
@@ -293,11 +294,11 @@ impl Model {
         let neurons = r.potentials_shape.channels;
         // The first chunk is short (its potentials are computed before anything can overlap),
         // and each is at most twice the one before (the other worker computes it meanwhile).
-        let mut bounds = vec![0];
-        let mut len = ahead_chunk(neurons).min(AHEAD_FIRST_CHUNK);
+        let (mut bounds, longest) = (vec![0], ahead_chunk(neurons));
+        let mut len = longest.min(AHEAD_FIRST_CHUNK);
         while bounds[bounds.len() - 1] < samples {
             bounds.push(samples.min(bounds[bounds.len() - 1] + len));
-            len = (len * 2).min(ahead_chunk(neurons));
+            len = (len * 2).min(longest);
         }
         let chunk_of = |c: usize| bounds[c]..bounds[c + 1];
         let chunks = bounds.len() - 1;
@@ -339,14 +340,9 @@ impl Model {
                     let s = first + i;
                     let values = &mut potentials[i * neurons..(i + 1) * neurons];
                     work.ahead.as_mut().expect("checked by fit").bring_up_to_date(kernels, &events, &shape, values);
-                    let nonzero = events.len();
+                    let mut st = fully_connected_counters(this, plan, last, events.len());
                     scratch.replace_events(run.source, events);
                     scratch.set_accumulated(values);
-                    let mut st = LayerStatistics::sized(shape.len(), r.output_shape.len());
-                    st.samples = 1;
-                    st.input_nonzero = nonzero as u64;
-                    st.kernels[plan.layers[last].method(nonzero) as usize] += 1;
-                    st.synaptic_operations = (nonzero * neurons) as u64;
                     finish_layer(this, plan, last, scratch, &mut st);
                     this.output_and_learn(run, s, st, output, plan, work, scratch, stats)?;
                 }
