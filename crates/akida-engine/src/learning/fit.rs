@@ -322,7 +322,8 @@ impl Model {
         };
         let mut pending = Some(ahead_of(chunk_of(0), &ahead.bits));
         for c in 0..chunks {
-            let (events, mut potentials, prefix_stats) = pending.take().expect("every chunk is computed ahead");
+            let (events, (mut potentials, planes), prefix_stats) =
+                pending.take().expect("every chunk is computed ahead");
             for (a, b) in stats.iter_mut().zip(&prefix_stats) {
                 a.merge(b);
             }
@@ -339,7 +340,7 @@ impl Model {
                 for (i, events) in events.into_iter().enumerate() {
                     let s = first + i;
                     let values = &mut potentials[i * neurons..(i + 1) * neurons];
-                    work.ahead.as_mut().expect("checked by fit").bring_up_to_date(kernels, &events, &shape, values);
+                    work.ahead.as_mut().expect("checked by fit").bring_up_to_date(kernels, planes.of(i), values);
                     let mut st = fully_connected_counters(this, plan, last, events.len());
                     scratch.replace_events(run.source, events);
                     scratch.set_accumulated(values);
@@ -681,21 +682,39 @@ fn ahead_chunk(neurons: usize) -> usize {
 }
 
 /// The potentials `(samples, neurons)` of a FullyConnected layer whose weights are `bits`, for
-/// the samples of input events `inputs` (of shape `shape`).
+/// the samples of input events `inputs` (of shape `shape`), and those inputs' bit planes.
 fn potentials_ahead(
     kernels: KernelSet,
     inputs: &[Vec<Event>],
     bits: &BitWeights,
     shape: &crate::shape::Shape3,
     neurons: usize,
-) -> Vec<i32> {
+) -> (Vec<i32>, SamplePlanes) {
     let mut potentials = vec![0; inputs.len() * neurons];
-    let mut planes = Vec::new();
+    let mut planes = SamplePlanes { words: Vec::new(), ends: Vec::with_capacity(inputs.len()) };
+    let mut sample = Vec::new();
     for (events, out) in inputs.iter().zip(potentials.chunks_exact_mut(neurons.max(1))) {
-        input_planes(events, shape, &mut planes);
-        kernels.fully_connected_bits(&planes, bits, out);
+        input_planes(events, shape, &mut sample);
+        kernels.fully_connected_bits(&sample, bits, out);
+        planes.words.extend_from_slice(&sample);
+        planes.ends.push(planes.words.len());
     }
-    potentials
+    (potentials, planes)
+}
+
+/// The bit planes of the learning layer's inputs for the samples of a chunk, one after the other.
+struct SamplePlanes {
+    words: Vec<u64>,
+    /// Where each sample's planes end in `words`.
+    ends: Vec<usize>,
+}
+
+impl SamplePlanes {
+    /// The planes of the chunk's `i`-th sample.
+    fn of(&self, i: usize) -> &[u64] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.words[start..self.ends[i]]
+    }
 }
 
 /// The bit planes of `events` for the bit-packed kernel: one plane when every value is 1 (as a
@@ -718,7 +737,6 @@ struct ChunkPotentials {
     moved_before: Vec<usize>,
     moved_now: Vec<usize>,
     in_now: Vec<bool>,
-    planes: Vec<u64>,
 }
 
 impl ChunkPotentials {
@@ -729,7 +747,6 @@ impl ChunkPotentials {
             moved_before: Vec::new(),
             moved_now: Vec::new(),
             in_now: vec![false; neurons],
-            planes: Vec::new(),
         }
     }
 
@@ -765,19 +782,12 @@ impl ChunkPotentials {
     }
 
     /// Sets the potentials `(neurons)` of the neurons that moved since the chunk before this one
-    /// started, for the sample of input `events` (of shape `shape`), from their weights now.
-    fn bring_up_to_date(
-        &mut self,
-        kernels: KernelSet,
-        events: &[Event],
-        shape: &crate::shape::Shape3,
-        potentials: &mut [i32],
-    ) {
+    /// started, for the sample of input bit planes `planes`, from their weights now.
+    fn bring_up_to_date(&mut self, kernels: KernelSet, planes: &[u64], potentials: &mut [i32]) {
         if self.moved_before.is_empty() && self.moved_now.is_empty() {
             return;
         }
-        input_planes(events, shape, &mut self.planes);
-        kernels.fully_connected_bits_of(&self.planes, &self.bits, &self.moved_before, potentials);
-        kernels.fully_connected_bits_of(&self.planes, &self.bits, &self.moved_now, potentials);
+        kernels.fully_connected_bits_of(planes, &self.bits, &self.moved_before, potentials);
+        kernels.fully_connected_bits_of(planes, &self.bits, &self.moved_now, potentials);
     }
 }

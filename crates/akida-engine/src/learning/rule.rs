@@ -5,8 +5,6 @@ use super::state::{LearningConfig, MAX_INPUT_COUNT};
 use crate::error::Result;
 use crate::kernels::post::for_each_nonzero_byte;
 use crate::kernels::KernelSet;
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 
 /// SplitMix64 step: the generator of initial weights and of learning choices.
 pub(crate) fn next_random(state: &mut u64) -> u64 {
@@ -38,6 +36,7 @@ pub(crate) fn choose_ranked<K: Ord + Copy>(items: &mut [usize], k: usize, rank: 
 }
 
 /// [`choose_ranked`] on `items` already sorted by `(rank, item)`.
+#[cfg(test)]
 fn take_ranked<K: Ord + Copy>(items: &mut [usize], k: usize, rank: impl Fn(usize) -> K, rng: &mut u64) {
     let k = k.min(items.len());
     if k == 0 {
@@ -201,13 +200,17 @@ impl LayerCounts {
 /// Buffers of [`learn_step`], reused from step to step.
 #[derive(Debug, Default)]
 pub(crate) struct StepBuffers {
-    score: Vec<i64>,
+    score: Vec<f64>,
     /// Per connection: bit 0 set for a drop candidate, bit 1 for a rise candidate.
     flags: Vec<u8>,
+    /// The drop and rise candidates, in increasing connection order until the step takes its
+    /// moves to their front.
     drop: Vec<usize>,
     rise: Vec<usize>,
-    drop_heap: Vec<Reverse<(i64, usize)>>,
-    rise_heap: Vec<Reverse<(i64, usize)>>,
+    /// The candidates' keys (score of a drop candidate, minus score of a rise candidate).
+    drop_keys: Vec<i64>,
+    rise_keys: Vec<i64>,
+    tie: Vec<usize>,
     /// The number of weights the last step moved: the first `moved` entries of `drop` fell to 0,
     /// those of `rise` rose to 1.
     moved: usize,
@@ -220,23 +223,53 @@ impl StepBuffers {
     }
 }
 
-/// Moves from `heap` (a min-heap of `(key, item)`) to the end of `sorted` (items in increasing
-/// `(key, item)`, taken from that heap) the entries whose key equals the last one's, in increasing
-/// item order (found by one scan of the heap, not popped one by one: ties can be long).
-fn complete_tie(
-    heap: BinaryHeap<Reverse<(i64, usize)>>,
-    sorted: &mut Vec<usize>,
-    key: impl Fn(usize) -> i64,
-) -> Vec<Reverse<(i64, usize)>> {
-    let mut rest = heap.into_vec();
-    if let Some(&last) = sorted.last() {
-        let last = key(last);
-        let start = sorted.len();
-        sorted.extend(rest.iter().filter(|&&Reverse((k, _))| k == last).map(|&Reverse((_, j))| j));
-        sorted[start..].sort_unstable();
+/// `value` (below 2^52) as a double, exactly: the bits of 2^52 + `value` less 2^52, which AVX2
+/// computes four at a time (it has no conversion from 64-bit integers).
+#[inline(always)]
+fn exact_f64(value: u64) -> f64 {
+    const TWO_52: u64 = 0x4330_0000_0000_0000;
+    debug_assert!(value < 1 << 52);
+    f64::from_bits(value | TWO_52) - f64::from_bits(TWO_52)
+}
+
+/// Keeps of `keys` its `len` lowest entries, in increasing order.
+fn lowest_sorted(keys: &mut Vec<i64>, len: usize) {
+    if len == 0 {
+        keys.clear();
+        return;
     }
-    rest.clear();
-    rest
+    if keys.len() > len {
+        keys.select_nth_unstable(len - 1);
+        keys.truncate(len);
+    }
+    keys.sort_unstable();
+}
+
+/// [`take_ranked`] for `items` in increasing order, given the `k`-th lowest rank `cut` (`k` >= 1):
+/// the first `k` entries of `items` become the entries ranked below `cut`, in increasing order,
+/// then the entries drawn from those ranked `cut` (partial Fisher-Yates in increasing order, one
+/// random number per entry drawn). `tie` is scratch space.
+fn take_lowest(
+    items: &mut [usize],
+    k: usize,
+    cut: i64,
+    rank: impl Fn(usize) -> i64,
+    tie: &mut Vec<usize>,
+    rng: &mut u64,
+) {
+    tie.clear();
+    let mut below = 0;
+    for i in 0..items.len() {
+        let (j, r) = (items[i], rank(items[i]));
+        if r < cut {
+            items[below] = j;
+            below += 1;
+        } else if r == cut {
+            tie.push(j);
+        }
+    }
+    choose(tie, k - below, rng);
+    items[below..k].copy_from_slice(&tie[..k - below]);
 }
 
 /// The weight of the layer's frequency in a connection's score: `-CONTRAST_NUM / SCORE_DEN`
@@ -337,20 +370,45 @@ fn learn_step_body(
             *c /= 2;
         }
     }
-    // Fused passes over blocks of LANES connections with one accumulator per lane, written so
-    // that they vectorize whatever the inlining around them (the tail runs lane by lane).
-    let (mut spikes, mut matched, mut neuron_total) = (0i64, 0i32, 0i64);
-    {
-        let (mut s, mut m, mut t) = ([0i64; LANES], [0i32; LANES], [0i64; LANES]);
-        let blocks = counts.chunks_exact_mut(LANES).zip(per_connection.chunks_exact_mut(LANES));
-        for ((c, g), (a, w)) in blocks.zip(active.chunks_exact(LANES).zip(row.chunks_exact(LANES))) {
+    // The step's spikes and the neuron's total after counting them, from one pass over bytes, so
+    // that the counting and the scores then share one pass.
+    let spikes: i64 = active.iter().map(|&a| i64::from(a)).sum();
+    let neuron_total = counts.iter().map(|&c| i64::from(c)).sum::<i64>() + spikes;
+    layer.total += spikes as u64;
+    // 2. Scores, in units of 1 / (SCORE_DEN * total) of a count. With at most MAX_WEIGHTS = 2^31
+    // counts of at most 255, total < 2^39, SCORE_DEN * total * count < 2^52 and
+    // |layer_weight * layer count| < 771 * connections * 255 * neurons < 2^50, so a score and
+    // both its terms are integers below 2^53 in magnitude: double precision computes them
+    // exactly (each product and the sum is exact), faster than 64-bit integers (which AVX2 cannot
+    // multiply).
+    let total = layer.total as i64;
+    let layer_weight = PRIOR_NUM * spikes - CONTRAST_NUM * neuron_total;
+    let margin = MARGIN_NUM * total;
+    let (unit, layer_weight_f) = ((SCORE_DEN * total) as f64, layer_weight as f64);
+    let score = &mut buffers.score;
+    score.clear();
+    score.resize(n, 0.0);
+    // One pass over blocks of LANES connections with one accumulator per lane, written so that
+    // it vectorizes whatever the inlining around it (the tail runs lane by lane): counts the
+    // spikes, scores every connection, and finds the highest score of a zero weight and the
+    // lowest of a silent weight (1, no spike).
+    let mut matched = 0i32;
+    let (highest_zero, lowest_silent) = {
+        let (mut m, mut hz, mut ls) = ([0i32; LANES], [f64::NEG_INFINITY; LANES], [f64::INFINITY; LANES]);
+        let (mut highest_zero, mut lowest_silent) = (f64::NEG_INFINITY, f64::INFINITY);
+        let blocks = score
+            .chunks_exact_mut(LANES)
+            .zip(counts.chunks_exact_mut(LANES).zip(per_connection.chunks_exact_mut(LANES)));
+        for ((sc, (c, g)), (a, w)) in blocks.zip(active.chunks_exact(LANES).zip(row.chunks_exact(LANES))) {
             for l in 0..LANES {
                 let spike = u8::from(a[l]);
                 c[l] += spike;
                 g[l] += u64::from(spike);
-                s[l] += i64::from(spike);
                 m[l] += i32::from(spike & w[l]);
-                t[l] += i64::from(c[l]);
+                sc[l] = unit * f64::from(c[l]) + layer_weight_f * exact_f64(g[l]);
+                let (zero, silent) = (w[l] == 0, (w[l] == 1) & !a[l]);
+                hz[l] = if zero & (sc[l] > hz[l]) { sc[l] } else { hz[l] };
+                ls[l] = if silent & (sc[l] < ls[l]) { sc[l] } else { ls[l] };
             }
         }
         let done = n / LANES * LANES;
@@ -358,59 +416,29 @@ fn learn_step_body(
             let spike = u8::from(active[j]);
             counts[j] += spike;
             per_connection[j] += u64::from(spike);
-            spikes += i64::from(spike);
             matched += i32::from(spike & row[j]);
-            neuron_total += i64::from(counts[j]);
+            score[j] = unit * f64::from(counts[j]) + layer_weight_f * exact_f64(per_connection[j]);
+            highest_zero = highest_zero.max(if row[j] == 0 { score[j] } else { f64::NEG_INFINITY });
+            lowest_silent = lowest_silent.min(if (row[j] == 1) & !active[j] { score[j] } else { f64::INFINITY });
         }
-        spikes += s.iter().sum::<i64>();
         matched += m.iter().sum::<i32>();
-        neuron_total += t.iter().sum::<i64>();
-    }
-    layer.total += spikes as u64;
-    // 2. Scores, in units of 1 / (SCORE_DEN * total) of a count. With at most MAX_WEIGHTS = 2^31
-    // counts of at most 255, total < 2^39, SCORE_DEN * total * count < 2^52 and
-    // |layer_weight * layer count| < 771 * connections * 255 * neurons < 2^50: i64 holds them.
-    let total = layer.total as i64;
-    let layer_weight = PRIOR_NUM * spikes - CONTRAST_NUM * neuron_total;
-    let margin = MARGIN_NUM * total;
-    let unit = SCORE_DEN * total;
-    let score = &mut buffers.score;
-    score.clear();
-    score.resize(n, 0);
-    // With the highest score of a zero weight and the lowest of a silent weight (1, no spike).
-    let (mut highest_zero, mut lowest_silent) = (i64::MIN, i64::MAX);
-    {
-        let (mut hz, mut ls) = ([i64::MIN; LANES], [i64::MAX; LANES]);
-        let blocks =
-            score.chunks_exact_mut(LANES).zip(counts.chunks_exact(LANES).zip(per_connection.chunks_exact(LANES)));
-        for ((sc, (c, g)), (a, w)) in blocks.zip(active.chunks_exact(LANES).zip(row.chunks_exact(LANES))) {
-            for l in 0..LANES {
-                sc[l] = unit * i64::from(c[l]) + layer_weight * g[l] as i64;
-                hz[l] = hz[l].max(if w[l] == 0 { sc[l] } else { i64::MIN });
-                ls[l] = ls[l].min(if (w[l] == 1) & !a[l] { sc[l] } else { i64::MAX });
-            }
-        }
-        let done = n / LANES * LANES;
-        for j in done..n {
-            score[j] = unit * i64::from(counts[j]) + layer_weight * per_connection[j] as i64;
-            highest_zero = highest_zero.max(if row[j] == 0 { score[j] } else { i64::MIN });
-            lowest_silent = lowest_silent.min(if (row[j] == 1) & !active[j] { score[j] } else { i64::MAX });
-        }
-        highest_zero = hz.iter().fold(highest_zero, |x, &y| x.max(y));
-        lowest_silent = ls.iter().fold(lowest_silent, |x, &y| x.min(y));
-    }
+        (hz.iter().fold(highest_zero, |x, &y| x.max(y)), ls.iter().fold(lowest_silent, |x, &y| x.min(y)))
+    };
     // (A plain slice from here: the loops below keep its address and length in registers.)
-    let score: &[i64] = score;
+    let score: &[f64] = score;
     // 3. Candidates. Only a silent weight scoring below (best zero weight - margin) and a zero
     // weight scoring above (worst silent weight + margin) can take part in a move, so the others
     // are left out (the result is the same). The candidates are flagged in one pass, then
-    // gathered eight flags at a time (they are few).
-    let (mut drop_heap, mut rise_heap) =
-        (std::mem::take(&mut buffers.drop_heap), std::mem::take(&mut buffers.rise_heap));
-    drop_heap.clear();
-    rise_heap.clear();
-    if lowest_silent != i64::MAX && highest_zero != i64::MIN && highest_zero - margin > lowest_silent {
-        let (drop_below, rise_above) = (highest_zero - margin, lowest_silent + margin);
+    // gathered eight flags at a time (they are few), in increasing connection order, with their
+    // keys: the score of a drop candidate, minus the score of a rise candidate.
+    let (drop, rise) = (&mut buffers.drop, &mut buffers.rise);
+    let (drop_keys, rise_keys) = (&mut buffers.drop_keys, &mut buffers.rise_keys);
+    drop.clear();
+    rise.clear();
+    drop_keys.clear();
+    rise_keys.clear();
+    if lowest_silent.is_finite() && highest_zero.is_finite() && highest_zero as i64 - margin > lowest_silent as i64 {
+        let (drop_below, rise_above) = ((highest_zero as i64 - margin) as f64, (lowest_silent as i64 + margin) as f64);
         let flags = &mut buffers.flags;
         flags.clear();
         flags.resize(n, 0);
@@ -421,46 +449,94 @@ fn learn_step_body(
         }
         for_each_nonzero_byte(flags, |j, f| {
             if f & 1 != 0 {
-                drop_heap.push(Reverse((score[j], j)));
+                drop.push(j);
+                drop_keys.push(score[j] as i64);
             }
             if f & 2 != 0 {
-                rise_heap.push(Reverse((-score[j], j)));
+                rise.push(j);
+                rise_keys.push(-(score[j] as i64));
             }
         });
     }
-    // 4. The moves that gain more than the margin form a prefix of the two lists sorted (drop by
-    // (score, j), rise by (-score, j)): the heaps give them in that order, as far as needed.
-    let (mut drop_heap, mut rise_heap) = (BinaryHeap::from(drop_heap), BinaryHeap::from(rise_heap));
-    let (drop, rise) = (&mut buffers.drop, &mut buffers.rise);
-    drop.clear();
-    rise.clear();
-    while let (Some(&Reverse((d, _))), Some(&Reverse((r, _)))) = (drop_heap.peek(), rise_heap.peek()) {
-        if -r <= d + margin {
-            break;
-        }
-        drop.push(drop_heap.pop().expect("peeked").0 .1);
-        rise.push(rise_heap.pop().expect("peeked").0 .1);
-    }
-    let moves = drop.len();
+    // 4. The moves that gain more than the margin pair the i-th lowest drop key with the i-th
+    // lowest rise key for the first `moves` i (a prefix); their number depends on the keys alone,
+    // and a pair needs one entry of each list, so only the lowest `min(drops, rises)` keys of each
+    // list are sorted.
+    let pairs = drop_keys.len().min(rise_keys.len());
+    lowest_sorted(drop_keys, pairs);
+    lowest_sorted(rise_keys, pairs);
+    let moves = drop_keys.iter().zip(rise_keys.iter()).take_while(|&(&d, &r)| -r > d + margin).count();
     let k = share(plasticity, moves);
     buffers.moved = k;
     if k > 0 {
-        // The tie at the k-th entry may reach past the entries popped so far: complete it (with
-        // the entries of the last popped key; past the tie they are not taken).
-        buffers.drop_heap = complete_tie(drop_heap, drop, |j| score[j]);
-        buffers.rise_heap = complete_tie(rise_heap, rise, |j| -score[j]);
-        take_ranked(drop, k, |j| score[j], rng);
-        take_ranked(rise, k, |j| -score[j], rng);
+        // The k-th lowest key is the cut: the entries below it are taken, and the others from
+        // the entries equal to it (the tie, in increasing connection order, as in a list sorted
+        // by (key, connection)).
+        take_lowest(drop, k, drop_keys[k - 1], |j| score[j] as i64, &mut buffers.tie, rng);
+        take_lowest(rise, k, rise_keys[k - 1], |j| -(score[j] as i64), &mut buffers.tie, rng);
         for i in 0..k {
             row[drop[i]] = 0;
             row[rise[i]] = 1;
             matched += i32::from(active[rise[i]]);
         }
-    } else {
-        buffers.drop_heap = drop_heap.into_vec();
-        buffers.rise_heap = rise_heap.into_vec();
     }
     matched
+}
+
+/// Plain twin of [`learn_step`], written from `docs/learning.md` ("Learning step of the
+/// winner") without its shortcuts: every silent and zero connection in the sorted lists, scores
+/// as 128-bit integers, and [`choose_ranked`] on the whole lists. Returns the
+/// potential after the step and the connections dropped and risen, each in increasing order.
+#[cfg(test)]
+pub(crate) fn plain_learn_step(
+    row: &mut [u8],
+    active: &[bool],
+    counts: &mut [u8],
+    layer: &mut LayerCounts,
+    plasticity: f32,
+    rng: &mut u64,
+) -> (i32, Vec<usize>, Vec<usize>) {
+    let n = active.len();
+    // a. Counts.
+    if (0..n).any(|j| active[j] && counts[j] == MAX_INPUT_COUNT) {
+        for (c, g) in counts.iter_mut().zip(&mut layer.per_connection) {
+            let lost = u64::from(*c - *c / 2);
+            *g -= lost;
+            layer.total -= lost;
+            *c /= 2;
+        }
+    }
+    for j in (0..n).filter(|&j| active[j]) {
+        counts[j] += 1;
+        layer.per_connection[j] += 1;
+        layer.total += 1;
+    }
+    // b. Scores, times SCORE_DEN * S.
+    let spikes = active.iter().filter(|&&a| a).count() as i128;
+    let neuron_total: i128 = counts.iter().map(|&c| i128::from(c)).sum();
+    let total = i128::from(layer.total);
+    let score = |j: usize| {
+        i128::from(SCORE_DEN) * total * i128::from(counts[j])
+            + (i128::from(PRIOR_NUM) * spikes - i128::from(CONTRAST_NUM) * neuron_total)
+                * i128::from(layer.per_connection[j])
+    };
+    // c. Moves.
+    let mut silent: Vec<usize> = (0..n).filter(|&j| row[j] == 1 && !active[j]).collect();
+    let mut zero: Vec<usize> = (0..n).filter(|&j| row[j] == 0).collect();
+    silent.sort_by_key(|&j| (score(j), j));
+    zero.sort_by_key(|&j| (-score(j), j));
+    let margin = i128::from(MARGIN_NUM) * total;
+    let moves = silent.iter().zip(&zero).take_while(|&(&d, &r)| score(r) > score(d) + margin).count();
+    let k = share(plasticity, moves);
+    choose_ranked(&mut silent, k, score, rng);
+    choose_ranked(&mut zero, k, |j| -score(j), rng);
+    let (mut dropped, mut risen) = (silent[..k].to_vec(), zero[..k].to_vec());
+    dropped.iter().for_each(|&j| row[j] = 0);
+    risen.iter().for_each(|&j| row[j] = 1);
+    dropped.sort_unstable();
+    risen.sort_unstable();
+    let potential = (0..n).filter(|&j| row[j] == 1 && active[j]).count() as i32;
+    (potential, dropped, risen)
 }
 
 /// Plasticity after a learning step: `p / (1 + plasticity_decay * (p / initial_plasticity))`, so
@@ -517,6 +593,112 @@ mod tests {
         dropped.iter().for_each(|&j| moved[j] = 0);
         risen.iter().for_each(|&j| moved[j] = 1);
         assert_eq!(moved, row);
+    }
+
+    /// Every build of the learning step against its plain twin, on layers whose neurons learn
+    /// one after the other (so scores spread as in `fit`), with few distinct counts (ties at the
+    /// cut), counts near saturation (halving), every plasticity range and sparse to dense inputs.
+    #[test]
+    fn every_build_of_the_step_matches_the_plain_twin() {
+        let mut rng = 0x5EED_u64;
+        let mut steps = [0usize; 2];
+        for case in 0..300u64 {
+            let connections = 1 + (next_random(&mut rng) % 300) as usize;
+            let neurons = 1 + (next_random(&mut rng) % 6) as usize;
+            let num_weights = 1 + (next_random(&mut rng) % connections as u64) as usize;
+            let mut w = vec![0i8; connections * neurons];
+            let mut indices = connection_indices(connections).unwrap();
+            for n in 0..neurons {
+                random_neuron(&mut w, neurons, n, num_weights, &mut indices, &mut rng);
+            }
+            let rows: Vec<u8> = (0..neurons).flat_map(|n| row_of(&w, neurons, n)).collect();
+            // Counts: zero, small (many ties) or near the maximum.
+            let high = [1u64, 4, 256][(next_random(&mut rng) % 3) as usize];
+            let counts: Vec<u8> = if case % 4 == 0 {
+                vec![0; neurons * connections]
+            } else {
+                (0..neurons * connections).map(|_| (next_random(&mut rng) % high) as u8).collect()
+            };
+            for set in KernelSet::available() {
+                let (mut rows_fast, mut counts_fast, mut rows_plain, mut counts_plain) =
+                    (rows.clone(), counts.clone(), rows.clone(), counts.clone());
+                let mut layer_fast = LayerCounts::new(&counts, connections).unwrap();
+                let mut layer_plain = layer_fast.clone();
+                let (mut rng_fast, mut rng_plain) = (case, case);
+                let mut buffers = StepBuffers::default();
+                let mut inputs = case ^ 0xABCD;
+                for step in 0..20 {
+                    let n = (next_random(&mut inputs) % neurons as u64) as usize;
+                    let density = next_random(&mut inputs) % 101;
+                    let active: Vec<bool> =
+                        (0..connections).map(|_| next_random(&mut inputs) % 100 < density).collect();
+                    let plasticity = match step % 4 {
+                        0 => 1.0,
+                        1 => 0.7,
+                        2 => (next_random(&mut inputs) % 1000) as f32 / 1000.0,
+                        _ => 0.1,
+                    };
+                    let span = n * connections..(n + 1) * connections;
+                    let fast = learn_step(
+                        set,
+                        &mut rows_fast[span.clone()],
+                        &active,
+                        &mut counts_fast[span.clone()],
+                        &mut layer_fast,
+                        plasticity,
+                        &mut rng_fast,
+                        &mut buffers,
+                    );
+                    let (mut dropped, mut risen) = (buffers.moved().0.to_vec(), buffers.moved().1.to_vec());
+                    dropped.sort_unstable();
+                    risen.sort_unstable();
+                    let plain = plain_learn_step(
+                        &mut rows_plain[span.clone()],
+                        &active,
+                        &mut counts_plain[span],
+                        &mut layer_plain,
+                        plasticity,
+                        &mut rng_plain,
+                    );
+                    let what = format!("{} case {case} step {step}", set.name());
+                    assert_eq!((fast, dropped, risen), plain, "{what}");
+                    assert_eq!(rows_fast, rows_plain, "{what}");
+                    assert_eq!(counts_fast, counts_plain, "{what}");
+                    assert_eq!(layer_fast, layer_plain, "{what}");
+                    assert_eq!(rng_fast, rng_plain, "{what}: the same random numbers");
+                    steps[0] += 1;
+                    steps[1] += usize::from(!plain.1.is_empty());
+                }
+            }
+        }
+        // Most steps move weights (and a wrong draw at a tied cut fails this test).
+        assert!(steps[1] > steps[0] / 4, "{steps:?}");
+    }
+
+    /// A move that gains exactly the margin is not made, one that gains more is: a fresh neuron
+    /// with weights on inputs 0-5, inputs 0-4 spiking, and another neuron's count `other` on input
+    /// 6. After the counts, S = 15, C = X = 5: input 5 (silent) scores 0 and input 6 (zero)
+    /// `(6 X - 3 C) * other = 15 * other`, against a margin of `10 * S = 150`.
+    #[test]
+    fn a_move_must_gain_more_than_the_margin() {
+        for (other, moves) in [(10u8, 0usize), (11, 1)] {
+            let mut counts = vec![0u8; 14];
+            counts[7 + 6] = other;
+            let active: Vec<bool> = (0..7).map(|j| j < 5).collect();
+            let row: Vec<u8> = (0..7).map(|j| u8::from(j < 6)).collect();
+            let layer = LayerCounts::new(&counts, 7).unwrap();
+            let (mut plain_row, mut plain_counts, mut plain_layer) = (row.clone(), counts.clone(), layer.clone());
+            let plain =
+                plain_learn_step(&mut plain_row, &active, &mut plain_counts[..7], &mut plain_layer, 1.0, &mut 1);
+            assert_eq!(plain.1.len(), moves, "other = {other}");
+            for set in KernelSet::available() {
+                let (mut r, mut c, mut l) = (row.clone(), counts.clone(), layer.clone());
+                let mut buffers = StepBuffers::default();
+                learn_step(set, &mut r, &active, &mut c[..7], &mut l, 1.0, &mut 1, &mut buffers);
+                assert_eq!(buffers.moved().0.len(), moves, "{} other = {other}", set.name());
+                assert_eq!((r, c, l), (plain_row.clone(), plain_counts.clone(), plain_layer.clone()));
+            }
+        }
     }
 
     #[test]
