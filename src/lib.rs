@@ -16,8 +16,10 @@ use pyo3::prelude::*;
 
 /// How the engine runs here: worker threads (in a forked child, those of the pool it built for
 /// itself), SIMD level (`"portable"`, `"avx2"`, `"avx512-vnni"`), the kernels a layer may run
-/// (chosen per layer and sample; `LayerStatistics.kernels` says which ran), and whether samples
-/// run in parallel (more than one worker thread).
+/// (chosen per layer and sample; `LayerStatistics.kernels` says which ran), whether samples
+/// run in parallel (more than one worker thread), and whether each worker is pinned to a CPU of
+/// its own (`pinned_workers`: on Linux, when there is one worker per CPU the process may use,
+/// unless `AKIDA_PIN_THREADS=0`).
 ///
 /// Returns
 /// -------
@@ -31,6 +33,7 @@ fn engine_info(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::PyDict>> {
     let kernels: Vec<&str> = akida_engine::Method::ALL.iter().map(|m| m.name()).collect();
     info.set_item("kernels", kernels)?;
     info.set_item("parallel", runtime::worker_threads() > 1)?;
+    info.set_item("pinned_workers", runtime::pinned_workers())?;
     Ok(info)
 }
 

@@ -56,6 +56,7 @@ def test_info_reports_version_threads_simd_and_format():
     assert f"openakida {akida.__version__}" in text
     assert f"engine threads: {engine['worker_threads']}" in text
     assert f"SIMD level: {engine['simd']}" in text
+    assert f"workers pinned to a CPU each: {'yes' if engine['pinned_workers'] else 'no'}" in text
     assert "model format version: 2" in text
     record = json.loads(cli("info", "--json").stdout)
     assert record == {
@@ -63,6 +64,7 @@ def test_info_reports_version_threads_simd_and_format():
         "worker_threads": engine["worker_threads"],
         "simd": engine["simd"],
         "parallel": engine["parallel"],
+        "pinned_workers": engine["pinned_workers"],
         "format_version": 2,
     }
 

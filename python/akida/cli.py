@@ -519,7 +519,7 @@ def map_command(model_path: str, device_name: str, mode: str, hw_only: bool, rep
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @user_errors
 def info(as_json: bool) -> None:
-    """Print the engine version, threads, SIMD level and model format version."""
+    """Print the engine version, threads, SIMD level, thread pinning and model format version."""
     import akida
 
     engine = akida.engine_info()
@@ -528,6 +528,7 @@ def info(as_json: bool) -> None:
         "worker_threads": engine["worker_threads"],
         "simd": engine["simd"],
         "parallel": engine["parallel"],
+        "pinned_workers": engine["pinned_workers"],
         "format_version": format_version(),
     }
     if as_json:
@@ -537,6 +538,7 @@ def info(as_json: bool) -> None:
     click.echo(f"engine threads: {record['worker_threads']}")
     click.echo(f"SIMD level: {record['simd']}")
     click.echo(f"parallel samples: {'yes' if record['parallel'] else 'no'}")
+    click.echo(f"workers pinned to a CPU each: {'yes' if record['pinned_workers'] else 'no'}")
     click.echo(f"model format version: {record['format_version']} (.fb / .fbz)")
 
 

@@ -4,6 +4,7 @@
 //! are computed ahead instead, a chunk of samples on another worker while this one learns, and
 //! brought up to date sample by sample (see [`Model::fit_ahead`]).
 
+use super::relay::{CloseOnDrop, Relay};
 use super::rule::{
     connection_indices, decayed, familiarity, learn_step, neuron_familiarity, random_neuron, select_winner,
     Familiarity, LayerCounts, StepBuffers,
@@ -320,39 +321,47 @@ impl Model {
             let potentials = potentials_ahead(kernels, &events, bits, &shape, neurons);
             (events, potentials, prefix_stats)
         };
-        let mut pending = Some(ahead_of(chunk_of(0), &ahead.bits));
-        for c in 0..chunks {
-            let (events, (mut potentials, planes), prefix_stats) =
-                pending.take().expect("every chunk is computed ahead");
-            for (a, b) in stats.iter_mut().zip(&prefix_stats) {
-                a.merge(b);
-            }
-            let ahead = work.ahead.as_mut().expect("checked by fit");
-            let snapshot = (c + 1 < chunks).then(|| ahead.bits.clone());
-            let mut next = None;
-            let this = &mut *self;
-            let learned = rayon::scope(|sc| {
-                if let Some(snapshot) = &snapshot {
-                    let (slot, ahead_of) = (&mut next, &ahead_of);
-                    sc.spawn(move |_| *slot = Some(ahead_of(chunk_of(c + 1), snapshot)));
-                }
-                let first = chunk_of(c).start;
-                for (i, events) in events.into_iter().enumerate() {
-                    let s = first + i;
-                    let values = &mut potentials[i * neurons..(i + 1) * neurons];
-                    work.ahead.as_mut().expect("checked by fit").bring_up_to_date(kernels, planes.of(i), values);
-                    let mut st = fully_connected_counters(this, plan, last, events.len());
-                    scratch.replace_events(run.source, events);
-                    scratch.set_accumulated(values);
-                    finish_layer(this, plan, last, scratch, &mut st);
-                    this.output_and_learn(run, s, st, output, plan, work, scratch, stats)?;
+        // This worker learns; the other serves the relay: while chunk c learns, it computes
+        // chunk c + 1 with the weights as they were when chunk c started. (On one thread, or
+        // when no worker takes the serving closure, `collect` computes each chunk here.)
+        let first_chunk = ahead_of(chunk_of(0), &ahead.bits);
+        let relay = Relay::new();
+        let this = &mut *self;
+        let (learned, ()) = rayon::join(
+            || {
+                let _close = CloseOnDrop(&relay);
+                let mut current = first_chunk;
+                for c in 0..chunks {
+                    let (events, (mut potentials, planes), prefix_stats) = current;
+                    for (a, b) in stats.iter_mut().zip(&prefix_stats) {
+                        a.merge(b);
+                    }
+                    let next = c + 1 < chunks;
+                    if next {
+                        relay.post((c + 1, work.ahead.as_ref().expect("checked by fit").bits.clone()));
+                    }
+                    let first = chunk_of(c).start;
+                    for (i, events) in events.into_iter().enumerate() {
+                        let s = first + i;
+                        let values = &mut potentials[i * neurons..(i + 1) * neurons];
+                        work.ahead.as_mut().expect("checked by fit").bring_up_to_date(kernels, planes.of(i), values);
+                        let mut st = fully_connected_counters(this, plan, last, events.len());
+                        scratch.replace_events(run.source, events);
+                        scratch.set_accumulated(values);
+                        finish_layer(this, plan, last, scratch, &mut st);
+                        this.output_and_learn(run, s, st, output, plan, work, scratch, stats)?;
+                    }
+                    work.ahead.as_mut().expect("checked by fit").next_chunk();
+                    if !next {
+                        break;
+                    }
+                    current = relay.collect(|(c, snapshot)| ahead_of(chunk_of(c), &snapshot));
                 }
                 Ok::<(), Error>(())
-            });
-            learned?;
-            work.ahead.as_mut().expect("checked by fit").next_chunk();
-            pending = next;
-        }
+            },
+            || relay.serve(|(c, snapshot): (usize, BitWeights)| ahead_of(chunk_of(c), &snapshot)),
+        );
+        learned?;
         work.ahead.as_mut().expect("checked by fit").inputs = Some(inputs);
         Ok(())
     }

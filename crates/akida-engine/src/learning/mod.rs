@@ -3,9 +3,11 @@
 //!
 //! - [`state`]: the configuration and state a compiled layer holds (a leaf: layers depend on it);
 //! - [`rule`]: the learning rule on plain slices;
-//! - [`fit`]: the model-level API, which runs layers through [`crate::executor`].
+//! - [`fit`]: the model-level API, which runs layers through [`crate::executor`];
+//! - [`relay`]: the hand-over between `fit`'s two workers.
 
 pub mod fit;
+mod relay;
 pub mod rule;
 pub mod state;
 

@@ -323,7 +323,7 @@ pub(crate) fn learn_step(
                 rng: &mut u64,
                 buffers: &mut StepBuffers,
             ) -> i32 {
-                learn_step_body(row, active, counts, layer, plasticity, rng, buffers)
+                learn_step_body::<true>(row, active, counts, layer, plasticity, rng, buffers)
             }
             // SAFETY: a kernel set has AVX-512 F/BW/DQ/VL or AVX2 only when the processor does.
             unsafe { build(row, active, counts, layer, plasticity, rng, buffers) }
@@ -340,16 +340,67 @@ pub(crate) fn learn_step(
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = set;
-    learn_step_body(row, active, counts, layer, plasticity, rng, buffers)
+    learn_step_body::<false>(row, active, counts, layer, plasticity, rng, buffers)
 }
 
-/// The connections of one block of [`learn_step_body`]'s fused passes.
-const LANES: usize = 8;
+/// The score pass of [`learn_step_body`] (step 2) over the first `n / 4 * 4` connections, four
+/// at a time: adds the spikes to the layer's counts, writes the scores
+/// `unit * count + layer_weight * layer count` and returns the highest score of a zero weight,
+/// the lowest of a silent weight (1, no spike; the infinities when there is none) and the number
+/// of connections done. The same doubles as the scalar loop (every product and sum is exact).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn score_pass_avx2(
+    row: &[u8],
+    active: &[bool],
+    counts: &[u8],
+    per_connection: &mut [u64],
+    score: &mut [f64],
+    unit: f64,
+    layer_weight: f64,
+) -> (f64, f64, usize) {
+    use std::arch::x86_64::*;
+    let n = active.len();
+    assert!(row.len() == n && counts.len() == n && per_connection.len() == n && score.len() == n);
+    let done = n / 4 * 4;
+    let (mut hz, mut ls) = ([0.0f64; 4], [0.0f64; 4]);
+    // SAFETY: AVX2 is enabled (this function's contract), and every pointer read or written is
+    // below index j + 4 <= done <= n of a slice of length n (asserted).
+    unsafe {
+        // 2^52 as a double and as bits: (2^52 + v) - 2^52 = v for v < 2^52 (see `exact_f64`).
+        let two_52 = _mm256_set1_epi64x(0x4330_0000_0000_0000);
+        let two_52_f = _mm256_castsi256_pd(two_52);
+        let (unit, layer_weight) = (_mm256_set1_pd(unit), _mm256_set1_pd(layer_weight));
+        let (zero, one) = (_mm256_setzero_si256(), _mm256_set1_epi64x(1));
+        let (mut highest_zero, mut lowest_silent) = (_mm256_set1_pd(f64::NEG_INFINITY), _mm256_set1_pd(f64::INFINITY));
+        // Four bytes from `bytes[j..j + 4]` as four 64-bit lanes.
+        let widen = |bytes: *const u8| _mm256_cvtepu8_epi64(_mm_cvtsi32_si128(bytes.cast::<i32>().read_unaligned()));
+        let (row_p, active_p, counts_p) = (row.as_ptr(), active.as_ptr().cast::<u8>(), counts.as_ptr());
+        let (layer_p, score_p) = (per_connection.as_mut_ptr(), score.as_mut_ptr());
+        for j in (0..done).step_by(4) {
+            let (w, a, c) = (widen(row_p.add(j)), widen(active_p.add(j)), widen(counts_p.add(j)));
+            let g = _mm256_add_epi64(_mm256_loadu_si256(layer_p.add(j).cast()), a);
+            _mm256_storeu_si256(layer_p.add(j).cast(), g);
+            let as_f64 = |v| _mm256_sub_pd(_mm256_castsi256_pd(_mm256_or_si256(v, two_52)), two_52_f);
+            let sc = _mm256_add_pd(_mm256_mul_pd(unit, as_f64(c)), _mm256_mul_pd(layer_weight, as_f64(g)));
+            _mm256_storeu_pd(score_p.add(j), sc);
+            let is_zero = _mm256_castsi256_pd(_mm256_cmpeq_epi64(w, zero));
+            let is_silent =
+                _mm256_castsi256_pd(_mm256_andnot_si256(_mm256_cmpeq_epi64(a, one), _mm256_cmpeq_epi64(w, one)));
+            highest_zero = _mm256_blendv_pd(highest_zero, _mm256_max_pd(highest_zero, sc), is_zero);
+            lowest_silent = _mm256_blendv_pd(lowest_silent, _mm256_min_pd(lowest_silent, sc), is_silent);
+        }
+        _mm256_storeu_pd(hz.as_mut_ptr(), highest_zero);
+        _mm256_storeu_pd(ls.as_mut_ptr(), lowest_silent);
+    }
+    (hz.iter().fold(f64::NEG_INFINITY, |x, &y| x.max(y)), ls.iter().fold(f64::INFINITY, |x, &y| x.min(y)), done)
+}
 
-/// [`learn_step`], inlined into each build. Its per-connection loops are written as separate
-/// branch-free passes over plain slices so that they vectorize.
+/// [`learn_step`], inlined into each build; `AVX2` (a build with AVX2 enabled) selects the
+/// explicit AVX2 score pass. Its per-connection loops are separate branch-free passes over plain
+/// slices.
 #[inline(always)]
-fn learn_step_body(
+fn learn_step_body<const AVX2: bool>(
     row: &mut [u8],
     active: &[bool],
     counts: &mut [u8],
@@ -360,7 +411,9 @@ fn learn_step_body(
 ) -> i32 {
     let n = active.len();
     let (row, counts, per_connection) = (&mut row[..n], &mut counts[..n], &mut layer.per_connection[..n]);
-    // 1. Counts: halve the neuron's if one would pass the maximum, then count the spikes.
+    // 1. Counts: halve the neuron's if one would pass the maximum, then count the spikes (the
+    // neuron's counts and the step's potential here, in one pass over bytes; the layer's with
+    // the scores).
     let saturated = active.iter().zip(counts.iter()).fold(false, |s, (&a, &c)| s | (a & (c == MAX_INPUT_COUNT)));
     if saturated {
         for (c, g) in counts.iter_mut().zip(per_connection.iter_mut()) {
@@ -370,10 +423,15 @@ fn learn_step_body(
             *c /= 2;
         }
     }
-    // The step's spikes and the neuron's total after counting them, from one pass over bytes, so
-    // that the counting and the scores then share one pass.
-    let spikes: i64 = active.iter().map(|&a| i64::from(a)).sum();
-    let neuron_total = counts.iter().map(|&c| i64::from(c)).sum::<i64>() + spikes;
+    let (mut spikes, mut matched, mut neuron_total) = (0u64, 0u64, 0u64);
+    for ((c, &a), &w) in counts.iter_mut().zip(active).zip(row.iter()) {
+        let spike = u8::from(a);
+        *c += spike;
+        spikes += u64::from(spike);
+        matched += u64::from(spike & w);
+        neuron_total += u64::from(*c);
+    }
+    let (spikes, neuron_total, mut matched) = (spikes as i64, neuron_total as i64, matched as i32);
     layer.total += spikes as u64;
     // 2. Scores, in units of 1 / (SCORE_DEN * total) of a count. With at most MAX_WEIGHTS = 2^31
     // counts of at most 255, total < 2^39, SCORE_DEN * total * count < 2^52 and
@@ -388,42 +446,21 @@ fn learn_step_body(
     let score = &mut buffers.score;
     score.clear();
     score.resize(n, 0.0);
-    // One pass over blocks of LANES connections with one accumulator per lane, written so that
-    // it vectorizes whatever the inlining around it (the tail runs lane by lane): counts the
-    // spikes, scores every connection, and finds the highest score of a zero weight and the
-    // lowest of a silent weight (1, no spike).
-    let mut matched = 0i32;
-    let (highest_zero, lowest_silent) = {
-        let (mut m, mut hz, mut ls) = ([0i32; LANES], [f64::NEG_INFINITY; LANES], [f64::INFINITY; LANES]);
-        let (mut highest_zero, mut lowest_silent) = (f64::NEG_INFINITY, f64::INFINITY);
-        let blocks = score
-            .chunks_exact_mut(LANES)
-            .zip(counts.chunks_exact_mut(LANES).zip(per_connection.chunks_exact_mut(LANES)));
-        for ((sc, (c, g)), (a, w)) in blocks.zip(active.chunks_exact(LANES).zip(row.chunks_exact(LANES))) {
-            for l in 0..LANES {
-                let spike = u8::from(a[l]);
-                c[l] += spike;
-                g[l] += u64::from(spike);
-                m[l] += i32::from(spike & w[l]);
-                sc[l] = unit * f64::from(c[l]) + layer_weight_f * exact_f64(g[l]);
-                let (zero, silent) = (w[l] == 0, (w[l] == 1) & !a[l]);
-                hz[l] = if zero & (sc[l] > hz[l]) { sc[l] } else { hz[l] };
-                ls[l] = if silent & (sc[l] < ls[l]) { sc[l] } else { ls[l] };
-            }
-        }
-        let done = n / LANES * LANES;
-        for j in done..n {
-            let spike = u8::from(active[j]);
-            counts[j] += spike;
-            per_connection[j] += u64::from(spike);
-            matched += i32::from(spike & row[j]);
-            score[j] = unit * f64::from(counts[j]) + layer_weight_f * exact_f64(per_connection[j]);
-            highest_zero = highest_zero.max(if row[j] == 0 { score[j] } else { f64::NEG_INFINITY });
-            lowest_silent = lowest_silent.min(if (row[j] == 1) & !active[j] { score[j] } else { f64::INFINITY });
-        }
-        matched += m.iter().sum::<i32>();
-        (hz.iter().fold(highest_zero, |x, &y| x.max(y)), ls.iter().fold(lowest_silent, |x, &y| x.min(y)))
-    };
+    // One pass over the connections: counts the layer's spikes, scores every connection, and
+    // finds the highest score of a zero weight and the lowest of a silent weight (1, no spike).
+    let mut extremes = (f64::NEG_INFINITY, f64::INFINITY, 0);
+    #[cfg(target_arch = "x86_64")]
+    if AVX2 {
+        // SAFETY: AVX2 is enabled in the builds that pass AVX2 = true (see `learn_step`).
+        extremes = unsafe { score_pass_avx2(row, active, counts, per_connection, score, unit, layer_weight_f) };
+    }
+    let (mut highest_zero, mut lowest_silent, done) = extremes;
+    for j in done..n {
+        per_connection[j] += u64::from(active[j]);
+        score[j] = unit * f64::from(counts[j]) + layer_weight_f * exact_f64(per_connection[j]);
+        highest_zero = highest_zero.max(if row[j] == 0 { score[j] } else { f64::NEG_INFINITY });
+        lowest_silent = lowest_silent.min(if (row[j] == 1) & !active[j] { score[j] } else { f64::INFINITY });
+    }
     // (A plain slice from here: the loops below keep its address and length in registers.)
     let score: &[f64] = score;
     // 3. Candidates. Only a silent weight scoring below (best zero weight - margin) and a zero
