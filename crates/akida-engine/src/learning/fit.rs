@@ -322,8 +322,8 @@ impl Model {
             (events, potentials, prefix_stats)
         };
         // This worker learns; the other serves the relay: while chunk c learns, it computes
-        // chunk c + 1 with the weights as they were when chunk c started. (On one thread, or
-        // when no worker takes the serving closure, `collect` computes each chunk here.)
+        // chunk c + 1 with the weights as they were when chunk c started. (A chunk that no
+        // worker has taken when it is needed is computed here, by `collect`.)
         let first_chunk = ahead_of(chunk_of(0), &ahead.bits);
         let relay = Relay::new();
         let this = &mut *self;

@@ -448,12 +448,16 @@ fn learn_step_body<const AVX2: bool>(
     score.resize(n, 0.0);
     // One pass over the connections: counts the layer's spikes, scores every connection, and
     // finds the highest score of a zero weight and the lowest of a silent weight (1, no spike).
-    let mut extremes = (f64::NEG_INFINITY, f64::INFINITY, 0);
+    let none_done = (f64::NEG_INFINITY, f64::INFINITY, 0);
     #[cfg(target_arch = "x86_64")]
-    if AVX2 {
+    let extremes = if AVX2 {
         // SAFETY: AVX2 is enabled in the builds that pass AVX2 = true (see `learn_step`).
-        extremes = unsafe { score_pass_avx2(row, active, counts, per_connection, score, unit, layer_weight_f) };
-    }
+        unsafe { score_pass_avx2(row, active, counts, per_connection, score, unit, layer_weight_f) }
+    } else {
+        none_done
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let extremes = none_done;
     let (mut highest_zero, mut lowest_silent, done) = extremes;
     for j in done..n {
         per_connection[j] += u64::from(active[j]);
