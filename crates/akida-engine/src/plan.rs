@@ -217,7 +217,8 @@ impl LayerPlan {
         let events_only = (learns && !matches!(layer.params(), LayerParams::FullyConnected { .. }))
             || layer.weights().len() + layer.weights_pw().len() > MAX_PACKED_WEIGHTS
             || r.input_max > 255;
-        // `pairs_fit`: the AVX2 build's i16 pair sums cannot saturate (`2 * max x * max |w|`).
+        // `pairs_fit`: the AVX2 build's i16 pair sums cannot saturate (`2 * max x * max |w|`);
+        // otherwise it splits the inputs into nibbles.
         let dense_cost = |positions: usize, rows: usize, span: usize, map: usize, pairs_fit: bool| {
             let groups = span.div_ceil(4) as f64;
             let work = (positions * rows) as f64 * groups;
@@ -227,7 +228,8 @@ impl LayerPlan {
             } else if set.has_avx2() && pairs_fit {
                 work * (4.0 * blocks + 2.0) + map as f64 / 16.0 + 2.0 * positions as f64 * blocks
             } else if set.has_avx2() {
-                work * neurons as f64 * 0.85 + map as f64 / 8.0
+                // The nibble split: twice the multiplies.
+                work * (7.0 * blocks + 3.0) + map as f64 / 16.0 + 2.0 * positions as f64 * blocks
             } else {
                 work * neurons as f64 * 3.0 + map as f64 / 4.0
             }

@@ -11,8 +11,8 @@
 //! next cells (or the slack) against zero weights, which adds nothing.
 //!
 //! Builds ([`KernelSet::dot_product`]): AVX-512 VNNI (`vpdpbusd`), AVX2 (`vpmaddubsw` +
-//! `vpmaddwd`, used when no i16 pair sum can saturate, [`DotWeights::pairs_fit`]) and portable
-//! (also compiled for AVX2, for the other cases). Each writes every output; the plain twins of the whole path
+//! `vpmaddwd`; with the inputs split into nibbles when an i16 pair sum could saturate,
+//! [`DotWeights::pairs_fit`]) and portable. Each writes every output; the plain twins of the whole path
 //! (map + kernel) are the event and image kernels' twins (`events::plain_convolve`,
 //! `dense::plain_input_convolution`, `events::plain_fully_connected`), which the property tests
 //! compare it with.
@@ -280,22 +280,20 @@ impl KernelSet {
             unsafe { avx512::dot_product(map, windows, weights, out) };
             return;
         }
-        // `vpmaddubsw` saturates its i16 pair sums: exact only when `2 * max x * max |w|` fits.
-        #[cfg(target_arch = "x86_64")]
-        if self.has_avx2() && weights.pairs_fit(i32::from(input_max)) {
-            // SAFETY: a set with AVX2 is only built when the processor supports it; reads and
-            // writes were bounded above; the pair sums cannot saturate.
-            unsafe { avx2::dot_product(map, windows, weights, out) };
-            return;
-        }
+        // `vpmaddubsw` saturates its i16 pair sums: exact only when `2 * max x * max |w|` fits;
+        // otherwise the inputs go in as two nibbles, whose pair sums always fit.
         #[cfg(target_arch = "x86_64")]
         if self.has_avx2() {
-            #[target_feature(enable = "avx2")]
-            fn build(map: &[u8], windows: &Windows, weights: &DotWeights, out: &mut [i32]) {
-                dot_product_lanes(map, windows, weights, out)
-            }
-            // SAFETY: a set with AVX2 is only built when the processor supports it.
-            unsafe { build(map, windows, weights, out) };
+            // SAFETY: a set with AVX2 is only built when the processor supports it; reads and
+            // writes were bounded above; without the nibble split, the pair sums cannot
+            // saturate.
+            unsafe {
+                if weights.pairs_fit(i32::from(input_max)) {
+                    avx2::dot_product::<false>(map, windows, weights, out)
+                } else {
+                    avx2::dot_product::<true>(map, windows, weights, out)
+                }
+            };
             return;
         }
         dot_product_lanes(map, windows, weights, out)
@@ -360,8 +358,8 @@ fn depthwise_lanes(map: &[u8], g: &ConvGeometry, channels: usize, weights: &[i8]
     }
 }
 
-/// The portable build of [`KernelSet::dot_product`] (compiled for AVX2 too): per output, per
-/// group of four inputs that is not all zero, four products into each neuron.
+/// The portable build of [`KernelSet::dot_product`]: per output, per group of four inputs that
+/// is not all zero, four products into each neuron.
 #[inline(always)]
 fn dot_product_lanes(map: &[u8], windows: &Windows, w: &DotWeights, out: &mut [i32]) {
     let (oh, ow) = windows.outputs;
@@ -395,16 +393,21 @@ mod avx2 {
     //! caller checked that no pair sum saturates) then `vpmaddwd` with ones (pairs of pairs into
     //! i32): the four products of a group in one i32 lane, as `vpdpbusd` does. Tiles of up to 4
     //! outputs x one block of 16 neurons (two 256-bit halves).
+    //!
+    //! `SPLIT` (for inputs and weights whose pair sums could saturate, such as 8-bit pixels with
+    //! 8-bit weights): each input byte `x = 16 * hi + lo` goes in as its two nibbles, whose pair
+    //! sums are at most `2 * 15 * 128`, and the high nibble's sums are weighted by 16 in
+    //! `vpmaddwd`: `x . w = 16 * (hi . w) + lo . w`, exact for every `u8` and `i8`.
 
     use std::arch::x86_64::*;
 
     use super::{DotWeights, Windows, LANES};
 
     /// # Safety
-    /// The processor supports AVX2; `map` and `out` are long enough for the windows; no pair sum
-    /// `x0 * w0 + x1 * w1` leaves the i16 range.
+    /// The processor supports AVX2; `map` and `out` are long enough for the windows; unless
+    /// `SPLIT`, no pair sum `x0 * w0 + x1 * w1` leaves the i16 range.
     #[target_feature(enable = "avx2")]
-    pub unsafe fn dot_product(map: &[u8], windows: &Windows, w: &DotWeights, out: &mut [i32]) {
+    pub unsafe fn dot_product<const SPLIT: bool>(map: &[u8], windows: &Windows, w: &DotWeights, out: &mut [i32]) {
         let (oh, ow) = windows.outputs;
         let blocks = w.padded / LANES;
         for oy in 0..oh {
@@ -415,10 +418,10 @@ mod avx2 {
                     // SAFETY: forwarded from the caller.
                     unsafe {
                         match r {
-                            4 => tile::<4>(map, windows, w, out, oy, ox, b),
-                            3 => tile::<3>(map, windows, w, out, oy, ox, b),
-                            2 => tile::<2>(map, windows, w, out, oy, ox, b),
-                            _ => tile::<1>(map, windows, w, out, oy, ox, b),
+                            4 => tile::<4, SPLIT>(map, windows, w, out, oy, ox, b),
+                            3 => tile::<3, SPLIT>(map, windows, w, out, oy, ox, b),
+                            2 => tile::<2, SPLIT>(map, windows, w, out, oy, ox, b),
+                            _ => tile::<1, SPLIT>(map, windows, w, out, oy, ox, b),
                         }
                     }
                 }
@@ -434,7 +437,7 @@ mod avx2 {
     #[target_feature(enable = "avx2")]
     #[inline]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn tile<const R: usize>(
+    unsafe fn tile<const R: usize, const SPLIT: bool>(
         map: &[u8],
         windows: &Windows,
         w: &DotWeights,
@@ -448,7 +451,7 @@ mod avx2 {
         for (i, at) in base.iter_mut().enumerate() {
             *at = oy * windows.y_step + (ox + i) * windows.x_step;
         }
-        let ones = _mm256_set1_epi16(1);
+        let (ones, sixteens) = (_mm256_set1_epi16(1), _mm256_set1_epi16(16));
         let mut acc = [[_mm256_setzero_si256(); 2]; R];
         let (m, wp) = (map.as_ptr(), w.data.as_ptr());
         for row in 0..w.rows {
@@ -460,11 +463,21 @@ mod avx2 {
                 let wv = unsafe { [_mm256_loadu_si256(wp.add(wk).cast()), _mm256_loadu_si256(wp.add(wk + 32).cast())] };
                 for i in 0..R {
                     // SAFETY: the caller bounded every group read of every window.
-                    let x = unsafe { m.add(base[i] + mrow + 4 * k).cast::<i32>().read_unaligned() };
-                    let x = _mm256_set1_epi32(x);
-                    for h in 0..2 {
-                        let pairs = _mm256_maddubs_epi16(x, wv[h]);
-                        acc[i][h] = _mm256_add_epi32(acc[i][h], _mm256_madd_epi16(pairs, ones));
+                    let x = unsafe { m.add(base[i] + mrow + 4 * k).cast::<u32>().read_unaligned() };
+                    if SPLIT {
+                        let lo = _mm256_set1_epi32((x & 0x0F0F_0F0F) as i32);
+                        let hi = _mm256_set1_epi32(((x >> 4) & 0x0F0F_0F0F) as i32);
+                        for h in 0..2 {
+                            let low = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, wv[h]), ones);
+                            let high = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, wv[h]), sixteens);
+                            acc[i][h] = _mm256_add_epi32(acc[i][h], _mm256_add_epi32(low, high));
+                        }
+                    } else {
+                        let x = _mm256_set1_epi32(x as i32);
+                        for h in 0..2 {
+                            let pairs = _mm256_maddubs_epi16(x, wv[h]);
+                            acc[i][h] = _mm256_add_epi32(acc[i][h], _mm256_madd_epi16(pairs, ones));
+                        }
                     }
                 }
             }
