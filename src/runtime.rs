@@ -14,10 +14,11 @@
 //! calls back every 8 MiB, and every 0.1 s on pipes, to run the handlers: [`compute_checked`]).
 //!
 //! Cores: on Linux, when the pool has one worker per CPU the process may run on (and more than
-//! one), worker i is pinned to the i-th of those CPUs (unless `AKIDA_PIN_THREADS=0`). Without it, the scheduler
-//! often woke a worker on the core of the thread that woke it, so that two workers of `fit`
-//! shared one core for milliseconds while the other idled (`perf sched` on a 2-core machine; fit
-//! was about 20 % slower at the median). A pool of any other size is left to the scheduler.
+//! one), worker i is pinned to the i-th of those CPUs (unless `AKIDA_PIN_THREADS=0`). Without
+//! it, the scheduler often woke a worker on the core of the thread that woke it, so that two
+//! workers of `fit` shared one core for milliseconds while the other idled (`perf sched` on a
+//! 2-core machine; fit was about 20 % slower at the median). A pool of any other size is left to
+//! the scheduler.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};

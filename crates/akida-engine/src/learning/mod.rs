@@ -4,7 +4,7 @@
 //! - [`state`]: the configuration and state a compiled layer holds (a leaf: layers depend on it);
 //! - [`rule`]: the learning rule on plain slices;
 //! - [`fit`]: the model-level API, which runs layers through [`crate::executor`];
-//! - [`relay`]: the hand-over between `fit`'s two workers.
+//! - `relay`: the hand-over between `fit`'s two workers (private).
 
 pub mod fit;
 mod relay;

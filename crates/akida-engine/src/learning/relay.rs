@@ -2,10 +2,10 @@
 //! request (the next chunk and a copy of the weights), the other worker serves it while the
 //! first learns, and the first collects the result.
 //!
-//! Why not a rayon task per chunk: a worker that finds no task goes to sleep within about fifty
-//! microseconds, and the next task wakes it from the learning worker's core. Linux then often
-//! places the woken thread on the waker's core (wake-affine placement), where the two workers
-//! share one core until the load balancer separates them a few milliseconds later. With chunks
+//! Why not a rayon task per chunk: a worker that finds no task soon goes to sleep, and the next
+//! task wakes it from the learning worker's core. Linux then often places the woken thread on the
+//! waker's core (wake-affine placement), where the two workers share one core until the load
+//! balancer separates them a few milliseconds later. With chunks
 //! of about a millisecond that happened on most chunks (measured with `perf sched` on a 2-core
 //! machine: the serving worker waited up to 3.3 ms to run, with the other core idle). The
 //! relay's worker stays for the whole call instead, checking the slot between short naps (see

@@ -245,10 +245,11 @@ fn lowest_sorted(keys: &mut Vec<i64>, len: usize) {
     keys.sort_unstable();
 }
 
-/// [`take_ranked`] for `items` in increasing order, given the `k`-th lowest rank `cut` (`k` >= 1):
-/// the first `k` entries of `items` become the entries ranked below `cut`, in increasing order,
-/// then the entries drawn from those ranked `cut` (partial Fisher-Yates in increasing order, one
-/// random number per entry drawn). `tie` is scratch space.
+/// What `take_ranked` (the tests' reference) does to `items` in increasing order, given the
+/// `k`-th lowest rank `cut` (`k` >= 1): the first `k` entries of `items` become the entries
+/// ranked below `cut`, in increasing order, then the entries drawn from those ranked `cut`
+/// (partial Fisher-Yates in increasing order, one random number per entry drawn). `tie` is
+/// scratch space.
 fn take_lowest(
     items: &mut [usize],
     k: usize,
